@@ -1,0 +1,1 @@
+"""gemkit's command line (typer). Thin: parse, call one public function, print."""

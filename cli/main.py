@@ -1,0 +1,26 @@
+"""The ``gemkit`` console script: one typer app, sub-commands registered from sibling modules."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="gemkit",
+    help="Candidate-based action selection for offline RL (GEM), as composable components.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app`` on import; one import line per module.
+    from cli import selection  # noqa: F401
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

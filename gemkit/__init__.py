@@ -1,0 +1,1 @@
+"""gemkit: candidate-based action selection for offline RL (GEM)."""

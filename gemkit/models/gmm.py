@@ -1,0 +1,204 @@
+"""The conditional diagonal Gaussian mixture of GEM (spec 1.1), used for actor and behavior.
+
+``p(a|s) = sum_k w_k(s) Normal(a; mu_k(s), diag(sigma_k^2))`` with ``w = softmax(logits(s))``,
+``mu_k(s)`` from an MLP trunk with two heads, and a state-independent ``log sigma_k`` clamped
+elementwise to ``[log_std_min, log_std_max]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from gemkit.models.mlp import mlp
+
+__all__ = ["ConditionalGMM", "GMMParams"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class GMMParams(NamedTuple):
+    """The mixture at a batch of states.
+
+    Attributes:
+        log_weights: ``[B, K]`` log gating weights ``log w_k(s)`` (log-softmax of the logits).
+        means: ``[B, K, A]`` component means ``mu_k(s)``.
+        log_std: ``[K, A]`` clamped, state-independent log standard deviations.
+    """
+
+    log_weights: Tensor
+    means: Tensor
+    log_std: Tensor
+
+    @property
+    def weights(self) -> Tensor:
+        """``[B, K]`` gating weights ``w_k(s)``."""
+        return self.log_weights.exp()
+
+
+class ConditionalGMM(nn.Module):
+    """State-conditional diagonal GMM over a box of actions.
+
+    Args:
+        state_dim: ``S``.
+        action_dim: ``A``.
+        n_components: ``K`` (``K = 1`` is a unimodal Gaussian policy).
+        hidden: widths of the ReLU trunk.
+        log_std_min: lower clamp of ``log sigma`` (spec: -5).
+        log_std_max: upper clamp of ``log sigma`` (spec: 2).
+        action_low: lower bound of the action box (scalar or ``[A]``).
+        action_high: upper bound of the action box (scalar or ``[A]``).
+
+    Component means are squashed into the box with ``tanh``, so every mean is a valid action.
+
+    Example:
+        >>> import torch
+        >>> gmm = ConditionalGMM(state_dim=4, action_dim=2, n_components=3, hidden=(32,))
+        >>> s = torch.zeros(5, 4)
+        >>> gmm.sample(s, 7, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([5, 7, 2])
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        n_components: int = 5,
+        hidden: Sequence[int] = (256, 256),
+        log_std_min: float = -5.0,
+        log_std_max: float = 2.0,
+        action_low: float | Sequence[float] = -1.0,
+        action_high: float | Sequence[float] = 1.0,
+    ) -> None:
+        super().__init__()
+        if min(state_dim, action_dim, n_components) < 1:
+            raise ValueError("state_dim, action_dim and n_components must all be >= 1.")
+        if log_std_min >= log_std_max:
+            raise ValueError(f"log_std_min ({log_std_min}) must be < log_std_max ({log_std_max}).")
+        self.state_dim = state_dim
+        self.action_dim = action_dim
+        self.n_components = n_components
+        self.hidden = tuple(int(h) for h in hidden)
+        self.log_std_min = float(log_std_min)
+        self.log_std_max = float(log_std_max)
+        low = torch.as_tensor(action_low, dtype=torch.float32).expand(action_dim).clone()
+        high = torch.as_tensor(action_high, dtype=torch.float32).expand(action_dim).clone()
+        if not bool((low < high).all()):
+            raise ValueError("action_low must be < action_high in every dim.")
+        self.register_buffer("action_low", low)
+        self.register_buffer("action_high", high)
+        self.trunk = mlp(state_dim, self.hidden)
+        width = self.hidden[-1] if self.hidden else state_dim
+        self.logits_head = nn.Linear(width, n_components)
+        self.means_head = nn.Linear(width, n_components * action_dim)
+        self.log_std_param = nn.Parameter(torch.zeros(n_components, action_dim))
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-serialisable, to rebuild this module."""
+        return {
+            "state_dim": self.state_dim,
+            "action_dim": self.action_dim,
+            "n_components": self.n_components,
+            "hidden": list(self.hidden),
+            "log_std_min": self.log_std_min,
+            "log_std_max": self.log_std_max,
+            "action_low": self.action_low.tolist(),
+            "action_high": self.action_high.tolist(),
+        }
+
+    # ------------------------------------------------------------------ parameters
+    def forward(self, states: Tensor) -> GMMParams:
+        """Mixture parameters at ``states [B, S]``."""
+        h = self.trunk(states)
+        log_w = torch.log_softmax(self.logits_head(h), dim=-1)  # [B, K]
+        raw = self.means_head(h).view(-1, self.n_components, self.action_dim)  # [B, K, A]
+        half = 0.5 * (self.action_high - self.action_low)
+        center = 0.5 * (self.action_high + self.action_low)
+        means = center + half * torch.tanh(raw)
+        log_std = self.log_std_param.clamp(self.log_std_min, self.log_std_max)  # [K, A]
+        return GMMParams(log_w, means, log_std)
+
+    # ------------------------------------------------------------------ densities
+    @staticmethod
+    def component_log_joint(params: GMMParams, actions: Tensor) -> Tensor:
+        """``l_k(s, a) = log w_k(s) + log Normal(a; mu_k(s), sigma_k)``.
+
+        Args:
+            params: the mixture at ``B`` states.
+            actions: ``[B, M, A]`` actions, ``M`` per state.
+
+        Returns:
+            ``[B, M, K]``.
+        """
+        log_w, means, log_std = params
+        inv_std = torch.exp(-log_std)  # [K, A]
+        z = (actions.unsqueeze(2) - means.unsqueeze(1)) * inv_std  # [B, M, K, A]
+        log_norm = -0.5 * (z.square().sum(-1)) - log_std.sum(-1) - 0.5 * means.shape[-1] * _LOG_2PI
+        return log_w.unsqueeze(1) + log_norm  # [B, M, K]
+
+    def log_prob(self, states: Tensor, actions: Tensor) -> Tensor:
+        """``log p(a|s) = logsumexp_k l_k``: ``actions [B, A] -> [B]`` or ``[B, M, A] -> [B, M]``."""
+        single = actions.dim() == 2
+        a = actions.unsqueeze(1) if single else actions
+        lp = torch.logsumexp(self.component_log_joint(self(states), a), dim=-1)
+        return lp.squeeze(1) if single else lp
+
+    def responsibilities(self, states: Tensor, actions: Tensor) -> Tensor:
+        """``gamma_k = softmax_k l_k(s, a)``: ``actions [B, A] -> [B, K]`` (or ``[B, M, K]``)."""
+        single = actions.dim() == 2
+        a = actions.unsqueeze(1) if single else actions
+        g = torch.softmax(self.component_log_joint(self(states), a), dim=-1)
+        return g.squeeze(1) if single else g
+
+    # ------------------------------------------------------------------ point actions
+    def mode(self, states: Tensor) -> Tensor:
+        """The anchor ``mu_{k*}(s)``, ``k* = argmax_k w_k(s)``: ``[B, S] -> [B, A]``."""
+        log_w, means, _ = self(states)
+        k = log_w.argmax(dim=-1)
+        return means[torch.arange(means.shape[0], device=means.device), k]
+
+    def barycenter(self, states: Tensor) -> Tensor:
+        """``sum_k w_k(s) mu_k(s)``: ``[B, S] -> [B, A]``."""
+        p = self(states)
+        return (p.weights.unsqueeze(-1) * p.means).sum(1)
+
+    def collapse(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """Moment-matched single diagonal Gaussian of the mixture: ``(mean [B, A], std [B, A])``.
+
+        ``mean = sum_k w_k mu_k`` and ``var = sum_k w_k (sigma_k^2 + mu_k^2) - mean^2``.
+        """
+        p = self(states)
+        w = p.weights.unsqueeze(-1)  # [B, K, 1]
+        mean = (w * p.means).sum(1)
+        second = (w * (torch.exp(2 * p.log_std) + p.means.square())).sum(1)
+        var = (second - mean.square()).clamp_min(1e-12)
+        return mean, var.sqrt()
+
+    # ------------------------------------------------------------------ sampling
+    def _clip(self, a: Tensor) -> Tensor:
+        return torch.maximum(torch.minimum(a, self.action_high), self.action_low)
+
+    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples per state, clipped to the action box: ``[B, S] -> [B, n, A]``."""
+        p = self(states)
+        b = states.shape[0]
+        if n == 0:
+            return p.means.new_empty(b, 0, self.action_dim)
+        comp = torch.multinomial(p.weights, n, replacement=True, generator=generator)  # [B, n]
+        mu = torch.gather(p.means, 1, comp.unsqueeze(-1).expand(b, n, self.action_dim))
+        std = torch.exp(p.log_std)[comp]  # [B, n, A]
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return self._clip(mu + std * eps)
+
+    def sample_collapsed(
+        self, states: Tensor, n: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``n`` samples of the moment-matched collapse (:meth:`collapse`), clipped: ``[B, n, A]``."""
+        mean, std = self.collapse(states)
+        shape = (states.shape[0], n, self.action_dim)
+        eps = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return self._clip(mean.unsqueeze(1) + std.unsqueeze(1) * eps)

@@ -1,0 +1,167 @@
+"""Saving and loading gemkit's networks: safetensors weights plus a JSON manifest.
+
+A model directory holds ``models.json`` (each network's class and constructor arguments, the
+SHA-256 of the weights file, free-form metadata) and ``models.safetensors``. Both are written
+atomically (temporary file, then ``os.replace``); nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from gemkit.errors import CheckpointError
+from gemkit.models.critic import CriticEnsemble, ValueNetwork
+from gemkit.models.gmm import ConditionalGMM
+
+__all__ = ["MANIFEST", "WEIGHTS", "Models", "atomic_write_bytes", "load_models", "save_models"]
+
+MANIFEST = "models.json"
+WEIGHTS = "models.safetensors"
+FORMAT = "gemkit-models"
+VERSION = 1
+
+_CLASSES: dict[str, type[nn.Module]] = {
+    "ConditionalGMM": ConditionalGMM,
+    "CriticEnsemble": CriticEnsemble,
+    "ValueNetwork": ValueNetwork,
+}
+
+
+@attrs.define
+class Models:
+    """The trained networks a selector can draw on; any of them may be absent.
+
+    Attributes:
+        actor: the guided-EM GMM actor ``pi_theta`` (candidate source and anchor).
+        behavior: the behavior GMM ``pi_beta`` (support; a candidate source in one ablation).
+        critic: any :class:`~gemkit.protocols.Critic`; gemkit's :class:`CriticEnsemble` or not.
+        value: the expectile value ``V(s)`` (training only).
+        meta: free-form metadata (dataset id, observation normalisation, ...).
+    """
+
+    actor: ConditionalGMM | None = None
+    behavior: ConditionalGMM | None = None
+    critic: Any = None
+    value: ValueNetwork | None = None
+    meta: dict[str, Any] = attrs.field(factory=dict)
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The present networks that are ``nn.Module``s, by name."""
+        out: dict[str, nn.Module] = {}
+        for name in ("actor", "behavior", "critic", "value"):
+            m = getattr(self, name)
+            if isinstance(m, nn.Module):
+                out[name] = m
+        return out
+
+    def to(self, device: torch.device | str) -> Models:
+        """Move every module to ``device`` (in place) and return self."""
+        for m in self.modules().values():
+            m.to(device)
+        return self
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_models(directory: str | Path, models: Models) -> Path:
+    """Write every module of ``models`` to ``directory`` atomically; return the directory."""
+    d = Path(directory)
+    tensors: dict[str, torch.Tensor] = {}
+    entries: dict[str, Any] = {}
+    for name, m in models.modules().items():
+        cls = type(m).__name__
+        if cls not in _CLASSES:
+            raise CheckpointError(
+                f"cannot save {name}: {cls} is not a gemkit network; save third-party critics "
+                "with their own code and pass them to compose(models=...)."
+            )
+        entries[name] = {"class": cls, "spec": m.spec()}  # type: ignore[operator]
+        for k, v in m.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().to("cpu").contiguous()
+    d.mkdir(parents=True, exist_ok=True)
+    data = save_safetensors(tensors)
+    atomic_write_bytes(d / WEIGHTS, data)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "models": entries,
+        "meta": models.meta,
+    }
+    atomic_write_bytes(d / MANIFEST, json.dumps(manifest, indent=2).encode())
+    return d
+
+
+def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Models:
+    """Load a directory written by :func:`save_models` (no unpickling).
+
+    Raises:
+        CheckpointError: missing files, a foreign or corrupt manifest, weights that do not match
+            the manifest's hash, or tensors that do not fit the recorded architectures.
+    """
+    d = Path(directory)
+    man_path, w_path = d / MANIFEST, d / WEIGHTS
+    if not d.is_dir():
+        raise CheckpointError(f"checkpoint directory {str(d)!r} does not exist; train one with "
+                              "'gemkit train' or pass the right path.")
+    if not man_path.is_file() or not w_path.is_file():
+        raise CheckpointError(f"{str(d)!r} is not a gemkit checkpoint: it lacks {MANIFEST} or "
+                              f"{WEIGHTS}.")
+    try:
+        manifest = json.loads(man_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{man_path} is not valid JSON: the checkpoint is corrupt, re-save "
+                              "it.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{man_path} is not a gemkit model manifest.")
+    data = w_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise CheckpointError(f"{w_path} does not match its manifest (truncated or replaced); "
+                              "re-save the checkpoint or resume training to rewrite it.")
+    try:
+        tensors = load_safetensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{w_path} cannot be read as safetensors ({exc}).") from None
+    out = Models(meta=dict(manifest.get("meta", {})))
+    for name, entry in manifest.get("models", {}).items():
+        cls = _CLASSES.get(entry.get("class"))
+        if cls is None or name not in ("actor", "behavior", "critic", "value"):
+            raise CheckpointError(f"{man_path}: unknown network {name!r} of class "
+                                  f"{entry.get('class')!r}.")
+        module = cls(**entry["spec"])
+        prefix = f"{name}."
+        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(sd, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{w_path}: weights of {name!r} do not fit its architecture "
+                                  f"({first}).") from None
+        setattr(out, name, module.to(device).eval())
+    return out
+

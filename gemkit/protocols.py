@@ -1,0 +1,110 @@
+"""The component protocols of GEM's Phase II, in one leaf module.
+
+This module imports nothing of gemkit. Every component of a :class:`~gemkit.selector.Selector`
+is typed by one of the protocols below, so a user can swap any of them for their own object.
+
+Shape letters used throughout gemkit:
+
+- ``B``: states in a batch,
+- ``S``: state (observation) dims,
+- ``N``: sampled candidates, ``M``: candidates in a set (``N`` plus one where there is an anchor),
+- ``A``: action dims,
+- ``K``: mixture components,
+- ``E``: ensemble members.
+
+All tensors are ``float32`` unless stated and live on one device; components return tensors on
+the device and in the dtype of their inputs, and never modify their inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Critic",
+    "HasComponentMeans",
+    "Proposer",
+    "Reducer",
+    "Support",
+    "Value",
+]
+
+
+@runtime_checkable
+class Critic(Protocol):
+    """Any Q-function: gemkit's ensemble or a third-party network.
+
+    ``critic(states, actions)`` with ``states [B, M, S]`` and ``actions [B, M, A]`` returns
+    ``[E, B, M]`` (an ensemble of ``E`` members) or ``[B, M]`` (a single critic, read as
+    ``E = 1``). ``states`` may be an expanded view (stride 0 along ``M``): do not write to it.
+    """
+
+    def __call__(self, states: Tensor, actions: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Proposer(Protocol):
+    """Proposes the candidate set ``C(s)`` of Eq. 1: an optional anchor plus ``n`` samples.
+
+    ``propose(states [B, S], n, generator) -> candidates [B, M, A]`` with
+    ``M = n + int(has_anchor)``; when there is an anchor it is ``candidates[:, 0]``.
+    Samples lie inside the action box. Randomness comes only from ``generator``.
+    """
+
+    @property
+    def has_anchor(self) -> bool: ...
+
+    def propose(
+        self, states: Tensor, n: int, generator: torch.Generator | None = None
+    ) -> Tensor: ...
+
+
+@runtime_checkable
+class Value(Protocol):
+    """Scores candidates by value: ``value(states [B, S], candidates [B, M, A]) -> [B, M]``.
+
+    For gemkit's built-ins this is a reduction over a critic ensemble (Eq. 3:
+    ``mean_e Q_e - beta * std_e Q_e``); higher is better.
+    """
+
+    def __call__(self, states: Tensor, candidates: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Support(Protocol):
+    """Behavior support of each candidate (Eq. 2).
+
+    ``log_likelihood(states [B, S], candidates [B, M, A]) -> [B, M]`` is the raw score, e.g.
+    ``log pi_beta(a | s)``. ``normalize(loglik [B, M]) -> [B, M]`` standardises it per state,
+    over that state's candidate set (``zscore``) or leaves it as is (``raw``).
+    """
+
+    @property
+    def normalization(self) -> str: ...
+
+    def log_likelihood(self, states: Tensor, candidates: Tensor) -> Tensor: ...
+
+    def normalize(self, loglik: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class HasComponentMeans(Protocol):
+    """A support that can report its mixture's component means, for the CollapseDist audit.
+
+    ``component_means(states [B, S]) -> [B, K, A]``.
+    """
+
+    def component_means(self, states: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Reducer(Protocol):
+    """Turns a scored candidate set into one action per state (Sec. 2.5).
+
+    ``reducer(candidates [B, M, A], score [B, M]) -> action [B, A]``.
+    """
+
+    def __call__(self, candidates: Tensor, score: Tensor) -> Tensor: ...
