@@ -58,7 +58,7 @@ def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
     return f"unknown {kind} {name!r}.{hint} Valid {kind} names: {', '.join(valid)}."
 
 
-def check_shape(name: str, x: Tensor, shape: Sequence[int | None | str]) -> None:
+def check_shape(name: str, x: Tensor, shape: Sequence[int | str | None]) -> None:
     """Check ``x`` against ``shape``; ``None`` or a letter matches any size.
 
     Raises:

@@ -10,6 +10,7 @@ E critics are one module with one optimizer. Two mathematically identical forwar
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -86,7 +87,7 @@ class CriticEnsemble(nn.Module):
         self.mode: ForwardMode = mode
         dims = [state_dim + action_dim, *self.hidden, 1]
         self.layers = nn.ModuleList(
-            VectorizedLinear(i, o, n_members) for i, o in zip(dims[:-1], dims[1:], strict=True)
+            VectorizedLinear(i, o, n_members) for i, o in itertools.pairwise(dims)
         )
 
     def spec(self) -> dict[str, Any]:

@@ -63,6 +63,9 @@ class ConditionalGMM(nn.Module):
         torch.Size([5, 7, 2])
     """
 
+    action_low: Tensor
+    action_high: Tensor
+
     def __init__(
         self,
         state_dim: int,
@@ -141,7 +144,7 @@ class ConditionalGMM(nn.Module):
         return log_w.unsqueeze(1) + log_norm  # [B, M, K]
 
     def log_prob(self, states: Tensor, actions: Tensor) -> Tensor:
-        """``log p(a|s) = logsumexp_k l_k``: ``actions [B, A] -> [B]`` or ``[B, M, A] -> [B, M]``."""
+        """``log p(a|s) = logsumexp_k l_k``: ``[B, A] -> [B]`` or ``[B, M, A] -> [B, M]``."""
         single = actions.dim() == 2
         a = actions.unsqueeze(1) if single else actions
         lp = torch.logsumexp(self.component_log_joint(self(states), a), dim=-1)
@@ -197,7 +200,7 @@ class ConditionalGMM(nn.Module):
     def sample_collapsed(
         self, states: Tensor, n: int, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``n`` samples of the moment-matched collapse (:meth:`collapse`), clipped: ``[B, n, A]``."""
+        """``n`` samples of the moment-matched collapse (:meth:`collapse`), clipped."""
         mean, std = self.collapse(states)
         shape = (states.shape[0], n, self.action_dim)
         eps = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)

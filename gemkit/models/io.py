@@ -127,22 +127,28 @@ def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Mo
     d = Path(directory)
     man_path, w_path = d / MANIFEST, d / WEIGHTS
     if not d.is_dir():
-        raise CheckpointError(f"checkpoint directory {str(d)!r} does not exist; train one with "
-                              "'gemkit train' or pass the right path.")
+        raise CheckpointError(
+            f"checkpoint directory {str(d)!r} does not exist; train one with "
+            "'gemkit train' or pass the right path."
+        )
     if not man_path.is_file() or not w_path.is_file():
-        raise CheckpointError(f"{str(d)!r} is not a gemkit checkpoint: it lacks {MANIFEST} or "
-                              f"{WEIGHTS}.")
+        raise CheckpointError(
+            f"{str(d)!r} is not a gemkit checkpoint: it lacks {MANIFEST} or {WEIGHTS}."
+        )
     try:
         manifest = json.loads(man_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{man_path} is not valid JSON: the checkpoint is corrupt, re-save "
-                              "it.") from None
+        raise CheckpointError(
+            f"{man_path} is not valid JSON: the checkpoint is corrupt, re-save it."
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{man_path} is not a gemkit model manifest.")
     data = w_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
-        raise CheckpointError(f"{w_path} does not match its manifest (truncated or replaced); "
-                              "re-save the checkpoint or resume training to rewrite it.")
+        raise CheckpointError(
+            f"{w_path} does not match its manifest (truncated or replaced); "
+            "re-save the checkpoint or resume training to rewrite it."
+        )
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -151,17 +157,18 @@ def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Mo
     for name, entry in manifest.get("models", {}).items():
         cls = _CLASSES.get(entry.get("class"))
         if cls is None or name not in ("actor", "behavior", "critic", "value"):
-            raise CheckpointError(f"{man_path}: unknown network {name!r} of class "
-                                  f"{entry.get('class')!r}.")
+            raise CheckpointError(
+                f"{man_path}: unknown network {name!r} of class {entry.get('class')!r}."
+            )
         module = cls(**entry["spec"])
         prefix = f"{name}."
-        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"{w_path}: weights of {name!r} do not fit its architecture "
-                                  f"({first}).") from None
+            raise CheckpointError(
+                f"{w_path}: weights of {name!r} do not fit its architecture ({first})."
+            ) from None
         setattr(out, name, module.to(device).eval())
     return out
-
