@@ -21,7 +21,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from gemkit.errors import CheckpointError
+from gemkit.errors import CheckpointError, GemkitError
 from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 
@@ -65,6 +65,18 @@ class Models:
             if isinstance(m, nn.Module):
                 out[name] = m
         return out
+
+    def require_gmm(self, name: str, role: str) -> ConditionalGMM:
+        """``self.<name>`` as a GMM, or a one-line error naming the ``role`` that needs it."""
+        m = getattr(self, name, None)
+        if m is None:
+            raise GemkitError(
+                f"{role} needs a {name} GMM: pass compose(models=...) a checkpoint directory or a "
+                f"Models with {name}=ConditionalGMM(...)."
+            )
+        if not isinstance(m, ConditionalGMM):
+            raise GemkitError(f"{role} needs models.{name} to be a ConditionalGMM, got {type(m)}.")
+        return m
 
     def to(self, device: torch.device | str) -> Models:
         """Move every module to ``device`` (in place) and return self."""

@@ -1,0 +1,66 @@
+"""The candidate set ``C(s) = {a_0(s)} U {a_1..a_N}`` of Eq. 1, from an anchor and a source."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from gemkit.errors import GemkitError
+
+__all__ = ["Anchor", "CandidateProposer", "CandidateSource"]
+
+
+@runtime_checkable
+class Anchor(Protocol):
+    """A deterministic action per state, ``states [B, S] -> [B, A]``, or ``None`` (no anchor)."""
+
+    def __call__(self, states: Tensor) -> Tensor | None: ...
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """``sample(states [B, S], n, generator) -> [B, n, A]`` inside the action box."""
+
+    def sample(
+        self, states: Tensor, n: int, generator: torch.Generator | None = None
+    ) -> Tensor: ...
+
+
+class CandidateProposer:
+    """Anchor first (when there is one), then ``n`` samples from exactly one source.
+
+    Satisfies :class:`gemkit.protocols.Proposer`.
+
+    Args:
+        anchor: the deterministic anchor (:class:`~gemkit.proposers.NoAnchor` for none).
+        source: where the ``n`` samples come from; no mixing, no fallback.
+    """
+
+    def __init__(self, anchor: Anchor, source: CandidateSource) -> None:
+        self.anchor = anchor
+        self.source = source
+
+    @property
+    def has_anchor(self) -> bool:
+        """Whether ``candidates[:, 0]`` is the anchor."""
+        return not getattr(self.anchor, "is_none", False)
+
+    def propose(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``states [B, S] -> candidates [B, n + has_anchor, A]``."""
+        if n < 0:
+            raise GemkitError(f"n (sampled candidates) must be >= 0, got {n}.")
+        a0 = self.anchor(states)
+        if a0 is None and n == 0:
+            raise GemkitError("an empty candidate set: with anchor 'none', n must be >= 1.")
+        samples = self.source.sample(states, n, generator=generator) if n > 0 else None
+        if a0 is None:
+            assert samples is not None
+            return samples
+        if samples is None:
+            return a0.unsqueeze(1)
+        return torch.cat([a0.unsqueeze(1), samples], dim=1)
+
+    def __repr__(self) -> str:
+        return f"CandidateProposer(anchor={self.anchor!r}, source={self.source!r})"

@@ -1,0 +1,66 @@
+"""Sources of the ``N`` sampled candidates: actor GMM, behavior GMM, unimodal collapse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gemkit.models.gmm import ConditionalGMM
+from gemkit.models.io import Models
+from gemkit.registry import SOURCES
+
+__all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
+
+
+class _GMMSource:
+    def __init__(self, gmm: ConditionalGMM) -> None:
+        self.gmm = gmm
+
+    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[B, S] -> [B, n, A]`` samples of the mixture, clipped to the action box."""
+        return self.gmm.sample(states, n, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(K={self.gmm.n_components})"
+
+
+class ActorSource(_GMMSource):
+    """Samples of the guided-EM actor ``pi_theta`` (GEM default)."""
+
+
+class BehaviorSource(_GMMSource):
+    """Samples of the behavior GMM ``pi_beta`` (ablation ``behavior_only_cands``)."""
+
+
+class UnimodalSource:
+    """Samples of the moment-matched single Gaussian of the actor (``unimodal_actor_cands``)."""
+
+    def __init__(self, actor: ConditionalGMM) -> None:
+        self.gmm = actor
+
+    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[B, S] -> [B, n, A]`` samples of the collapsed actor, clipped to the action box."""
+        return self.gmm.sample_collapsed(states, n, generator=generator)
+
+    def __repr__(self) -> str:
+        return "UnimodalSource()"
+
+
+@SOURCES.register("actor")
+def _actor(models: Models, config: Any) -> ActorSource:
+    """N samples of the guided-EM GMM actor (GEM default)."""
+    return ActorSource(models.require_gmm("actor", "proposer 'actor'"))
+
+
+@SOURCES.register("behavior")
+def _behavior(models: Models, config: Any) -> BehaviorSource:
+    """N samples of the behavior GMM (behavior_only_cands)."""
+    return BehaviorSource(models.require_gmm("behavior", "proposer 'behavior'"))
+
+
+@SOURCES.register("unimodal")
+def _unimodal(models: Models, config: Any) -> UnimodalSource:
+    """N samples of the actor collapsed to one moment-matched Gaussian (unimodal_actor_cands)."""
+    return UnimodalSource(models.require_gmm("actor", "proposer 'unimodal'"))

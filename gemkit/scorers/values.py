@@ -1,0 +1,111 @@
+"""Value of each candidate from a critic ensemble: LCB, mean or min (Eq. 3)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from torch import Tensor
+
+from gemkit.errors import GemkitError
+from gemkit.models.io import Models
+from gemkit.protocols import Critic
+from gemkit.registry import VALUES
+
+__all__ = ["EnsembleValue", "ensemble_q", "lcb"]
+
+Reduction = Literal["lcb", "mean", "min"]
+
+
+def lcb(q: Tensor, beta: float) -> Tensor:
+    """``mean_e Q_e - beta * std_e Q_e`` over dim 0, population std: ``[E, ...] -> [...]``."""
+    mean = q.mean(0)
+    if beta == 0.0 or q.shape[0] == 1:
+        return mean
+    return mean - beta * q.std(0, unbiased=False)
+
+
+def ensemble_q(critic: Critic, states: Tensor, candidates: Tensor) -> Tensor:
+    """Call ``critic`` on every candidate: ``states [B, S]``, ``candidates [B, M, A] -> [E, B, M]``.
+
+    A single critic returning ``[B, M]`` is read as ``E = 1``. The states are passed as an
+    expanded view ``[B, M, S]`` (no copy).
+
+    Raises:
+        GemkitError: the critic returned a wrong shape, or NaN/inf.
+    """
+    b, m, _ = candidates.shape
+    q = critic(states.unsqueeze(1).expand(b, m, states.shape[-1]), candidates)
+    if not isinstance(q, Tensor):
+        raise GemkitError(f"the critic must return a torch.Tensor, got {type(q).__name__}.")
+    if q.dim() == 2:
+        q = q.unsqueeze(0)
+    if q.dim() != 3 or q.shape[1:] != (b, m):
+        raise GemkitError(
+            f"the critic must return [E, B, M] or [B, M] = [{b}, {m}] for states [B, M, S] and "
+            f"actions [B, M, A]; it returned {list(q.shape)}."
+        )
+    if not bool(q.isfinite().all()):
+        raise GemkitError("the critic returned NaN/inf Q-values; check its weights and inputs.")
+    return q
+
+
+class EnsembleValue:
+    """A :class:`~gemkit.protocols.Value` reducing any critic's ensemble over members.
+
+    Args:
+        critic: any callable ``critic(states [B, M, S], actions [B, M, A]) -> [E, B, M]``.
+        reduction: ``lcb`` (``mean - beta * std``, population std), ``mean`` or ``min``.
+        beta: pessimism of ``lcb`` (``>= 0``).
+    """
+
+    def __init__(self, critic: Critic, reduction: Reduction = "lcb", beta: float = 1.0) -> None:
+        if reduction not in ("lcb", "mean", "min"):
+            raise GemkitError(f"reduction must be lcb, mean or min, got {reduction!r}.")
+        if not beta >= 0.0:
+            raise GemkitError(f"beta must be >= 0, got {beta}.")
+        self.critic = critic
+        self.reduction = reduction
+        self.beta = float(beta)
+
+    def __call__(self, states: Tensor, candidates: Tensor) -> Tensor:
+        """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
+        q = ensemble_q(self.critic, states, candidates)
+        if self.reduction == "lcb":
+            return lcb(q, self.beta)
+        if self.reduction == "mean":
+            return q.mean(0)
+        return q.min(0).values
+
+    def __repr__(self) -> str:
+        beta = f", beta={self.beta:g}" if self.reduction == "lcb" else ""
+        return f"EnsembleValue({self.reduction}{beta})"
+
+
+def _critic(models: Models, name: str) -> Critic:
+    if models is None or models.critic is None:
+        raise GemkitError(
+            f"value {name!r} needs a critic: pass compose(models=...) a checkpoint directory or "
+            "Models(critic=your_critic) with critic(states[B,M,S], actions[B,M,A]) -> [E,B,M]."
+        )
+    if not callable(models.critic):
+        raise GemkitError(f"models.critic must be callable, got {type(models.critic).__name__}.")
+    critic: Critic = models.critic
+    return critic
+
+
+@VALUES.register("lcb")
+def _lcb(models: Models, config: Any) -> EnsembleValue:
+    """Ensemble lower confidence bound mean - beta*std (GEM default, Eq. 3)."""
+    return EnsembleValue(_critic(models, "lcb"), "lcb", config.beta)
+
+
+@VALUES.register("mean")
+def _mean(models: Models, config: Any) -> EnsembleValue:
+    """Ensemble mean (equals lcb with beta = 0)."""
+    return EnsembleValue(_critic(models, "mean"), "mean")
+
+
+@VALUES.register("min")
+def _min(models: Models, config: Any) -> EnsembleValue:
+    """Ensemble minimum (the training-time reducer)."""
+    return EnsembleValue(_critic(models, "min"), "min")

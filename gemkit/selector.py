@@ -1,0 +1,369 @@
+"""``compose()`` and the :class:`Selector`: propose -> value -> support -> score -> reduce -> audit.
+
+Example:
+    >>> import torch
+    >>> from gemkit import compose
+    >>> from gemkit.models import ConditionalGMM, CriticEnsemble, Models
+    >>> models = Models(
+    ...     actor=ConditionalGMM(3, 2, n_components=4, hidden=(32,)),
+    ...     behavior=ConditionalGMM(3, 2, n_components=4, hidden=(32,)),
+    ...     critic=CriticEnsemble(3, 2, n_members=5, hidden=(32, 32)),
+    ... )
+    >>> selector = compose(preset="gem", models=models, n=16)
+    >>> out = selector.select(torch.zeros(8, 3), generator=torch.Generator().manual_seed(0))
+    >>> out.action.shape, out.candidates.shape, out.score.shape
+    (torch.Size([8, 2]), torch.Size([8, 17, 2]), torch.Size([8, 17]))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gemkit.config import CUSTOM_PREFIX, SelectorConfig
+from gemkit.errors import GemkitError, ShapeError, check_finite, check_shape
+from gemkit.models.io import Models, load_models
+from gemkit.proposers.candidates import CandidateProposer
+from gemkit.protocols import HasComponentMeans, Proposer, Reducer, Support, Value
+from gemkit.registry import ANCHORS, REDUCERS, SOURCES, SUPPORTS, VALUES
+from gemkit.scorers.schedule import LambdaSchedule
+from gemkit.scorers.score import combine_score
+from gemkit.support.normalize import zscore
+
+__all__ = ["Selection", "Selector", "compose"]
+
+
+@attrs.frozen
+class Selection:
+    """Everything one :meth:`Selector.select` call decided, for ``B`` states.
+
+    Attributes:
+        action: ``[B, A]`` the executed action (top-1, or the top-k mean).
+        candidates: ``[B, M, A]`` the candidate set (anchor first when there is one).
+        score: ``[B, M]`` ``value + lam * support`` (Eq. 4).
+        value: ``[B, M]`` the value term (e.g. LCB).
+        support: ``[B, M]`` the normalised support term.
+        loglik: ``[B, M]`` the raw support log-likelihood.
+        index: ``[B]`` index of the top-1 candidate.
+        lam: ``[B]`` the support weight used at each state.
+        support_z: ``[B]`` SupportZ audit: z of the top-1 action within its set (NaN: no support).
+        violation: ``[B]`` Violation audit: ``support_z < z_min``.
+        collapse_dist: ``[B]`` CollapseDist audit: distance of the top-1 action to the nearest
+            behavior component mean (NaN when the support has no mixture).
+    """
+
+    action: Tensor
+    candidates: Tensor
+    score: Tensor
+    value: Tensor
+    support: Tensor
+    loglik: Tensor
+    index: Tensor
+    lam: Tensor
+    support_z: Tensor
+    violation: Tensor
+    collapse_dist: Tensor
+
+    @property
+    def top1(self) -> Tensor:
+        """``[B, A]`` the top-1 candidate (before any top-k smoothing)."""
+        return self.candidates[torch.arange(self.index.shape[0]), self.index]
+
+
+def _module_device(*objs: Any) -> torch.device:
+    for o in objs:
+        for attr in ("gmm", "behavior", "actor", "critic"):
+            m = getattr(o, attr, None)
+            if isinstance(m, nn.Module):
+                p = next(m.parameters(), None)
+                if p is not None:
+                    return p.device
+    return torch.device("cpu")
+
+
+class Selector:
+    """GEM's Phase II selection rule over swappable components.
+
+    Use :func:`compose` to build one. ``selector(states)`` returns actions only (a policy);
+    :meth:`select` returns the full :class:`Selection`.
+
+    Args:
+        proposer: candidate sets ``[B, M, A]``.
+        value: value term ``[B, M]``.
+        support: support term (log-likelihood, normaliser).
+        reducer: ``[B, M, A], [B, M] -> [B, A]``.
+        config: the knobs (``n``, lambda schedule, ``z_min``) and the component names.
+        state_dim: expected ``S`` (checked) or ``None``.
+        action_dim: expected ``A`` (checked) or ``None``.
+        obs_mean: subtract from raw states before any component sees them (``[S]``) or ``None``.
+        obs_std: divide raw states by this after centring (``[S]``) or ``None``.
+        seed: seed of the selector's own generator, used when ``select`` gets none.
+    """
+
+    def __init__(
+        self,
+        proposer: Proposer,
+        value: Value,
+        support: Support,
+        reducer: Reducer,
+        config: SelectorConfig,
+        *,
+        state_dim: int | None = None,
+        action_dim: int | None = None,
+        obs_mean: Tensor | None = None,
+        obs_std: Tensor | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.proposer = proposer
+        self.value = value
+        self.support = support
+        self.reducer = reducer
+        self.config = config
+        self.state_dim = state_dim
+        self.action_dim = action_dim
+        self.schedule = LambdaSchedule(config.lam, config.lam_end, config.horizon)
+        self.device = _module_device(proposer, getattr(proposer, "source", None), support, value)
+        self.obs_mean = None if obs_mean is None else obs_mean.to(self.device, torch.float32)
+        self.obs_std = None if obs_std is None else obs_std.to(self.device, torch.float32)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    # ------------------------------------------------------------------ inputs
+    def _prepare(self, states: Tensor | np.ndarray) -> Tensor:
+        if isinstance(states, np.ndarray):
+            states = torch.from_numpy(np.asarray(states, dtype=np.float32))
+        if not isinstance(states, Tensor):
+            raise ShapeError(f"states must be a torch.Tensor or numpy array, got {type(states)}.")
+        if states.dim() == 1:
+            states = states.unsqueeze(0)
+        check_shape("states", states, ["B", self.state_dim])
+        if states.shape[0] == 0:
+            raise ShapeError("states is empty: select() needs at least one state.")
+        states = states.to(self.device, torch.float32)
+        check_finite("states", states)
+        if self.obs_mean is not None and self.obs_std is not None:
+            states = (states - self.obs_mean) / self.obs_std
+        return states
+
+    # ------------------------------------------------------------------ selection
+    @torch.no_grad()
+    def select(
+        self,
+        states: Tensor | np.ndarray,
+        generator: torch.Generator | None = None,
+        t: Tensor | int = 0,
+    ) -> Selection:
+        """Select one action per state.
+
+        Args:
+            states: ``[B, S]`` (or ``[S]``) raw observations.
+            generator: source of all randomness; the selector's own seeded one when ``None``.
+            t: environment step(s) ``int`` or ``[B]`` for the lambda schedule.
+
+        Returns:
+            The :class:`Selection`, with ``score == value + lam * support``.
+        """
+        s = self._prepare(states)
+        b = s.shape[0]
+        gen = self.generator if generator is None else generator
+        n = self.config.n
+        cand = self.proposer.propose(s, n, generator=gen)
+        m_expected = n + int(self.proposer.has_anchor)
+        check_shape("proposer output", cand, [b, m_expected, self.action_dim])
+        value = self.value(s, cand)
+        check_shape("value output", value, [b, m_expected])
+        loglik = self.support.log_likelihood(s, cand)
+        check_shape("support log-likelihood", loglik, [b, m_expected])
+        support = self.support.normalize(loglik)
+        lam = self.schedule(torch.as_tensor(t)).to(s.device).expand(b)
+        score = combine_score(value, support, lam)
+        index = score.argmax(dim=1)
+        action = self.reducer(cand, score)
+        check_shape("reducer output", action, [b, cand.shape[-1]])
+        rows = torch.arange(b, device=s.device)
+        top1 = cand[rows, index]
+        if self.support.normalization == "none":
+            nan = torch.full((b,), float("nan"), device=s.device)
+            support_z, collapse = nan, nan
+        else:
+            z = support if self.support.normalization == "zscore" else zscore(loglik)
+            support_z = z[rows, index]
+            if isinstance(self.support, HasComponentMeans):
+                means = self.support.component_means(s)  # [B, K, A]
+                collapse = (means - top1.unsqueeze(1)).norm(dim=-1).min(dim=1).values
+            else:
+                collapse = torch.full((b,), float("nan"), device=s.device)
+        return Selection(
+            action=action,
+            candidates=cand,
+            score=score,
+            value=value,
+            support=support,
+            loglik=loglik,
+            index=index,
+            lam=lam,
+            support_z=support_z,
+            violation=support_z < self.config.z_min,
+            collapse_dist=collapse,
+        )
+
+    def __call__(self, states: Tensor | np.ndarray, t: Tensor | int = 0) -> Tensor:
+        """Actions only: ``[B, S] -> [B, A]`` (a policy)."""
+        return self.select(states, t=t).action
+
+    # ------------------------------------------------------------------ display
+    def describe(self) -> list[tuple[str, str, str]]:
+        """Rows ``(part, name, detail)`` describing the assembled rule."""
+        c = self.config
+        lam = f"{c.lam:g}" if c.lam_T is None else f"{c.lam:g} -> {c.lam_T:g} over H={c.horizon}"
+        return [
+            ("proposer", c.proposer, f"{self.proposer!r}"),
+            ("anchor", c.anchor, "candidates[:, 0]" if self.proposer.has_anchor else "no anchor"),
+            ("n", str(c.n), f"M = {c.n + int(self.proposer.has_anchor)} candidates per state"),
+            ("value", c.value, f"{self.value!r}"),
+            ("beta", f"{c.beta:g}", "LCB = mean - beta * std"),
+            ("support", c.support, f"{self.support!r}"),
+            ("lambda", lam, "score = value + lambda_t * support"),
+            ("reducer", c.reducer, f"{self.reducer!r}"),
+            ("z_min", f"{c.z_min:g}", "Violation: SupportZ < z_min"),
+        ]
+
+    def __repr__(self) -> str:
+        return "Selector(" + ", ".join(f"{p}={n}" for p, n, _ in self.describe()) + ")"
+
+
+def _as_models(models: Models | str | Path | None) -> Models:
+    if models is None:
+        return Models()
+    if isinstance(models, (str, Path)):
+        return load_models(models)
+    if not isinstance(models, Models):
+        raise GemkitError(
+            f"models must be a gemkit.models.Models or a checkpoint directory, got {type(models)}."
+        )
+    return models
+
+
+def compose(
+    config: SelectorConfig | None = None,
+    *,
+    preset: str | None = None,
+    proposer: str | Any = None,
+    anchor: str | Any = None,
+    value: str | Any = None,
+    support: str | Any = None,
+    reducer: str | Any = None,
+    n: int | None = None,
+    k: int | None = None,
+    beta: float | None = None,
+    lam: float | None = None,
+    lam_T: float | None = None,
+    horizon: int | None = None,
+    z_min: float | None = None,
+    models: Models | str | Path | None = None,
+    seed: int = 0,
+) -> Selector:
+    """Assemble a :class:`Selector` from registry names or component objects.
+
+    Start from ``config`` (or the named ``preset``, default ``gem``) and apply every argument that
+    is not ``None``. Components may be registry names (see ``gemkit components``) or objects:
+    a :class:`~gemkit.protocols.Proposer` (or a candidate source with ``sample``, combined with
+    ``anchor``), a :class:`~gemkit.protocols.Value`, a :class:`~gemkit.protocols.Support`, a
+    :class:`~gemkit.protocols.Reducer`.
+
+    Args:
+        config: a full :class:`SelectorConfig` to start from.
+        preset: a named ablation preset (``gem``, ``no_pw``, ...); not with ``config``.
+        proposer: candidate source ``actor`` | ``behavior`` | ``unimodal`` or an object.
+        anchor: ``mode`` | ``bary`` | ``none`` or an anchor callable.
+        value: ``lcb`` | ``mean`` | ``min`` or a Value.
+        support: ``zscore`` | ``raw`` | ``none`` or a Support.
+        reducer: ``top1`` | ``topk`` or a Reducer.
+        n: sampled candidates (``>= 0``).
+        k: top-k size.
+        beta: LCB pessimism (``>= 0``).
+        lam: support weight ``lambda_0``.
+        lam_T: support weight after the horizon (``None``: constant).
+        horizon: schedule horizon ``H``.
+        z_min: Violation threshold.
+        models: a :class:`~gemkit.models.Models` or a checkpoint directory.
+        seed: seed of the selector's default generator.
+
+    Returns:
+        The assembled selector.
+    """
+    if config is not None and preset is not None:
+        raise GemkitError("pass either config or preset to compose(), not both.")
+    base = config if config is not None else SelectorConfig.preset(preset or "gem")
+    knobs = {
+        "n": n, "k": k, "beta": beta, "lam": lam, "lam_T": lam_T, "horizon": horizon,
+        "z_min": z_min,
+    }  # fmt: skip
+    changes: dict[str, Any] = {key: val for key, val in knobs.items() if val is not None}
+    objects: dict[str, Any] = {}
+    for part, given in (
+        ("proposer", proposer),
+        ("anchor", anchor),
+        ("value", value),
+        ("support", support),
+        ("reducer", reducer),
+    ):
+        if given is None:
+            continue
+        if isinstance(given, str):
+            changes[part] = given
+        else:
+            objects[part] = given
+            changes[part] = CUSTOM_PREFIX + type(given).__name__
+    prop_obj = objects.get("proposer")
+    full_proposer = prop_obj is not None and hasattr(prop_obj, "propose")
+    if full_proposer:
+        if anchor is not None:
+            raise GemkitError("a full Proposer object brings its own anchor; do not pass anchor.")
+        changes["anchor"] = CUSTOM_PREFIX + "in-proposer"
+    cfg = base.evolve(**changes)
+    m = _as_models(models)
+
+    def build(part: str, registry: Any) -> Any:
+        if part in objects:
+            return objects[part]
+        name = getattr(cfg, part)
+        if name.startswith(CUSTOM_PREFIX):
+            raise GemkitError(
+                f"{part} {name!r} was a custom object; pass the object to compose({part}=...)."
+            )
+        return registry.get(name)(m, cfg)
+
+    if full_proposer:
+        prop: Proposer = objects["proposer"]
+    else:
+        prop = CandidateProposer(build("anchor", ANCHORS), build("proposer", SOURCES))
+    val: Value = build("value", VALUES)
+    sup: Support = build("support", SUPPORTS)
+    red: Reducer = build("reducer", REDUCERS)
+    if cfg.reducer == "topk" and cfg.k > cfg.n + int(prop.has_anchor):
+        raise GemkitError(
+            f"topk with k = {cfg.k} needs at least k candidates, but n = {cfg.n} gives "
+            f"{cfg.n + int(prop.has_anchor)}; lower k or raise n."
+        )
+    ref = m.actor if m.actor is not None else m.behavior
+    state_dim = getattr(ref, "state_dim", None) or getattr(m.critic, "state_dim", None)
+    action_dim = getattr(ref, "action_dim", None) or getattr(m.critic, "action_dim", None)
+    obs_mean = m.meta.get("obs_mean")
+    obs_std = m.meta.get("obs_std")
+    return Selector(
+        prop,
+        val,
+        sup,
+        red,
+        cfg,
+        state_dim=state_dim,
+        action_dim=action_dim,
+        obs_mean=None if obs_mean is None else torch.as_tensor(obs_mean, dtype=torch.float32),
+        obs_std=None if obs_std is None else torch.as_tensor(obs_std, dtype=torch.float32),
+        seed=seed,
+    )
