@@ -2,4 +2,117 @@
 
 from __future__ import annotations
 
-from cli.main import app  # noqa: F401
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import gemkit
+from cli._common import guarded
+from cli.main import app
+from gemkit.config import PRESETS, SelectorConfig
+from gemkit.registry import REGISTRIES
+
+
+def _enum(kind: str, names: list[str]) -> type[Enum]:
+    """A str Enum of the registered names: typer turns it into a choice that lists them."""
+    return Enum(f"{kind.title()}Name", {name: name for name in names}, type=str)  # type: ignore[return-value]
+
+
+if TYPE_CHECKING:  # mypy sees plain strings; typer sees the choices below
+    ProposerName = str
+    AnchorName = str
+    ValueName = str
+    SupportName = str
+    ReducerName = str
+    PresetName = str
+else:
+    ProposerName = _enum("proposer", REGISTRIES["proposer"].names())
+    AnchorName = _enum("anchor", REGISTRIES["anchor"].names())
+    ValueName = _enum("value", REGISTRIES["value"].names())
+    SupportName = _enum("support", REGISTRIES["support"].names())
+    ReducerName = _enum("reducer", REGISTRIES["reducer"].names())
+    PresetName = _enum("preset", sorted(PRESETS))
+
+
+def _name(choice: object) -> str | None:
+    return None if choice is None else str(getattr(choice, "value", choice))
+
+
+@app.command("compose")
+@guarded
+def compose_cmd(
+    proposer: Optional[ProposerName] = typer.Option(
+        None, help="Source of the N sampled candidates."
+    ),
+    anchor: Optional[AnchorName] = typer.Option(None, help="Anchor a_0."),
+    value: Optional[ValueName] = typer.Option(None, help="Ensemble reduction."),
+    support: Optional[SupportName] = typer.Option(None, help="Support normalisation."),
+    reducer: Optional[ReducerName] = typer.Option(None, help="Reducer."),
+    preset: Optional[PresetName] = typer.Option(None, help="Start from a named ablation preset."),
+    n: Optional[int] = typer.Option(None, "--n", help="Sampled candidates N (0 = anchor only)."),
+    k: Optional[int] = typer.Option(None, "--k", help="k of the topk reducer."),
+    beta: Optional[float] = typer.Option(None, help="LCB pessimism beta (>= 0)."),
+    lam: Optional[float] = typer.Option(None, help="Support weight lambda_0."),
+    lam_t: Optional[float] = typer.Option(
+        None, "--lam-T", help="Support weight lambda_T at the horizon (default: constant)."
+    ),
+    horizon: Optional[int] = typer.Option(None, help="Horizon H of the cosine lambda schedule."),
+    z_min: Optional[float] = typer.Option(None, help="Violation threshold on SupportZ."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="Checkpoint directory (from 'gemkit train') to build the selector from."
+    ),
+    spec: Optional[Path] = typer.Option(None, help="Start from a JSON selector spec file."),
+    out: Optional[Path] = typer.Option(None, help="Write the JSON selector spec here."),
+) -> None:
+    """Assemble a GEM selector from components and print it (and its JSON spec with --out)."""
+    if spec is not None and preset is not None:
+        raise gemkit.GemkitError("pass either --spec or --preset, not both.")
+    base = (
+        SelectorConfig.from_json(spec)
+        if spec is not None
+        else SelectorConfig.preset(_name(preset) or "gem")
+    )
+    given: dict[str, Any] = {
+        "proposer": _name(proposer), "anchor": _name(anchor), "value": _name(value),
+        "support": _name(support), "reducer": _name(reducer), "n": n, "k": k, "beta": beta,
+        "lam": lam, "lam_T": lam_t, "horizon": horizon, "z_min": z_min,
+    }  # fmt: skip
+    cfg = base.evolve(**{key: v for key, v in given.items() if v is not None})
+    console = Console()
+    if checkpoint is not None:
+        selector = gemkit.compose(config=cfg, models=checkpoint)
+        rows = selector.describe()
+        title = f"GEM selector from {checkpoint}"
+    else:
+        rows = [(name, str(v), "") for name, v in cfg.to_dict()["params"].items()]
+        title = "GEM selector spec (no checkpoint: components not built)"
+    table = Table(title=title)
+    for col in ("part", "setting", "detail"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.to_json(out)
+        console.print(f"wrote selector spec to {out}")
+
+
+@app.command("components")
+def components_cmd() -> None:
+    """List every registered component name, and the presets."""
+    console = Console()
+    table = Table(title="gemkit components")
+    for col in ("kind", "name", "description"):
+        table.add_column(col)
+    for kind, registry in REGISTRIES.items():
+        for name, doc in registry.describe().items():
+            table.add_row(kind, name, doc)
+    for name, changes in PRESETS.items():
+        what = ", ".join(f"{key}={v}" for key, v in changes.items()) or "the GEM default"
+        table.add_row("preset", name, what)
+    console.print(table)
