@@ -1,0 +1,281 @@
+"""Reading Minari datasets from the local store into :class:`~gemkit.data.Transitions`.
+
+Loading needs only ``minari[hdf5]``; writing (``gemkit.data.make_*``) needs ``minari[create]``.
+The local store is ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from gemkit.data.transitions import Transitions
+from gemkit.errors import DatasetError, DatasetNotFoundError
+
+__all__ = [
+    "dataset_exists",
+    "dataset_path",
+    "flatten_observation",
+    "flatten_space",
+    "list_local",
+    "load",
+    "load_minari",
+    "read_metadata",
+]
+
+#: Keys of a dict observation that gemkit keeps, in this order (D4RL maze2d: position and
+#: velocity, then the goal). ``achieved_goal`` is the position again and is dropped.
+DICT_OBS_KEYS: tuple[str, ...] = ("observation", "desired_goal")
+
+_MAKE_HINT = (
+    "make one with `gemkit data make fork|pointmaze-umaze|pointmaze-medium|pointmaze-large`, "
+    "or download one with `minari download D4RL/pointmaze/umaze-v2` (needs network)"
+)
+
+
+def _store_root() -> pathlib.Path:
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return pathlib.Path(get_dataset_path())
+
+
+def dataset_path(dataset_id: str) -> pathlib.Path:
+    """Directory of ``dataset_id`` in the local Minari store (it may not exist)."""
+    return _store_root() / dataset_id
+
+
+def dataset_exists(dataset_id: str) -> bool:
+    """Whether the local store has a directory for ``dataset_id`` (it may still be corrupt)."""
+    return (dataset_path(dataset_id) / "data").is_dir()
+
+
+def list_local() -> list[str]:
+    """Ids of the readable datasets in the local Minari store, sorted."""
+    import minari
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sorted(minari.list_local_datasets())
+
+
+def _not_found(dataset_id: str) -> DatasetNotFoundError:
+    local = list_local()
+    have = ", ".join(local) if local else "none"
+    return DatasetNotFoundError(
+        f"no local Minari dataset {dataset_id!r} in {_store_root()} (local datasets: {have}); "
+        f"{_MAKE_HINT}."
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_minari(dataset_id: str) -> Any:
+    """Open ``dataset_id`` with ``minari.load_dataset``, with gemkit's one-line errors.
+
+    Raises:
+        DatasetNotFoundError: no such local dataset.
+        DatasetError: the dataset exists but cannot be opened.
+    """
+    import minari
+
+    if not dataset_exists(dataset_id):
+        raise _not_found(dataset_id)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return minari.load_dataset(dataset_id)
+    except Exception as exc:
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {dataset_path(dataset_id)} is corrupt or unreadable "
+            f"({_one_line(exc)}); delete it and make or download it again."
+        ) from None
+
+
+def read_metadata(dataset_id: str) -> dict[str, Any]:
+    """The dataset's Minari metadata (``metadata.json``) as a dict.
+
+    Raises:
+        DatasetNotFoundError: no such local dataset.
+        DatasetError: the metadata cannot be read.
+    """
+    return dict(load_minari(dataset_id).storage.metadata)
+
+
+def flatten_space(space: gym.Space[Any]) -> gym.spaces.Box:
+    """The flat ``Box`` that :func:`flatten_observation` maps ``space`` into.
+
+    Raises:
+        DatasetError: a space gemkit cannot flatten (not a Box or a Dict of Boxes).
+    """
+    if isinstance(space, gym.spaces.Box):
+        return gym.spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=np.float32)
+    if isinstance(space, gym.spaces.Dict):
+        keys = _dict_keys(space.spaces)
+        parts = [space.spaces[k] for k in keys]
+        if not all(isinstance(p, gym.spaces.Box) for p in parts):
+            raise DatasetError(f"dict observation {space} holds non-Box entries; cannot flatten.")
+        low = np.concatenate([np.asarray(p.low).reshape(-1) for p in parts])  # type: ignore[attr-defined]
+        high = np.concatenate([np.asarray(p.high).reshape(-1) for p in parts])  # type: ignore[attr-defined]
+        return gym.spaces.Box(low, high, dtype=np.float32)
+    raise DatasetError(f"observation space {space} is not supported (Box or Dict of Boxes only).")
+
+
+def _dict_keys(d: Mapping[str, Any]) -> list[str]:
+    keys = [k for k in DICT_OBS_KEYS if k in d]
+    return keys if "observation" in d else sorted(d)
+
+
+def flatten_observation(obs: Any) -> NDArray[np.float32]:
+    """Flatten one observation, or a batch or episode of them (leading dims kept).
+
+    A dict observation becomes ``observation`` then ``desired_goal`` concatenated on the last
+    axis, as D4RL maze2d (position, velocity, goal); a dict without ``observation`` concatenates
+    all its keys in sorted order. Arrays are flattened past their leading axis only when they are
+    batches of vectors already, so ``[T, S]`` stays ``[T, S]``.
+    """
+    if isinstance(obs, Mapping):
+        parts = [np.asarray(obs[k], dtype=np.float32) for k in _dict_keys(obs)]
+        return np.concatenate(parts, axis=-1)
+    return np.asarray(obs, dtype=np.float32)
+
+
+def _episode_arrays(ep: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
+    obs = flatten_observation(ep["observations"])
+    if obs.ndim == 1:
+        obs = obs[:, None]
+    obs = obs.reshape(obs.shape[0], -1)
+    actions = np.asarray(ep["actions"], dtype=np.float32)
+    actions = actions.reshape(actions.shape[0], -1)
+    t = actions.shape[0]
+    if obs.shape[0] != t + 1:
+        raise DatasetError(
+            f"episode {ep.get('id')} has {obs.shape[0]} observations for {t} actions "
+            "(Minari stores one more observation than actions)."
+        )
+    terminals = np.asarray(ep["terminations"], dtype=np.float32).reshape(-1)
+    timeouts = np.asarray(ep["truncations"], dtype=np.float32).reshape(-1)
+    if t > 0 and terminals[-1] == 0 and timeouts[-1] == 0:
+        # A stored episode always ends; mark an unflagged end as a time-out so nothing
+        # bootstraps across the boundary into the next episode's first state.
+        timeouts = timeouts.copy()
+        timeouts[-1] = 1.0
+    return {
+        "observations": obs[:-1],
+        "next_observations": obs[1:],
+        "actions": actions,
+        "rewards": np.asarray(ep["rewards"], dtype=np.float32).reshape(-1),
+        "terminals": terminals,
+        "timeouts": timeouts,
+    }
+
+
+def _reference_meta(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("ref_min_score", "ref_max_score"):
+        if metadata.get(key) is not None:
+            out[key] = float(metadata[key])
+    return out
+
+
+def load(dataset_id: str) -> Transitions:
+    """Load a local Minari dataset as flat transition tensors.
+
+    Works for gemkit's own datasets (``gemkit/fork-v0``, ``gemkit/pointmaze-umaze-v0``, ...) and
+    for downloaded ones (``D4RL/pointmaze/umaze-v2``, ``mujoco/hopper/medium-v0``, ...).
+
+    - Dict observations are flattened as :func:`flatten_observation` (``observation`` +
+      ``desired_goal``).
+    - ``next_observations[i]`` is the observation after action ``i`` *within its episode*, so no
+      transition crosses an episode boundary; ``terminals``/``timeouts`` are Minari's
+      ``terminations``/``truncations`` (an episode end with neither flag counts as a time-out).
+    - ``obs_mean``/``obs_std`` are over ``observations`` (as CORL/D4RL; std clamped at ``1e-3``).
+    - ``meta`` holds ``dataset_id``, ``env_id``, ``eval_env_spec`` (JSON), ``ref_min_score``/
+      ``ref_max_score`` when stored, ``total_episodes``, ``obs_keys``.
+
+    Args:
+        dataset_id: a Minari dataset id in the local store.
+
+    Returns:
+        The dataset as :class:`~gemkit.data.Transitions` (CPU, ``float32``).
+
+    Raises:
+        DatasetNotFoundError: no such local dataset (the message lists the local ones).
+        DatasetError: the dataset is corrupt, empty or has spaces gemkit cannot flatten.
+
+    Example:
+        >>> data = gemkit.data.load("gemkit/fork-v0")  # doctest: +SKIP
+        >>> data.observations.shape  # doctest: +SKIP
+        torch.Size([50000, 2])
+    """
+    ds = load_minari(dataset_id)
+    try:
+        storage = ds.storage
+        metadata = dict(storage.metadata)
+        n_eps = int(storage.total_episodes)
+        if n_eps == 0:
+            raise DatasetError(f"dataset {dataset_id!r} holds no episodes.")
+        obs_space = storage.observation_space
+        act_space = storage.action_space
+        flatten_space(obs_space)  # fail early on unsupported spaces
+        if not isinstance(act_space, gym.spaces.Box):
+            raise DatasetError(
+                f"dataset {dataset_id!r} has action space {act_space}; gemkit needs a Box."
+            )
+        parts = [_episode_arrays(ep) for ep in storage.get_episodes(range(n_eps))]
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(
+            f"dataset {dataset_id!r} could not be read ({_one_line(exc)}); delete it and make or "
+            "download it again."
+        ) from None
+    cat = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
+    if cat["observations"].shape[0] == 0:
+        raise DatasetError(f"dataset {dataset_id!r} holds no transitions.")
+    obs = torch.from_numpy(cat["observations"])
+    env_spec = metadata.get("env_spec")
+    meta: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "env_id": _env_id(env_spec),
+        "env_spec": env_spec,
+        "eval_env_spec": metadata.get("eval_env_spec"),
+        "total_episodes": n_eps,
+        "obs_keys": _dict_keys(obs_space.spaces)
+        if isinstance(obs_space, gym.spaces.Dict)
+        else None,
+        **_reference_meta(metadata),
+    }
+    return Transitions(
+        observations=obs,
+        actions=torch.from_numpy(cat["actions"]),
+        rewards=torch.from_numpy(cat["rewards"]),
+        next_observations=torch.from_numpy(cat["next_observations"]),
+        terminals=torch.from_numpy(cat["terminals"]),
+        timeouts=torch.from_numpy(cat["timeouts"]),
+        action_low=torch.as_tensor(np.asarray(act_space.low, dtype=np.float32).reshape(-1)),
+        action_high=torch.as_tensor(np.asarray(act_space.high, dtype=np.float32).reshape(-1)),
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0, unbiased=False).clamp_min(1e-3),
+        meta=meta,
+    )
+
+
+def _env_id(env_spec: Any) -> str | None:
+    if env_spec is None:
+        return None
+    if isinstance(env_spec, str):
+        try:
+            return str(gym.envs.registration.EnvSpec.from_json(env_spec).id)
+        except Exception:
+            return None
+    return str(getattr(env_spec, "id", None))

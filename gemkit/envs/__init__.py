@@ -1,0 +1,29 @@
+"""gemkit's gymnasium environments and wrappers.
+
+Importing this module registers ``gemkit/Fork-v0`` (the fork task, 100 steps per episode) with
+gymnasium, so ``gymnasium.make("gemkit/Fork-v0")`` works.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from gemkit.envs.fork import ForkEnv, ForkExpert
+from gemkit.envs.wrappers import MassScale
+
+__all__ = ["FORK_ENV_ID", "ForkEnv", "ForkExpert", "MassScale", "register_envs"]
+
+FORK_ENV_ID = "gemkit/Fork-v0"
+
+
+def register_envs() -> None:
+    """Register gemkit's environments with gymnasium (idempotent)."""
+    if FORK_ENV_ID not in gym.registry:
+        gym.register(
+            id=FORK_ENV_ID,
+            entry_point="gemkit.envs.fork:ForkEnv",
+            max_episode_steps=100,
+        )
+
+
+register_envs()

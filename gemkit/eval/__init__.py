@@ -1,0 +1,5 @@
+"""Evaluation in gymnasium environments."""
+
+from gemkit.eval.evaluate import EvalResult, evaluate
+
+__all__ = ["EvalResult", "evaluate"]

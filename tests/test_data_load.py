@@ -1,0 +1,118 @@
+"""gemkit.data.load: round trip through a real Minari store, boundaries, bad input."""
+
+from __future__ import annotations
+
+import pathlib
+
+import minari
+import numpy as np
+import pytest
+import torch
+from data_fixtures import FORK_ID, fork_store, minari_store  # noqa: F401
+
+from gemkit.data import load, make_fork, normalized_score, reference_scores
+from gemkit.errors import DatasetError, DatasetNotFoundError
+
+
+def test_round_trip_shapes_and_meta(fork_store: pathlib.Path) -> None:  # noqa: F811
+    data = load(FORK_ID)
+    assert len(data) == 3_000
+    assert data.observations.shape == (3_000, 2)
+    assert data.actions.shape == (3_000, 2)
+    assert data.observations.dtype == torch.float32
+    assert torch.equal(data.action_low, torch.tensor([-1.0, -1.0]))
+    assert torch.equal(data.action_high, torch.tensor([1.0, 1.0]))
+    assert data.meta["env_id"] == "gemkit/Fork-v0"
+    lo, hi = reference_scores(data.meta) or (None, None)
+    assert lo is not None
+    assert hi is not None
+    assert hi > lo
+    assert reference_scores(FORK_ID) == (lo, hi)
+    # A real Minari dataset: minari lists it and rebuilds its environment.
+    assert FORK_ID in minari.list_local_datasets()
+    env = minari.load_dataset(FORK_ID).recover_environment()
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2,)
+
+
+def test_next_observations_respect_episode_boundaries(fork_store: pathlib.Path) -> None:  # noqa: F811
+    data = load(FORK_ID)
+    ends = (data.terminals + data.timeouts) > 0
+    inner = ~ends[:-1]
+    assert torch.equal(data.next_observations[:-1][inner], data.observations[1:][inner])
+    # Every episode ends flagged, and the minari episode count matches the flags.
+    assert bool(ends[-1])
+    assert int(ends.sum()) == data.meta["total_episodes"]
+    # Across a boundary the next observation is the goal region, not the next start.
+    cross = ends[:-1]
+    gap = (data.next_observations[:-1][cross] - data.observations[1:][cross]).norm(dim=1)
+    assert bool((gap > 1.0).all())
+    # Terminal transitions carry the goal reward.
+    assert bool((data.rewards[data.terminals > 0] == 1).all())
+
+
+def test_observation_statistics(fork_store: pathlib.Path) -> None:  # noqa: F811
+    data = load(FORK_ID)
+    ep = minari.load_dataset(FORK_ID)
+    all_obs = np.concatenate([e.observations[:-1] for e in ep.iterate_episodes()])
+    np.testing.assert_allclose(data.obs_mean.numpy(), all_obs.mean(0), atol=1e-5)
+    np.testing.assert_allclose(data.obs_std.numpy(), all_obs.std(0), rtol=1e-4)
+
+
+def test_unknown_id_lists_local_and_says_how(fork_store: pathlib.Path) -> None:  # noqa: F811
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("gemkit/nope-v0")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert FORK_ID in msg
+    assert "gemkit data make" in msg
+    assert "minari download D4RL/" in msg
+
+
+def test_unknown_id_in_empty_store(minari_store: pathlib.Path) -> None:  # noqa: F811
+    with pytest.raises(DatasetNotFoundError, match="local datasets: none"):
+        load("D4RL/pointmaze/umaze-v2")
+
+
+@pytest.mark.parametrize("damage", ["garbage_hdf5", "empty_hdf5", "empty_metadata"])
+def test_corrupt_or_empty_file_is_one_line_error(
+    minari_store: pathlib.Path,  # noqa: F811
+    damage: str,
+) -> None:
+    make_fork(200, seed=1, ref_episodes=2)
+    data_dir = minari_store / FORK_ID / "data"
+    if damage == "garbage_hdf5":
+        (data_dir / "main_data.hdf5").write_bytes(b"this is not an hdf5 file" * 10)
+    elif damage == "empty_hdf5":
+        (data_dir / "main_data.hdf5").write_bytes(b"")
+    else:
+        (data_dir / "metadata.json").write_text("")
+    with pytest.raises(DatasetError) as info:
+        load(FORK_ID)
+    assert "\n" not in str(info.value)
+    assert FORK_ID in str(info.value)
+
+
+def test_existing_id_needs_overwrite(minari_store: pathlib.Path) -> None:  # noqa: F811
+    make_fork(100, seed=0, ref_episodes=2)
+    with pytest.raises(DatasetError, match="already exists"):
+        make_fork(100, seed=0, ref_episodes=2)
+    make_fork(150, seed=0, ref_episodes=2, overwrite=True)
+    assert len(load(FORK_ID)) == 150
+
+
+def test_make_is_seeded(minari_store: pathlib.Path) -> None:  # noqa: F811
+    make_fork(400, seed=3, ref_episodes=2, dataset_id="gemkit/a-v0")
+    make_fork(400, seed=3, ref_episodes=2, dataset_id="gemkit/b-v0")
+    make_fork(400, seed=4, ref_episodes=2, dataset_id="gemkit/c-v0")
+    a, b, c = load("gemkit/a-v0"), load("gemkit/b-v0"), load("gemkit/c-v0")
+    assert torch.equal(a.observations, b.observations)
+    assert torch.equal(a.actions, b.actions)
+    assert not torch.equal(a.actions, c.actions)
+
+
+def test_normalized_score_formula() -> None:
+    assert normalized_score(5.0, 0.0, 10.0) == pytest.approx(50.0)
+    np.testing.assert_allclose(normalized_score(np.array([1.0, 3.0]), 1.0, 3.0), [0.0, 100.0])
+    with pytest.raises(ValueError, match="cannot normalise"):
+        normalized_score(1.0, 2.0, 2.0)
