@@ -1,0 +1,197 @@
+"""A public conformance suite for selection components (as sklearn's ``check_estimator``).
+
+Run it on any custom component before handing it to :func:`gemkit.compose`::
+
+    from gemkit.testing import check_value
+    check_value(MyScorer(), states, candidates)
+
+Each check raises :class:`ConformanceError` (an ``AssertionError``) naming the broken contract:
+shapes, dtype and device, no mutation of inputs, seeded determinism, finiteness, and
+per-candidate equivariance (permuting a state's candidates permutes its scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gemkit.protocols import Proposer, Reducer, Support, Value
+
+__all__ = [
+    "ConformanceError",
+    "check_component",
+    "check_proposer",
+    "check_reducer",
+    "check_support",
+    "check_value",
+    "example_inputs",
+]
+
+
+class ConformanceError(AssertionError):
+    """A component broke one of the protocol's contracts."""
+
+
+def _fail(name: str, msg: str) -> None:
+    raise ConformanceError(f"{name}: {msg}")
+
+
+def _expect(cond: bool, name: str, msg: str) -> None:
+    if not cond:
+        _fail(name, msg)
+
+
+def _check_tensor(name: str, out: Any, shape: tuple[int, ...], like: Tensor) -> None:
+    _expect(isinstance(out, Tensor), name, f"must return a torch.Tensor, got {type(out)}")
+    _expect(tuple(out.shape) == shape, name, f"must return shape {list(shape)}, got "
+            f"{list(out.shape)}")  # fmt: skip
+    _expect(out.device == like.device, name, f"returned device {out.device}, inputs on "
+            f"{like.device}")  # fmt: skip
+    _expect(out.is_floating_point() or out.dtype == torch.bool, name,
+            f"returned dtype {out.dtype}")  # fmt: skip
+    if out.is_floating_point():
+        _expect(out.dtype == like.dtype, name, f"returned dtype {out.dtype}, inputs {like.dtype}")
+        _expect(bool(torch.isfinite(out).all()), name, "returned NaN/inf")
+
+
+def _unchanged(name: str, before: list[Tensor], after: list[Tensor]) -> None:
+    for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        _expect(torch.equal(b, a), name, f"modified its input #{i} in place")
+
+
+def example_inputs(
+    batch: int = 4,
+    state_dim: int = 3,
+    action_dim: int = 2,
+    n_candidates: int = 9,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[Tensor, Tensor]:
+    """Seeded ``states [B, S]`` and ``candidates [B, M, A]`` (in ``[-1, 1]``) for the checks."""
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(batch, state_dim, generator=g)
+    cands = torch.rand(batch, n_candidates, action_dim, generator=g) * 2 - 1
+    return states.to(device), cands.to(device)
+
+
+def check_proposer(proposer: Proposer, states: Tensor, n: int = 8, seed: int = 0) -> Tensor:
+    """Check a :class:`~gemkit.protocols.Proposer`; returns its candidates for ``seed``.
+
+    Contracts: ``[B, n + has_anchor, A]`` on the states' device and dtype, finite; the states
+    are not modified; the same seed gives identical candidates; the anchor (when present) does
+    not depend on the seed; ``n = 0`` gives the anchor alone.
+    """
+    name = type(proposer).__name__
+    _expect(isinstance(proposer, Proposer), name, "lacks has_anchor/propose (Proposer protocol)")
+    keep = states.clone()
+
+    def run(s: int, nn: int = n) -> Tensor:
+        g = torch.Generator(device=states.device).manual_seed(s)
+        return proposer.propose(states, nn, generator=g)
+
+    out = run(seed)
+    m = n + int(proposer.has_anchor)
+    _expect(isinstance(out, Tensor) and out.dim() == 3, name, "must return [B, M, A]")
+    _check_tensor(name, out, (states.shape[0], m, out.shape[-1]), states)
+    _unchanged(name, [keep], [states])
+    _expect(torch.equal(out, run(seed)), name, "the same seed must give identical candidates")
+    if proposer.has_anchor:
+        other = run(seed + 1)
+        _expect(torch.equal(out[:, 0], other[:, 0]), name, "the anchor must not depend on the seed")
+        only = run(seed, 0)
+        _expect(tuple(only.shape) == (states.shape[0], 1, out.shape[-1]), name,
+                "n = 0 must return the anchor alone, [B, 1, A]")  # fmt: skip
+    return out
+
+
+def _check_equivariant(
+    name: str, fn: Callable[[Tensor, Tensor], Tensor], states: Tensor, cands: Tensor, ref: Tensor
+) -> None:
+    g = torch.Generator().manual_seed(1)
+    perm = torch.randperm(cands.shape[1], generator=g).to(cands.device)
+    permuted = fn(states, cands[:, perm])
+    _expect(torch.allclose(permuted, ref[:, perm], rtol=1e-4, atol=1e-5), name,
+            "permuting a state's candidates must permute its scores the same way")  # fmt: skip
+
+
+def check_value(value: Value, states: Tensor, candidates: Tensor) -> Tensor:
+    """Check a :class:`~gemkit.protocols.Value`; returns ``value(states, candidates)``.
+
+    Contracts: ``[B, M]`` on the inputs' device and dtype, finite; inputs not modified;
+    deterministic; permutation-equivariant over each state's candidates.
+    """
+    name = type(value).__name__
+    _expect(callable(value), name, "must be callable (Value protocol)")
+    keep = [states.clone(), candidates.clone()]
+    out = value(states, candidates)
+    _check_tensor(name, out, tuple(candidates.shape[:2]), candidates)
+    _unchanged(name, keep, [states, candidates])
+    _expect(torch.equal(out, value(states, candidates)), name, "must be deterministic")
+    _check_equivariant(name, value, states, candidates, out)
+    return out
+
+
+def check_support(support: Support, states: Tensor, candidates: Tensor) -> Tensor:
+    """Check a :class:`~gemkit.protocols.Support`; returns the normalised support.
+
+    Contracts: ``log_likelihood`` and ``normalize`` give ``[B, M]`` on the inputs' device and
+    dtype, finite; inputs not modified; deterministic; permutation-equivariant; ``normalize``
+    works row by row (a state's normalised support does not depend on other states).
+    """
+    name = type(support).__name__
+    _expect(isinstance(support, Support), name, "lacks normalization/log_likelihood/normalize")
+    _expect(isinstance(support.normalization, str), name, "normalization must be a str")
+    keep = [states.clone(), candidates.clone()]
+    ll = support.log_likelihood(states, candidates)
+    shape = tuple(candidates.shape[:2])
+    _check_tensor(name + ".log_likelihood", ll, shape, candidates)
+    _unchanged(name, keep, [states, candidates])
+    _expect(torch.equal(ll, support.log_likelihood(states, candidates)), name,
+            "log_likelihood must be deterministic")  # fmt: skip
+    _check_equivariant(name + ".log_likelihood", support.log_likelihood, states, candidates, ll)
+    ll_keep = ll.clone()
+    z = support.normalize(ll)
+    _check_tensor(name + ".normalize", z, shape, candidates)
+    _unchanged(name + ".normalize", [ll_keep], [ll])
+    if ll.shape[0] > 1:
+        _expect(torch.allclose(support.normalize(ll[:1]), z[:1], rtol=1e-5, atol=1e-6), name,
+                "normalize must standardise each state's set on its own")  # fmt: skip
+    return z
+
+
+def check_reducer(reducer: Reducer, candidates: Tensor, score: Tensor) -> Tensor:
+    """Check a :class:`~gemkit.protocols.Reducer`; returns its actions.
+
+    Contracts: ``[B, A]`` on the inputs' device and dtype; inputs not modified; deterministic;
+    each action lies in the per-dim range of its state's candidates.
+    """
+    name = type(reducer).__name__
+    _expect(callable(reducer), name, "must be callable (Reducer protocol)")
+    keep = [candidates.clone(), score.clone()]
+    out = reducer(candidates, score)
+    _check_tensor(name, out, (candidates.shape[0], candidates.shape[-1]), candidates)
+    _unchanged(name, keep, [candidates, score])
+    _expect(torch.equal(out, reducer(candidates, score)), name, "must be deterministic")
+    lo = candidates.min(1).values - 1e-6
+    hi = candidates.max(1).values + 1e-6
+    _expect(bool(((out >= lo) & (out <= hi)).all()), name,
+            "actions must lie within the range of their candidates")  # fmt: skip
+    return out
+
+
+def check_component(kind: str, component: Any, states: Tensor, candidates: Tensor) -> Tensor:
+    """Dispatch to the check for ``kind`` (``proposer``, ``value``, ``support``, ``reducer``)."""
+    if kind == "proposer":
+        return check_proposer(component, states)
+    if kind == "value":
+        return check_value(component, states, candidates)
+    if kind == "support":
+        return check_support(component, states, candidates)
+    if kind == "reducer":
+        g = torch.Generator().manual_seed(2)
+        score = torch.randn(candidates.shape[:2], generator=g).to(candidates)
+        return check_reducer(component, candidates, score)
+    raise ValueError(f"unknown kind {kind!r}; valid: proposer, value, support, reducer.")

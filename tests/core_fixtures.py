@@ -1,0 +1,27 @@
+"""Tiny seeded networks for the core (selection) tests."""
+
+from __future__ import annotations
+
+import torch
+
+from gemkit.models import ConditionalGMM, CriticEnsemble, Models
+
+S, A, K, E = 3, 2, 4, 5
+
+
+def tiny_models(seed: int = 0) -> Models:
+    """Actor, behavior GMM and a 5-member critic ensemble, deterministic for ``seed``."""
+    torch.manual_seed(seed)  # initialisation only; the code under test never reads global RNG
+    return Models(
+        actor=ConditionalGMM(S, A, K, hidden=(32,)),
+        behavior=ConditionalGMM(S, A, K, hidden=(32,)),
+        critic=CriticEnsemble(S, A, E, hidden=(32, 32)),
+    )
+
+
+def states(b: int = 6, seed: int = 1) -> torch.Tensor:
+    return torch.randn(b, S, generator=torch.Generator().manual_seed(seed))
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
