@@ -15,7 +15,14 @@ from numpy.typing import NDArray
 from gemkit.data.minari_io import dataset_exists, dataset_path
 from gemkit.errors import DatasetError
 
-__all__ = ["Episode", "ProgressFn", "random_policy", "reference_returns", "write_dataset"]
+__all__ = [
+    "Episode",
+    "ProgressFn",
+    "check_writable",
+    "random_policy",
+    "reference_returns",
+    "write_dataset",
+]
 
 #: ``progress(done, total)``: called as generation advances (e.g. to drive a progress bar).
 ProgressFn = Callable[[int, int], None]
@@ -39,6 +46,19 @@ class Episode:
         self.rewards = rewards
         self.terminations = terminations
         self.truncations = truncations
+
+
+def check_writable(dataset_id: str, overwrite: bool) -> None:
+    """Fail before recording when ``dataset_id`` exists and may not be replaced.
+
+    Raises:
+        DatasetError: the id exists and ``overwrite`` is false.
+    """
+    if (dataset_exists(dataset_id) or dataset_path(dataset_id).exists()) and not overwrite:
+        raise DatasetError(
+            f"dataset {dataset_id!r} already exists at {dataset_path(dataset_id)}; pass "
+            "--overwrite (overwrite=True) or choose another --id."
+        )
 
 
 def write_dataset(
@@ -65,12 +85,8 @@ def write_dataset(
         raise DatasetError(
             f"writing datasets needs `pip install 'minari[create,hdf5]'` ({exc})."
         ) from None
-    if dataset_exists(dataset_id) or dataset_path(dataset_id).exists():
-        if not overwrite:
-            raise DatasetError(
-                f"dataset {dataset_id!r} already exists at {dataset_path(dataset_id)}; pass "
-                "--overwrite (overwrite=True) or choose another --id."
-            )
+    check_writable(dataset_id, overwrite)
+    if dataset_path(dataset_id).exists():
         shutil.rmtree(dataset_path(dataset_id))
     buffers = [
         EpisodeBuffer(

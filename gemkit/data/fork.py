@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gemkit.data._write import Episode, ProgressFn, reference_returns, write_dataset
+from gemkit.data._write import (
+    Episode,
+    ProgressFn,
+    check_writable,
+    reference_returns,
+    write_dataset,
+)
 from gemkit.envs import FORK_ENV_ID, ForkExpert
 from gemkit.envs.fork import ForkEnv, fork_expert_action
 from gemkit.errors import GemkitError
@@ -55,6 +61,8 @@ def make_fork(
     if steps < 1:
         raise GemkitError(f"steps must be >= 1, got {steps}.")
     import gymnasium as gym
+
+    check_writable(dataset_id, overwrite)
 
     spec = gym.spec(FORK_ENV_ID)
     horizon = int(spec.max_episode_steps or 100)

@@ -126,7 +126,7 @@ def flatten_space(space: gym.Space[Any]) -> gym.spaces.Box:
             raise DatasetError(f"dict observation {space} holds non-Box entries; cannot flatten.")
         low = np.concatenate([np.asarray(p.low).reshape(-1) for p in parts])  # type: ignore[attr-defined]
         high = np.concatenate([np.asarray(p.high).reshape(-1) for p in parts])  # type: ignore[attr-defined]
-        return gym.spaces.Box(low, high, dtype=np.float32)
+        return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
     raise DatasetError(f"observation space {space} is not supported (Box or Dict of Boxes only).")
 
 

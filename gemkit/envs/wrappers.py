@@ -25,8 +25,10 @@ def find_mujoco_model(env: gym.Env[Any, Any]) -> Any:
 class MassScale(gym.Wrapper[Any, Any, Any, Any]):
     """Scale every MuJoCo body mass by ``factor`` (robustness tests, no retraining).
 
-    The masses are multiplied once, at construction, from the model's own values, so wrapping the
-    same env twice compounds the factors. ``factor=1`` leaves the dynamics unchanged.
+    Masses and rotational inertias (same shapes, denser material) are multiplied once, at
+    construction, from the model's own values, then MuJoCo's derived constants are recomputed
+    (``mj_setConst`` on a scratch ``MjData``, so the live state is untouched). Wrapping the same
+    env twice compounds the factors; ``factor=1`` leaves the dynamics unchanged.
 
     Args:
         env: a MuJoCo-based gymnasium env (``env.unwrapped.model.body_mass``, or the inner
@@ -48,5 +50,11 @@ class MassScale(gym.Wrapper[Any, Any, Any, Any]):
                 f"MassScale needs a MuJoCo environment (with model.body_mass); {spec_id} is not."
             )
         self.factor = float(factor)
+        import mujoco
+
         self.original_mass = np.array(model.body_mass, copy=True)
-        model.body_mass[:] = self.original_mass * self.factor
+        self.original_inertia = np.array(model.body_inertia, copy=True)
+        # Assign whole arrays: some mujoco versions hand out copies of model fields.
+        model.body_mass = self.original_mass * self.factor
+        model.body_inertia = self.original_inertia * self.factor
+        mujoco.mj_setConst(model, mujoco.MjData(model))

@@ -1,0 +1,143 @@
+"""``gemkit data make|list|info``: gemkit's benchmark datasets in the local Minari store."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli._common import guarded
+from cli.main import app
+
+data_app = typer.Typer(
+    help="Make, list and inspect offline datasets (local Minari store).", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+
+class DatasetKind(str, Enum):
+    """The datasets ``gemkit data make`` can record."""
+
+    fork = "fork"
+    pointmaze_umaze = "pointmaze-umaze"
+    pointmaze_medium = "pointmaze-medium"
+    pointmaze_large = "pointmaze-large"
+
+
+@data_app.command("make")
+@guarded
+def make(
+    kind: DatasetKind = typer.Argument(..., help="Which dataset to record."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Transitions (default: fork 50,000; pointmaze D4RL's 1M/2M/4M)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the recording."),
+    dense: bool = typer.Option(False, "--dense", help="PointMaze: dense reward exp(-distance)."),
+    dataset_id: Optional[str] = typer.Option(None, "--id", help="Minari id to write."),
+    ref_episodes: int = typer.Option(100, "--ref-episodes", help="Episodes per reference score."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
+) -> None:
+    """Record a dataset into the local Minari store ($MINARI_DATASETS_PATH)."""
+    from gemkit.data import make_fork, make_pointmaze, read_metadata
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"[bold]{kind.value}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("record", total=steps or 1)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if kind is DatasetKind.fork:
+            if dense:
+                raise typer.BadParameter("--dense applies to pointmaze datasets only.")
+            kwargs: dict[str, Any] = {"dataset_id": dataset_id} if dataset_id else {}
+            out = make_fork(
+                steps if steps is not None else 50_000,
+                seed,
+                ref_episodes=ref_episodes,
+                overwrite=overwrite,
+                progress=progress,
+                **kwargs,
+            )
+        else:
+            out = make_pointmaze(
+                kind.value.removeprefix("pointmaze-"),
+                steps,
+                seed,
+                dense=dense,
+                dataset_id=dataset_id,
+                ref_episodes=ref_episodes,
+                overwrite=overwrite,
+                progress=progress,
+            )
+    meta = read_metadata(out)
+    typer.echo(
+        f"wrote {out}: {meta['total_steps']:,} steps, {meta['total_episodes']:,} episodes; "
+        f"reference scores random {meta.get('ref_min_score'):.3f}, "
+        f"expert {meta.get('ref_max_score'):.3f}"
+    )
+
+
+@data_app.command("list")
+@guarded
+def list_datasets() -> None:
+    """List the datasets in the local Minari store."""
+    from gemkit.data import list_local, read_metadata
+
+    ids = list_local()
+    if not ids:
+        typer.echo("no local datasets; make one with `gemkit data make fork`.")
+        return
+    table = Table("id", "steps", "episodes", "env", "ref random", "ref expert")
+    for i in ids:
+        m = read_metadata(i)
+        spec = m.get("env_spec")
+        env = json.loads(spec)["id"] if isinstance(spec, str) else "-"
+        lo, hi = m.get("ref_min_score"), m.get("ref_max_score")
+        table.add_row(
+            i,
+            f"{m.get('total_steps', 0):,}",
+            f"{m.get('total_episodes', 0):,}",
+            env,
+            "-" if lo is None else f"{lo:.3f}",
+            "-" if hi is None else f"{hi:.3f}",
+        )
+    Console().print(table)
+
+
+@data_app.command("info")
+@guarded
+def info(dataset_id: str = typer.Argument(..., help="A local Minari dataset id.")) -> None:
+    """Show one dataset's metadata and transition statistics."""
+    from gemkit.data import load
+
+    data = load(dataset_id)
+    meta = data.meta
+    lines = {
+        "id": dataset_id,
+        "env": meta.get("env_id"),
+        "transitions": f"{len(data):,}",
+        "episodes": f"{meta.get('total_episodes', 0):,}",
+        "state dim": data.state_dim,
+        "action dim": data.action_dim,
+        "terminals": int(data.terminals.sum()),
+        "timeouts": int(data.timeouts.sum()),
+        "reward mean": f"{float(data.rewards.mean()):.4f}",
+        "ref random": meta.get("ref_min_score"),
+        "ref expert": meta.get("ref_max_score"),
+        "dict obs keys": meta.get("obs_keys"),
+    }
+    for key, value in lines.items():
+        typer.echo(f"{key:>14}: {value}")

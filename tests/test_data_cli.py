@@ -1,0 +1,29 @@
+"""``gemkit data``: make, list, info and one-line errors through the CLI."""
+
+from __future__ import annotations
+
+import pathlib
+
+from data_fixtures import minari_store  # noqa: F401
+from typer.testing import CliRunner
+
+from cli.main import app
+
+
+def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "make", "fork", "--steps", "300", "--ref-episodes", "2"])
+    assert res.exit_code == 0, res.output
+    assert "wrote gemkit/fork-v0: 300 steps" in res.output
+    res = runner.invoke(app, ["data", "list"])
+    assert res.exit_code == 0
+    assert "gemkit/fork-v0" in res.output
+    res = runner.invoke(app, ["data", "info", "gemkit/fork-v0"])
+    assert res.exit_code == 0
+    assert "transitions: 300" in res.output
+    res = runner.invoke(app, ["data", "info", "gemkit/missing-v0"])
+    assert res.exit_code == 2
+    assert "error: no local Minari dataset 'gemkit/missing-v0'" in res.output
+    res = runner.invoke(app, ["data", "make", "fork", "--steps", "300"])
+    assert res.exit_code == 2
+    assert "already exists" in res.output
