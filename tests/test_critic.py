@@ -52,3 +52,14 @@ def test_gradients_flow_to_every_member() -> None:
     for p in c.parameters():
         assert p.grad is not None
         assert bool((p.grad.flatten(1).abs().sum(1) > 0).all())  # every member got gradient
+
+
+def test_chunked_inference_path_equals_member_loop() -> None:
+    torch.manual_seed(0)
+    c = CriticEnsemble(4, 3, n_members=3, hidden=(16, 16))
+    c.chunk_rows = 7  # 50 rows -> 8 chunks, the last one partial
+    s, a = torch.randn(50, 4), torch.randn(50, 3)
+    with torch.no_grad():
+        q = c(s, a)
+    for e in range(3):
+        torch.testing.assert_close(q[e], member_mlp(c, e)(torch.cat([s, a], -1)).squeeze(-1))
