@@ -15,6 +15,7 @@ from gemkit.errors import (
     ShapeError,
     UnknownComponentError,
 )
+from gemkit.eval import EvalResult, evaluate
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models, load_models, save_models
 from gemkit.proposers import CandidateProposer
 from gemkit.scorers import EnsembleValue, LambdaSchedule
@@ -33,6 +34,7 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "EnsembleValue",
+    "EvalResult",
     "GemkitError",
     "LambdaSchedule",
     "Models",
@@ -43,6 +45,7 @@ __all__ = [
     "UnknownComponentError",
     "__version__",
     "compose",
+    "evaluate",
     "load_models",
     "registry",
     "save_models",
