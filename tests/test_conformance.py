@@ -39,22 +39,6 @@ def test_builtin_components(kind: str, registry) -> None:
         check_component(kind, registry.get(name)(tiny_models(), CFG), s, c)
 
 
-def test_the_docs_custom_scorer_passes() -> None:
-    """The custom scorer of docs/components.md."""
-
-    class DistanceToGoalValue:
-        """Value = minus the distance of the action to a goal direction (no critic at all)."""
-
-        def __init__(self, goal: torch.Tensor) -> None:
-            self.goal = goal
-
-        def __call__(self, states: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-            return -(candidates - self.goal.to(candidates)).norm(dim=-1)
-
-    s, c = example_inputs(state_dim=S)
-    check_value(DistanceToGoalValue(torch.tensor([1.0, 0.0])), s, c)
-
-
 def test_suite_catches_broken_components() -> None:
     s, c = example_inputs(state_dim=S)
 
