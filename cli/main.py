@@ -15,9 +15,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its commands to ``app`` on import; one import line per module.
-    from cli import data  # noqa: F401
-    from cli import selection  # noqa: F401
-    from cli import train  # noqa: F401
+    from cli import (
+        data,  # noqa: F401
+        selection,  # noqa: F401
+        train,  # noqa: F401
+    )
 
 
 _register()
