@@ -1,0 +1,202 @@
+"""Gradient steps/s of gemkit's full Phase I against a plain CORL-style IQL loop, same run.
+
+GEM's step updates a critic ensemble (E members), the expectile value, the behavior GMM and the
+GMM actor. The baseline is CORL's ``algorithms/offline/iql.py`` written out plainly: two critics
+as separate ``nn.Sequential`` MLPs with a deep-copied target, a value MLP, a tanh-mean Gaussian
+actor with a state-independent log std, three default Adam optimizers and a cosine LR schedule
+for the actor. Same hidden sizes (256, 256), batch 256, synthetic D4RL-sized data.
+
+Both loops run in one process, interleaved in rounds, and the best round of each is reported
+(the least disturbed by other processes on a shared machine).
+
+Usage::
+
+    python benchmarks/train.py --threads 1 --steps 300 --rounds 3
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/ holds select.py, which would shadow the stdlib module torch imports: drop this
+# script's own folder from the import path before anything else is imported.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse
+import copy
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from gemkit.data.transitions import Transitions
+from gemkit.train import TrainConfig, Trainer
+
+
+# ---------------------------------------------------------------- the CORL-style IQL baseline
+def _mlp(dims: list[int], out_act: nn.Module | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 2):
+        layers += [nn.Linear(dims[i], dims[i + 1]), nn.ReLU()]
+    layers.append(nn.Linear(dims[-2], dims[-1]))
+    if out_act is not None:
+        layers.append(out_act)
+    return nn.Sequential(*layers)
+
+
+class TwinQ(nn.Module):
+    def __init__(self, s: int, a: int, h: int) -> None:
+        super().__init__()
+        self.q1 = _mlp([s + a, h, h, 1])
+        self.q2 = _mlp([s + a, h, h, 1])
+
+    def both(self, s: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        sa = torch.cat([s, a], 1)
+        return self.q1(sa).squeeze(-1), self.q2(sa).squeeze(-1)
+
+    def forward(self, s: Tensor, a: Tensor) -> Tensor:
+        return torch.min(*self.both(s, a))
+
+
+class GaussianPolicy(nn.Module):
+    def __init__(self, s: int, a: int, h: int) -> None:
+        super().__init__()
+        self.net = _mlp([s, h, h, a], nn.Tanh())
+        self.log_std = nn.Parameter(torch.zeros(a))
+
+    def forward(self, s: Tensor) -> torch.distributions.Normal:
+        mean = self.net(s)
+        std = torch.exp(self.log_std.clamp(-20.0, 2.0))
+        return torch.distributions.Normal(mean, std)
+
+
+class IQL:
+    """CORL's IQL update, plainly (``iql.py``: ImplicitQLearning.train)."""
+
+    def __init__(self, s: int, a: int, h: int, max_steps: int) -> None:
+        self.qf = TwinQ(s, a, h)
+        self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
+        self.vf = _mlp([s, h, h, 1])
+        self.actor = GaussianPolicy(s, a, h)
+        self.v_opt = torch.optim.Adam(self.vf.parameters(), lr=3e-4)
+        self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=3e-4)
+        self.a_opt = torch.optim.Adam(self.actor.parameters(), lr=3e-4)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.a_opt, max_steps)
+        self.tau, self.beta, self.iql_tau, self.discount = 0.005, 3.0, 0.7, 0.99
+
+    def train(self, batch: list[Tensor]) -> dict[str, float]:
+        obs, act, rew, nxt, done = batch
+        with torch.no_grad():
+            next_v = self.vf(nxt).squeeze(-1)
+        # value
+        with torch.no_grad():
+            target_q = self.q_target(obs, act)
+        v = self.vf(obs).squeeze(-1)
+        adv = target_q - v
+        w = torch.abs(self.iql_tau - (adv < 0).float())
+        v_loss = torch.mean(w * adv**2)
+        self.v_opt.zero_grad(set_to_none=True)
+        v_loss.backward()
+        self.v_opt.step()
+        # critics
+        targets = rew + (1.0 - done) * self.discount * next_v.detach()
+        qs = self.qf.both(obs, act)
+        q_loss = sum(torch.nn.functional.mse_loss(q, targets) for q in qs) / len(qs)
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()  # type: ignore[union-attr]
+        self.q_opt.step()
+        with torch.no_grad():
+            for tp, sp in zip(self.q_target.parameters(), self.qf.parameters(), strict=True):
+                tp.data.copy_((1 - self.tau) * tp.data + self.tau * sp.data)
+        # actor
+        exp_adv = torch.exp(self.beta * adv.detach()).clamp(max=100.0)
+        bc_losses = -self.actor(obs).log_prob(act).sum(-1)
+        policy_loss = torch.mean(exp_adv * bc_losses)
+        self.a_opt.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.a_opt.step()
+        self.sched.step()
+        # CORL logs the three losses with .item() every step
+        return {"v": v_loss.item(), "q": float(q_loss), "pi": policy_loss.item()}
+
+
+# ---------------------------------------------------------------- data and timing
+def synthetic(n: int, s: int, a: int, seed: int = 0) -> Transitions:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, s, generator=g)
+    return Transitions(
+        observations=obs,
+        actions=torch.rand(n, a, generator=g) * 2 - 1,
+        rewards=torch.randn(n, generator=g),
+        next_observations=obs + 0.1 * torch.randn(n, s, generator=g),
+        terminals=(torch.rand(n, generator=g) < 0.01).float(),
+        timeouts=torch.zeros(n),
+        action_low=-torch.ones(a),
+        action_high=torch.ones(a),
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0),
+        meta={"dataset_id": "synthetic"},
+    )
+
+
+def steps_per_s(step: Callable[[], object], steps: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=300, help="timed steps per round and loop")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--state-dim", type=int, default=17)
+    p.add_argument("--action-dim", type=int, default=6)
+    p.add_argument("--components", type=int, default=5)
+    p.add_argument("--critics", type=int, nargs="+", default=[2, 10])
+    p.add_argument("--critic-modes", nargs="+", default=["loop", "bmm"], choices=["loop", "bmm"])
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    s, a, h, bs = args.state_dim, args.action_dim, 256, 256
+    data = synthetic(100_000, s, a)
+
+    g = torch.Generator().manual_seed(1)
+    cols = [data.observations, data.actions, data.rewards, data.next_observations, data.terminals]
+
+    iql = IQL(s, a, h, max_steps=10**6)
+
+    def iql_step() -> None:
+        idx = torch.randint(0, len(data), (bs,), generator=g)
+        iql.train([c[idx] for c in cols])
+
+    loops: dict[str, Callable[[], object]] = {"iql": iql_step}
+    for e in args.critics:
+        for mode in args.critic_modes:
+            cfg = TrainConfig(
+                n_critics=e, n_components=args.components, gmm_pretrain_steps=0, critic_mode=mode
+            )
+            loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
+    for fn in loops.values():  # warm-up
+        steps_per_s(fn, 20)
+    best = dict.fromkeys(loops, 0.0)
+    for _ in range(args.rounds):
+        for name, fn in loops.items():
+            best[name] = max(best[name], steps_per_s(fn, args.steps))
+
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"threads={args.threads}, S={s}, A={a}, hidden=256x2, batch={bs}, K={args.components}, "
+        f"best of {args.rounds} rounds x {args.steps} steps"
+    )
+    print(f"{'loop':<14} {'steps/s':>9} {'ratio vs IQL':>13}")
+    for name, v in best.items():
+        print(f"{name:<14} {v:9.1f} {v / best['iql']:13.2f}")
+
+
+if __name__ == "__main__":
+    main()
