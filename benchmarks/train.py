@@ -121,7 +121,11 @@ class IQL:
         self.a_opt.step()
         self.sched.step()
         # CORL logs the three losses with .item() every step
-        return {"v": v_loss.item(), "q": float(q_loss), "pi": policy_loss.item()}
+        return {
+            "v": v_loss.detach().item(),
+            "q": float(q_loss.detach()),  # type: ignore[union-attr]
+            "pi": policy_loss.detach().item(),
+        }
 
 
 # ---------------------------------------------------------------- data and timing

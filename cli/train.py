@@ -67,6 +67,9 @@ def train_command(
     ),
     device: Optional[Device] = typer.Option(None, "--device", help="cpu or cuda."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the run."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start afresh in an --out that already holds a checkpoint."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train GEM's Phase I (critic ensemble, value, behavior GMM, actor) and checkpoint it.
@@ -131,6 +134,7 @@ def train_command(
             save_every=save_every,
             log_every=log_every,
             resume=resume is not None,
+            overwrite=overwrite,
             dataset_id=dataset,
             progress=report,
         )

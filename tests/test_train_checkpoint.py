@@ -140,6 +140,10 @@ def test_resume_checks_config_and_dataset(fork: object, tmp_path: Path) -> None:
         train(fork, _cfg(), out, 3, resume=True)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError, match="does not exist"):
         train(fork, _cfg(), tmp_path / "nowhere", 10, resume=True)  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match="already holds"):
+        train(fork, _cfg(), out, 10)  # type: ignore[arg-type]
+    train(fork, _cfg(alpha=1.0), out, 2, overwrite=True)  # type: ignore[arg-type]
+    assert load_models(out).meta["train_config"]["alpha"] == 1.0
 
 
 def test_truncated_and_foreign_checkpoints_raise_one_line_errors(
@@ -181,3 +185,18 @@ def test_truncated_and_foreign_checkpoints_raise_one_line_errors(
     os.remove(out / "models.json")
     with pytest.raises(CheckpointError):
         load_models(out)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_resumes_and_loads_on_cpu(fork: object, tmp_path: Path) -> None:
+    full, part = tmp_path / "full", tmp_path / "part"
+    cfg = _cfg(device="cuda")
+    train(fork, cfg, full, 12, save_every=4)  # type: ignore[arg-type]
+    train(fork, cfg, part, 8, save_every=4)  # type: ignore[arg-type]
+    train(fork, cfg, part, 12, save_every=4, resume=True)  # type: ignore[arg-type]
+    a, b = load_file(str(full / STATE_FILE)), load_file(str(part / STATE_FILE))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    m = load_models(part, device="cpu")
+    assert m.critic is not None and m.critic(torch.zeros(1, 2), torch.zeros(1, 2)).shape == (3, 1)

@@ -71,6 +71,9 @@ def test_train_cli_config_file_and_resume(store: pathlib.Path, tmp_path: pathlib
     a, b = load_file(str(full / STATE_FILE)), load_file(str(part / STATE_FILE))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((part / "config.json").read_text())["batch_size"] == 32
+    code, text = _run("train", "--steps", "2", "--out", str(full), *common)
+    assert code == 2 and "already holds" in text
+    assert _run("train", "--steps", "2", "--out", str(full), "--overwrite", *common)[0] == 0
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,7 @@ class TrainConfig:
             initial components keep the mixture from collapsing onto one component).
         normalize_obs: the networks see ``(obs - mean) / std`` with the dataset's statistics.
         critic_mode: forward path of the critic ensemble (``"loop"`` or ``"bmm"``; same maths).
+            ``"bmm"`` trains faster (see ``docs/performance.md``); it is stored with the critic.
         seed: seeds the one ``torch.Generator`` of the run (initialisation and minibatches).
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
     """
@@ -139,7 +140,7 @@ class TrainConfig:
     gmm_init_log_std: float = -1.0
     log_std_max: float = 2.0
     normalize_obs: bool = True
-    critic_mode: str = attrs.field(default="loop", validator=_one_of("loop", "bmm"))
+    critic_mode: str = attrs.field(default="bmm", validator=_one_of("loop", "bmm"))
     seed: int = attrs.field(default=0, validator=_ge(0))
     device: str = attrs.field(default="cpu", validator=_device)
 

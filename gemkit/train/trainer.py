@@ -391,6 +391,7 @@ def train(
     save_every: int = 10_000,
     log_every: int = 100,
     resume: bool = False,
+    overwrite: bool = False,
     dataset_id: str | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     tensorboard: bool = True,
@@ -413,6 +414,7 @@ def train(
         save_every: checkpoint period in steps.
         log_every: report period in steps (metrics row and ``progress`` call).
         resume: continue from the checkpoint in ``out_dir``.
+        overwrite: start afresh even if ``out_dir`` already holds a checkpoint.
         dataset_id: recorded in the models' metadata (default:
             ``transitions.meta["dataset_id"]``).
         progress: called with a :class:`TrainProgress` at every report.
@@ -422,13 +424,19 @@ def train(
         The trained :class:`~gemkit.models.Models` (actor, behavior, critic, value, meta).
 
     Raises:
-        CheckpointError: ``resume`` without a usable checkpoint, or one from another run.
+        CheckpointError: ``resume`` without a usable checkpoint, or one from another run; a
+            fresh run into a directory that holds a checkpoint (without ``overwrite``).
     """
     from gemkit.train.checkpoint import load_trainer_state, save_checkpoint
 
     if steps < 0 or save_every < 1 or log_every < 1:
         raise ValueError("steps must be >= 0 and save_every, log_every >= 1.")
     out = Path(out_dir)
+    if not resume and not overwrite and (out / "trainer_state.safetensors").exists():
+        raise CheckpointError(
+            f"{str(out)!r} already holds a training checkpoint; resume it (--resume) or choose "
+            "another --out."
+        )
     trainer = Trainer(transitions, config, dataset_id=dataset_id)
     if resume:
         load_trainer_state(out, trainer)
