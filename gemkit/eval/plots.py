@@ -1,0 +1,388 @@
+"""Figures of the experiments (matplotlib, Agg; no pyplot state, nothing shown).
+
+Every function takes the aggregated rows of :func:`gemkit.eval.sweep.aggregate_runs` (dicts
+with the selector knobs and ``score_mean``, ``score_std``, ``support_z``, ``violation``,
+``collapse_dist``, ``steps_per_s``), writes one PNG and returns its path, or ``None`` when the
+rows hold nothing to draw (e.g. no ``raw`` cells for the normalisation comparison).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from gemkit.config import PRESETS, SelectorConfig
+
+__all__ = [
+    "config_key",
+    "plot_ablation_deltas",
+    "plot_budget",
+    "plot_lambda_frontier",
+    "plot_mass_scale",
+    "plot_norm_deltas",
+    "plot_quickstart",
+    "plot_trajectories",
+]
+
+_KNOBS = (
+    "proposer", "anchor", "value", "support", "reducer", "n", "k", "beta", "lam", "lam_T",
+    "horizon", "z_min",
+)  # fmt: skip
+_AUDIT_PANELS = (
+    ("score_mean", "normalised score"),
+    ("support_z", "SupportZ"),
+    ("violation", "Violation"),
+    ("collapse_dist", "CollapseDist"),
+    ("steps_per_s", "env steps / s"),
+)
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or v == "":
+        return None if v == "" else v
+    if isinstance(v, int | float):
+        return float(v)
+    return str(v)
+
+
+def config_key(knobs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Hashable identity of a row's (or a config's) selector knobs."""
+    return tuple(_norm(knobs.get(k)) for k in _KNOBS)
+
+
+def _index(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+    return {config_key(r): r for r in rows}
+
+
+def _params(cfg: SelectorConfig) -> dict[str, Any]:
+    return cfg.to_dict()["params"]
+
+
+def _variant(ref: SelectorConfig, preset: str, **changes: Any) -> SelectorConfig | None:
+    try:
+        return SelectorConfig(**{**_params(ref), **changes, **PRESETS[preset]})
+    except ValueError:
+        return None
+
+
+def _symlog_n(ax: Axes, ns: Sequence[float]) -> None:
+    ax.set_xscale("symlog", linthresh=1.0)
+    ticks = sorted({int(n) for n in ns})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.set_xlabel("N (sampled candidates)")
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=110, bbox_inches="tight")
+    return p
+
+
+def _series_vs_n(
+    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Rows grouped into lines vs N: each preset (and ``raw`` support) at the reference knobs."""
+    idx = _index(rows)
+    ns = sorted({int(r["n"]) for r in rows})
+    other = "raw" if ref.support != "raw" else "zscore"
+    lines: dict[str, list[Mapping[str, Any]]] = {}
+    seen: set[tuple[tuple[Any, ...], ...]] = set()
+    for preset in PRESETS:
+        if preset == "single_shot":
+            continue
+        for sup in (ref.support, other):
+            label = preset if sup == ref.support else f"{preset}+{sup}"
+            keys = []
+            for n in ns:
+                cfg = _variant(ref, preset, n=n, support=sup)
+                if cfg is not None and config_key(_params(cfg)) in idx:
+                    keys.append(config_key(_params(cfg)))
+            if keys and tuple(keys) not in seen:
+                seen.add(tuple(keys))
+                lines[label] = [idx[k] for k in keys]
+    return lines
+
+
+def plot_budget(
+    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> Path | None:
+    """Score and the audits vs N, one line per preset at the reference knobs ``ref``."""
+    lines = _series_vs_n(rows, ref)
+    if not lines:
+        return None
+    fig = Figure(figsize=(4.0 * len(_AUDIT_PANELS), 3.4))
+    axes = fig.subplots(1, len(_AUDIT_PANELS))
+    all_n = [float(r["n"]) for pts in lines.values() for r in pts]
+    for ax, (key, title) in zip(axes, _AUDIT_PANELS, strict=True):
+        for label, pts in lines.items():
+            x = [float(r["n"]) for r in pts]
+            y = [float(r[key]) for r in pts]
+            ax.plot(x, y, marker="o", label=label)
+            if key == "score_mean":
+                sd = np.array([float(r.get("score_std", 0.0) or 0.0) for r in pts])
+                ax.fill_between(x, np.array(y) - sd, np.array(y) + sd, alpha=0.15)
+        ax.set_title(title)
+        _symlog_n(ax, all_n)
+        if key == "steps_per_s":
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(_ref_text(ref, skip=("n",)), fontsize=9)
+    return _save(fig, path)
+
+
+def _ref_text(ref: SelectorConfig, skip: Sequence[str] = ()) -> str:
+    p = _params(ref)
+    parts = [f"{k}={p[k]}" for k in ("n", "beta", "lam", "lam_T", "k", "support") if k not in skip]
+    return "GEM reference: " + ", ".join(parts)
+
+
+def plot_ablation_deltas(
+    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> tuple[Path | None, list[dict[str, Any]]]:
+    """Bar charts of each preset's score and Violation minus GEM's, at ``ref`` (e.g. N=1024).
+
+    Returns:
+        ``(path or None, table)`` with one dict per preset found: ``preset``, ``score``,
+        ``score_std``, ``delta_score``, ``violation``, ``delta_violation``.
+    """
+    idx = _index(rows)
+    base = idx.get(config_key(_params(ref)))
+    if base is None:
+        return None, []
+    table: list[dict[str, Any]] = []
+    for preset in PRESETS:
+        cfg = _variant(ref, preset)
+        if cfg is None or config_key(_params(cfg)) not in idx:
+            continue
+        r = idx[config_key(_params(cfg))]
+        table.append(
+            {
+                "preset": preset,
+                "score": float(r["score_mean"]),
+                "score_std": float(r.get("score_std", math.nan)),
+                "delta_score": float(r["score_mean"]) - float(base["score_mean"]),
+                "violation": float(r["violation"]),
+                "delta_violation": float(r["violation"]) - float(base["violation"]),
+            }
+        )
+    others = [t for t in table if t["preset"] != "gem"]
+    if not others:
+        return None, table
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    names = [t["preset"] for t in others]
+    y = np.arange(len(names))
+    ax1.barh(y, [t["delta_score"] for t in others], color="tab:blue")
+    ax1.set_yticks(y, names)
+    ax1.axvline(0, color="k", lw=0.8)
+    ax1.set_xlabel("score - GEM score")
+    ax2.barh(y, [t["delta_violation"] for t in others], color="tab:red")
+    ax2.set_yticks(y, names)
+    ax2.axvline(0, color="k", lw=0.8)
+    ax2.set_xlabel("Violation - GEM Violation")
+    fig.suptitle(_ref_text(ref), fontsize=9)
+    return _save(fig, path), table
+
+
+def plot_norm_deltas(
+    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> tuple[Path | None, list[dict[str, Any]]]:
+    """``raw`` minus ``zscore`` normalisation (score, Violation) vs N, other knobs at ``ref``.
+
+    Returns:
+        ``(path or None, table)`` with ``n``, ``zscore``, ``raw``, ``delta_score``,
+        ``violation_zscore``, ``violation_raw``.
+    """
+    idx = _index(rows)
+    table: list[dict[str, Any]] = []
+    for n in sorted({int(r["n"]) for r in rows}):
+        z = idx.get(config_key(_params(ref.evolve(n=n, support="zscore"))))
+        r = idx.get(config_key(_params(ref.evolve(n=n, support="raw"))))
+        if z is None or r is None:
+            continue
+        table.append(
+            {
+                "n": n,
+                "zscore": float(z["score_mean"]),
+                "raw": float(r["score_mean"]),
+                "delta_score": float(r["score_mean"]) - float(z["score_mean"]),
+                "violation_zscore": float(z["violation"]),
+                "violation_raw": float(r["violation"]),
+            }
+        )
+    if not table:
+        return None, table
+    fig = Figure(figsize=(8, 3.4))
+    ax1, ax2 = fig.subplots(1, 2)
+    x = [float(t["n"]) for t in table]
+    ax1.plot(x, [t["delta_score"] for t in table], marker="o")
+    ax1.axhline(0, color="k", lw=0.8)
+    ax1.set_ylabel("score(raw) - score(zscore)")
+    _symlog_n(ax1, x)
+    ax2.plot(x, [t["violation_zscore"] for t in table], marker="o", label="zscore")
+    ax2.plot(x, [t["violation_raw"] for t in table], marker="s", label="raw")
+    ax2.set_ylabel("Violation")
+    ax2.legend(fontsize=8)
+    _symlog_n(ax2, x)
+    fig.suptitle(_ref_text(ref, skip=("n", "support")), fontsize=9)
+    return _save(fig, path), table
+
+
+def plot_lambda_frontier(
+    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> tuple[Path | None, list[dict[str, Any]]]:
+    """Score vs Violation of GEM as ``lambda_0``/``lambda_T`` vary, other knobs at ``ref``.
+
+    Returns:
+        ``(path or None, table)`` with ``lam``, ``lam_T``, ``score``, ``score_std``,
+        ``violation`` per point, sorted by Violation.
+    """
+    p = _params(ref)
+    fixed = [k for k in _KNOBS if k not in ("lam", "lam_T")]
+    table: list[dict[str, Any]] = []
+    for r in rows:
+        if r.get("preset") not in ("gem", "no_pw"):
+            continue
+        if all(_norm(r.get(k)) == _norm(p[k]) for k in fixed):
+            table.append(
+                {
+                    "lam": float(r["lam"]),
+                    "lam_T": None if _norm(r.get("lam_T")) is None else float(r["lam_T"]),
+                    "score": float(r["score_mean"]),
+                    "score_std": float(r.get("score_std", math.nan)),
+                    "violation": float(r["violation"]),
+                }
+            )
+    table.sort(key=lambda t: (t["violation"], -t["score"]))
+    if len(table) < 2:
+        return None, table
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    ax.plot([t["violation"] for t in table], [t["score"] for t in table], "o-", alpha=0.7)
+    for t in table:
+        lab = f"{t['lam']:g}" if t["lam_T"] is None else f"{t['lam']:g}->{t['lam_T']:g}"
+        ax.annotate(lab, (t["violation"], t["score"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("Violation (fraction of steps)")
+    ax.set_ylabel("normalised score")
+    ax.set_title("lambda frontier (labels: lambda_0 -> lambda_T)", fontsize=9)
+    fig.suptitle(_ref_text(ref, skip=("lam", "lam_T")), fontsize=8)
+    return _save(fig, path), table
+
+
+def _draw_fork(ax: Axes, obstacle_radius: float, goal: Sequence[float], goal_radius: float) -> None:
+    ax.add_patch(Circle((0.0, 0.0), obstacle_radius, color="0.6", zorder=0))
+    ax.add_patch(
+        Circle(
+            (float(goal[0]), float(goal[1])), goal_radius, color="tab:green", alpha=0.35, zorder=0
+        )
+    )
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def _draw_paths(
+    ax: Axes, paths: Mapping[str, Sequence[tuple[np.ndarray, bool]]], colors: Sequence[str]
+) -> None:
+    for (label, eps), color in zip(paths.items(), colors, strict=False):
+        wins = sum(ok for _, ok in eps)
+        for i, (xy, _) in enumerate(eps):
+            lab = f"{label} ({wins}/{len(eps)} reach goal)" if i == 0 else None
+            ax.plot(xy[:, 0], xy[:, 1], color=color, alpha=0.7, lw=1.2, label=lab)
+            ax.plot(xy[-1, 0], xy[-1, 1], "x", color=color)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+_COLORS = ("tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:brown")
+
+
+def plot_trajectories(
+    paths: Mapping[str, Sequence[tuple[np.ndarray, bool]]],
+    path: str | Path,
+    *,
+    obstacle_radius: float = 0.4,
+    goal: Sequence[float] = (0.0, 1.0),
+    goal_radius: float = 0.15,
+) -> Path:
+    """Fork-task paths (``(observations [T+1, 2], success)`` lists) per label, on one map."""
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    _draw_fork(ax, obstacle_radius, goal, goal_radius)
+    _draw_paths(ax, paths, _COLORS)
+    return _save(fig, path)
+
+
+def plot_quickstart(
+    paths: Mapping[str, Sequence[tuple[np.ndarray, bool]]],
+    budget: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path,
+    *,
+    obstacle_radius: float = 0.4,
+    goal: Sequence[float] = (0.0, 1.0),
+    goal_radius: float = 0.15,
+) -> Path:
+    """The quickstart figure: fork trajectories (left) and score vs N per actor (right).
+
+    Args:
+        paths: per label, ``(observations, success)`` of each episode.
+        budget: per label, rows with ``n``, ``score_mean`` and ``score_std``.
+        path: the PNG to write.
+        obstacle_radius: the fork obstacle's radius.
+        goal: the goal position.
+        goal_radius: the goal's radius.
+    """
+    fig = Figure(figsize=(11, 4.8))
+    ax1, ax2 = fig.subplots(1, 2)
+    _draw_fork(ax1, obstacle_radius, goal, goal_radius)
+    _draw_paths(ax1, paths, _COLORS)
+    ax1.set_title("fork task: paths from the start")
+    ns: list[float] = []
+    for (label, pts), color in zip(budget.items(), _COLORS, strict=False):
+        x = [float(r["n"]) for r in pts]
+        y = np.array([float(r["score_mean"]) for r in pts])
+        sd = np.array([float(r.get("score_std", 0.0) or 0.0) for r in pts])
+        ax2.plot(x, y, "o-", color=color, label=label)
+        ax2.fill_between(x, y - sd, y + sd, color=color, alpha=0.15)
+        ns += x
+    if ns:
+        _symlog_n(ax2, ns)
+    ax2.set_ylabel("normalised score (mean +- std over seeds)")
+    ax2.set_ylim(-5, 105)
+    ax2.legend(fontsize=8)
+    ax2.set_title("score vs candidate budget N (N = 0: single-shot)")
+    return _save(fig, path)
+
+
+def plot_mass_scale(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
+    """Score vs MassScale factor, one line per ``label`` (rows need ``mass_scale``)."""
+    by: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r.get("mass_scale") in (None, ""):
+            continue
+        by.setdefault(str(r["label"]), []).append(r)
+    if not by:
+        return None
+    fig = Figure(figsize=(5, 3.6))
+    ax = fig.subplots()
+    for label, pts in by.items():
+        pts = sorted(pts, key=lambda r: float(r["mass_scale"]))
+        x = [float(r["mass_scale"]) for r in pts]
+        y = np.array([float(r["score_mean"]) for r in pts])
+        sd = np.array([float(r.get("score_std", 0.0) or 0.0) for r in pts])
+        ax.errorbar(x, y, yerr=sd, marker="o", capsize=3, label=label)
+    ax.set_xlabel("body mass scale (MassScale)")
+    ax.set_ylabel("normalised score")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,315 @@
+"""A resumable grid over GEM's inference-time knobs on fixed trained networks (no retraining).
+
+The grid is the product of presets x N x beta x lambda_0 x lambda_T x k x normalisation. A cell's
+preset is applied *last*, so an ablation keeps changing exactly one factor of the cell's knobs
+(``no_pw`` stays ``lambda = 0`` whatever the ``--lam`` axis says); cells that resolve to the same
+:class:`SelectorConfig` are run once. Every (cell, seed) evaluation is appended to ``runs.csv``
+as soon as it finishes, so a rerun with the same output directory skips what is already there.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gemkit.config import PRESETS, SelectorConfig
+from gemkit.errors import GemkitError
+from gemkit.eval.evaluate import EvalResult, evaluate
+from gemkit.eval.runs import env_horizon, eval_seed
+from gemkit.models.io import Models, load_models
+from gemkit.selector import compose
+
+__all__ = [
+    "RUN_FIELDS",
+    "SweepCell",
+    "SweepGrid",
+    "aggregate_runs",
+    "read_runs",
+    "run_sweep",
+    "write_csv",
+]
+
+#: The knobs a cell records (``SelectorConfig`` fields).
+KNOBS = (
+    "proposer", "anchor", "value", "support", "reducer", "n", "k", "beta", "lam", "lam_T",
+    "horizon", "z_min",
+)  # fmt: skip
+
+#: Columns of ``runs.csv``: one row per (cell, seed).
+RUN_FIELDS = (
+    "key", "preset", *KNOBS, "seed", "episodes", "mass_scale", "score", "return_mean",
+    "success_rate", "support_z", "violation", "collapse_dist", "steps_per_s",
+)  # fmt: skip
+
+_METRICS = ("score", "return_mean", "success_rate", "support_z", "violation", "collapse_dist",
+            "steps_per_s")  # fmt: skip
+
+
+@attrs.frozen
+class SweepCell:
+    """One point of the grid: a preset label and the resolved selector config."""
+
+    preset: str
+    config: SelectorConfig
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the config (JSON of its knobs), the resume key."""
+        return json.dumps(self.config.to_dict()["params"], sort_keys=True)
+
+
+@attrs.frozen(kw_only=True)
+class SweepGrid:
+    """The axes of a sweep; each is a list of values (the GEM defaults when left out).
+
+    Attributes:
+        presets: preset names (applied after the knobs, see the module docstring).
+        n: candidate budgets ``N``.
+        beta: LCB pessimism values.
+        lam: ``lambda_0`` values.
+        lam_T: ``lambda_T`` values (``None`` = constant ``lambda_0``).
+        k: top-k sizes (``k > 1`` uses the ``topk`` reducer).
+        support: normalisations (``zscore``, ``raw``).
+        horizon: ``H`` of the lambda schedule (``None``: the env's time limit).
+    """
+
+    presets: tuple[str, ...] = ("gem",)
+    n: tuple[int, ...] = (64,)
+    beta: tuple[float, ...] = (1.0,)
+    lam: tuple[float, ...] = (0.5,)
+    lam_T: tuple[float | None, ...] = (None,)
+    k: tuple[int, ...] = (1,)
+    support: tuple[str, ...] = ("zscore",)
+    horizon: int | None = None
+
+    def cells(self, horizon: int | None = None) -> list[SweepCell]:
+        """The distinct cells, in grid order; invalid combinations (``k > N + 1``) are dropped.
+
+        Args:
+            horizon: default ``H`` when :attr:`horizon` is ``None`` (e.g. the env's limit).
+
+        Raises:
+            GemkitError: an unknown preset or an invalid knob value.
+        """
+        for p in self.presets:
+            if p not in PRESETS:
+                SelectorConfig.preset(p)  # raises the did-you-mean error
+        h = self.horizon if self.horizon is not None else horizon
+        out: list[SweepCell] = []
+        seen: set[str] = set()
+        for preset, n, beta, lam, lam_t, k, sup in itertools.product(
+            self.presets, self.n, self.beta, self.lam, self.lam_T, self.k, self.support
+        ):
+            knobs: dict[str, Any] = {
+                "n": n, "beta": beta, "lam": lam, "lam_T": lam_t, "k": k, "support": sup,
+                "reducer": "topk" if k > 1 else "top1",
+            }  # fmt: skip
+            if h is not None:
+                knobs["horizon"] = h
+            cfg = SelectorConfig(**{**knobs, **PRESETS[preset]})
+            if cfg.reducer == "topk" and cfg.k > cfg.n + int(cfg.anchor != "none"):
+                continue
+            cell = SweepCell(preset, cfg)
+            if cell.key in seen:
+                continue
+            seen.add(cell.key)
+            out.append(cell)
+        return out
+
+    def reference(self, horizon: int | None = None) -> SelectorConfig:
+        """GEM at the first value of every axis (the baseline the plots compare against)."""
+        h = self.horizon if self.horizon is not None else horizon
+        k = self.k[0]
+        knobs: dict[str, Any] = {
+            "n": self.n[0], "beta": self.beta[0], "lam": self.lam[0], "lam_T": self.lam_T[0],
+            "k": k, "support": self.support[0], "reducer": "topk" if k > 1 else "top1",
+        }  # fmt: skip
+        if h is not None:
+            knobs["horizon"] = h
+        return SelectorConfig(**knobs)
+
+
+def read_runs(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a ``runs.csv`` (empty when the file does not exist)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    with p.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or tuple(reader.fieldnames) != RUN_FIELDS:
+            raise GemkitError(
+                f"{p} is not a gemkit sweep runs.csv (unexpected columns); use a fresh --out."
+            )
+        return list(reader)
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def _run_row(
+    cell: SweepCell, seed: int, episodes: int, mass: float | None, r: EvalResult
+) -> dict[str, Any]:
+    params = cell.config.to_dict()["params"]
+    row: dict[str, Any] = {"key": cell.key, "preset": cell.preset}
+    for k in KNOBS:
+        row[k] = "" if params[k] is None else params[k]
+    row.update(
+        seed=seed,
+        episodes=episodes,
+        mass_scale=_fmt(mass),
+        score=_fmt(r.normalized_mean),
+        return_mean=_fmt(r.mean_return),
+        success_rate=_fmt(r.success_rate),
+        support_z=_fmt(r.support_z),
+        violation=_fmt(r.violation_rate),
+        collapse_dist=_fmt(r.collapse_dist),
+        steps_per_s=_fmt(r.steps_per_s),
+    )
+    return row
+
+
+def _done_key(key: str, seed: Any, episodes: Any, mass: Any) -> tuple[str, str, str, str]:
+    return (key, str(seed), str(episodes), str(mass))
+
+
+def run_sweep(
+    models: Models | str | Path,
+    target: str,
+    grid: SweepGrid,
+    out_dir: str | Path,
+    *,
+    episodes: int = 10,
+    seeds: Sequence[int] = (0,),
+    mass_scale: float | None = None,
+    max_episode_steps: int | None = None,
+    progress: Callable[[int, int, SweepCell, int, bool], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every (cell, seed) of ``grid`` not yet in ``out_dir/runs.csv``; write the summary.
+
+    Args:
+        models: the fixed networks or a checkpoint directory.
+        target: env id or dataset id to evaluate in.
+        grid: the axes.
+        out_dir: output directory; ``runs.csv`` (per seed) is appended to, ``sweep.csv``
+            (aggregated, this grid's cells only) is rewritten.
+        episodes: episodes per (cell, seed).
+        seeds: evaluation seeds.
+        mass_scale: MassScale factor of the evaluation environments.
+        max_episode_steps: override the environment's time limit.
+        progress: ``progress(done, total, cell, seed, skipped)`` after each (cell, seed).
+
+    Returns:
+        The aggregated rows (see :func:`aggregate_runs`), one per cell, in grid order.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = load_models(models) if isinstance(models, (str, Path)) else models
+    horizon = max_episode_steps if max_episode_steps is not None else env_horizon(target)
+    cells = grid.cells(horizon)
+    runs_path = out / "runs.csv"
+    done = {
+        _done_key(r["key"], r["seed"], r["episodes"], r["mass_scale"]) for r in read_runs(runs_path)
+    }
+    if not runs_path.is_file():
+        with runs_path.open("w", newline="") as f:
+            csv.DictWriter(f, RUN_FIELDS).writeheader()
+    total = len(cells) * len(seeds)
+    count = 0
+    for cell in cells:
+        for seed in seeds:
+            count += 1
+            if _done_key(cell.key, seed, episodes, _fmt(mass_scale)) in done:
+                if progress is not None:
+                    progress(count, total, cell, seed, True)
+                continue
+            selector = compose(config=cell.config, models=m, seed=eval_seed(seed))
+            r = evaluate(
+                selector,
+                target,
+                episodes=episodes,
+                seed=eval_seed(seed),
+                mass_scale=mass_scale,
+                max_episode_steps=max_episode_steps,
+            )
+            with runs_path.open("a", newline="") as f:
+                csv.DictWriter(f, RUN_FIELDS).writerow(
+                    _run_row(cell, seed, episodes, mass_scale, r)
+                )
+            if progress is not None:
+                progress(count, total, cell, seed, False)
+    rows = aggregate_runs(read_runs(runs_path), cells, seeds, episodes, mass_scale)
+    write_csv(out / "sweep.csv", rows)
+    return rows
+
+
+def _float(x: str) -> float:
+    return float(x) if x not in ("", "None") else math.nan
+
+
+def aggregate_runs(
+    runs: Sequence[dict[str, str]],
+    cells: Sequence[SweepCell],
+    seeds: Sequence[int],
+    episodes: int,
+    mass_scale: float | None = None,
+) -> list[dict[str, Any]]:
+    """One row per cell: the knobs, then each metric's mean and (score) std over seeds.
+
+    Returns:
+        Dicts with ``preset``, the knobs, ``seeds`` (how many were found), ``score_mean``,
+        ``score_std`` (population std over seeds), and the means of ``return_mean``,
+        ``success_rate``, ``support_z``, ``violation``, ``collapse_dist``, ``steps_per_s``.
+    """
+    wanted = {str(s) for s in seeds}
+    by_key: dict[str, list[dict[str, str]]] = {}
+    for r in runs:
+        if (
+            r["seed"] in wanted
+            and r["episodes"] == str(episodes)
+            and r["mass_scale"] == _fmt(mass_scale)
+        ):
+            by_key.setdefault(r["key"], []).append(r)
+    out: list[dict[str, Any]] = []
+    for cell in cells:
+        group = by_key.get(cell.key, [])
+        if not group:
+            continue
+        params = cell.config.to_dict()["params"]
+        row: dict[str, Any] = {"preset": cell.preset, **{k: params[k] for k in KNOBS}}
+        row["seeds"] = len(group)
+        row["episodes"] = episodes
+        for metric in _METRICS:
+            vals = [_float(g[metric]) for g in group]
+            finite = [v for v in vals if math.isfinite(v)]
+            mean = sum(finite) / len(finite) if finite else math.nan
+            row[f"{metric}_mean" if metric == "score" else metric] = mean
+            if metric == "score":
+                row["score_std"] = (
+                    math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite))
+                    if finite
+                    else math.nan
+                )
+        out.append(row)
+    return out
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write dict rows (union of keys, first-seen order) as CSV; ``None`` as empty."""
+    fields: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    with Path(path).open("w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if v is None else v for k, v in r.items()})
