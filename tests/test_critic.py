@@ -54,9 +54,10 @@ def test_gradients_flow_to_every_member() -> None:
         assert bool((p.grad.flatten(1).abs().sum(1) > 0).all())  # every member got gradient
 
 
-def test_chunked_inference_path_equals_member_loop() -> None:
+@pytest.mark.parametrize("mode", ["loop", "bmm"])
+def test_chunked_inference_path_equals_member_loop(mode: str) -> None:
     torch.manual_seed(0)
-    c = CriticEnsemble(4, 3, n_members=3, hidden=(16, 16))
+    c = CriticEnsemble(4, 3, n_members=3, hidden=(16, 16), mode=mode)  # type: ignore[arg-type]
     c.chunk_rows = 7  # 50 rows -> 8 chunks, the last one partial
     s, a = torch.randn(50, 4), torch.randn(50, 3)
     with torch.no_grad():

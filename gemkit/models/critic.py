@@ -3,11 +3,12 @@
 The ensemble stores each layer's weights as ``[E, in, out]`` (as CORL's ``VectorizedLinear``), so
 E critics are one module with one optimizer. Two mathematically identical forward paths exist:
 
-- ``"loop"``: one ``addmm`` per member and layer (default; measured fastest on CPU, see
-  ``docs/performance.md``). Without autograd (inference, e.g. scoring ``B * M`` candidates) the
-  rows are processed in chunks of ``chunk_rows`` so each member's activations stay in cache:
-  measured here 117 vs 37 GFLOP/s at 262,400 rows (E = 10, 256x2),
+- ``"loop"``: one ``addmm`` per member and layer,
 - ``"bmm"``: one batched matmul per layer over all members.
+
+Without autograd (inference, e.g. scoring ``B * M`` candidates) rows are processed in chunks of
+``chunk_rows`` so activations stay in cache (measured here: 117 vs 37 GFLOP/s at 262,400 rows,
+E = 10, 256x2). ``docs/performance.md`` has the measured comparison of the two paths.
 """
 
 from __future__ import annotations
@@ -102,48 +103,51 @@ class CriticEnsemble(nn.Module):
             "mode": self.mode,
         }
 
+    #: rows per chunk of the inference path (one member's activations of a chunk stay in cache:
+    #: 8192 x 256 floats = 8 MiB).
+    chunk_rows = 8192
+
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """``states [..., S]``, ``actions [..., A]`` (same leading dims) ``-> [E, ...]``."""
         lead = actions.shape[:-1]
         x = torch.cat([states.expand(*lead, states.shape[-1]), actions], dim=-1)
         x = x.reshape(-1, x.shape[-1])  # [N, S + A]
-        q = self._forward_loop(x) if self.mode == "loop" else self._forward_bmm(x)
+        rows = self._forward_loop if self.mode == "loop" else self._forward_bmm
+        n, c = x.shape[0], self.chunk_rows
+        if torch.is_grad_enabled() or n <= c:
+            q = rows(x)
+        else:  # inference on many rows: chunk them so activations stay in cache
+            q = torch.cat([rows(x[i : i + c]) for i in range(0, n, c)], dim=1)
         return q.reshape(self.n_members, *lead)
 
-    #: rows per chunk of the inference path of ``"loop"`` (activations of one chunk and member
-    #: stay in cache: 8192 x 256 floats = 8 MiB).
-    chunk_rows = 8192
-
-    def _member(self, e: int, x: Tensor) -> Tensor:
-        """Member ``e`` on rows ``x [N, S + A] -> [N]``."""
-        h = x
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            assert isinstance(layer, VectorizedLinear)
-            h = torch.addmm(layer.bias[e], h, layer.weight[e])
-            if i < last:
-                h = torch.relu_(h)  # addmm's backward does not need its output: in place is safe
-        return h.squeeze(-1)
-
     def _forward_loop(self, x: Tensor) -> Tensor:
-        n = x.shape[0]
-        if torch.is_grad_enabled() or n <= self.chunk_rows:
-            return torch.stack([self._member(e, x) for e in range(self.n_members)])  # [E, N]
-        out = x.new_empty(self.n_members, n)
-        for start in range(0, n, self.chunk_rows):
-            xc = x[start : start + self.chunk_rows]
-            for e in range(self.n_members):
-                out[e, start : start + xc.shape[0]] = self._member(e, xc)
-        return out
+        """One ``addmm`` per member and layer: ``[N, S + A] -> [E, N]``."""
+        # unbind once: slicing weight[e] per member would make autograd zero-fill a whole
+        # [E, in, out] gradient for every member in the backward pass
+        layers = [(lay.weight.unbind(0), lay.bias.unbind(0)) for lay in self._vlayers()]
+        last = len(layers) - 1
+        out = []
+        for e in range(self.n_members):
+            h = x
+            for i, (w, b) in enumerate(layers):
+                h = torch.addmm(b[e], h, w[e])
+                if i < last:
+                    h = torch.relu_(h)  # addmm's backward does not need its output
+            out.append(h.squeeze(-1))
+        return torch.stack(out)
 
     def _forward_bmm(self, x: Tensor) -> Tensor:
+        """One batched matmul per layer over all members: ``[N, S + A] -> [E, N]``."""
         h = x.unsqueeze(0).expand(self.n_members, *x.shape)
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        layers = self._vlayers()
+        for i, layer in enumerate(layers):
             h = layer(h)
-            if i < last:
-                h = torch.relu(h)
-        return h.squeeze(-1)  # [E, N]
+            if i < len(layers) - 1:
+                h = torch.relu_(h)
+        return h.squeeze(-1)
+
+    def _vlayers(self) -> list[VectorizedLinear]:
+        return [lay for lay in self.layers if isinstance(lay, VectorizedLinear)]
 
 
 class ValueNetwork(nn.Module):
