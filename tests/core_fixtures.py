@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 
@@ -25,3 +26,17 @@ def states(b: int = 6, seed: int = 1) -> torch.Tensor:
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def member_mlp(c: CriticEnsemble, e: int) -> nn.Sequential:
+    """Member ``e`` of ``c`` as a plain ``nn.Sequential`` of ``nn.Linear`` (same weights)."""
+    layers: list[nn.Module] = []
+    for i, layer in enumerate(c.layers):
+        lin = nn.Linear(layer.in_features, layer.out_features)
+        with torch.no_grad():
+            lin.weight.copy_(layer.weight[e].T)
+            lin.bias.copy_(layer.bias[e, 0])
+        layers.append(lin)
+        if i < len(c.layers) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

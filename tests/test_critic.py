@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from core_fixtures import member_mlp
 from torch import nn
 
 from gemkit.models import CriticEnsemble
-
-
-def member_mlp(c: CriticEnsemble, e: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, layer in enumerate(c.layers):
-        lin = nn.Linear(layer.in_features, layer.out_features)
-        with torch.no_grad():
-            lin.weight.copy_(layer.weight[e].T)
-            lin.bias.copy_(layer.bias[e, 0])
-        layers.append(lin)
-        if i < len(c.layers) - 1:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 @pytest.mark.parametrize("mode", ["loop", "bmm"])
@@ -30,9 +18,16 @@ def test_ensemble_equals_loop_over_members(mode: str) -> None:
     a = torch.randn(5, 7, 3)
     q = c(s, a)
     assert q.shape == (6, 5, 7)
-    for e in range(6):
-        ref = member_mlp(c, e)(torch.cat([s, a], -1)).squeeze(-1)
-        torch.testing.assert_close(q[e], ref, rtol=1e-5, atol=1e-5)
+    members = [member_mlp(c, e) for e in range(6)]
+    ref = torch.stack([m(torch.cat([s, a], -1)).squeeze(-1) for m in members])
+    torch.testing.assert_close(q, ref, rtol=1e-5, atol=1e-5)
+    # gradients agree too, member by member
+    q.sum().backward()
+    ref.sum().backward()
+    for e, m in enumerate(members):
+        lin0 = m[0]
+        assert isinstance(lin0, nn.Linear)
+        torch.testing.assert_close(c.layers[0].weight.grad[e].T, lin0.weight.grad)
 
 
 def test_members_are_initialised_differently_and_both_modes_agree() -> None:

@@ -10,7 +10,6 @@ import torch
 from test_train_fork_data import make_fork_transitions
 from torch import nn
 
-from gemkit.models.critic import CriticEnsemble
 from gemkit.train import ConfigError, TrainConfig, Trainer, apply_overrides
 
 NETS = ("critic", "value", "actor", "behavior")
@@ -117,38 +116,6 @@ def test_unimodal_actor_has_one_component(fork: object) -> None:
     t = Trainer(fork, small(actor="unimodal", n_components=4))  # type: ignore[arg-type]
     assert t.actor.n_components == 1
     assert t.behavior.n_components == 4
-
-
-@pytest.mark.parametrize("mode", ["loop", "bmm"])
-def test_vectorised_ensemble_equals_loop_of_linear_members(mode: str) -> None:
-    g = torch.Generator().manual_seed(0)
-    ens = CriticEnsemble(5, 2, n_members=4, hidden=(16, 8), mode=mode)  # type: ignore[arg-type]
-    members = []
-    for e in range(4):
-        layers: list[nn.Module] = []
-        for i, vl in enumerate(ens.layers):
-            lin = nn.Linear(vl.in_features, vl.out_features)
-            with torch.no_grad():
-                lin.weight.copy_(vl.weight[e].T)
-                lin.bias.copy_(vl.bias[e, 0])
-            layers.append(lin)
-            if i < len(ens.layers) - 1:
-                layers.append(nn.ReLU())
-        members.append(nn.Sequential(*layers))
-    s = torch.randn(7, 3, 5, generator=g)
-    a = torch.randn(7, 3, 2, generator=g)
-    q = ens(s, a)
-    assert q.shape == (4, 7, 3)
-    ref = torch.stack([m(torch.cat([s, a], -1)).squeeze(-1) for m in members])
-    torch.testing.assert_close(q, ref, rtol=1e-5, atol=1e-6)
-    # gradients agree too
-    q.sum().backward()
-    ref.sum().backward()
-    for e, m in enumerate(members):
-        lin0 = m[0]
-        assert isinstance(lin0, nn.Linear)
-        assert lin0.weight.grad is not None
-        torch.testing.assert_close(ens.layers[0].weight.grad[e].T, lin0.weight.grad)  # type: ignore[index]
 
 
 def test_same_seed_same_run_and_global_rng_untouched(fork: object) -> None:
