@@ -78,8 +78,8 @@ def test_nll_gap_is_positive_on_bimodal_data_under_a_bimodal_mixture() -> None:
 
 
 def test_sweep_grid_applies_presets_last_dedupes_and_drops_invalid_topk() -> None:
-    grid = SweepGrid(presets=("gem", "no_pw", "single_shot"), n=(0, 4), lam=(0.5, 1.0),
-                     k=(1, 3))  # fmt: skip
+    grid = SweepGrid(presets=("gem", "no_pw", "single_shot", "no_anchor"), n=(0, 4),
+                     lam=(0.5, 1.0), k=(1, 3))  # fmt: skip
     cells = grid.cells(100)
     keys = [c.key for c in cells]
     assert len(keys) == len(set(keys))
@@ -87,6 +87,8 @@ def test_sweep_grid_applies_presets_last_dedupes_and_drops_invalid_topk() -> Non
     for c in cells:
         by.setdefault(c.preset, []).append(c.config)
     assert all(c.lam == 0.0 and c.lam_T == 0.0 for c in by["no_pw"])
+    # no_anchor at N = 0 has no candidates; k = 3 needs 3 of them
+    assert {(c.n, c.k) for c in by["no_anchor"]} == {(4, 1), (4, 3)}
     # single_shot (N = 0) resolves to the same configs as gem at N = 0: run once, as gem
     assert "single_shot" not in by
     # k = 3 needs N + 1 >= 3 candidates: never with N = 0

@@ -35,6 +35,7 @@ _KNOBS = (
     "proposer", "anchor", "value", "support", "reducer", "n", "k", "beta", "lam", "lam_T",
     "horizon", "z_min",
 )  # fmt: skip
+_TAB10 = tuple(f"C{i}" for i in range(10))
 _AUDIT_PANELS = (
     ("score_mean", "normalised score"),
     ("support_z", "SupportZ"),
@@ -126,7 +127,10 @@ def plot_budget(
         for label, pts in lines.items():
             x = [float(r["n"]) for r in pts]
             y = [float(r[key]) for r in pts]
-            ax.plot(x, y, marker="o", label=label)
+            base = label.split("+")[0]
+            color = _TAB10[list(PRESETS).index(base) % len(_TAB10)] if base in PRESETS else None
+            style = "--" if "+" in label else "-"
+            ax.plot(x, y, style, marker="o", color=color, label=label)
             if key == "score_mean":
                 sd = np.array([float(r.get("score_std", 0.0) or 0.0) for r in pts])
                 ax.fill_between(x, np.array(y) - sd, np.array(y) + sd, alpha=0.15)

@@ -90,7 +90,10 @@ class SweepGrid:
     horizon: int | None = None
 
     def cells(self, horizon: int | None = None) -> list[SweepCell]:
-        """The distinct cells, in grid order; invalid combinations (``k > N + 1``) are dropped.
+        """The distinct cells, in grid order; invalid combinations are dropped.
+
+        Dropped: an empty candidate set (``no_anchor`` with ``N = 0``) and ``k`` larger than the
+        candidate set.
 
         Args:
             horizon: default ``H`` when :attr:`horizon` is ``None`` (e.g. the env's limit).
@@ -114,7 +117,8 @@ class SweepGrid:
             if h is not None:
                 knobs["horizon"] = h
             cfg = SelectorConfig(**{**knobs, **PRESETS[preset]})
-            if cfg.reducer == "topk" and cfg.k > cfg.n + int(cfg.anchor != "none"):
+            size = cfg.n + int(cfg.anchor != "none")  # candidates per state
+            if size == 0 or (cfg.reducer == "topk" and cfg.k > size):
                 continue
             cell = SweepCell(preset, cfg)
             if cell.key in seen:
