@@ -150,6 +150,26 @@ def _evaluate(
         rows[part] = run_sweep(gem, ds, grid, out / "gem_eval", episodes=eps, seeds=[seed])
     uni_grid = SweepGrid(presets=("gem",), n=tuple(args.unimodal_budgets))
     rows["unimodal"] = run_sweep(uni, ds, uni_grid, out / "uni_eval", episodes=eps, seeds=[seed])
+    if name in args.mass_datasets:
+        for m in args.mass_scales:
+            rows[f"mass_gem:{m}"] = run_sweep(
+                gem,
+                ds,
+                SweepGrid(n=(0, 64)),
+                out / "gem_eval",
+                episodes=eps,
+                seeds=[seed],
+                mass_scale=m,
+            )
+            rows[f"mass_uni:{m}"] = run_sweep(
+                uni,
+                ds,
+                SweepGrid(n=(0,)),
+                out / "uni_eval",
+                episodes=eps,
+                seeds=[seed],
+                mass_scale=m,
+            )
     _log(f"evaluated {ds} seed {seed} in {time.perf_counter() - t0:.0f}s")
     return rows
 
@@ -223,6 +243,7 @@ def _report(
         plot_ablation_deltas,
         plot_budget,
         plot_lambda_frontier,
+        plot_mass_scale,
         plot_norm_deltas,
     )
     from gemkit.eval.runs import env_horizon
@@ -343,6 +364,46 @@ def _report(
                  for t in front],
             )  # fmt: skip
             L += [""]
+        # MassScale robustness
+        masses = sorted(float(k.split(":")[1]) for k in parts if k.startswith("mass_gem:"))
+        if masses:
+            m_rows: list[dict[str, Any]] = []
+            for m in masses:
+                for lab, r in (
+                    ("GEM, N = 64", _find(parts[f"mass_gem:{m}"], n=64)),
+                    ("GEM actor anchor only, N = 0", _find(parts[f"mass_gem:{m}"], n=0)),
+                    ("unimodal single-shot, N = 0", _find(parts[f"mass_uni:{m}"], n=0)),
+                ):
+                    if r is not None:
+                        m_rows.append({**r, "label": lab, "mass_scale": m})
+            plot_mass_scale(m_rows, fig_dir / f"{name}_mass_scale.png")
+            L += [
+                "MassScale robustness: every MuJoCo body mass scaled at test time, no "
+                f"retraining. ![mass](results/{name}_mass_scale.png)",
+                "",
+            ]
+            labs = list(dict.fromkeys(r["label"] for r in m_rows))
+            L += _md_table(
+                ["mass scale", *labs],
+                [
+                    [
+                        f"{m:g}",
+                        *[
+                            next(
+                                (
+                                    _pm(r)
+                                    for r in m_rows
+                                    if r["label"] == lab and r["mass_scale"] == m
+                                ),
+                                "n/a",
+                            )
+                            for lab in labs
+                        ],
+                    ]
+                    for m in masses
+                ],
+            )
+            L += [""]
         # claims
         gem_b = _find(parts["ablations"], preset="gem")
         nopw_b = _find(parts["ablations"], preset="no_pw")
@@ -420,6 +481,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 2.0])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--big-episodes", type=int, default=5)
+    p.add_argument("--mass-datasets", nargs="+", default=["umaze"])
+    p.add_argument("--mass-scales", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25, 1.5])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true", help="tiny budget, to check the pipeline")
     args = p.parse_args(argv)
@@ -430,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.hidden, args.critics, args.components, args.batch_size = [16, 16], 2, 2, 32
         args.budgets, args.unimodal_budgets, args.big_n = [0, 1, 8], [0, 8], 8
         args.episodes = args.big_episodes = 1
+        args.mass_scales = [0.5, 1.5]
     torch.set_num_threads(args.threads)
     store = args.out / "minari"
     os.environ["MINARI_DATASETS_PATH"] = str(store.resolve())
