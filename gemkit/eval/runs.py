@@ -104,7 +104,7 @@ class RunSummary:
     results: tuple[EvalResult, ...] = attrs.field(repr=False, eq=False)
 
     def row(self) -> dict[str, Any]:
-        """A flat dict with :data:`SUMMARY_FIELDS` then the config knobs (CSV/JSON-ready)."""
+        """A flat dict with :data:`SUMMARY_FIELDS` then the config knobs (``None`` kept)."""
         out: dict[str, Any] = {
             "label": self.label,
             "score_mean": self.score_mean,
@@ -118,10 +118,9 @@ class RunSummary:
             "steps_per_s": self.steps_per_s,
             "seeds": " ".join(str(s) for s in self.seeds),
             "episodes": self.episodes,
-            "mass_scale": "" if self.mass_scale is None else self.mass_scale,
+            "mass_scale": self.mass_scale,
         }
-        for key, val in self.config.items():
-            out[key] = "" if val is None else val
+        out.update(self.config)
         return out
 
 
