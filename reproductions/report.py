@@ -232,11 +232,61 @@ def _md_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _add_wall(out: Path, seconds: float) -> float:
+    """Add this invocation's wall time to the total over all (resumed) invocations."""
+    path = out / "wall_seconds.txt"
+    total = (float(path.read_text()) if path.is_file() else 0.0) + seconds
+    path.write_text(f"{total:.1f}\n")
+    return total
+
+
+def _nll_gaps(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """NLL-gap diagnostic per dataset (cached in ``<out>/nll_gap.json``)."""
+    from gemkit.data import load
+    from gemkit.eval.nll_gap import nll_gap_over_seeds
+    from gemkit.train import TrainConfig
+
+    path = args.out / "nll_gap.json"
+    cache: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
+    for name in args.datasets:
+        key = f"{name}|k={args.components}|steps={args.nll_steps}|seeds={args.seeds}"
+        if key in cache:
+            continue
+        t0 = time.perf_counter()
+        cfg = TrainConfig(hidden=tuple(args.hidden), n_critics=1, batch_size=args.batch_size)
+        s = nll_gap_over_seeds(load(_dataset_id(name)), args.components, args.seeds,
+                               args.nll_steps, config=cfg)  # fmt: skip
+        cache[key] = {"dataset": name, **s.row()}
+        path.write_text(json.dumps(cache, indent=2))
+        _log(f"nll-gap {name}: {time.perf_counter() - t0:.0f}s")
+    return cache
+
+
+def _profile(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Latency/peak memory of select() vs N and of T-step DDPM (cached in profile.json)."""
+    from gemkit.eval.profile import profile_diffusion, profile_select, random_models
+
+    path = args.out / "profile.json"
+    if path.is_file():
+        return list(json.loads(path.read_text()))
+    rows: list[dict[str, Any]] = []
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    for dev in devices:
+        models = random_models(17, 6, (256, 256), 5, 10)
+        rows += [r.row() for r in profile_select(models, args.profile_n, device=dev)]
+        rows += [r.row() for r in profile_diffusion(17, 6, (256, 256), args.profile_T,
+                                                    device=dev)]  # fmt: skip
+    path.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
 def _report(
     results: dict[str, dict[str, list[dict[str, Any]]]],
     args: argparse.Namespace,
     meta: dict[str, Any],
     fig_dir: Path,
+    nll: dict[str, dict[str, Any]] | None = None,
+    prof: list[dict[str, Any]] | None = None,
 ) -> str:
     from gemkit.config import SelectorConfig
     from gemkit.eval.plots import (
@@ -259,7 +309,7 @@ def _report(
         "## Budget (much smaller than the paper's)",
         "",
         f"- Machine: {meta['machine']}, torch {meta['torch']}, {args.threads} CPU thread(s); "
-        f"total wall time {meta['wall_min']:.0f} min.",
+        f"wall time {meta['wall_min']:.0f} min summed over the (resumed) invocations.",
         f"- Datasets: `gemkit/fork-v0` ({args.fork_steps:,} steps) and "
         f"`gemkit/pointmaze-{{{','.join(m for m in args.datasets if m != 'fork')}}}-v0` "
         f"({args.maze_steps:,} steps each; D4RL's are 1M-4M), reference scores over "
@@ -442,6 +492,40 @@ def _report(
                 f"| {ds} | GEM (N=64) above the single-shot unimodal actor | "
                 f"{_pm(g64)} vs {_pm(u0)} | {'holds' if ok else 'does not hold'} |"
             )
+    if nll:
+        L += [
+            "## NLL-gap diagnostic (spec 2.7)",
+            "",
+            f"K = {args.components} GMMs fitted by maximum likelihood ({args.nll_steps:,} "
+            f"steps, {'x'.join(str(h) for h in args.hidden)} MLP, one fit per seed "
+            f"{args.seeds}) on every pair of each dataset; `gemkit diagnose nll-gap`.",
+            "",
+        ]
+        L += _md_table(
+            ["dataset", "NLL_gmm", "NLL_top1", "gap (mean ± std over seeds)"],
+            [[_dataset_id(v["dataset"]), f"{v['nll_gmm_mean']:.3f} ± {v['nll_gmm_std']:.3f}",
+              f"{v['nll_top1_mean']:.3f} ± {v['nll_top1_std']:.3f}",
+              f"{v['gap_mean']:.3f} ± {v['gap_std']:.3f}"] for v in nll.values()],
+        )  # fmt: skip
+        L += [""]
+    if prof:
+        L += [
+            "## Deployment compute profile",
+            "",
+            "`gemkit profile` defaults: one state per call, untrained locomotion-sized "
+            "networks (S = 17, A = 6, 256x256 MLPs, E = 10 critics, K = 5), median of 20 "
+            f"calls, {args.threads} CPU thread(s). The DDPM sampler's denoiser has the same "
+            "widths; its knob T is a number of sequential network calls. Paper (GPU): GEM "
+            "1.25 ms at N = 1 and 1.33 ms at N = 2048, 20.8 -> 80.8 MB; IDQL 2.0 ms at "
+            "T = 10 -> 20.4 ms at T = 100.",
+            "",
+        ]
+        L += _md_table(
+            ["method", "knob", "device", "latency ms (median)", "p90 ms", "peak MB"],
+            [[r["method"], f"{r['knob']} = {r['value']}", r["device"], _f(r["latency_ms"], 2),
+              _f(r["latency_p90_ms"], 2), _f(r["peak_mb"], 1)] for r in prof],
+        )  # fmt: skip
+        L += [""]
     top = ["## The paper's claims, checked at this budget", ""]
     top += ["| dataset | claim | measured | verdict |", "|---|---|---|---|", *claims, ""]
     top += [
@@ -483,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--big-episodes", type=int, default=5)
     p.add_argument("--mass-datasets", nargs="+", default=["umaze"])
     p.add_argument("--mass-scales", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25, 1.5])
+    p.add_argument("--nll-steps", type=int, default=2_000)
+    p.add_argument("--profile-n", nargs="*", type=int, default=[1, 64, 1024, 2048])
+    p.add_argument("--profile-T", nargs="+", type=int, default=[10, 20, 50, 100])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true", help="tiny budget, to check the pipeline")
     args = p.parse_args(argv)
@@ -494,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.budgets, args.unimodal_budgets, args.big_n = [0, 1, 8], [0, 8], 8
         args.episodes = args.big_episodes = 1
         args.mass_scales = [0.5, 1.5]
+        args.nll_steps, args.profile_n, args.profile_T = 20, [1, 8], [2, 4]
     torch.set_num_threads(args.threads)
     store = args.out / "minari"
     os.environ["MINARI_DATASETS_PATH"] = str(store.resolve())
@@ -513,15 +601,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         (args.out / f"{name}_summary.json").write_text(
             json.dumps(results[name], indent=2, default=str)
         )
+    nll = _nll_gaps(args) if args.nll_steps > 0 else {}
+    prof = _profile(args) if args.profile_n else []
     meta = {
         "argv": list(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "torch": torch.__version__,
-        "wall_min": (time.perf_counter() - t0) / 60,
+        "wall_min": _add_wall(args.out, time.perf_counter() - t0) / 60,
     }
     fig_dir = args.doc.parent / "results"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(_report(results, args, meta, fig_dir))
+    args.doc.write_text(_report(results, args, meta, fig_dir, nll, prof))
     _log(f"wrote {args.doc} and figures in {fig_dir}")
 
 
