@@ -107,7 +107,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"
-        return f"{v:.{digits}g}" if abs(v) >= 1e4 else f"{v:.{digits}f}"
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.{digits}f}"
     return str(v)
 
 
@@ -304,6 +304,8 @@ def eval_cmd(
     ns = _ints(n, "--n") if n else [cfg.n]
     masses: list[float | None] = list(_floats(mass_scale, "--mass-scale")) if mass_scale else [None]
     seed_list = _ints(seeds, "--seeds")
+    actor_kind = models.meta.get("actor_kind")
+    kind = f" ({actor_kind} actor)" if actor_kind and actor_kind != "gmm" else ""
     console = Console()
     rows: list[dict[str, Any]] = []
     with _progress(console) as bar:
@@ -318,7 +320,7 @@ def eval_cmd(
                     episodes=episodes,
                     seeds=seed_list,
                     mass_scale=m,
-                    label=f"{_name(preset) or 'gem'} N={nv}",
+                    label=f"{_name(preset) or 'gem'} N={nv}{kind}",
                 )
                 rows.append(s.row())
                 bar.advance(task)
