@@ -28,6 +28,7 @@ from gemkit.data._write import (
     reference_returns,
     write_dataset,
 )
+from gemkit.envs import register_robotics
 from gemkit.errors import GemkitError
 
 __all__ = [
@@ -71,12 +72,6 @@ def _check_maze(maze: str) -> MazeSpec:
     return MAZES[maze]
 
 
-def _robotics() -> None:
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-
-
 def pointmaze_env_specs(
     maze: str, dense: bool = False
 ) -> tuple[gym.envs.registration.EnvSpec, gym.envs.registration.EnvSpec]:
@@ -86,7 +81,7 @@ def pointmaze_env_specs(
     the map), no goal resets, the D4RL horizon.
     """
     spec = _check_maze(maze)
-    _robotics()
+    register_robotics()
     base = gym.spec(f"PointMaze_{spec.env_name}{'Dense' if dense else ''}-v3")
     maze_map = [list(row) for row in base.kwargs["maze_map"]]
     collect = dataclasses.replace(

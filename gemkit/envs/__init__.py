@@ -6,12 +6,22 @@ gymnasium, so ``gymnasium.make("gemkit/Fork-v0")`` works.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import gymnasium as gym
 
 from gemkit.envs.fork import ForkEnv, ForkExpert
 from gemkit.envs.wrappers import MassScale
 
-__all__ = ["FORK_ENV_ID", "ForkEnv", "ForkExpert", "MassScale", "register_envs"]
+__all__ = [
+    "FORK_ENV_ID",
+    "ForkEnv",
+    "ForkExpert",
+    "MassScale",
+    "register_envs",
+    "register_robotics",
+]
 
 FORK_ENV_ID = "gemkit/Fork-v0"
 
@@ -24,6 +34,21 @@ def register_envs() -> None:
             entry_point="gemkit.envs.fork:ForkEnv",
             max_episode_steps=100,
         )
+
+
+def register_robotics() -> bool:
+    """Register gymnasium-robotics' environments (PointMaze, AntMaze, ...); ``False`` if absent.
+
+    Its import prints a notice about Adroit reward versions on stdout; that is kept out of
+    gemkit's output.
+    """
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import gymnasium_robotics
+    except ImportError:  # pragma: no cover - a dependency, absent only in broken installs
+        return False
+    gym.register_envs(gymnasium_robotics)
+    return True
 
 
 register_envs()

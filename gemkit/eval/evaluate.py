@@ -22,6 +22,7 @@ from torch import Tensor
 from gemkit.data.minari_io import dataset_exists, flatten_observation, flatten_space, read_metadata
 from gemkit.data.reference import normalized_score
 from gemkit.data.transitions import Transitions
+from gemkit.envs import register_robotics
 from gemkit.envs.wrappers import MassScale
 from gemkit.errors import DatasetError, GemkitError, ShapeError
 
@@ -79,15 +80,6 @@ class EvalResult:
         return d
 
 
-def _ensure_robotics() -> None:
-    try:
-        import gymnasium_robotics
-
-        gym.register_envs(gymnasium_robotics)
-    except ImportError:  # pragma: no cover - optional at run time
-        pass
-
-
 def _spec_from_json(spec: Any) -> gym.envs.registration.EnvSpec:
     if isinstance(spec, gym.envs.registration.EnvSpec):
         return spec
@@ -130,7 +122,7 @@ def resolve_env_spec(
             name = target
         else:
             if target not in gym.registry:
-                _ensure_robotics()
+                register_robotics()
             if target in gym.registry:
                 return gym.spec(target), {}
             from gemkit.data.minari_io import _not_found
@@ -146,7 +138,7 @@ def resolve_env_spec(
     spec_json = meta.get("eval_env_spec") or meta.get("env_spec")
     if spec_json is None:
         raise DatasetError(f"{name} stores no environment spec; pass a gymnasium env id instead.")
-    _ensure_robotics()
+    register_robotics()
     spec = _spec_from_json(spec_json)
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is not None:
