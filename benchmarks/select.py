@@ -5,7 +5,7 @@ Prints (and with ``--out`` writes as JSON + Markdown):
 1. overhead: full ``select()`` time / bare ``critic(states, candidates)`` time on the same
    candidates (target <= 1.15), at N = 1024, E = 10, K = 5, 256x2 MLPs, B = 1 and B = 256;
 2. vectorised ``select()`` vs a naive loop over states and ensemble members (target >= 5x);
-3. time and peak memory for N in {1, 16, 64, 256, 1024, 2048};
+3. time and peak tensor memory (torch profiler) for N in {1, 16, 64, 256, 1024, 2048};
 4. GFLOP/s of the whole ``select()`` against this machine's fp32 GEMM ceiling (goal >= 75%);
 5. the critic's two forward paths (``loop`` and ``bmm``), so the faster can stay the default.
 
@@ -27,8 +27,6 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 import argparse
 import json
-import resource
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import Any
 import torch
 
 from gemkit import compose
+from gemkit.eval.profile import peak_memory_bytes
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 from gemkit.support import zscore
 
@@ -109,28 +108,6 @@ def naive_select(models: Models, states: torch.Tensor, n: int, beta: float, lam:
     return torch.stack(out)
 
 
-def peak_memory_child(n: int, b: int, e: int, k: int, hidden: int) -> float:
-    """Peak extra RSS (MiB) of one ``select()`` call, measured in a fresh process."""
-    args = [str(x) for x in (n, b, e, k, hidden, torch.get_num_threads())]
-    res = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True
-    )
-    return float(res.stdout.strip().splitlines()[-1])
-
-
-def child(n: int, b: int, e: int, k: int, hidden: int, threads: int) -> None:
-    """Print the growth of the peak RSS (MiB) over one ``select()`` call."""
-    torch.set_num_threads(threads)
-    models = build(e, k, hidden)
-    sel = compose(models=models, n=n)
-    st = torch.randn(b, S)
-    sel.select(st[:1], generator=torch.Generator().manual_seed(0))  # lazy init outside the peak
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sel.select(st, generator=torch.Generator().manual_seed(0))
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024.0)  # ru_maxrss is in KiB on Linux
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
@@ -199,7 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 2. vectorised vs naive loops over states and members
     res["vs_naive"] = []
     # the naive loop is slow: at N = 1024 it runs on 32 states (the ratio is per state)
-    for b, n in ((batches[-1], 64 if not quick else 16), (min(32, batches[-1]), n_main)):
+    naive_cases = [(batches[-1], n) for n in n_list if n < n_main]
+    naive_cases.append((min(32, batches[-1]), n_main))
+    for b, n in naive_cases:
         st = torch.randn(b, S, generator=torch.Generator().manual_seed(1))
         sel_n = compose(models=models, n=n, beta=1.0, lam=0.5)
         t_vec = timeit(lambda st=st, s=sel_n: s.select(st, generator=g.manual_seed(0)), reps)
@@ -221,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for n in n_list:
             sel_n = compose(models=models, n=n)
             t = timeit(lambda st=st, s=sel_n: s.select(st, generator=g.manual_seed(0)), reps)
-            mem = peak_memory_child(n, b, e, k, hidden)
+            mem = peak_memory_bytes(lambda st=st, s=sel_n: s.select(st, generator=g)) / 2**20
             res["scaling"].append({"B": b, "N": n, "ms": t * 1e3, "peak_mib": mem})
             print(f"B={b:4d} N={n:5d}: {t * 1e3:9.2f} ms, peak +{mem:8.1f} MiB")
 
@@ -259,14 +238,11 @@ def to_markdown(res: dict[str, Any]) -> str:
     for r in res["vs_naive"]:
         lines.append(f"| {r['B']} | {r['N']} | {r['vectorised_ms']:.1f} | {r['naive_ms']:.1f} | "
                      f"{r['speedup']:.1f}x |")  # fmt: skip
-    lines += ["", "| B | N | select() ms | peak extra RSS MiB |", "|---|---|---|---|"]
+    lines += ["", "| B | N | select() ms | peak tensor memory MiB |", "|---|---|---|---|"]
     for r in res["scaling"]:
         lines.append(f"| {r['B']} | {r['N']} | {r['ms']:.2f} | {r['peak_mib']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "--child":
-        child(*(int(x) for x in sys.argv[2:]))  # type: ignore[arg-type]
-    else:
-        main()
+    main()

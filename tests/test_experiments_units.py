@@ -12,7 +12,7 @@ from gemkit.config import SelectorConfig
 from gemkit.data.transitions import Transitions
 from gemkit.eval.nll_gap import nll_gap, summarize_gaps
 from gemkit.eval.plots import config_key
-from gemkit.eval.profile import DenoiserMLP, _cpu_peak_bytes, ddpm_sample
+from gemkit.eval.profile import DenoiserMLP, ddpm_sample, peak_memory_bytes
 from gemkit.eval.runs import summarize
 from gemkit.eval.sweep import SweepGrid, aggregate_runs
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
@@ -148,7 +148,7 @@ def test_cpu_peak_measure_tracks_live_tensors() -> None:
         z = torch.ones(500_000)  # 1 + 2 = 3 MB live
         return y.sum() + z.sum()
 
-    peak = _cpu_peak_bytes(fn)
+    peak = peak_memory_bytes(fn)
     assert 2.9e6 <= peak <= 3.2e6
 
 

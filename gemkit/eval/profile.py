@@ -17,10 +17,13 @@ granularity, so scratch memory freed inside one op is not counted).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -154,10 +157,41 @@ def _weights_mb(*modules: nn.Module) -> float:
     return total / 1e6
 
 
-def _cpu_peak_bytes(fn: Callable[[], Any]) -> float:
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: the profiler's C++ layer logs start/stop lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def peak_memory_bytes(fn: Callable[[], Any], device: str = "cpu") -> float:
+    """Peak extra tensor memory (bytes) during one ``fn()`` call.
+
+    On CUDA from the caching allocator (``max_memory_allocated`` over the call); on CPU from the
+    torch profiler's allocation/free events (op granularity, so scratch memory freed inside one
+    op is not counted).
+    """
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return float(torch.cuda.max_memory_allocated() - base)
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        _native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         fn()
     deltas: list[tuple[float, int]] = []
     for e in prof.events():
@@ -196,14 +230,7 @@ def measure(
         if cuda:
             torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) * 1e3)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        peak = float(torch.cuda.max_memory_allocated() - base)
-    else:
-        peak = _cpu_peak_bytes(fn)
+    peak = peak_memory_bytes(fn, device)
     times.sort()
     p90 = times[min(len(times) - 1, math.ceil(0.9 * len(times)) - 1)]
     return statistics.median(times), p90, peak
