@@ -147,6 +147,13 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(finite_json(payload), indent=2, default=str) + "\n")
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _target(checkpoint: Path, dataset: str | None) -> tuple[Any, str]:
     from gemkit.models import load_models
 
@@ -174,14 +181,22 @@ def quickstart_cmd(
     store: Optional[Path] = typer.Option(
         None, "--store", help="Minari store for the dataset (default: $MINARI_DATASETS_PATH)."
     ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="torch CPU threads (1: fastest for these small networks)."
+    ),
 ) -> None:
     """Fork task end to end: make data, train, GEM vs a same-critic unimodal actor, plot.
 
     Writes results.csv, results.json and quickstart.png (paths of both actors on the fork task,
     score vs candidate budget N) under --out, plus both checkpoints.
     """
+    import torch
+
     from gemkit.eval.quickstart import QuickstartConfig, run_quickstart
 
+    # Small networks gain nothing from intra-op threads, and on a busy machine OpenMP threads
+    # that wait for each other cost far more than they give (docs/experiments.md).
+    torch.set_num_threads(threads)
     over: dict[str, Any] = {"seed": seed}
     if steps is not None:
         default = QuickstartConfig.fast() if fast else QuickstartConfig()
@@ -279,12 +294,16 @@ def eval_cmd(
         "", "--mass-scale", help="MassScale factors, e.g. 0.5,1,1.5 (MuJoCo envs; one row each)."
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write eval.csv/eval.json here."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
 ) -> None:
     """Evaluate a selector on fixed networks: score (mean +- std over seeds) and audits."""
     from gemkit.eval.plots import plot_mass_scale
     from gemkit.eval.runs import env_horizon, evaluate_config
     from gemkit.eval.sweep import write_csv
 
+    _set_threads(threads)
     models, target = _target(checkpoint, dataset)
     base = SelectorConfig.preset(_name(preset) or "gem")
     given: dict[str, Any] = {
@@ -361,6 +380,9 @@ def sweep_cmd(
     horizon: Optional[int] = typer.Option(None, help="Horizon H (default: env time limit)."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per cell and seed."),
     seeds: str = typer.Option("0", "--seeds", help="Evaluation seeds, e.g. 0,1,2."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
 ) -> None:
     """Grid over inference knobs on fixed networks; resumable; writes CSVs and PNGs."""
     from gemkit.eval.plots import (
@@ -372,6 +394,7 @@ def sweep_cmd(
     from gemkit.eval.runs import env_horizon
     from gemkit.eval.sweep import SweepGrid, run_sweep, write_csv
 
+    _set_threads(threads)
     models, target = _target(checkpoint, dataset)
     supports = REGISTRIES["support"].names()
     grid = SweepGrid(
