@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from enum import Enum
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
+from gemkit.config import PRESETS
 from gemkit.errors import GemkitError
+from gemkit.registry import REGISTRIES
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["guarded"]
+__all__ = [
+    "AnchorName",
+    "PresetName",
+    "ProposerName",
+    "ReducerName",
+    "SupportName",
+    "ValueName",
+    "choice_name",
+    "guarded",
+]
 
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
@@ -28,3 +40,29 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _enum(kind: str, names: list[str]) -> type[Enum]:
+    """A str Enum of the registered names: typer turns it into a choice that lists them."""
+    return Enum(f"{kind.title()}Name", {name: name for name in names}, type=str)  # type: ignore[return-value]
+
+
+if TYPE_CHECKING:  # mypy sees plain strings; typer sees the choices below
+    ProposerName = str
+    AnchorName = str
+    ValueName = str
+    SupportName = str
+    ReducerName = str
+    PresetName = str
+else:
+    ProposerName = _enum("proposer", REGISTRIES["proposer"].names())
+    AnchorName = _enum("anchor", REGISTRIES["anchor"].names())
+    ValueName = _enum("value", REGISTRIES["value"].names())
+    SupportName = _enum("support", REGISTRIES["support"].names())
+    ReducerName = _enum("reducer", REGISTRIES["reducer"].names())
+    PresetName = _enum("preset", sorted(PRESETS))
+
+
+def choice_name(choice: object) -> str | None:
+    """The registry name behind a CLI choice (an Enum member), or ``None``."""
+    return None if choice is None else str(getattr(choice, "value", choice))

@@ -8,35 +8,27 @@ import os
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import guarded
+from cli._common import (
+    AnchorName,
+    PresetName,
+    ProposerName,
+    ReducerName,
+    SupportName,
+    ValueName,
+    choice_name,
+    guarded,
+)
 from cli.main import app
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.errors import GemkitError
 from gemkit.registry import REGISTRIES
-
-if TYPE_CHECKING:
-    ProposerName = str
-    AnchorName = str
-    ValueName = str
-    SupportName = str
-    ReducerName = str
-    PresetName = str
-else:
-    from cli.selection import (
-        AnchorName,
-        PresetName,
-        ProposerName,
-        ReducerName,
-        SupportName,
-        ValueName,
-    )
 
 diagnose_app = typer.Typer(help="Diagnostics of datasets and models.", no_args_is_help=True)
 app.add_typer(diagnose_app, name="diagnose")
@@ -95,10 +87,6 @@ def _names(text: str, what: str, valid: Sequence[str]) -> list[str]:
         if v not in valid:
             raise UnknownComponentError(unknown_name_message(what, v, valid))
     return vals
-
-
-def _name(choice: object) -> str | None:
-    return None if choice is None else str(getattr(choice, "value", choice))
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -305,13 +293,13 @@ def eval_cmd(
 
     _set_threads(threads)
     models, target = _target(checkpoint, dataset)
-    base = SelectorConfig.preset(_name(preset) or "gem")
+    base = SelectorConfig.preset(choice_name(preset) or "gem")
     given: dict[str, Any] = {
-        "proposer": _name(proposer),
-        "anchor": _name(anchor),
-        "value": _name(value),
-        "support": _name(support),
-        "reducer": _name(reducer),
+        "proposer": choice_name(proposer),
+        "anchor": choice_name(anchor),
+        "value": choice_name(value),
+        "support": choice_name(support),
+        "reducer": choice_name(reducer),
         "k": k,
         "beta": beta,
         "lam": lam,
@@ -339,7 +327,7 @@ def eval_cmd(
                     episodes=episodes,
                     seeds=seed_list,
                     mass_scale=m,
-                    label=f"{_name(preset) or 'gem'} N={nv}{kind}",
+                    label=f"{choice_name(preset) or 'gem'} N={nv}{kind}",
                 )
                 rows.append(s.row())
                 bar.advance(task)
@@ -427,24 +415,19 @@ def sweep_cmd(
     if p is not None:
         written.append(p)
     big = ref.evolve(n=max(grid.n))
-    p, abl = plot_ablation_deltas(rows, big, out / "ablations.png")
-    if p is not None:
-        written.append(p)
-    if abl:
-        write_csv(out / "ablations.csv", abl)
-        written.append(out / "ablations.csv")
-    p, norm = plot_norm_deltas(rows, ref, out / "normalization.png")
-    if p is not None:
-        written.append(p)
-    if norm:
-        write_csv(out / "normalization.csv", norm)
-        written.append(out / "normalization.csv")
-    p, front = plot_lambda_frontier(rows, big, out / "lambda_frontier.png")
-    if p is not None:
-        written.append(p)
-    if front:
-        write_csv(out / "lambda_frontier.csv", front)
-        written.append(out / "lambda_frontier.csv")
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for name, plot, base in (
+        ("ablations", plot_ablation_deltas, big),
+        ("normalization", plot_norm_deltas, ref),
+        ("lambda_frontier", plot_lambda_frontier, big),
+    ):
+        p, table = plot(rows, base, out / f"{name}.png")
+        tables[name] = table
+        if p is not None:
+            written.append(p)
+        if table:
+            write_csv(out / f"{name}.csv", table)
+            written.append(out / f"{name}.csv")
     shown = [
         {
             **r,
@@ -470,6 +453,7 @@ def sweep_cmd(
     console.print(
         _table(f"sweep on {target} ({len(seed_list)} seed(s) x {episodes} ep)", shown, cols)
     )
+    abl = tables["ablations"]
     if abl:
         console.print(
             _table(

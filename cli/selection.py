@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import gemkit
-from cli._common import guarded
+from cli._common import (
+    AnchorName,
+    PresetName,
+    ProposerName,
+    ReducerName,
+    SupportName,
+    ValueName,
+    choice_name,
+    guarded,
+)
 from cli.main import app
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
-
-
-def _enum(kind: str, names: list[str]) -> type[Enum]:
-    """A str Enum of the registered names: typer turns it into a choice that lists them."""
-    return Enum(f"{kind.title()}Name", {name: name for name in names}, type=str)  # type: ignore[return-value]
-
-
-if TYPE_CHECKING:  # mypy sees plain strings; typer sees the choices below
-    ProposerName = str
-    AnchorName = str
-    ValueName = str
-    SupportName = str
-    ReducerName = str
-    PresetName = str
-else:
-    ProposerName = _enum("proposer", REGISTRIES["proposer"].names())
-    AnchorName = _enum("anchor", REGISTRIES["anchor"].names())
-    ValueName = _enum("value", REGISTRIES["value"].names())
-    SupportName = _enum("support", REGISTRIES["support"].names())
-    ReducerName = _enum("reducer", REGISTRIES["reducer"].names())
-    PresetName = _enum("preset", sorted(PRESETS))
-
-
-def _name(choice: object) -> str | None:
-    return None if choice is None else str(getattr(choice, "value", choice))
 
 
 @app.command("compose")
@@ -74,13 +57,12 @@ def compose_cmd(
     base = (
         SelectorConfig.from_json(spec)
         if spec is not None
-        else SelectorConfig.preset(_name(preset) or "gem")
+        else SelectorConfig.preset(choice_name(preset) or "gem")
     )
-    given: dict[str, Any] = {
-        "proposer": _name(proposer), "anchor": _name(anchor), "value": _name(value),
-        "support": _name(support), "reducer": _name(reducer), "n": n, "k": k, "beta": beta,
-        "lam": lam, "lam_T": lam_t, "horizon": horizon, "z_min": z_min,
-    }  # fmt: skip
+    names = {"proposer": proposer, "anchor": anchor, "value": value, "support": support,
+             "reducer": reducer}  # fmt: skip
+    given: dict[str, Any] = {key: choice_name(v) for key, v in names.items()}
+    given.update(n=n, k=k, beta=beta, lam=lam, lam_T=lam_t, horizon=horizon, z_min=z_min)
     cfg = base.evolve(**{key: v for key, v in given.items() if v is not None})
     console = Console()
     if checkpoint is not None:

@@ -10,11 +10,10 @@ import csv
 import json
 import math
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 import torch
-from data_fixtures import minari_store  # noqa: F401
+from data_fixtures import fork_store, minari_store  # noqa: F401
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -24,14 +23,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    from gemkit.data import make_fork
-
-    root = tmp_path_factory.mktemp("minari")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MINARI_DATASETS_PATH", str(root))
-        make_fork(3_000, seed=0, ref_episodes=10)
-        yield root
+def store(fork_store: pathlib.Path) -> pathlib.Path:  # noqa: F811
+    """The shared tiny fork store (``data_fixtures.fork_store``)."""
+    return fork_store
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 import torch
+from data_fixtures import fork_store  # noqa: F401
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -22,14 +22,9 @@ TINY = ["--set", "hidden=16,16", "--set", "n_critics=2", "--set", "n_components=
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    from gemkit.data import make_fork
-
-    root = tmp_path_factory.mktemp("minari")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MINARI_DATASETS_PATH", str(root))
-        make_fork(500, seed=0, ref_episodes=2)
-        yield root
+def store(fork_store: pathlib.Path) -> pathlib.Path:  # noqa: F811
+    """The shared tiny fork store (``data_fixtures.fork_store``)."""
+    return fork_store
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from gemkit.config import PRESETS, SelectorConfig
+from gemkit.eval.sweep import KNOBS
 
 __all__ = [
     "config_key",
@@ -31,10 +32,6 @@ __all__ = [
     "plot_trajectories",
 ]
 
-_KNOBS = (
-    "proposer", "anchor", "value", "support", "reducer", "n", "k", "beta", "lam", "lam_T",
-    "horizon", "z_min",
-)  # fmt: skip
 _TAB10 = tuple(f"C{i}" for i in range(10))
 _AUDIT_PANELS = (
     ("score_mean", "normalised score"),
@@ -55,7 +52,7 @@ def _norm(v: Any) -> Any:
 
 def config_key(knobs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Hashable identity of a row's (or a config's) selector knobs."""
-    return tuple(_norm(knobs.get(k)) for k in _KNOBS)
+    return tuple(_norm(knobs.get(k)) for k in KNOBS)
 
 
 def _index(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
@@ -251,7 +248,7 @@ def plot_lambda_frontier(
         ``violation`` per point, sorted by Violation.
     """
     p = _params(ref)
-    fixed = [k for k in _KNOBS if k not in ("lam", "lam_T")]
+    fixed = [k for k in KNOBS if k not in ("lam", "lam_T")]
     table: list[dict[str, Any]] = []
     for r in rows:
         if r.get("preset") not in ("gem", "no_pw"):

@@ -37,10 +37,7 @@ __all__ = [
 ]
 
 #: The knobs a cell records (``SelectorConfig`` fields).
-KNOBS = (
-    "proposer", "anchor", "value", "support", "reducer", "n", "k", "beta", "lam", "lam_T",
-    "horizon", "z_min",
-)  # fmt: skip
+KNOBS: tuple[str, ...] = tuple(f.name for f in attrs.fields(SelectorConfig))
 
 #: Columns of ``runs.csv``: one row per (cell, seed).
 RUN_FIELDS = (
