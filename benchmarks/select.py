@@ -71,6 +71,18 @@ def critic_flops(b: int, m: int, e: int, hidden: int) -> float:
     return 2.0 * e * b * m * per_row
 
 
+def timeit_pair(f: Callable[[], Any], g: Callable[[], Any], reps: int) -> tuple[float, float]:
+    """Best wall times (s) of ``f`` and ``g``, calls interleaved so both see the same machine."""
+    f(), g()
+    tf, tg = [], []
+    for _ in range(reps):
+        for fn, times in ((f, tf), (g, tg)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return min(tf), min(tg)
+
+
 def gemm_ceiling(reps: int) -> tuple[float, str]:
     """Best fp32 GEMM GFLOP/s over a few shapes, including the critic's own layer shape."""
     best, shape = 0.0, ""
@@ -159,9 +171,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out = sel.select(st, generator=g.manual_seed(0))
         cand = out.candidates
         xs = st.unsqueeze(1).expand(-1, cand.shape[1], S)
-        with torch.no_grad():
-            t_bare = timeit(lambda xs=xs, cand=cand: critic(xs, cand), reps)
-        t_sel = timeit(lambda st=st: sel.select(st, generator=g.manual_seed(0)), reps)
+        pair_reps = reps if b > 1 else 10 * reps  # B = 1 calls take milliseconds: more samples
+
+        def bare(xs: torch.Tensor = xs, cand: torch.Tensor = cand) -> None:
+            with torch.no_grad():
+                critic(xs, cand)
+
+        t_sel, t_bare = timeit_pair(
+            lambda st=st: sel.select(st, generator=g.manual_seed(0)), bare, pair_reps
+        )
         flops = critic_flops(b, cand.shape[1], e, hidden)
         row = {
             "B": b, "N": n_main, "select_ms": t_sel * 1e3, "bare_critic_ms": t_bare * 1e3,
