@@ -183,7 +183,7 @@ class ConditionalGMM(nn.Module):
 
     # ------------------------------------------------------------------ sampling
     def _clip(self, a: Tensor) -> Tensor:
-        return torch.maximum(torch.minimum(a, self.action_high), self.action_low)
+        return torch.clamp(a, min=self.action_low, max=self.action_high)
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` samples per state, clipped to the action box: ``[B, S] -> [B, n, A]``."""

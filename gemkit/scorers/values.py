@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
@@ -18,10 +19,10 @@ Reduction = Literal["lcb", "mean", "min"]
 
 def lcb(q: Tensor, beta: float) -> Tensor:
     """``mean_e Q_e - beta * std_e Q_e`` over dim 0, population std: ``[E, ...] -> [...]``."""
-    mean = q.mean(0)
     if beta == 0.0 or q.shape[0] == 1:
-        return mean
-    return mean - beta * q.std(0, unbiased=False)
+        return q.mean(0)
+    std, mean = torch.std_mean(q, 0, unbiased=False)  # one pass over the ensemble
+    return mean - beta * std
 
 
 def ensemble_q(critic: Critic, states: Tensor, candidates: Tensor) -> Tensor:
@@ -31,7 +32,7 @@ def ensemble_q(critic: Critic, states: Tensor, candidates: Tensor) -> Tensor:
     expanded view ``[B, M, S]`` (no copy).
 
     Raises:
-        GemkitError: the critic returned a wrong shape, or NaN/inf.
+        GemkitError: the critic returned a wrong shape.
     """
     b, m, _ = candidates.shape
     q = critic(states.unsqueeze(1).expand(b, m, states.shape[-1]), candidates)
@@ -44,9 +45,15 @@ def ensemble_q(critic: Critic, states: Tensor, candidates: Tensor) -> Tensor:
             f"the critic must return [E, B, M] or [B, M] = [{b}, {m}] for states [B, M, S] and "
             f"actions [B, M, A]; it returned {list(q.shape)}."
         )
-    if not bool(q.isfinite().all()):
-        raise GemkitError("the critic returned NaN/inf Q-values; check its weights and inputs.")
     return q
+
+
+def _check_finite_values(v: Tensor) -> Tensor:
+    # checked after the reduction ([B, M], E times fewer elements): a NaN in any member, or an
+    # inf under mean/LCB, reaches it; an inf that min ignores leaves a valid value
+    if not bool(v.isfinite().all()):
+        raise GemkitError("the critic returned NaN/inf Q-values; check its weights and inputs.")
+    return v
 
 
 class EnsembleValue:
@@ -71,10 +78,10 @@ class EnsembleValue:
         """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
         q = ensemble_q(self.critic, states, candidates)
         if self.reduction == "lcb":
-            return lcb(q, self.beta)
+            return _check_finite_values(lcb(q, self.beta))
         if self.reduction == "mean":
-            return q.mean(0)
-        return q.min(0).values
+            return _check_finite_values(q.mean(0))
+        return _check_finite_values(q.min(0).values)
 
     def __repr__(self) -> str:
         beta = f", beta={self.beta:g}" if self.reduction == "lcb" else ""
