@@ -248,6 +248,19 @@ def _as_models(models: Models | str | Path | None) -> Models:
     return models
 
 
+def _agreed_dim(models: Models, dim: str) -> int | None:
+    """The ``dim`` (state_dim / action_dim) the networks agree on; an error if they differ."""
+    seen = {
+        name: getattr(getattr(models, name), dim)
+        for name in ("actor", "behavior", "critic")
+        if isinstance(getattr(getattr(models, name), dim, None), int)
+    }
+    if len(set(seen.values())) > 1:
+        found = ", ".join(f"{name} {d}" for name, d in seen.items())
+        raise GemkitError(f"the networks disagree on {dim} ({found}); load them from one run.")
+    return next(iter(seen.values()), None)
+
+
 def compose(
     config: SelectorConfig | None = None,
     *,
@@ -350,9 +363,8 @@ def compose(
             f"topk with k = {cfg.k} needs at least k candidates, but n = {cfg.n} gives "
             f"{cfg.n + int(prop.has_anchor)}; lower k or raise n."
         )
-    ref = m.actor if m.actor is not None else m.behavior
-    state_dim = getattr(ref, "state_dim", None) or getattr(m.critic, "state_dim", None)
-    action_dim = getattr(ref, "action_dim", None) or getattr(m.critic, "action_dim", None)
+    state_dim = _agreed_dim(m, "state_dim")
+    action_dim = _agreed_dim(m, "action_dim")
     obs_mean = m.meta.get("obs_mean")
     obs_std = m.meta.get("obs_std")
     return Selector(

@@ -8,7 +8,7 @@ from core_fixtures import gen, states, tiny_models
 
 from gemkit import GemkitError, ShapeError, UnknownComponentError, compose
 from gemkit.config import SelectorConfig
-from gemkit.models import Models
+from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 
 
 def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
@@ -104,6 +104,19 @@ def test_unknown_names_list_the_valid_ones(kwargs: dict, kind: str, valid: str) 
         compose(models=tiny_models(), **kwargs)
     msg = one_line(e)
     assert f"unknown {kind}" in msg and valid in msg and "Did you mean" in msg
+
+
+def test_networks_with_different_dims_are_refused() -> None:
+    m = tiny_models()
+    m.behavior = ConditionalGMM(3, 4, 2, hidden=(8,))
+    with pytest.raises(GemkitError, match=r"disagree on action_dim \(actor 2, behavior 4") as e:
+        compose(models=m)
+    one_line(e)
+    m = tiny_models()
+    m.critic = CriticEnsemble(5, 2, 2, hidden=(8,))
+    with pytest.raises(GemkitError, match="disagree on state_dim") as e:
+        compose(models=m)
+    one_line(e)
 
 
 def test_missing_models_say_what_to_pass() -> None:
