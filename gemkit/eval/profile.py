@@ -283,15 +283,32 @@ def profile_select(
     weights = _weights_mb(*models.modules().values())
     gen = torch.Generator(device=device).manual_seed(0)
     states = torch.randn(batch, ref.state_dim, generator=gen, device=device)
-    rows = []
-    for n in ns:
+
+    def call_for(n: int) -> Callable[[], Any]:
         sel = compose(config=(config or SelectorConfig()).evolve(n=n), models=models)
+        return lambda: sel.select(states, generator=gen)
 
-        def call(sel: Any = sel) -> Any:
-            return sel.select(states, generator=gen)
+    return _profile_rows("gem", "N", ns, call_for, device, batch, repeats, warmup, weights,
+                         progress)  # fmt: skip
 
-        lat, p90, peak = measure(call, device, repeats, warmup)
-        row = ProfileRow("gem", "N", int(n), device, batch, lat, p90, weights + peak / 1e6,
+
+def _profile_rows(
+    method: str,
+    knob: str,
+    values: Sequence[int],
+    call_for: Callable[[int], Callable[[], Any]],
+    device: str,
+    batch: int,
+    repeats: int,
+    warmup: int,
+    weights: float,
+    progress: Callable[[ProfileRow], None] | None,
+) -> list[ProfileRow]:
+    """One :class:`ProfileRow` per knob value: time and measure ``call_for(value)``."""
+    rows = []
+    for v in values:
+        lat, p90, peak = measure(call_for(v), device, repeats, warmup)
+        row = ProfileRow(method, knob, int(v), device, batch, lat, p90, weights + peak / 1e6,
                          weights, repeats)  # fmt: skip
         rows.append(row)
         if progress is not None:
@@ -332,16 +349,9 @@ def profile_diffusion(
     weights = _weights_mb(den)
     gen = torch.Generator(device=device).manual_seed(seed)
     states = torch.randn(batch, state_dim, generator=gen, device=device)
-    rows = []
-    for t in ts:
 
-        def call(t: int = t) -> Tensor:
-            return ddpm_sample(den, states, t, generator=gen)
+    def call_for(t: int) -> Callable[[], Any]:
+        return lambda: ddpm_sample(den, states, t, generator=gen)
 
-        lat, p90, peak = measure(call, device, repeats, warmup)
-        row = ProfileRow("ddpm", "T", int(t), device, batch, lat, p90, weights + peak / 1e6,
-                         weights, repeats)  # fmt: skip
-        rows.append(row)
-        if progress is not None:
-            progress(row)
-    return rows
+    return _profile_rows("ddpm", "T", ts, call_for, device, batch, repeats, warmup, weights,
+                         progress)  # fmt: skip
