@@ -16,7 +16,6 @@ baseline's selector shares critic and behavior GMM with GEM's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -26,21 +25,9 @@ from gemkit.errors import GemkitError
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.train import losses as L
+from gemkit.train.trainer import init_parameters
 
 __all__ = ["fit_unimodal_actor", "with_actor"]
-
-
-def _init_gmm(gmm: ConditionalGMM, generator: torch.Generator, init_log_std: float) -> None:
-    """``nn.Linear``'s default init drawn from ``generator``; means-head bias ``U(-1, 1)``."""
-    with torch.no_grad():
-        for m in gmm.modules():
-            if isinstance(m, torch.nn.Linear):
-                bound = 1.0 / math.sqrt(m.in_features)
-                m.weight.uniform_(-bound, bound, generator=generator)
-                if m.bias is not None:
-                    m.bias.uniform_(-bound, bound, generator=generator)
-        gmm.means_head.bias.uniform_(-1.0, 1.0, generator=generator)
-        gmm.log_std_param.fill_(init_log_std)
 
 
 def fit_unimodal_actor(
@@ -102,7 +89,7 @@ def fit_unimodal_actor(
         action_low=ref.action_low.tolist(),
         action_high=ref.action_high.tolist(),
     )
-    _init_gmm(actor, gen, init_log_std)
+    init_parameters(actor, gen, init_log_std)
     s_dim = ref.state_dim
     mean = torch.as_tensor(models.meta.get("obs_mean", [0.0] * s_dim), dtype=torch.float32)
     std = torch.as_tensor(models.meta.get("obs_std", [1.0] * s_dim), dtype=torch.float32)

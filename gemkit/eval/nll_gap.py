@@ -14,7 +14,6 @@ run in its behavior-only pretraining phase), once per seed, or read from a check
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,8 +28,6 @@ from gemkit.models.gmm import ConditionalGMM
 from gemkit.train import TrainConfig, Trainer
 
 __all__ = ["NLLGap", "NLLGapSummary", "fit_behavior_gmm", "nll_gap", "nll_gap_over_seeds"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @attrs.frozen
@@ -97,10 +94,8 @@ def nll_gap(gmm: ConditionalGMM, states: Tensor, actions: Tensor, chunk: int = 6
         sum_gmm += float(-torch.logsumexp(lj, dim=-1).sum())
         k = p.log_weights.argmax(dim=-1)  # [B]
         rows = torch.arange(s.shape[0], device=s.device)
-        mu = p.means[rows, k]  # [B, A]
-        log_std = p.log_std[k]  # [B, A]
-        z = (a - mu) * torch.exp(-log_std)
-        log_n = -0.5 * z.square().sum(-1) - log_std.sum(-1) - 0.5 * a.shape[-1] * _LOG_2PI
+        # log Normal(a; mu_k*, sigma_k*) without the gating weight: l_k* - log w_k*
+        log_n = lj[rows, k] - p.log_weights[rows, k]
         sum_top += float(-log_n.sum())
     t = states.shape[0]
     return NLLGap(sum_gmm / t, sum_top / t, (sum_top - sum_gmm) / t, t)

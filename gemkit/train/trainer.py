@@ -30,7 +30,7 @@ from gemkit.models.io import Models
 from gemkit.train import losses as L
 from gemkit.train.config import TrainConfig
 
-__all__ = ["LOSS_NAMES", "TrainProgress", "Trainer", "train"]
+__all__ = ["LOSS_NAMES", "TrainProgress", "Trainer", "init_parameters", "train"]
 
 LOSS_NAMES = (
     "loss_critic",
@@ -66,7 +66,7 @@ class TrainProgress:
     phase: str
 
 
-def _init_parameters(module: nn.Module, generator: torch.Generator, init_log_std: float) -> None:
+def init_parameters(module: nn.Module, generator: torch.Generator, init_log_std: float) -> None:
     """Re-initialise ``module`` from ``generator`` exactly like ``nn.Linear``'s default.
 
     ``nn.Linear`` draws weight and bias from ``U(-1/sqrt(in), 1/sqrt(in))``; the same holds for
@@ -172,7 +172,7 @@ class Trainer:
             self.actor = ConditionalGMM(s_dim, a_dim, config.actor_components, **gmm_kw)
             self.behavior = ConditionalGMM(s_dim, a_dim, config.n_components, **gmm_kw)
         for net in (self.critic, self.value, self.actor, self.behavior):
-            _init_parameters(net, self.generator, config.gmm_init_log_std)
+            init_parameters(net, self.generator, config.gmm_init_log_std)
         self.target_critic = copy.deepcopy(self.critic)
         for net in (self.critic, self.target_critic, self.value, self.actor, self.behavior):
             net.to(self.device)
