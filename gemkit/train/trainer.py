@@ -251,12 +251,8 @@ class Trainer:
         g = L.guidance_weight(adv, cfg.alpha, cfg.exp_adv_max)  # [B]
         pi = self.actor(obs)
         pi_lj = ConditionalGMM.component_log_joint(pi, act.unsqueeze(1)).squeeze(1)  # [B, K]
-        entropy = L.gating_entropy(pi.log_weights)
-        em = L.em_surrogate(pi_lj, cfg.detach_gamma)
-        loss_actor = (g * em).mean()
-        if cfg.c_ent != 0.0:
-            loss_actor = loss_actor - cfg.c_ent * entropy.mean()
-        out["loss_actor"] = loss_actor
+        out["loss_actor"] = L.actor_loss(pi_lj, pi.log_weights, g, cfg.c_ent, cfg.detach_gamma)
+        entropy = L.gating_entropy(pi.log_weights.detach())  # a statistic, no graph
 
         out["q_mean"] = q.detach().mean()
         out["v_mean"] = v.detach().mean()
