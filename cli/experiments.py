@@ -489,7 +489,6 @@ def nll_gap_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write nll_gap.csv/json here."),
 ) -> None:
     """NLL gap (spec 2.7): mean NLL under the top component minus under the whole mixture."""
-    import torch
 
     from gemkit.data import load
     from gemkit.eval.nll_gap import nll_gap, nll_gap_over_seeds, summarize_gaps
@@ -504,9 +503,7 @@ def nll_gap_cmd(
         models = load_models(checkpoint)
         if models.behavior is None:
             raise GemkitError(f"{checkpoint} has no behavior GMM.")
-        mean = torch.as_tensor(models.meta.get("obs_mean", 0.0), dtype=torch.float32)
-        std = torch.as_tensor(models.meta.get("obs_std", 1.0), dtype=torch.float32)
-        obs = (data.observations.float() - mean) / std
+        obs = models.normalize_obs(data.observations)
         g = nll_gap(models.behavior, obs, data.actions.float())
         summary = summarize_gaps([g], models.behavior.n_components, [0], 0)
         source = f"behavior GMM of {checkpoint}"

@@ -365,8 +365,7 @@ def compose(
         )
     state_dim = _agreed_dim(m, "state_dim")
     action_dim = _agreed_dim(m, "action_dim")
-    obs_mean = m.meta.get("obs_mean")
-    obs_std = m.meta.get("obs_std")
+    stats = m.obs_stats()
     return Selector(
         prop,
         val,
@@ -375,7 +374,7 @@ def compose(
         cfg,
         state_dim=state_dim,
         action_dim=action_dim,
-        obs_mean=None if obs_mean is None else torch.as_tensor(obs_mean, dtype=torch.float32),
-        obs_std=None if obs_std is None else torch.as_tensor(obs_std, dtype=torch.float32),
+        obs_mean=None if stats is None else stats[0],
+        obs_std=None if stats is None else stats[1],
         seed=seed,
     )

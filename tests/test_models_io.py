@@ -30,7 +30,12 @@ def test_obs_normalisation_from_meta(tmp_path) -> None:
     save_models(tmp_path, models)
     s = states(3)
     raw = compose(models=tmp_path, n=4).select(s, generator=gen())
+    torch.testing.assert_close(
+        load_models(tmp_path).normalize_obs(s), (s - torch.tensor([1.0, 2.0, 3.0])) / 2.0
+    )
     models.meta.clear()
+    assert models.obs_stats() is None
+    assert torch.equal(models.normalize_obs(s), s)
     ref = compose(models=models, n=4).select((s - torch.tensor([1.0, 2.0, 3.0])) / 2.0,
                                              generator=gen())  # fmt: skip
     torch.testing.assert_close(raw.score, ref.score)

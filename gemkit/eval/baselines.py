@@ -90,10 +90,7 @@ def fit_unimodal_actor(
         action_high=ref.action_high.tolist(),
     )
     init_parameters(actor, gen, init_log_std)
-    s_dim = ref.state_dim
-    mean = torch.as_tensor(models.meta.get("obs_mean", [0.0] * s_dim), dtype=torch.float32)
-    std = torch.as_tensor(models.meta.get("obs_std", [1.0] * s_dim), dtype=torch.float32)
-    obs = (transitions.observations.detach().cpu().float() - mean) / std
+    obs = models.normalize_obs(transitions.observations.cpu())
     act = transitions.actions.detach().cpu().float()
     critic = models.critic.to("cpu").eval()
     value = models.value.to("cpu").eval()

@@ -78,6 +78,23 @@ class Models:
             raise GemkitError(f"{role} needs models.{name} to be a ConditionalGMM, got {type(m)}.")
         return m
 
+    def obs_stats(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(obs_mean [S], obs_std [S])`` the networks were trained on (``meta``), or ``None``."""
+        mean, std = self.meta.get("obs_mean"), self.meta.get("obs_std")
+        if mean is None or std is None:
+            return None
+        return (torch.as_tensor(mean, dtype=torch.float32),
+                torch.as_tensor(std, dtype=torch.float32))  # fmt: skip
+
+    def normalize_obs(self, observations: torch.Tensor) -> torch.Tensor:
+        """Raw ``observations [..., S]`` as the networks see them (unchanged without stats)."""
+        stats = self.obs_stats()
+        obs = observations.detach().float()
+        if stats is None:
+            return obs
+        mean, std = (t.to(obs.device) for t in stats)
+        return (obs - mean) / std
+
     def to(self, device: torch.device | str) -> Models:
         """Move every module to ``device`` (in place) and return self."""
         for m in self.modules().values():
