@@ -72,7 +72,8 @@ class Selection:
     @property
     def top1(self) -> Tensor:
         """``[B, A]`` the top-1 candidate (before any top-k smoothing)."""
-        return self.candidates[torch.arange(self.index.shape[0]), self.index]
+        rows = torch.arange(self.index.shape[0], device=self.index.device)
+        return self.candidates[rows, self.index]
 
 
 def _module_device(*objs: Any) -> torch.device:
