@@ -71,6 +71,15 @@ def train_command(
         False, "--overwrite", help="Start afresh in an --out that already holds a checkpoint."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    compile: bool = typer.Option(
+        False, "--compile", help="torch.compile the loss computation (eager fallback)."
+    ),
+    snapshot_every: Optional[int] = typer.Option(
+        None, "--snapshot-every", min=1, help="Export models every N steps (learning curves)."
+    ),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch threads (default: torch's; 1 per job on shared CPUs)."
+    ),
 ) -> None:
     """Train GEM's Phase I (critic ensemble, value, behavior GMM, actor) and checkpoint it.
 
@@ -105,6 +114,10 @@ def train_command(
         extra.append(f"device={device.value}")
     cfg = apply_overrides(cfg, extra)
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     console = Console(stderr=True)
     data = load(dataset)
     columns = (
@@ -137,6 +150,8 @@ def train_command(
             overwrite=overwrite,
             dataset_id=dataset,
             progress=report,
+            compile=compile,
+            snapshot_every=snapshot_every,
         )
     summary = f"  ({_fmt(last[0].metrics)})" if last else ""
     typer.echo(f"trained {dataset} to step {steps}: {out}{summary}")

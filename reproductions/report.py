@@ -97,12 +97,11 @@ def _steps(name: str, args: argparse.Namespace) -> int:
 def _models(name: str, seed: int, args: argparse.Namespace, out: Path) -> tuple[Any, Any, float]:
     """(gem models, unimodal models, train seconds) for one dataset and seed (cached)."""
     from gemkit.data import load
-    from gemkit.eval.baselines import fit_unimodal_actor, with_actor
-    from gemkit.models import load_models, save_models
+    from gemkit.models import load_models
     from gemkit.train import train
 
     ds = _dataset_id(name)
-    gem_dir, uni_dir = out / "gem", out / "unimodal"
+    gem_dir = out / "gem"
     steps = _steps(name, args)
     t0 = time.perf_counter()
     if (gem_dir / "models.json").is_file() and load_models(gem_dir).meta.get("step") == steps:
@@ -113,15 +112,7 @@ def _models(name: str, seed: int, args: argparse.Namespace, out: Path) -> tuple[
                     save_every=max(steps // 2, 1), log_every=max(steps // 10, 1),
                     tensorboard=False)  # fmt: skip
         _log(f"trained {ds} seed {seed}: {steps} steps in {time.perf_counter() - t0:.0f}s")
-    t1 = time.perf_counter()
-    if (uni_dir / "models.json").is_file():
-        uni = load_models(uni_dir)
-    else:
-        actor = fit_unimodal_actor(gem, load(ds), args.unimodal_steps, seed=seed)
-        uni = with_actor(gem, actor, actor_kind="unimodal", unimodal_steps=args.unimodal_steps)
-        save_models(uni_dir, uni)
-        _log(f"unimodal actor {ds} seed {seed}: {time.perf_counter() - t1:.0f}s")
-    return gem, uni, time.perf_counter() - t0
+    return gem, gem.unimodal(), time.perf_counter() - t0
 
 
 def _grids(args: argparse.Namespace) -> dict[str, Any]:
@@ -312,15 +303,15 @@ def _report(
         f"- Machine: {meta['machine']}, torch {meta['torch']}, {args.threads} CPU thread(s); "
         f"wall time {meta['wall_min']:.0f} min summed over the (resumed) invocations.",
         f"- Datasets: `gemkit/fork-v0` ({args.fork_steps:,} steps) and "
-        f"`gemkit/pointmaze-{{{','.join(m for m in args.datasets if m != 'fork')}}}-v0` "
+        f"`gemkit/pointmaze-{{{','.join(m for m in args.datasets if m != 'fork')}}}-v1` "
         f"({args.maze_steps:,} steps each; D4RL's are 1M-4M), reference scores over "
         f"{args.ref_episodes} episodes.",
         f"- Phase I: {args.fork_train_steps:,} (fork) / {args.train_steps:,} (mazes) gradient "
         f"steps (paper: 1M), {args.pretrain_steps:,} of them behavior pretraining; MLPs "
         f"{'x'.join(str(h) for h in args.hidden)}, E = {args.critics} critics, "
         f"K = {args.components}, batch {args.batch_size}; seeds {args.seeds}.",
-        f"- Unimodal baseline: a K = 1 actor fitted for {args.unimodal_steps:,} steps against the "
-        "same frozen critic and value (advantage-weighted regression, the K = 1 case of the "
+        "- Unimodal baseline: the K = 1 actor trained in the same run from the same minibatches, "
+        "same critic and value at every step (advantage-weighted regression, the K = 1 case of the "
         "guided-EM loss); it is scored by the same critic and behavior GMM.",
         f"- Evaluation: {args.episodes} episodes per seed on fork/umaze, {args.big_episodes} on "
         "medium/large (one evaluation seed per training seed). Scores are normalised "
@@ -583,7 +574,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--fork-train-steps", type=int, default=4_000)
     p.add_argument("--train-steps", type=int, default=6_000)
     p.add_argument("--pretrain-steps", type=int, default=1_000)
-    p.add_argument("--unimodal-steps", type=int, default=3_000)
     p.add_argument("--hidden", nargs="+", type=int, default=[128, 128])
     p.add_argument("--critics", type=int, default=5)
     p.add_argument("--components", type=int, default=5)
@@ -605,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.smoke:
         args.fork_steps, args.maze_steps, args.ref_episodes = 1_000, 1_000, 2
         args.fork_train_steps = args.train_steps = 40
-        args.pretrain_steps, args.unimodal_steps = 10, 10
+        args.pretrain_steps = 10
         args.hidden, args.critics, args.components, args.batch_size = [16, 16], 2, 2, 32
         args.budgets, args.unimodal_budgets, args.big_n = [0, 1, 8], [0, 8], 8
         args.episodes = args.big_episodes = 1

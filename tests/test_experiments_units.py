@@ -1,4 +1,4 @@
-"""Unit tests of the experiment building blocks: NLL gap, sweep grid, profile, baselines."""
+"""Unit tests of the experiment building blocks: NLL gap, sweep grid, profile."""
 
 from __future__ import annotations
 
@@ -183,20 +183,3 @@ def _toy() -> tuple[Models, Transitions]:
     return models, data
 
 
-def test_unimodal_baseline_leaves_the_critic_alone_and_is_seeded() -> None:
-    from gemkit.eval.baselines import fit_unimodal_actor, with_actor
-
-    models, data = _toy()
-    before = {k: v.clone() for k, v in models.critic.state_dict().items()}
-    a1 = fit_unimodal_actor(models, data, 20, seed=3)
-    a2 = fit_unimodal_actor(models, data, 20, seed=3)
-    a3 = fit_unimodal_actor(models, data, 20, seed=4)
-    after = models.critic.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert a1.n_components == 1 and a1.hidden == models.actor.hidden  # type: ignore[union-attr]
-    p1, p2, p3 = (dict(a.named_parameters()) for a in (a1, a2, a3))
-    assert all(torch.equal(p1[k], p2[k]) for k in p1)
-    assert not all(torch.equal(p1[k], p3[k]) for k in p1)
-    m = with_actor(models, a1, actor_kind="unimodal")
-    assert m.critic is models.critic and m.behavior is models.behavior and m.actor is a1
-    assert m.meta["actor_kind"] == "unimodal" and "actor_kind" not in models.meta

@@ -82,7 +82,7 @@ def test_every_parameter_updates_in_one_step(fork: object, actor: str) -> None:
         changed = dict(
             zip([n for n, _ in net.named_parameters()], _changed(before[name], net), strict=True)
         )
-        if actor == "unimodal" and name == "actor":
+        if (actor == "unimodal" and name == "actor") or name == "baseline":
             # with K = 1, log w = log_softmax(one logit) = 0: the gating head has no gradient
             assert not changed.pop("logits_head.weight")
             assert not changed.pop("logits_head.bias")
@@ -213,3 +213,95 @@ def test_overrides_and_unknown_keys(tmp_path: Path) -> None:
     broken.write_text("alpha = = 1")
     with pytest.raises(ConfigError, match="cannot parse"):
         TrainConfig.from_file(broken)
+
+
+# ---------------------------------------------------------------- the fair same-critic baseline
+def test_baseline_trains_beside_the_actor_without_changing_it(fork: object) -> None:
+    """The baseline adds one K = 1 actor; every other network trains bit for bit as without."""
+    with_b = Trainer(fork, small(unimodal_baseline=True))  # type: ignore[arg-type]
+    without = Trainer(fork, small(unimodal_baseline=False))  # type: ignore[arg-type]
+    assert with_b.baseline is not None and with_b.baseline.n_components == 1
+    assert without.baseline is None
+    for _ in range(5):
+        with_b.train_step()
+        without.train_step()
+    for name in ("critic", "target_critic", "value", "actor", "behavior"):
+        a, b = with_b.networks()[name].state_dict(), without.networks()[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert torch.equal(with_b.generator.get_state(), without.generator.get_state())
+    assert with_b.models().baseline is with_b.baseline
+
+
+def test_baseline_uses_the_actors_minibatch_and_guidance(fork: object) -> None:
+    """loss_baseline is the K = 1 guided loss on the same batch, with the actor's own g."""
+    from gemkit.models.gmm import ConditionalGMM
+    from gemkit.train import losses as L
+
+    t = Trainer(fork, small())  # type: ignore[arg-type]
+    assert t.baseline is not None
+    batch = t.sample_batch()
+    out = t.compute_losses(batch)
+    obs, act = batch["observations"], batch["actions"]
+    with torch.no_grad():
+        adv = t.target_critic(obs, act).amin(0) - t.value(obs)
+        g = L.guidance_weight(adv, t.config.alpha, t.config.exp_adv_max)
+        lj = ConditionalGMM.component_log_joint(t.baseline(obs), act.unsqueeze(1)).squeeze(1)
+        want = (g * -lj[:, 0]).mean()
+    torch.testing.assert_close(out["loss_baseline"].detach(), want)
+    # it only moves the baseline: no gradient reaches any other network
+    grads = torch.autograd.grad(
+        out["loss_baseline"], [p for n in NETS for p in _params(t, n)], allow_unused=True
+    )
+    assert all(gr is None or not gr.any() for gr in grads)
+
+
+def test_baseline_steps_equal_actor_steps(fork: object, tmp_path: Path) -> None:
+    """Same step count as the actor: pretraining moves neither; every joint step moves both."""
+    from gemkit.train import train
+
+    cfg = small(gmm_pretrain_steps=3)
+    t = Trainer(fork, cfg)  # type: ignore[arg-type]
+    assert t.baseline is not None
+    b0 = [p.clone() for p in t.baseline.parameters()]
+    a0 = [p.clone() for p in t.actor.parameters()]
+    for _ in range(3):
+        stats = t.train_step()
+        assert "loss_baseline" not in stats and "loss_actor" not in stats
+    assert not any(_changed(b0, t.baseline)) and not any(_changed(a0, t.actor))
+    stats = t.train_step()
+    assert "loss_baseline" in stats and "loss_actor" in stats
+    # the saved models carry it, and Models.unimodal() swaps it in as the actor
+    from gemkit.models import load_models
+
+    models = train(fork, cfg, tmp_path / "run", 5, tensorboard=False)  # type: ignore[arg-type]
+    loaded = load_models(tmp_path / "run")
+    assert loaded.baseline is not None
+    uni = loaded.unimodal()
+    assert uni.actor is loaded.baseline and uni.critic is loaded.critic
+    torch.testing.assert_close(
+        loaded.baseline.means_head.weight, models.baseline.means_head.weight  # type: ignore[union-attr]
+    )
+
+
+def test_models_without_baseline_say_how_to_get_one(fork: object) -> None:
+    from gemkit.errors import GemkitError
+
+    t = Trainer(fork, small(unimodal_baseline=False))  # type: ignore[arg-type]
+    with pytest.raises(GemkitError, match="unimodal_baseline"):
+        t.models().unimodal()
+
+
+# ---------------------------------------------------------------- compiled training
+def test_compiled_step_matches_eager(fork: object) -> None:
+    """torch.compile'd losses give the eager step's losses and parameters (float tolerance)."""
+    eager = Trainer(fork, small())  # type: ignore[arg-type]
+    comp = Trainer(fork, small(), compile=True)  # type: ignore[arg-type]
+    for _ in range(3):
+        se, sc = eager.train_step(), comp.train_step()
+        for k in se:
+            torch.testing.assert_close(sc[k], se[k], rtol=1e-4, atol=1e-5)
+    assert comp.compiled, "compilation fell back to eager on this machine"
+    for name, net in eager.networks().items():
+        other = comp.networks()[name].state_dict()
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}.{k}")

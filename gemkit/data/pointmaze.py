@@ -1,49 +1,59 @@
-"""``gemkit/pointmaze-<maze>-v0``: the D4RL maze2d recipe on gymnasium-robotics PointMaze.
+"""``gemkit/pointmaze-<maze>-v1``: Minari's ``D4RL/pointmaze/*-v2`` recipe on PointMaze.
 
-A waypoint planner (shortest paths on the maze grid, i.e. value iteration with unit costs)
-drives a PD controller to random goals, with Gaussian action noise, in one continuing stream:
-when the point reaches its goal the environment draws a new one (``continuing_task=True,
-reset_target=True``) and the episode is cut there (a time-out, not a terminal), as in D4RL and
-Minari's ``D4RL/pointmaze/*`` datasets. Episodes are also cut at the evaluation horizon.
+The behaviour follows Farama's D4RL pointmaze generator (``minari-dataset-generation-scripts``,
+``scripts/pointmaze``), re-implemented here:
 
-The evaluation environment (stored as the dataset's ``eval_env_spec``) is D4RL's: one fixed goal
-cell, random start cells, no goal resets, 300/600/800 steps (umaze/medium/large); its return is
-the number of steps spent at the goal (sparse) or the summed ``exp(-distance)`` (dense).
+- **Planner** (:class:`QIterationPlanner`): value iteration on the maze grid (reward 1 for
+  entering the goal cell, discount 0.99, 50 sweeps); the waypoints are the greedy path of cells
+  from the agent's cell to the goal cell, ties broken in a fixed action order.
+- **Controller** (:class:`WaypointController`): a PD law ``a = P (target - xy) + D v`` with
+  ``P = 10``, ``D = -1``. The plan is rebuilt whenever the desired goal moves (by more than
+  1e-3). The controller heads for the centre of the first waypoint cell; it switches to the next
+  waypoint only once within 0.1 of the current one, and aims each later waypoint at the cell
+  centre minus ``U(0, 0.2)`` per coordinate (the goal itself is aimed at exactly).
+- **Collection**: one continuing stream (``continuing_task=True, reset_target=True``, no time
+  limit) in which every success draws a new goal; Gaussian noise of std 0.5 is added to the
+  controller's action, then clipped to ``[-1, 1]``. An episode ends (a truncation, never a
+  terminal) at each success, and the last one at the end of the stream. 1,000,000 steps for
+  every maze, as Minari's cards.
+- **Evaluation env and reference scores**: D4RL's fixed goal cell (``"g"``), random start cells,
+  no goal resets, the registered horizon (300/600/800). ``ref_min_score`` is the mean return of
+  the uniform random policy and ``ref_max_score`` that of the noiseless controller, 100 episodes
+  each, computed with Minari's own :func:`minari.utils.get_average_reference_score` (as Minari
+  does when a dataset is created with an ``eval_env`` and an ``expert_policy``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from gemkit.data._write import (
-    Episode,
-    ProgressFn,
-    check_writable,
-    reference_returns,
-    write_dataset,
-)
+from gemkit.data._write import Episode, ProgressFn, check_writable, write_dataset
 from gemkit.envs import register_robotics
 from gemkit.errors import GemkitError
 
 __all__ = [
     "MAZES",
+    "PLANNERS",
+    "DFSPlanner",
     "MazeExpert",
     "MazeSpec",
+    "QIterationPlanner",
+    "WaypointController",
     "make_pointmaze",
     "pointmaze_dataset_id",
     "pointmaze_env_specs",
+    "pointmaze_reference_scores",
 ]
 
 
 @dataclasses.dataclass(frozen=True)
 class MazeSpec:
-    """One PointMaze layout: gymnasium id stem, evaluation horizon and goal, D4RL's size."""
+    """One PointMaze layout: gymnasium id stem, evaluation horizon and goal, dataset size."""
 
     env_name: str
     horizon: int
@@ -51,17 +61,21 @@ class MazeSpec:
     default_steps: int
 
 
-#: D4RL maze2d: goals (6, 6) and (7, 9) for medium/large, horizons 300/600/800, sizes 1M/2M/4M.
+#: Minari's ``D4RL/pointmaze/*-v2``: goal cells (1, 1), (6, 6), (7, 9); horizons 300/600/800;
+#: 1,000,000 steps each.
 MAZES: dict[str, MazeSpec] = {
     "umaze": MazeSpec("UMaze", 300, (1, 1), 1_000_000),
-    "medium": MazeSpec("Medium", 600, (6, 6), 2_000_000),
-    "large": MazeSpec("Large", 800, (7, 9), 4_000_000),
+    "medium": MazeSpec("Medium", 600, (6, 6), 1_000_000),
+    "large": MazeSpec("Large", 800, (7, 9), 1_000_000),
 }
+
+#: Grid moves ``(d_row, d_col)`` in the planner's tie-breaking order.
+_MOVES: tuple[tuple[int, int], ...] = ((0, 1), (0, -1), (-1, 0), (1, 0))
 
 
 def pointmaze_dataset_id(maze: str, dense: bool = False) -> str:
-    """``gemkit/pointmaze-<maze>[-dense]-v0``."""
-    return f"gemkit/pointmaze-{maze}{'-dense' if dense else ''}-v0"
+    """``gemkit/pointmaze-<maze>[-dense]-v1``."""
+    return f"gemkit/pointmaze-{maze}{'-dense' if dense else ''}-v1"
 
 
 def _check_maze(maze: str) -> MazeSpec:
@@ -77,8 +91,9 @@ def pointmaze_env_specs(
 ) -> tuple[gym.envs.registration.EnvSpec, gym.envs.registration.EnvSpec]:
     """``(collection spec, evaluation spec)`` for a maze.
 
-    Collection: continuing task with goal resets. Evaluation: D4RL's fixed goal cell (``"g"`` in
-    the map), no goal resets, the D4RL horizon.
+    Collection: continuing task with goal resets and no time limit (episodes are split at each
+    success). Evaluation: D4RL's fixed goal cell (``"g"`` in the map), no goal resets, the
+    registered horizon.
     """
     spec = _check_maze(maze)
     register_robotics()
@@ -87,7 +102,7 @@ def pointmaze_env_specs(
     collect = dataclasses.replace(
         base,
         kwargs={**base.kwargs, "continuing_task": True, "reset_target": True},
-        max_episode_steps=spec.horizon,
+        max_episode_steps=1_000_000,
     )
     r, c = spec.eval_goal
     eval_map: list[list[Any]] = [list(row) for row in maze_map]
@@ -105,23 +120,157 @@ def pointmaze_env_specs(
     return collect, evaluation
 
 
-class _Grid:
-    """Shortest-path distances on a maze grid and the continuous <-> cell maps."""
+class QIterationPlanner:
+    """Waypoints on a maze grid by value iteration (D4RL's and Minari's ``QIteration``).
 
-    def __init__(self, maze_map: list[list[Any]], scaling: float = 1.0) -> None:
+    A move into a wall (or off the map) leaves no successor; entering the goal cell pays 1.
+    ``50`` sweeps of ``Q(s, m) = r(s, m) + 0.99 max_m' Q(s', m')`` make the greedy move
+    (first best in :data:`_MOVES` order) follow a shortest path.
+
+    Args:
+        maze_map: rows of cells, ``1`` for a wall.
+    """
+
+    def __init__(self, maze_map: list[list[Any]], sweeps: int = 50, discount: float = 0.99):
         self.free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
         self.rows, self.cols = self.free.shape
+        self.sweeps, self.discount = sweeps, discount
+        n = self.rows * self.cols
+        self._next = np.zeros((n, len(_MOVES)), dtype=np.int64)
+        self._valid = np.zeros((n, len(_MOVES)), dtype=bool)
+        for s in range(n):
+            r, c = divmod(s, self.cols)
+            for m, (dr, dc) in enumerate(_MOVES):
+                nr, nc = r + dr, c + dc
+                inside = 0 <= nr < self.rows and 0 <= nc < self.cols
+                self._next[s, m] = nr * self.cols + nc if inside else s
+                self._valid[s, m] = inside and bool(self.free[nr, nc])
+        self._q: dict[tuple[int, int], NDArray[np.float64]] = {}
+
+    def q_values(self, goal: tuple[int, int]) -> NDArray[np.float64]:
+        """``Q [cells, 4]`` for ``goal`` (cached)."""
+        if goal not in self._q:
+            g = goal[0] * self.cols + goal[1]
+            reward = (self._next == g).astype(np.float64)
+            q = np.zeros_like(reward)
+            for _ in range(self.sweeps):
+                v = q.max(axis=1)
+                q = reward + self.discount * np.where(self._valid, v[self._next], 0.0)
+            self._q[goal] = q
+        return self._q[goal]
+
+    def plan(self, start: tuple[int, int], goal: tuple[int, int]) -> dict[tuple[int, int], Any]:
+        """``{cell: next cell}`` along the greedy path from ``start`` until it enters ``goal``.
+
+        From the goal cell itself the path steps out and back in (as the reference planner).
+        """
+        q = self.q_values(goal)
+        s = start[0] * self.cols + start[1]
+        g = goal[0] * self.cols + goal[1]
+        path: dict[tuple[int, int], Any] = {}
+        for _ in range(self.rows * self.cols + 1):
+            nxt = int(self._next[s, int(np.argmax(q[s]))])
+            path[divmod(s, self.cols)] = divmod(nxt, self.cols)
+            if nxt == g:
+                return path
+            s = nxt
+        raise GemkitError(f"no path from cell {start} to cell {goal} in this maze.")
+
+
+class DFSPlanner:
+    """Waypoints by depth-first search (the planner Minari's pointmaze script actually runs).
+
+    ``WaypointController`` in Minari's generator defaults to ``maze_solver="DFS"`` and the script
+    does not override it (its ``--maze-solver QIteration`` only names the algorithm in the
+    metadata). Neighbours are pushed in :data:`_MOVES` order onto a stack, so the path is the
+    first one found, not the shortest one.
+    """
+
+    def __init__(self, maze_map: list[list[Any]]) -> None:
+        self.free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
+        self.rows, self.cols = self.free.shape
+
+    def _valid(self, cell: tuple[int, int]) -> bool:
+        r, c = cell
+        return 0 <= r < self.rows and 0 <= c < self.cols and bool(self.free[r, c])
+
+    def plan(self, start: tuple[int, int], goal: tuple[int, int]) -> dict[tuple[int, int], Any]:
+        """``{cell: next cell}`` from ``start`` to ``goal`` (empty when they are the same)."""
+        frontier, explored = [start], {start}
+        parent: dict[tuple[int, int], tuple[int, int]] = {}
+        while frontier:
+            cell = frontier.pop()
+            if cell == goal:
+                break
+            for dr, dc in _MOVES:
+                nxt = (cell[0] + dr, cell[1] + dc)
+                if self._valid(nxt) and nxt not in explored:
+                    explored.add(nxt)
+                    frontier.append(nxt)
+                    parent[nxt] = cell
+        if goal != start and goal not in parent:
+            raise GemkitError(f"no path from cell {start} to cell {goal} in this maze.")
+        path: dict[tuple[int, int], Any] = {}
+        cell = goal
+        while cell != start:
+            path[parent[cell]] = cell
+            cell = parent[cell]
+        return path
+
+
+PLANNERS: dict[str, type[QIterationPlanner] | type[DFSPlanner]] = {
+    "dfs": DFSPlanner,
+    "qiteration": QIterationPlanner,
+}
+
+
+class WaypointController:
+    """The waypoint-following PD controller of Minari's D4RL pointmaze datasets.
+
+    Args:
+        maze_map: the maze's map (rows of cells).
+        rng: draws the waypoint offsets (``U(0, 0.2)`` per coordinate).
+        planner: ``"dfs"`` (what Minari's datasets were made with) or ``"qiteration"``.
+        scaling: the maze's cell size (1 for PointMaze).
+        p_gain, d_gain: ``a = p_gain (target - xy) + d_gain * v`` (10, -1).
+        threshold: distance to a waypoint at which the next one is taken (0.1).
+    """
+
+    def __init__(
+        self,
+        maze_map: list[list[Any]],
+        rng: np.random.Generator,
+        *,
+        planner: str = "dfs",
+        scaling: float = 1.0,
+        p_gain: float = 10.0,
+        d_gain: float = -1.0,
+        threshold: float = 0.1,
+    ) -> None:
+        if planner not in PLANNERS:
+            from gemkit.errors import unknown_name_message
+
+            raise GemkitError(unknown_name_message("planner", planner, PLANNERS))
+        self.planner = PLANNERS[planner](maze_map)
+        self.rng = rng
         self.scaling = scaling
-        self.x_center = self.cols / 2 * scaling
-        self.y_center = self.rows / 2 * scaling
-        self._dist: dict[tuple[int, int], NDArray[np.int64]] = {}
+        self.x_center = self.planner.cols / 2 * scaling
+        self.y_center = self.planner.rows / 2 * scaling
+        self.p_gain, self.d_gain, self.threshold = p_gain, d_gain, threshold
+        self.goal_xy: NDArray[np.float64] = np.full(2, np.inf)
+        self.goal_cell: tuple[int, int] = (-1, -1)
+        self.path: dict[tuple[int, int], Any] | None = None
+        self.target_cell: tuple[int, int] = (-1, -1)
+        self.target_xy: NDArray[np.float64] = np.zeros(2)
 
     def cell(self, xy: NDArray[np.floating[Any]]) -> tuple[int, int]:
+        """The ``(row, col)`` of a position (as ``Maze.cell_xy_to_rowcol``)."""
         r = int(np.floor((self.y_center - xy[1]) / self.scaling))
         c = int(np.floor((xy[0] + self.x_center) / self.scaling))
-        return min(max(r, 0), self.rows - 1), min(max(c, 0), self.cols - 1)
+        return r, c
 
     def center(self, rc: tuple[int, int]) -> NDArray[np.float64]:
+        """The centre of a cell (as ``Maze.cell_rowcol_to_xy``)."""
         return np.array(
             [
                 (rc[1] + 0.5) * self.scaling - self.x_center,
@@ -129,83 +278,95 @@ class _Grid:
             ]
         )
 
-    def distances(self, goal: tuple[int, int]) -> NDArray[np.int64]:
-        """Steps from every cell to ``goal`` (value iteration with unit costs = BFS)."""
-        if goal not in self._dist:
-            dist = np.full(self.free.shape, 10**6, dtype=np.int64)
-            dist[goal] = 0
-            queue = deque([goal])
-            while queue:
-                r, c = queue.popleft()
-                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-                    nr, nc = r + dr, c + dc
-                    if (
-                        0 <= nr < self.rows
-                        and 0 <= nc < self.cols
-                        and self.free[nr, nc]
-                        and dist[nr, nc] > dist[r, c] + 1
-                    ):
-                        dist[nr, nc] = dist[r, c] + 1
-                        queue.append((nr, nc))
-            self._dist[goal] = dist
-        return self._dist[goal]
-
-    def waypoint(
-        self, pos: NDArray[np.floating[Any]], goal: NDArray[np.floating[Any]]
+    def __call__(
+        self,
+        xy: NDArray[np.floating[Any]],
+        velocity: NDArray[np.floating[Any]],
+        goal: NDArray[np.floating[Any]],
     ) -> NDArray[np.float64]:
-        """The next point to head for: the centre of the next cell on a shortest path."""
-        here, there = self.cell(pos), self.cell(goal)
-        if here == there:
-            return np.asarray(goal, dtype=np.float64)
-        dist = self.distances(there)
-        r, c = here
-        best = here
-        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            nr, nc = r + dr, c + dc
-            if 0 <= nr < self.rows and 0 <= nc < self.cols and dist[nr, nc] < dist[best]:
-                best = (nr, nc)
-        if best == there:
-            return np.asarray(goal, dtype=np.float64)
-        return self.center(best)
+        """The (unclipped) action for position ``xy``, ``velocity`` and desired ``goal``."""
+        goal = np.asarray(goal, dtype=np.float64)
+        if self.path is None or np.linalg.norm(self.goal_xy - goal) > 1e-3:
+            here = self.cell(xy)
+            self.goal_cell = self.cell(goal)
+            self.goal_xy = np.array(goal, dtype=np.float64)
+            self.path = self.planner.plan(here, self.goal_cell)
+            if self.path:
+                self.target_cell = self.path[here]
+                self.target_xy = self.center(self.target_cell)
+            else:  # already in the goal cell: head for the goal itself
+                self.target_cell = self.goal_cell
+                self.target_xy = self.goal_xy.copy()
+        dist = float(np.linalg.norm(self.target_xy - xy))
+        if dist <= self.threshold and self.target_cell != self.goal_cell:
+            self.target_cell = self.path[self.target_cell]
+            if self.target_cell == self.goal_cell:
+                self.target_xy = self.goal_xy.copy()
+            else:
+                self.target_xy = self.center(self.target_cell) - self.rng.uniform(size=2) * 0.2
+        return self.p_gain * (self.target_xy - xy) + self.d_gain * np.asarray(velocity)
 
-
-def _pd(
-    pos: NDArray[np.floating[Any]],
-    vel: NDArray[np.floating[Any]],
-    target: NDArray[np.floating[Any]],
-    p_gain: float = 10.0,
-    d_gain: float = 1.0,
-) -> NDArray[np.float64]:
-    return np.clip(p_gain * (target - pos) - d_gain * vel, -1.0, 1.0)
+    def act(self, obs: dict[str, NDArray[Any]]) -> NDArray[np.float64]:
+        """The action for a PointMaze dict observation."""
+        return self(obs["achieved_goal"], obs["observation"][2:4], obs["desired_goal"])
 
 
 class MazeExpert:
-    """The noiseless waypoint + PD controller as a gemkit policy on flattened observations.
+    """The noiseless controller as a gemkit policy on flattened observations.
 
     ``states [B, 6]`` are ``(x, y, vx, vy, goal_x, goal_y)`` (``observation`` + ``desired_goal``,
-    as :func:`gemkit.data.load` flattens them); returns ``actions [B, 2]``.
+    as :func:`gemkit.data.load` flattens them); returns clipped ``actions [B, 2]``. Row ``i``
+    keeps its own :class:`WaypointController` (``gemkit.eval.evaluate`` keeps env ``i`` in row
+    ``i``); a row's plan is rebuilt whenever its goal moves, as in the reference controller.
 
     Args:
         maze: ``"umaze"``, ``"medium"`` or ``"large"``.
+        seed: seeds the waypoint offsets.
     """
 
-    def __init__(self, maze: str) -> None:
+    def __init__(self, maze: str, seed: int = 0) -> None:
         collect, _ = pointmaze_env_specs(maze)
-        self.grid = _Grid(collect.kwargs["maze_map"])
+        self.maze_map = collect.kwargs["maze_map"]
+        self.rng = np.random.default_rng(seed)
+        self.controllers: list[WaypointController] = []
         self.state_dim = 6
 
-    def action(self, state: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
-        """The controller's action for one flattened state ``[6]``."""
-        pos, vel, goal = state[0:2], state[2:4], state[4:6]
-        return _pd(pos, vel, self.grid.waypoint(pos, goal))
+    def action(self, state: NDArray[np.floating[Any]], row: int = 0) -> NDArray[np.float64]:
+        """The controller's clipped action for one flattened state ``[6]`` of batch row ``row``."""
+        while len(self.controllers) <= row:
+            self.controllers.append(WaypointController(self.maze_map, self.rng))
+        a = self.controllers[row](state[0:2], state[2:4], state[4:6])
+        return np.clip(a, -1.0, 1.0)
 
     def __call__(self, states: Any) -> Any:
         """Actions for a batch of states (torch tensors in, torch tensors out)."""
         import torch
 
         s = states.detach().cpu().double().numpy()
-        a = np.stack([self.action(row) for row in s])
+        a = np.stack([self.action(row, i) for i, row in enumerate(s)])
         return torch.as_tensor(a, dtype=states.dtype, device=states.device)
+
+
+def pointmaze_reference_scores(
+    maze: str, dense: bool = False, episodes: int = 100, seed: int = 0
+) -> tuple[float, float]:
+    """``(ref_min_score, ref_max_score)`` as Minari computes them for ``D4RL/pointmaze``.
+
+    The mean return of ``episodes`` episodes of the evaluation env under the uniform random
+    policy and under the noiseless :class:`WaypointController`, each through Minari's
+    :func:`minari.utils.get_average_reference_score` (one env, reset with seed 123, then
+    continuing its RNG).
+    """
+    from minari.utils import get_average_reference_score
+
+    _, eval_spec = pointmaze_env_specs(maze, dense)
+    env = gym.make(eval_spec, disable_env_checker=True)
+    env.action_space.seed(seed)
+    ref_min = get_average_reference_score(env, lambda _: env.action_space.sample(), episodes)
+    controller = WaypointController(eval_spec.kwargs["maze_map"], np.random.default_rng(seed))
+    ref_max = get_average_reference_score(env, controller.act, episodes)
+    env.close()
+    return float(ref_min), float(ref_max)
 
 
 def make_pointmaze(
@@ -220,16 +381,16 @@ def make_pointmaze(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
 ) -> str:
-    """Record a PointMaze dataset with the D4RL maze2d recipe and write it to the Minari store.
+    """Record a PointMaze dataset with Minari's D4RL pointmaze recipe (see the module doc).
 
     Args:
         maze: ``"umaze"``, ``"medium"`` or ``"large"``.
-        steps: transitions to record (default: D4RL's size, 1M/2M/4M).
-        seed: seeds the environment (starts, goals) and the action noise.
+        steps: transitions to record (default 1,000,000, as ``D4RL/pointmaze/*-v2``).
+        seed: seeds the environment (start, goals), the action noise and the waypoint offsets.
         dense: ``exp(-distance)`` reward instead of the sparse ``distance <= 0.45``.
         dataset_id: Minari id (default :func:`pointmaze_dataset_id`).
-        action_noise: std of the Gaussian noise added to the PD action (then clipped to [-1, 1]).
-        ref_episodes: evaluation episodes per reference score (random policy and noiseless expert).
+        action_noise: std of the Gaussian noise added to the controller's action (then clipped).
+        ref_episodes: episodes per reference score (random policy and noiseless controller).
         overwrite: replace an existing dataset with the same id.
         progress: ``progress(done_steps, steps)`` callback.
 
@@ -248,60 +409,51 @@ def make_pointmaze(
     check_writable(dataset_id, overwrite)
     collect_spec, eval_spec = pointmaze_env_specs(maze, dense)
     env: Any = gym.make(collect_spec, disable_env_checker=True).unwrapped
-    grid = _Grid(collect_spec.kwargs["maze_map"])
     rng = np.random.default_rng(seed)
+    controller = WaypointController(collect_spec.kwargs["maze_map"], rng)
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    episodes: list[Episode] = []
-    done = 0
+    keys = ("observation", "achieved_goal", "desired_goal")
+    stream = {k: np.empty((steps + 1, 4 if k == "observation" else 2)) for k in keys}
+    actions = np.empty((steps, 2), dtype=np.float32)
+    rewards = np.empty(steps)
+    success = np.zeros(steps, dtype=bool)
+    for k in keys:
+        stream[k][0] = obs[k]
     report_every = max(1, steps // 200)
-    while done < steps:
-        length = min(spec.horizon, steps - done)
-        o = np.empty((length + 1, 4))
-        ag = np.empty((length + 1, 2))
-        dg = np.empty((length + 1, 2))
-        actions = np.empty((length, 2), dtype=np.float32)
-        rewards = np.empty(length)
-        o[0], ag[0], dg[0] = obs["observation"], obs["achieved_goal"], obs["desired_goal"]
-        n = length
-        for t in range(length):
-            pos, vel, goal = obs["observation"][:2], obs["observation"][2:], obs["desired_goal"]
-            a = _pd(pos, vel, grid.waypoint(pos, goal))
-            a = np.clip(a + action_noise * rng.standard_normal(2), -1.0, 1.0).astype(np.float32)
-            obs, r, _, _, info = env.step(a)
-            actions[t] = a
-            rewards[t] = r
-            o[t + 1], ag[t + 1], dg[t + 1] = (
-                obs["observation"],
-                obs["achieved_goal"],
-                obs["desired_goal"],
-            )
-            if (done + t + 1) % report_every == 0 and progress is not None:
-                progress(done + t + 1, steps)
-            if info["success"]:
-                n = t + 1
-                break
+    for t in range(steps):
+        a = controller.act(obs) + action_noise * rng.standard_normal(2)
+        a = np.clip(a, -1.0, 1.0).astype(np.float32)
+        obs, r, _, _, info = env.step(a)
+        actions[t], rewards[t], success[t] = a, r, bool(info["success"])
+        for k in keys:
+            stream[k][t + 1] = obs[k]
+        if progress is not None and (t + 1) % report_every == 0:
+            progress(t + 1, steps)
+    env.close()
+    # Episodes end at every success (the next one starts from the same observation) and at the
+    # end of the stream; all are truncations, the task never terminates.
+    ends = np.flatnonzero(success)
+    if len(ends) == 0 or ends[-1] != steps - 1:
+        ends = np.append(ends, steps - 1)
+    episodes: list[Episode] = []
+    start = 0
+    for end in ends:
+        n = int(end) - start + 1
         truncs = np.zeros(n, dtype=bool)
         truncs[-1] = True
         episodes.append(
             Episode(
-                {
-                    "observation": o[: n + 1],
-                    "achieved_goal": ag[: n + 1],
-                    "desired_goal": dg[: n + 1],
-                },
-                actions[:n],
-                rewards[:n],
+                {k: stream[k][start : end + 2] for k in keys},
+                actions[start : end + 1],
+                rewards[start : end + 1],
                 np.zeros(n, dtype=bool),
                 truncs,
             )
         )
-        done += n
-        # The stream goes on from here; the env has already drawn the next goal if one was hit.
-        obs = {**obs, "desired_goal": np.array(env.goal, dtype=np.float64)}
+        start = int(end) + 1
     if progress is not None:
         progress(steps, steps)
-    env.close()
-    ref_min, ref_max = reference_returns(eval_spec, MazeExpert(maze), ref_episodes, seed)
+    ref_min, ref_max = pointmaze_reference_scores(maze, dense, ref_episodes, seed)
     write_dataset(
         dataset_id,
         episodes,
@@ -309,10 +461,11 @@ def make_pointmaze(
         eval_env_spec=eval_spec,
         ref_min_score=ref_min,
         ref_max_score=ref_max,
-        algorithm_name="D4RL maze2d: grid shortest-path waypoints + PD controller, action noise",
+        algorithm_name="QIteration waypoints + PD controller (Minari D4RL pointmaze recipe)",
         description=(
             f"gemkit PointMaze {maze} ({'dense' if dense else 'sparse'} reward): {steps} steps, "
-            f"random goals, action noise std {action_noise}, seed {seed}."
+            f"continuing task with a new goal at each success, action noise std {action_noise}, "
+            f"seed {seed}."
         ),
         overwrite=overwrite,
     )

@@ -4,8 +4,9 @@
 
 1. record ``gemkit/fork-v0`` in the local Minari store (an existing one is reused);
 2. train GEM's Phase I (critic ensemble, value, behavior GMM, K-component actor);
-3. fit a ``K = 1`` Gaussian actor (IQL's unimodal policy) against the *same* frozen critic and
-   value (:func:`gemkit.eval.baselines.fit_unimodal_actor`);
+3. take the fair same-critic baseline trained in the same run: a ``K = 1`` Gaussian actor (IQL's
+   unimodal policy) updated from the same minibatches, critic and value as GEM's actor
+   (:meth:`gemkit.models.Models.unimodal`);
 4. evaluate both actors over the candidate budgets ``N`` (``N = 0``: the single-shot actor),
    several seeds each;
 5. record a few paths of GEM and of the single-shot unimodal actor from the start state;
@@ -28,7 +29,6 @@ import attrs
 from gemkit.config import SelectorConfig
 from gemkit.data.fork import FORK_DATASET_ID, make_fork
 from gemkit.data.minari_io import dataset_exists, dataset_path, load
-from gemkit.eval.baselines import fit_unimodal_actor, with_actor
 from gemkit.eval.plots import plot_quickstart
 from gemkit.eval.runs import RunSummary, eval_seed, evaluate_config
 from gemkit.eval.sweep import write_csv
@@ -52,7 +52,6 @@ class QuickstartConfig:
         data_steps: transitions of the fork dataset (when it has to be made).
         steps: Phase I gradient steps (behavior pretraining included).
         pretrain_steps: behavior-GMM-only steps at the start.
-        unimodal_steps: gradient steps of the same-critic unimodal actor.
         hidden: MLP widths of every network.
         n_critics: critic ensemble size ``E``.
         n_components: ``K`` of the GEM actor and the behavior GMM.
@@ -62,13 +61,12 @@ class QuickstartConfig:
         episodes: evaluation episodes per seed.
         seeds: evaluation seeds.
         paths: recorded episodes per actor for the trajectory plot.
-        seed: seeds dataset, training and the unimodal fit.
+        seed: seeds dataset and training.
     """
 
     data_steps: int = 20_000
     steps: int = 4_000
     pretrain_steps: int = 1_000
-    unimodal_steps: int = 2_000
     hidden: tuple[int, ...] = (128, 128)
     n_critics: int = 5
     n_components: int = 5
@@ -84,7 +82,7 @@ class QuickstartConfig:
     def fast(cls, **overrides: Any) -> QuickstartConfig:
         """A seconds-long budget (tests, smoke runs): tiny networks and few steps."""
         base: dict[str, Any] = {
-            "data_steps": 2_000, "steps": 300, "pretrain_steps": 100, "unimodal_steps": 100,
+            "data_steps": 2_000, "steps": 300, "pretrain_steps": 100,
             "hidden": (32, 32), "n_critics": 2, "n_components": 3, "batch_size": 64, "n": 16,
             "budgets": (0, 16), "episodes": 4, "seeds": (0,), "paths": 2,
         }  # fmt: skip
@@ -191,23 +189,9 @@ def run_quickstart(
     )
     seconds["train"] = time.perf_counter() - t0
 
-    # 3. same-critic unimodal actor
+    # 3. the same-critic unimodal actor, trained in the same run
     t0 = time.perf_counter()
-    every = max(cfg.unimodal_steps // 20, 1)
-    uni_actor = fit_unimodal_actor(
-        models,
-        data,
-        cfg.unimodal_steps,
-        seed=cfg.seed,
-        progress=lambda d, t: report("unimodal", d, t) if d % every == 0 or d == t else None,
-    )
-    uni = with_actor(
-        models,
-        uni_actor,
-        actor_kind="unimodal",
-        baseline="K=1 actor fitted against the GEM checkpoint's frozen critic and value",
-        unimodal_steps=cfg.unimodal_steps,
-    )
+    uni = models.unimodal()
     uni_dir = out / "unimodal"
     save_models(uni_dir, uni)
     seconds["unimodal"] = time.perf_counter() - t0

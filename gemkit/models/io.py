@@ -25,12 +25,23 @@ from gemkit.errors import CheckpointError, GemkitError
 from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 
-__all__ = ["MANIFEST", "WEIGHTS", "Models", "atomic_write_bytes", "load_models", "save_models"]
+__all__ = [
+    "MANIFEST",
+    "NETWORK_NAMES",
+    "WEIGHTS",
+    "Models",
+    "atomic_write_bytes",
+    "load_models",
+    "save_models",
+]
 
 MANIFEST = "models.json"
 WEIGHTS = "models.safetensors"
 FORMAT = "gemkit-models"
 VERSION = 1
+
+NETWORK_NAMES = ("actor", "behavior", "critic", "value", "baseline")
+"""The networks a :class:`Models` may hold (and a model directory may store)."""
 
 _CLASSES: dict[str, type[nn.Module]] = {
     "ConditionalGMM": ConditionalGMM,
@@ -48,6 +59,8 @@ class Models:
         behavior: the behavior GMM ``pi_beta`` (support; a candidate source in one ablation).
         critic: any :class:`~gemkit.protocols.Critic`; gemkit's :class:`CriticEnsemble` or not.
         value: the expectile value ``V(s)`` (training only).
+        baseline: the fair same-critic baseline actor (``K = 1``), trained beside ``actor`` from
+            the same minibatches, critic and value (``TrainConfig.unimodal_baseline``).
         meta: free-form metadata (dataset id, observation normalisation, ...).
     """
 
@@ -56,11 +69,12 @@ class Models:
     critic: Any = None
     value: ValueNetwork | None = None
     meta: dict[str, Any] = attrs.field(factory=dict)
+    baseline: ConditionalGMM | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         """The present networks that are ``nn.Module``s, by name."""
         out: dict[str, nn.Module] = {}
-        for name in ("actor", "behavior", "critic", "value"):
+        for name in NETWORK_NAMES:
             m = getattr(self, name)
             if isinstance(m, nn.Module):
                 out[name] = m
@@ -94,6 +108,26 @@ class Models:
             return obs
         mean, std = (t.to(obs.device) for t in stats)
         return (obs - mean) / std
+
+    def unimodal(self) -> Models:
+        """The fair same-critic baseline: these models with ``baseline`` as the actor.
+
+        Raises:
+            GemkitError: the checkpoint has no baseline actor (trained before gemkit recorded
+                one, or with ``unimodal_baseline=false``).
+        """
+        if self.baseline is None:
+            raise GemkitError(
+                "these models hold no same-critic baseline actor; retrain with "
+                "'gemkit train' (unimodal_baseline=true, the default)."
+            )
+        return Models(
+            actor=self.baseline,
+            behavior=self.behavior,
+            critic=self.critic,
+            value=self.value,
+            meta={**self.meta, "actor_kind": "unimodal (same-critic baseline)"},
+        )
 
     def to(self, device: torch.device | str) -> Models:
         """Move every module to ``device`` (in place) and return self."""
@@ -185,7 +219,7 @@ def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Mo
     out = Models(meta=dict(manifest.get("meta", {})))
     for name, entry in manifest.get("models", {}).items():
         cls = _CLASSES.get(entry.get("class"))
-        if cls is None or name not in ("actor", "behavior", "critic", "value"):
+        if cls is None or name not in NETWORK_NAMES:
             raise CheckpointError(
                 f"{man_path}: unknown network {name!r} of class {entry.get('class')!r}."
             )

@@ -108,6 +108,11 @@ class TrainConfig:
         gmm_freeze_after_pretrain: freeze the behavior GMM after pretraining.
         detach_gamma: detach the responsibilities in the EM surrogate (the M-step).
         actor: ``"gmm"`` (the GEM actor) or ``"unimodal"`` (``K = 1``, IQL's Gaussian actor).
+        unimodal_baseline: also train the fair same-critic baseline: a ``K = 1`` actor updated
+            at every joint step from the same minibatch and the same guidance weights ``g`` as
+            the actor (same critic, value and step count), stored as ``baseline`` in the
+            checkpoint. Its initialisation has its own generator (seeded from ``seed``), so the
+            other networks train exactly as without it.
         log_std_min: lower clamp of the GMMs' ``log sigma``.
         log_std_max: upper clamp of the GMMs' ``log sigma``.
         gmm_init_log_std: initial ``log sigma`` of every GMM component (ours: -1; narrow
@@ -136,6 +141,7 @@ class TrainConfig:
     gmm_freeze_after_pretrain: bool = False
     detach_gamma: bool = True
     actor: str = attrs.field(default="gmm", validator=_one_of("gmm", "unimodal"))
+    unimodal_baseline: bool = True
     log_std_min: float = -5.0
     gmm_init_log_std: float = -1.0
     log_std_max: float = 2.0

@@ -30,13 +30,24 @@ from gemkit.models.io import Models
 from gemkit.train import losses as L
 from gemkit.train.config import TrainConfig
 
-__all__ = ["LOSS_NAMES", "TrainProgress", "Trainer", "init_parameters", "train"]
+BASELINE_SEED_OFFSET = 7919
+"""The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
+
+__all__ = [
+    "BASELINE_SEED_OFFSET",
+    "LOSS_NAMES",
+    "TrainProgress",
+    "Trainer",
+    "init_parameters",
+    "train",
+]
 
 LOSS_NAMES = (
     "loss_critic",
     "loss_value",
     "loss_actor",
     "loss_behavior",
+    "loss_baseline",
     "q_mean",
     "v_mean",
     "adv_mean",
@@ -122,7 +133,12 @@ class Trainer:
     """
 
     def __init__(
-        self, transitions: Transitions, config: TrainConfig, dataset_id: str | None = None
+        self,
+        transitions: Transitions,
+        config: TrainConfig,
+        dataset_id: str | None = None,
+        *,
+        compile: bool = False,
     ) -> None:
         self.config = config
         self.device = torch.device(config.device)
@@ -174,19 +190,33 @@ class Trainer:
         for net in (self.critic, self.value, self.actor, self.behavior):
             init_parameters(net, self.generator, config.gmm_init_log_std)
         self.target_critic = copy.deepcopy(self.critic)
-        for net in (self.critic, self.target_critic, self.value, self.actor, self.behavior):
-            net.to(self.device)
+        # The fair baseline draws its initialisation from a generator of its own, so that the
+        # other networks (and the minibatches) are exactly those of a run without it.
+        self.baseline: ConditionalGMM | None = None
+        if config.unimodal_baseline:
+            with torch.random.fork_rng(devices=[]):
+                self.baseline = ConditionalGMM(s_dim, a_dim, 1, **gmm_kw)
+            init_parameters(
+                self.baseline,
+                torch.Generator().manual_seed(config.seed + BASELINE_SEED_OFFSET),
+                config.gmm_init_log_std,
+            )
+        trained: list[nn.Module] = [self.critic, self.value, self.actor, self.behavior]
+        if self.baseline is not None:
+            trained.append(self.baseline)
+        for module in (*trained, self.target_critic):
+            module.to(self.device)
         self.target_critic.requires_grad_(False)
 
         # Adam's state is per parameter and every network has the same lr, so one group (one
         # fused kernel call per step) is the same arithmetic as one optimizer per network.
-        params = [
-            p
-            for net in (self.critic, self.value, self.actor, self.behavior)
-            for p in net.parameters()
-        ]
+        params = [p for net in trained for p in net.parameters()]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         self.step = 0
+        self.compiled = compile
+        self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
+        if compile:
+            self._losses = torch.compile(self.compute_losses)
 
     # ------------------------------------------------------------------ one step
     @property
@@ -252,6 +282,11 @@ class Trainer:
         pi = self.actor(obs)
         pi_lj = ConditionalGMM.component_log_joint(pi, act.unsqueeze(1)).squeeze(1)  # [B, K]
         out["loss_actor"] = L.actor_loss(pi_lj, pi.log_weights, g, cfg.c_ent, cfg.detach_gamma)
+        if self.baseline is not None:
+            # the same g on the same minibatch: K = 1, so this is advantage-weighted regression
+            b = self.baseline(obs)
+            b_lj = ConditionalGMM.component_log_joint(b, act.unsqueeze(1)).squeeze(1)  # [B, 1]
+            out["loss_baseline"] = L.actor_loss(b_lj, b.log_weights, g, 0.0, True)
         entropy = L.gating_entropy(pi.log_weights.detach())  # a statistic, no graph
 
         out["q_mean"] = q.detach().mean()
@@ -265,9 +300,11 @@ class Trainer:
         """One gradient step on a fresh minibatch; returns detached losses and statistics."""
         phase = self.phase
         batch = self.sample_batch()
-        out = self.compute_losses(batch, phase)
+        out = self._compiled_losses(batch, phase) if self.compiled else self.compute_losses(
+            batch, phase
+        )
         total = out["loss_behavior"] if self.behavior_trainable else None
-        for name in ("loss_critic", "loss_value", "loss_actor"):
+        for name in ("loss_critic", "loss_value", "loss_actor", "loss_baseline"):
             if name in out:
                 total = out[name] if total is None else total + out[name]
         self.optimizer.zero_grad(set_to_none=True)
@@ -278,6 +315,23 @@ class Trainer:
             L.polyak_update(self.target_critic, self.critic, self.config.tau)
         self.step += 1
         return {k: v.detach() for k, v in out.items()}
+
+    def _compiled_losses(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
+        """The compiled :meth:`compute_losses`; on a compiler failure, eager from then on."""
+        try:
+            return self._losses(batch, phase)
+        except Exception as exc:  # torch.compile raises many types (backend, inductor, C++)
+            import warnings
+
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {first}); training eagerly.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.compiled = False
+            self._losses = self.compute_losses
+            return self.compute_losses(batch, phase)
 
     # ------------------------------------------------------------------ exports
     def meta(self) -> dict[str, Any]:
@@ -306,17 +360,21 @@ class Trainer:
             critic=self.critic,
             value=self.value,
             meta=self.meta(),
+            baseline=self.baseline,
         )
 
     def networks(self) -> dict[str, nn.Module]:
         """Every network whose weights make up the trainer state, by name."""
-        return {
+        nets: dict[str, nn.Module] = {
             "actor": self.actor,
             "behavior": self.behavior,
             "critic": self.critic,
             "target_critic": self.target_critic,
             "value": self.value,
         }
+        if self.baseline is not None:
+            nets["baseline"] = self.baseline
+        return nets
 
 
 # ---------------------------------------------------------------------- the run
@@ -391,6 +449,8 @@ def train(
     dataset_id: str | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     tensorboard: bool = True,
+    compile: bool = False,
+    snapshot_every: int | None = None,
 ) -> Models:
     """Run GEM's Phase I for ``steps`` gradient steps and checkpoint it in ``out_dir``.
 
@@ -415,6 +475,10 @@ def train(
             ``transitions.meta["dataset_id"]``).
         progress: called with a :class:`TrainProgress` at every report.
         tensorboard: also write TensorBoard scalars when tensorboard is installed.
+        compile: run the loss computation (forward and backward) through ``torch.compile``
+            (same maths; falls back to eager with a warning where it cannot compile).
+        snapshot_every: also export the models every this many steps to
+            ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
 
     Returns:
         The trained :class:`~gemkit.models.Models` (actor, behavior, critic, value, meta).
@@ -423,6 +487,7 @@ def train(
         CheckpointError: ``resume`` without a usable checkpoint, or one from another run; a
             fresh run into a directory that holds a checkpoint (without ``overwrite``).
     """
+    from gemkit.models.io import save_models
     from gemkit.train.checkpoint import load_trainer_state, save_checkpoint
 
     if steps < 0 or save_every < 1 or log_every < 1:
@@ -433,7 +498,9 @@ def train(
             f"{str(out)!r} already holds a training checkpoint; resume it (--resume) or choose "
             "another --out."
         )
-    trainer = Trainer(transitions, config, dataset_id=dataset_id)
+    if snapshot_every is not None and snapshot_every < 1:
+        raise ValueError("snapshot_every must be >= 1.")
+    trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile)
     if resume:
         load_trainer_state(out, trainer)
         if trainer.step > steps:
@@ -458,6 +525,8 @@ def train(
                     counts[k] = counts.get(k, 0) + 1
                 if trainer.step % save_every == 0 and trainer.step != steps:
                     save_checkpoint(out, trainer)
+                if snapshot_every is not None and trainer.step % snapshot_every == 0:
+                    save_models(out / "snapshots" / f"step_{trainer.step:08d}", trainer.models())
             metrics = {
                 k: float(sums[k]) / counts[k] if k in sums else float("nan") for k in LOSS_NAMES
             }
