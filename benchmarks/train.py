@@ -9,9 +9,15 @@ for the actor. Same hidden sizes (256, 256), batch 256, synthetic D4RL-sized dat
 Both loops run in one process, interleaved in rounds, and the best round of each is reported
 (the least disturbed by other processes on a shared machine).
 
+``--compile`` adds, for every GEM loop, the same trainer with its loss computation (forward and
+backward) compiled by ``torch.compile`` (``Trainer(compile=True)``), and prints the compiled vs
+eager ratio measured in the same run (compilation warm-up excluded and reported apart).
+
 Usage::
 
     python benchmarks/train.py --threads 1 --steps 300 --rounds 3
+    python benchmarks/train.py --compile --critics 5 --critic-modes bmm --hidden 128 \
+        --state-dim 6 --action-dim 2      # the maze reproduction's sizes
 """
 
 from __future__ import annotations
@@ -164,9 +170,11 @@ def main() -> None:
     p.add_argument("--components", type=int, default=5)
     p.add_argument("--critics", type=int, nargs="+", default=[2, 10])
     p.add_argument("--critic-modes", nargs="+", default=["loop", "bmm"], choices=["loop", "bmm"])
+    p.add_argument("--hidden", type=int, default=256, help="width of every 2-layer MLP")
+    p.add_argument("--compile", action="store_true", help="also time compiled GEM trainers")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    s, a, h, bs = args.state_dim, args.action_dim, 256, 256
+    s, a, h, bs = args.state_dim, args.action_dim, args.hidden, 256
     data = synthetic(100_000, s, a)
 
     g = torch.Generator().manual_seed(1)
@@ -182,11 +190,20 @@ def main() -> None:
     for e in args.critics:
         for mode in args.critic_modes:
             cfg = TrainConfig(
-                n_critics=e, n_components=args.components, gmm_pretrain_steps=0, critic_mode=mode
+                n_critics=e,
+                n_components=args.components,
+                gmm_pretrain_steps=0,
+                critic_mode=mode,
+                hidden=(h, h),
             )
             loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
-    for fn in loops.values():  # warm-up
+            if args.compile:
+                loops[f"gem_E{e}_{mode}_compiled"] = Trainer(data, cfg, compile=True).train_step
+    warmup: dict[str, float] = {}
+    for name, fn in loops.items():  # warm-up (compilation happens here)
+        t0 = time.perf_counter()
         steps_per_s(fn, 20)
+        warmup[name] = time.perf_counter() - t0
     best = dict.fromkeys(loops, 0.0)
     for _ in range(args.rounds):
         for name, fn in loops.items():
@@ -194,12 +211,15 @@ def main() -> None:
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"threads={args.threads}, S={s}, A={a}, hidden=256x2, batch={bs}, K={args.components}, "
+        f"threads={args.threads}, S={s}, A={a}, hidden={h}x2, batch={bs}, K={args.components}, "
         f"best of {args.rounds} rounds x {args.steps} steps"
     )
-    print(f"{'loop':<14} {'steps/s':>9} {'ratio vs IQL':>13}")
+    print(f"{'loop':<24} {'steps/s':>9} {'ratio vs IQL':>13} {'vs eager':>9} {'warm-up s':>10}")
     for name, v in best.items():
-        print(f"{name:<14} {v:9.1f} {v / best['iql']:13.2f}")
+        eager = best.get(name.removesuffix("_compiled"), v)
+        print(
+            f"{name:<24} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} {warmup[name]:10.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ class DatasetKind(str, Enum):
 def make(
     kind: DatasetKind = typer.Argument(..., help="Which dataset to record."),
     steps: Optional[int] = typer.Option(
-        None, "--steps", help="Transitions (default: fork 50,000; pointmaze D4RL's 1M/2M/4M)."
+        None,
+        "--steps",
+        help="Transitions (default: fork 50,000; pointmaze 1M, as Minari's D4RL/pointmaze-v2).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the recording."),
     dense: bool = typer.Option(False, "--dense", help="PointMaze: dense reward exp(-distance)."),

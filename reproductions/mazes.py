@@ -1,0 +1,740 @@
+"""GEM on the D4RL-recipe PointMazes: the paper's knob protocol, a fair baseline, results.
+
+Stages (each resumable; every evaluated cell is cached in ``<out>/cells-*.jsonl``):
+
+``train``
+    Phase I for every maze and training seed, one ``gemkit train`` run each (the fair
+    same-critic unimodal baseline trains in the same run), with model snapshots for the learning
+    curves. Runs that finished are skipped, interrupted ones resumed.
+``validate``
+    The paper's protocol (method page, section 3): an inference-only sweep of ``beta`` and
+    ``lambda_T`` at ``N = 64`` on *validation* evaluation seeds, for every checkpoint. The knobs
+    with the best mean validation score over the suite (all mazes and training seeds) are
+    chosen once for the whole suite.
+``test``
+    With the chosen knobs, on *test* evaluation seeds (disjoint from validation): GEM over
+    ``N``, the same-critic unimodal baseline (single-shot and with ``N`` candidates), ``no_pw``
+    at the largest ``N``, the ``lambda_T`` frontier; the learning curves on the snapshots.
+``report``
+    Tables (CSV/JSON), plots (PNG) and ``docs/results.md``.
+
+Run everything (``--workers 2`` splits the evaluation cells over two processes, one per core)::
+
+    python reproductions/mazes.py train
+    python reproductions/mazes.py validate --worker 0/2 &
+    python reproductions/mazes.py validate --worker 1/2; wait
+    python reproductions/mazes.py test --worker 0/2 &
+    python reproductions/mazes.py test --worker 1/2; wait
+    python reproductions/mazes.py report
+
+``auto`` evaluates checkpoints as their runs finish (validation first; the test stage starts
+once every checkpoint is validated), so it can run beside ``train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MAZE_NAMES = ("umaze", "medium", "large")
+
+#: Validation and test evaluation seeds never overlap (seed s runs envs s * 1000 + i).
+VAL_SEEDS = (100,)
+TEST_SEEDS = (0, 1, 2, 3, 4)
+
+#: The paper's Table 1 (Maze2D, D4RL maze2d-*-v1, 1M gradient steps, 3 seeds): other data and
+#: another budget, shown for reference only.
+PAPER = {
+    "umaze": {"GEM": 59.03, "IQL": 42.11},
+    "medium": {"GEM": 117.61, "IQL": 34.85},
+    "large": {"GEM": 90.16, "IQL": 61.72},
+}
+
+
+# ---------------------------------------------------------------------------- arguments
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("stage", choices=["train", "validate", "test", "auto", "report", "all"])
+    p.add_argument("--runs", type=Path, default=ROOT / "reproductions" / "out" / "mazes" / "runs",
+                   help="checkpoint directories <maze>-s<seed>")
+    p.add_argument("--out", type=Path, default=ROOT / "reproductions" / "out" / "mazes",
+                   help="cell cache")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
+    p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results")
+    p.add_argument("--mazes", nargs="+", default=list(MAZE_NAMES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=150_000, help="gradient steps per run")
+    p.add_argument("--snapshot-every", type=int, default=20_000)
+    p.add_argument("--train-set", nargs="*", default=["n_critics=5", "hidden=128,128"],
+                   help="TrainConfig overrides of every run")
+    p.add_argument("--betas", nargs="+", type=float, default=[0.5, 1.0, 2.0])
+    p.add_argument("--lam0", type=float, default=1.0, help="lambda at t = 0 (cosine schedule)")
+    p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
+    p.add_argument("--val-n", type=int, default=64)
+    p.add_argument("--budgets", nargs="+", type=int, default=[0, 1, 16, 64, 256, 1024])
+    p.add_argument("--baseline-n", type=int, default=64)
+    p.add_argument("--episodes", type=int, default=10, help="episodes per evaluation seed")
+    p.add_argument("--curve-episodes", type=int, default=10)
+    p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny budget into a scratch folder (never touches docs/)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        scratch = ROOT / "reproductions" / "out" / "mazes-smoke"
+        # a scratch Minari store too: smoke datasets never shadow the real ones
+        os.environ["MINARI_DATASETS_PATH"] = str(scratch / "minari")
+        args.runs, args.out = scratch / "runs", scratch
+        args.doc, args.figures = scratch / "results.md", scratch / "figures"
+        args.steps, args.snapshot_every, args.seeds = 300, 150, [0]
+        args.train_set = ["n_critics=2", "hidden=32,32", "gmm_pretrain_steps=100"]
+        args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
+        args.val_n = args.baseline_n = 16
+        args.episodes = args.curve_episodes = 2
+    return args
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def dataset_id(maze: str) -> str:
+    from gemkit.data import pointmaze_dataset_id
+
+    return pointmaze_dataset_id(maze)
+
+
+def run_dir(args: argparse.Namespace, maze: str, seed: int) -> Path:
+    return Path(args.runs) / f"{maze}-s{seed}"
+
+
+# ---------------------------------------------------------------------------- train
+def train_command(args: argparse.Namespace, maze: str, seed: int) -> list[str]:
+    """The exact ``gemkit train`` command of one run (resumes a run that exists)."""
+    out = run_dir(args, maze, seed)
+    common = ["--steps", str(args.steps), "--compile", "--snapshot-every",
+              str(args.snapshot_every), "--threads", str(args.threads), "--quiet"]
+    if (out / "trainer_state.safetensors").is_file():
+        return ["gemkit", "train", "--resume", str(out), *common]
+    sets = [x for kv in args.train_set for x in ("--set", kv)]
+    return ["gemkit", "train", "--dataset", dataset_id(maze), "--seed", str(seed),
+            "--out", str(out), *sets, *common]
+
+
+def stage_train(args: argparse.Namespace) -> None:
+    from gemkit.data import make_pointmaze
+    from gemkit.data.minari_io import dataset_exists
+
+    for maze in args.mazes:
+        if not dataset_exists(dataset_id(maze)):
+            _log(f"making {dataset_id(maze)}")
+            make_pointmaze(maze, steps=20_000 if args.smoke else None, seed=0,
+                           ref_episodes=5 if args.smoke else 100)
+    for maze in args.mazes:
+        for seed in args.seeds:
+            if _final_step(run_dir(args, maze, seed)) == args.steps:
+                continue
+            cmd = train_command(args, maze, seed)
+            _log(" ".join(cmd))
+            subprocess.run(cmd, check=True)
+
+
+def _final_step(directory: Path) -> int | None:
+    man = directory / "models.json"
+    if not man.is_file():
+        return None
+    return int(json.loads(man.read_text()).get("meta", {}).get("step", -1))
+
+
+# ---------------------------------------------------------------------------- cells
+def cell_key(cell: dict[str, Any]) -> str:
+    """The identity of an evaluation cell: everything that determines its numbers."""
+    ident = {k: cell[k] for k in ("stage", "maze", "train_seed", "step", "actor", "config",
+                                  "eval_seeds", "episodes")}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_cells(out: Path) -> dict[str, dict[str, Any]]:
+    """Every cached cell (all workers' files), by key."""
+    cells: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(out).glob("cells-*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                cells[row["key"]] = row
+    return cells
+
+
+def selector_params(args: argparse.Namespace, maze: str, **knobs: Any) -> dict[str, Any]:
+    from gemkit.config import SelectorConfig
+    from gemkit.data import MAZES
+
+    cfg = SelectorConfig(**{"lam": args.lam0, "horizon": MAZES[maze].horizon, **knobs})
+    return dict(cfg.to_dict()["params"])
+
+
+def _cell(stage: str, maze: str, seed: int, step: int, actor: str, config: dict[str, Any],
+          eval_seeds: Sequence[int], episodes: int, **tags: Any) -> dict[str, Any]:
+    cell = {"stage": stage, "maze": maze, "train_seed": seed, "step": step, "actor": actor,
+            "config": config, "eval_seeds": list(eval_seeds), "episodes": episodes, **tags}
+    cell["key"] = cell_key(cell)
+    return cell
+
+
+def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
+    cells = []
+    for maze in args.mazes:
+        for seed in args.seeds:
+            for beta in args.betas:
+                for lam_t in args.lam_T:
+                    cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam_T=lam_t)
+                    cells.append(_cell("validate", maze, seed, args.steps, "gem", cfg,
+                                       VAL_SEEDS, args.episodes, beta=beta, lam_T=lam_t))
+    return cells
+
+
+def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """The suite's knobs: the ``(beta, lambda_T)`` with the best mean validation score.
+
+    Ties go to the first in sorted ``(beta, lambda_T)`` order.
+    """
+    scores: dict[tuple[float, float], list[float]] = {}
+    for r in rows:
+        if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
+            scores.setdefault((r["beta"], r["lam_T"]), []).append(r["score_mean"])
+    if not scores:
+        raise SystemExit("no validation cells yet: run the 'validate' stage first.")
+    best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
+    return {"beta": best[0], "lam_T": best[1], "val_score": float(np.mean(scores[best]))}
+
+
+def test_cells(args: argparse.Namespace, knobs: dict[str, float]) -> list[dict[str, Any]]:
+    beta, lam_t = knobs["beta"], knobs["lam_T"]
+    big = max(args.budgets)
+    cells = []
+    for maze in args.mazes:
+        for seed in args.seeds:
+            def add(actor: str, tag: str, step: int = args.steps, seeds: Sequence[int] = TEST_SEEDS,
+                    episodes: int = args.episodes, maze: str = maze, seed: int = seed,
+                    **knob: Any) -> None:
+                cfg = selector_params(args, maze, **{"beta": beta, "lam_T": lam_t, **knob})
+                cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
+                                   series=tag))
+
+            for n in args.budgets:
+                add("gem", "gem", n=n)
+            add("baseline", "baseline", n=0)
+            add("baseline", "baseline", n=args.baseline_n)
+            add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
+            for lt in args.lam_T:
+                if lt != lam_t:
+                    add("gem", "frontier", n=args.val_n, lam_T=lt)
+            for step in range(args.snapshot_every, args.steps, args.snapshot_every):
+                for actor, n in (("gem", 0), ("gem", args.val_n), ("baseline", 0)):
+                    add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
+                        episodes=args.curve_episodes, n=n)
+    return cells
+
+
+def _models(args: argparse.Namespace, maze: str, seed: int, step: int, actor: str) -> Any:
+    from gemkit.models import load_models
+
+    d = run_dir(args, maze, seed)
+    if step != args.steps:
+        d = d / "snapshots" / f"step_{step:08d}"
+    models = load_models(d)
+    if models.meta.get("step") != step:
+        raise SystemExit(f"{d} is at step {models.meta.get('step')}, expected {step}.")
+    return models.unimodal() if actor == "baseline" else models
+
+
+def available(args: argparse.Namespace, cell: dict[str, Any]) -> bool:
+    """Whether the networks of ``cell`` exist yet (a finished run, or its snapshot)."""
+    d = run_dir(args, cell["maze"], cell["train_seed"])
+    if cell["step"] == args.steps:
+        return _final_step(d) == args.steps
+    return (d / "snapshots" / f"step_{cell['step']:08d}" / "models.json").is_file()
+
+
+def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int:
+    """Evaluate this worker's share of ``cells`` not cached yet whose networks exist.
+
+    Returns the number of cells of the stage still missing (all workers, unavailable included).
+    """
+    import torch
+
+    from gemkit.config import SelectorConfig
+    from gemkit.eval.runs import evaluate_config
+
+    torch.set_num_threads(args.threads)
+    i, k = (int(x) for x in args.worker.split("/"))
+    done = read_cells(args.out)
+    todo = [c for c in cells if c["key"] not in done]
+    mine = [c for j, c in enumerate(cells) if j % k == i and c["key"] not in done]
+    mine = [c for c in mine if available(args, c)]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    sink = Path(args.out) / f"cells-{i}of{k}.jsonl"
+    _log(f"worker {i}/{k}: {len(mine)} cells to evaluate ({len(cells)} in the stage)")
+    cache: dict[tuple[str, int, int, str], Any] = {}
+    t_stage = time.perf_counter()
+    for j, c in enumerate(mine):
+        mkey = (c["maze"], c["train_seed"], c["step"], c["actor"])
+        if mkey not in cache:
+            cache.clear()
+            cache[mkey] = _models(args, *mkey)
+        t0 = time.perf_counter()
+        s = evaluate_config(cache[mkey], SelectorConfig(**c["config"]), dataset_id(c["maze"]),
+                            episodes=c["episodes"], seeds=c["eval_seeds"])
+        row = {**c, **{f: v for f, v in s.row().items() if f not in c["config"]},
+               "eval_s": time.perf_counter() - t0}
+        row["returns"] = [float(x) for r in s.results for x in r.returns]
+        with sink.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        _log(f"{j + 1}/{len(mine)} {c['stage']} {c['maze']} s{c['train_seed']} "
+             f"step {c['step']} {c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} "
+             f"({time.perf_counter() - t0:.0f}s; {time.perf_counter() - t_stage:.0f}s total)")
+    return len(todo) - len(mine)
+
+
+def stage_auto(args: argparse.Namespace, poll_s: float = 60.0) -> None:
+    """Validate checkpoints as their runs finish, then test; until every cell is done."""
+    while True:
+        left = evaluate_cells(args, validation_cells(args))
+        if left == 0:
+            knobs = choose_knobs(read_cells(args.out).values())
+            if evaluate_cells(args, test_cells(args, knobs)) == 0:
+                return
+        time.sleep(poll_s)
+
+
+# ---------------------------------------------------------------------------- analysis
+def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
+    a = np.array([x for x in xs if x is not None and math.isfinite(x)], dtype=float)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    return float(a.mean()), float(a.std())
+
+
+def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean +- std over training seeds of each group's per-checkpoint means.
+
+    ``by`` names the grouping fields (``"n"``, ``"beta"``, ``"lam_T"`` are read from the
+    config). Returns one dict per group with ``score``, ``score_std`` (over training seeds),
+    ``violation``, ``support_z``, ``collapse_dist``, ``steps_per_s`` and ``train_seeds``.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = tuple(r["config"][f] if f in ("n", "beta", "lam", "lam_T") else r[f] for f in by)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        score, score_sd = _mean_std([r["score_mean"] for r in rs])
+        row = dict(zip(by, key, strict=True))
+        row.update(
+            score=score,
+            score_std=score_sd,
+            violation=_mean_std([r["violation"] for r in rs])[0],
+            support_z=_mean_std([r["support_z"] for r in rs])[0],
+            collapse_dist=_mean_std([r["collapse_dist"] for r in rs])[0],
+            success_rate=_mean_std([r["success_rate"] for r in rs])[0],
+            steps_per_s=_mean_std([r["steps_per_s"] for r in rs])[0],
+            train_seeds=len(rs),
+            episodes=int(sum(len(r["returns"]) for r in rs)),
+        )
+        out.append(row)
+    return out
+
+
+def claims(test: list[dict[str, Any]], mazes: Sequence[str], big: int, base_n: int,
+           budgets: Sequence[int]) -> list[dict[str, Any]]:
+    """The issue's claims per maze, each with the measured figures and a verdict."""
+    out = []
+    for maze in mazes:
+        rows = [r for r in test if r["maze"] == maze and r["series"] != "curve"]
+        gem = {a["n"]: a for a in aggregate([r for r in rows if r["series"] == "gem"], ["n"])}
+        base = {a["n"]: a for a in aggregate([r for r in rows if r["actor"] == "baseline"],
+                                              ["n"])}
+        nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
+        if not gem or not base:
+            continue
+        g64 = gem.get(base_n)
+        b0 = base.get(0)
+        if g64 is not None and b0 is not None:
+            out.append({"maze": maze, "claim": f"GEM N={base_n} above the fair unimodal baseline "
+                        "(single-shot)", "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f}"
+                        f" vs {b0['score']:.1f} ± {b0['score_std']:.1f}",
+                        "holds": g64["score"] > b0["score"]})
+        bn = base.get(base_n)
+        if g64 is not None and bn is not None:
+            out.append({"maze": maze, "claim": f"GEM N={base_n} above the fair unimodal baseline "
+                        f"given the same N={base_n} candidates", "measured":
+                        f"{g64['score']:.1f} ± {g64['score_std']:.1f} vs {bn['score']:.1f} ± "
+                        f"{bn['score_std']:.1f}", "holds": g64["score"] > bn["score"]})
+        ns = [n for n in budgets if n in gem]
+        seq = [gem[n]["score"] for n in ns]
+        # "non-decreasing" up to noise: no drop larger than one std over training seeds
+        tol = [gem[n]["score_std"] for n in ns]
+        mono = all(b >= a - max(ta, tb) for a, b, ta, tb in
+                   zip(seq, seq[1:], tol, tol[1:], strict=False))
+        out.append({"maze": maze, "claim": "GEM score non-decreasing in N (within one seed-std)",
+                    "measured": " → ".join(f"N={n}: {s:.1f}" for n, s in zip(ns, seq, strict=True)),
+                    "holds": mono})
+        if nopw and big in gem:
+            v_g, v_n = gem[big]["violation"], nopw[0]["violation"]
+            out.append({"maze": maze, "claim": f"Violation at N={big}: GEM far below no_pw",
+                        "measured": f"GEM {100 * v_g:.1f}% vs no_pw {100 * v_n:.1f}%",
+                        "holds": bool(v_g < 0.5 * v_n)})
+    return out
+
+
+# ---------------------------------------------------------------------------- plots
+def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(mazes), 6.4))
+    axes = fig.subplots(2, len(mazes), squeeze=False)
+    for j, maze in enumerate(mazes):
+        rows = [r for r in test if r["maze"] == maze and r["series"] != "curve"]
+        gem = aggregate([r for r in rows if r["series"] == "gem"], ["n"])
+        base = aggregate([r for r in rows if r["actor"] == "baseline"], ["n"])
+        nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
+        x = np.array([max(a["n"], 0.5) for a in gem])
+        ax = axes[0, j]
+        y, sd = np.array([a["score"] for a in gem]), np.array([a["score_std"] for a in gem])
+        ax.plot(x, y, "o-", color="C0", label="GEM (K-GMM actor)")
+        ax.fill_between(x, y - sd, y + sd, color="C0", alpha=0.15)
+        for a in base:
+            ax.errorbar([max(a["n"], 0.5)], [a["score"]], [a["score_std"]], fmt="s", color="C1",
+                        capsize=3, label="fair unimodal baseline" if a is base[0] else None)
+        for a in nopw:
+            ax.plot([a["n"]], [a["score"]], "x", color="C3", ms=9, label="no_pw")
+        if maze in PAPER:
+            ax.axhline(PAPER[maze]["GEM"], color="C0", ls=":", lw=1, label="paper GEM (D4RL, 1M)")
+            ax.axhline(PAPER[maze]["IQL"], color="C2", ls=":", lw=1, label="paper IQL (D4RL, 1M)")
+        ax.set_xscale("log")
+        ax.set_title(f"{maze}: normalised score")
+        ax.set_xlabel("candidates N (N=0 plotted at 0.5)")
+        axv = axes[1, j]
+        axv.plot(x, [100 * a["violation"] for a in gem], "o-", color="C0", label="GEM")
+        for a in nopw:
+            axv.plot([a["n"]], [100 * a["violation"]], "x", color="C3", ms=9, label="no_pw")
+        axv.set_xscale("log")
+        axv.set_title(f"{maze}: Violation (% of steps)")
+        axv.set_xlabel("candidates N")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_step: int,
+                val_n: int, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(mazes), 3.4))
+    axes = fig.subplots(1, len(mazes), squeeze=False)[0]
+    series = (("gem", 0, "GEM anchor (N=0)", "C0", "--"), ("gem", val_n, f"GEM N={val_n}", "C0",
+              "-"), ("baseline", 0, "unimodal baseline (N=0)", "C1", "-"))
+    for ax, maze in zip(axes, mazes, strict=True):
+        for actor, n, label, color, style in series:
+            rows = [r for r in test if r["maze"] == maze and r["actor"] == actor
+                    and r["config"]["n"] == n and (r["series"] == "curve"
+                    or (r["step"] == final_step and r["series"] in ("gem", "baseline")))]
+            # the final point: the test cells' first evaluation seed only, like the curve cells
+            pts = aggregate([_first_seed(r) for r in rows], ["step"])
+            if not pts:
+                continue
+            x = np.array([p["step"] for p in pts])
+            y, sd = np.array([p["score"] for p in pts]), np.array([p["score_std"] for p in pts])
+            ax.plot(x, y, style, marker="o", ms=3, color=color, label=label)
+            ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.12)
+        ax.set_title(f"{maze}: score vs gradient steps")
+        ax.set_xlabel("gradient steps")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _first_seed(row: dict[str, Any]) -> dict[str, Any]:
+    """A test cell reduced to its first evaluation seed (comparable with a curve cell)."""
+    if len(row["eval_seeds"]) == 1:
+        return row
+    per = row["episodes"]
+    first = row["returns"][:per]
+    ref = _refs(row["maze"])
+    score = float(np.mean([100 * (x - ref[0]) / (ref[1] - ref[0]) for x in first]))
+    return {**row, "score_mean": score, "returns": first}
+
+
+_REFS: dict[str, tuple[float, float]] = {}
+
+
+def _refs(maze: str) -> tuple[float, float]:
+    if maze not in _REFS:
+        from gemkit.data import read_metadata
+
+        meta = read_metadata(dataset_id(maze))
+        _REFS[maze] = (float(meta["ref_min_score"]), float(meta["ref_max_score"]))
+    return _REFS[maze]
+
+
+def plot_frontier(test: list[dict[str, Any]], mazes: Sequence[str], n: int, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(mazes), 3.4))
+    axes = fig.subplots(1, len(mazes), squeeze=False)[0]
+    for ax, maze in zip(axes, mazes, strict=True):
+        rows = [r for r in test if r["maze"] == maze and r["actor"] == "gem"
+                and r["config"]["n"] == n and r["series"] in ("gem", "frontier")]
+        pts = aggregate(rows, ["lam_T"])
+        ax.plot([100 * p["violation"] for p in pts], [p["score"] for p in pts], "o-")
+        for p in pts:
+            ax.annotate(f"λ_T={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
+        ax.set_xlabel("Violation (% of steps)")
+        ax.set_ylabel("normalised score")
+        ax.set_title(f"{maze}: λ_T frontier at N={n}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# ---------------------------------------------------------------------------- report
+def _fmt_row(cols: Sequence[str]) -> str:
+    return "| " + " | ".join(cols) + " |"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    return [_fmt_row(header), _fmt_row(["---"] * len(header)), *(_fmt_row(r) for r in rows)]
+
+
+def _f(x: float, pct: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
+
+
+def dataset_stats(mazes: Sequence[str]) -> list[dict[str, Any]]:
+    from gemkit.data import load
+
+    out = []
+    for maze in mazes:
+        d = load(dataset_id(maze))
+        ends = d.timeouts.numpy() > 0
+        out.append({"maze": maze, "steps": len(d), "episodes": int(ends.sum()),
+                    "ref_min": _refs(maze)[0], "ref_max": _refs(maze)[1],
+                    "reward_sum": float(d.rewards.sum())})
+    return out
+
+
+def _cpu_name() -> str:
+    """The CPU model (``lscpu``), for the record beside every timing."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.machine()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def stage_report(args: argparse.Namespace) -> None:
+    import csv
+
+    cells = list(read_cells(args.out).values())
+    knobs = choose_knobs(cells)
+    want = {c["key"] for c in test_cells(args, knobs)} | {c["key"] for c in validation_cells(args)}
+    cells = [c for c in cells if c["key"] in want]
+    val = [c for c in cells if c["stage"] == "validate"]
+    test = [c for c in cells if c["stage"] == "test"]
+    figs = Path(args.figures)
+    figs.mkdir(parents=True, exist_ok=True)
+    big = max(args.budgets)
+    claim_rows = claims(test, args.mazes, big, args.baseline_n, args.budgets)
+
+    # tables
+    flat = []
+    for c in cells:
+        flat.append({"stage": c["stage"], "series": c.get("series", "validate"), "maze": c["maze"],
+                     "train_seed": c["train_seed"], "step": c["step"], "actor": c["actor"],
+                     **{k: c["config"][k] for k in ("n", "beta", "lam", "lam_T", "horizon")},
+                     "eval_seeds": " ".join(map(str, c["eval_seeds"])),
+                     "episodes_per_seed": c["episodes"], "score_mean": c["score_mean"],
+                     "score_std_over_eval_seeds": c["score_std"], "violation": c["violation"],
+                     "support_z": c["support_z"], "collapse_dist": c["collapse_dist"],
+                     "success_rate": c["success_rate"], "steps_per_s": c["steps_per_s"]})
+    flat.sort(key=lambda r: (r["stage"], r["maze"], r["series"], r["actor"], r["step"], r["n"],
+                             r["train_seed"], r["lam_T"], r["beta"]))
+    csv_path = figs / "mazes_cells.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(flat[0]))
+        w.writeheader()
+        w.writerows(flat)
+    summary = {
+        "knobs": knobs,
+        "claims": claim_rows,
+        "datasets": dataset_stats(args.mazes),
+        "budget": {k: getattr(args, k) for k in ("steps", "seeds", "train_set", "betas", "lam0",
+                                                 "lam_T", "val_n", "budgets", "episodes")},
+        "per_maze": {
+            maze: {
+                "gem": aggregate([r for r in test if r["maze"] == maze and r["series"] == "gem"],
+                                 ["n"]),
+                "baseline": aggregate([r for r in test if r["maze"] == maze
+                                       and r["series"] == "baseline"], ["n"]),
+                "no_pw": aggregate([r for r in test if r["maze"] == maze
+                                    and r["series"] == "no_pw"], ["n"]),
+            }
+            for maze in args.mazes
+        },
+        "cpu": _cpu_name(),
+    }
+    (figs / "mazes_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_budget(test, args.mazes, figs / "mazes_budget.png")
+    plot_curves(test, args.mazes, args.steps, args.val_n, figs / "mazes_curves.png")
+    plot_frontier(test, args.mazes, args.val_n, figs / "mazes_frontier.png")
+    _write_doc(args, knobs, val, test, claim_rows, summary)
+    _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
+
+
+def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict[str, Any]],
+               test: list[dict[str, Any]], claim_rows: list[dict[str, Any]],
+               summary: dict[str, Any]) -> None:
+    rel = Path("results")
+    max(args.budgets)
+    L: list[str] = ["# Results: GEM on the D4RL-recipe PointMazes", ""]
+    L += [f"Regenerated by `python reproductions/mazes.py report` from the cached cells of the "
+          "`train`, `validate` and `test` stages (see the script's docstring for the commands). "
+          "Every number below was measured by that pipeline; the tables behind it are "
+          f"[`{rel}/mazes_cells.csv`]({rel}/mazes_cells.csv) (one row per evaluated cell) and "
+          f"[`{rel}/mazes_summary.json`]({rel}/mazes_summary.json).", ""]
+    L += ["## The claims, checked", ""]
+    L += _table(["maze", "claim", "measured (mean ± std over training seeds)", "holds?"],
+                [[c["maze"], c["claim"], c["measured"], "holds" if c["holds"] else
+                  "**does not hold**"] for c in claim_rows])
+    L += [""]
+    L += ["## Score by maze, beside the paper's Table 1", ""]
+    rows = []
+    for maze in args.mazes:
+        pm = summary["per_maze"][maze]
+        g = {a["n"]: a for a in pm["gem"]}
+        b = {a["n"]: a for a in pm["baseline"]}
+
+        def cell(d: dict[int, Any], n: int) -> str:
+            return f"{_f(d[n]['score'])} ± {_f(d[n]['score_std'])}" if n in d else "n/a"
+
+        rows.append([maze, cell(g, args.baseline_n), cell(g, 0), cell(b, 0),
+                     cell(b, args.baseline_n), f"{PAPER[maze]['GEM']:.2f}",
+                     f"{PAPER[maze]['IQL']:.2f}"])
+    L += _table(["maze", f"GEM N={args.baseline_n}", "GEM anchor (N=0)",
+                 "fair unimodal (N=0)", f"fair unimodal N={args.baseline_n}",
+                 "paper GEM*", "paper IQL*"], rows)
+    L += ["", "\\* The paper's Table 1 (Maze2D): D4RL's `maze2d-*-v1` data (not ours), 1M "
+          "gradient steps, its own networks and evaluation. Other data and another budget: "
+          "shown for orientation, not as a like-for-like comparison.", ""]
+    L += [f"![score and Violation vs N]({rel}/mazes_budget.png)", ""]
+    L += ["## Budget of every number", ""]
+    ds = summary["datasets"]
+    sizes = ", ".join(f"{d['maze']} {d['steps']:,} steps / {d['episodes']:,} episodes" for d in ds)
+    L += [f"- Data: `gemkit/pointmaze-{{{','.join(args.mazes)}}}-v1`, made by "
+          "`gemkit data make pointmaze-<maze>` with Minari's D4RL pointmaze recipe "
+          f"({sizes}"
+          "); see `docs/datasets.md` for the comparison with Minari's cards.",
+          f"- Phase I: {args.steps:,} gradient steps per run (the paper: 1M), "
+          f"{' '.join(args.train_set)} on top of the defaults (10,000 behavior-only pretraining "
+          f"steps, batch 256, K = 5, alpha = 3), `--compile`; training seeds {args.seeds}. "
+          "The fair unimodal baseline (K = 1) is trained in the same runs, from the same "
+          "minibatches, critic and value, for the same steps.",
+          f"- Knob protocol (the paper's): `beta` in {args.betas} × `lambda_T` in {args.lam_T} "
+          f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the maze's horizon), at "
+          f"N = {args.val_n}, on validation evaluation seed(s) {list(VAL_SEEDS)} "
+          f"({args.episodes} episodes per checkpoint); chosen once for the whole suite: "
+          f"**beta = {knobs['beta']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
+          f"{knobs['val_score']:.1f}).",
+          f"- Test: evaluation seeds {list(TEST_SEEDS)} × {args.episodes} episodes per "
+          f"checkpoint ({len(TEST_SEEDS) * args.episodes * len(args.seeds)} episodes per maze "
+          "and configuration), disjoint from validation. Scores are D4RL-normalised "
+          "(100 × (R − R_random) / (R_expert − R_random)) with the dataset's reference scores; "
+          "± is the std over training seeds of the per-checkpoint mean.",
+          f"- Machine: {summary['cpu']}, one thread per job.", ""]
+    L += ["## Score vs N at the chosen knobs, with the audits", ""]
+    for maze in args.mazes:
+        pm = summary["per_maze"][maze]
+        L += [f"### {maze}", ""]
+        trs = [[f"GEM N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
+                _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
+                f"{a['steps_per_s']:.0f}"] for a in pm["gem"]]
+        trs += [[f"fair unimodal N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
+                 _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
+                 f"{a['steps_per_s']:.0f}"] for a in pm["baseline"]]
+        trs += [[f"no_pw N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
+                 _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
+                 f"{a['steps_per_s']:.0f}"] for a in pm["no_pw"]]
+        L += _table(["selector", "score", "Violation", "SupportZ", "CollapseDist", "env steps/s"],
+                    trs)
+        L += [""]
+    L += [f"## The lambda_T frontier (N = {args.val_n})", "",
+          f"![score vs Violation as lambda_T varies]({rel}/mazes_frontier.png)", ""]
+    fr = []
+    for maze in args.mazes:
+        rows_m = [r for r in test if r["maze"] == maze and r["actor"] == "gem"
+                  and r["config"]["n"] == args.val_n and r["series"] in ("gem", "frontier")]
+        for a in aggregate(rows_m, ["lam_T"]):
+            fr.append([maze, f"{a['lam_T']:g}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
+                       _f(a["violation"], True)])
+    L += [*_table(["maze", "lambda_T", "score", "Violation"], fr), ""]
+    L += ["## Validation sweep (inference only, same networks)", ""]
+    vs = aggregate(val, ["maze", "beta", "lam_T"])
+    L += _table(["maze", "beta", "lambda_T", "validation score", "Violation"],
+                [[a["maze"], f"{a['beta']:g}", f"{a['lam_T']:g}", f"{_f(a['score'])} ± "
+                  f"{_f(a['score_std'])}", _f(a["violation"], True)] for a in vs])
+    L += [""]
+    L += ["## Learning curves", "",
+          "Score vs gradient steps for GEM's actor (anchor alone and N = "
+          f"{args.val_n} at the chosen knobs) and the fair unimodal baseline, from the model "
+          f"snapshots every {args.snapshot_every:,} steps (first test seed, {args.curve_episodes}"
+          " episodes per snapshot and training seed; mean ± std over training seeds).", "",
+          f"![learning curves]({rel}/mazes_curves.png)", ""]
+    notes = ROOT / "reproductions" / "mazes_findings.md"
+    if notes.is_file() and not args.smoke:
+        L += [notes.read_text().rstrip(), ""]
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text("\n".join(L) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    stages = ["train", "validate", "test", "report"] if args.stage == "all" else [args.stage]
+    for stage in stages:
+        if stage == "train":
+            stage_train(args)
+        elif stage == "validate":
+            evaluate_cells(args, validation_cells(args))
+        elif stage == "auto":
+            stage_auto(args, 2.0 if args.smoke else 60.0)
+        elif stage == "test":
+            knobs = choose_knobs(read_cells(args.out).values())
+            _log(f"chosen knobs: {knobs}")
+            evaluate_cells(args, test_cells(args, knobs))
+        else:
+            stage_report(args)
+
+
+if __name__ == "__main__":
+    main()
