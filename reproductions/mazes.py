@@ -53,7 +53,7 @@ MAZE_NAMES = ("umaze", "medium", "large")
 
 #: Validation and test evaluation seeds never overlap (seed s runs envs s * 1000 + i).
 VAL_SEEDS = (100,)
-TEST_SEEDS = (0, 1, 2, 3, 4)
+TEST_SEEDS = (0,)
 
 #: The paper's Table 1 (Maze2D, D4RL maze2d-*-v1, 1M gradient steps, 3 seeds): other data and
 #: another budget, shown for reference only.
@@ -76,7 +76,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results")
     p.add_argument("--mazes", nargs="+", default=list(MAZE_NAMES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=150_000, help="gradient steps per run")
+    p.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
     p.add_argument("--snapshot-every", type=int, default=20_000)
     p.add_argument("--train-set", nargs="*", default=["n_critics=5", "hidden=128,128"],
                    help="TrainConfig overrides of every run")
@@ -86,7 +86,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-n", type=int, default=64)
     p.add_argument("--budgets", nargs="+", type=int, default=[0, 1, 16, 64, 256, 1024])
     p.add_argument("--baseline-n", type=int, default=64)
-    p.add_argument("--episodes", type=int, default=10, help="episodes per evaluation seed")
+    p.add_argument("--episodes", type=int, default=10, help="validation episodes per checkpoint")
+    p.add_argument("--test-episodes", type=int, default=30,
+                   help="test episodes per checkpoint (one batch of environments)")
     p.add_argument("--curve-episodes", type=int, default=10)
     p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
     p.add_argument("--threads", type=int, default=1)
@@ -103,7 +105,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.train_set = ["n_critics=2", "hidden=32,32", "gmm_pretrain_steps=100"]
         args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
         args.val_n = args.baseline_n = 16
-        args.episodes = args.curve_episodes = 2
+        args.episodes = args.curve_episodes = args.test_episodes = 2
     return args
 
 
@@ -221,16 +223,30 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {"beta": best[0], "lam_T": best[1], "val_score": float(np.mean(scores[best]))}
 
 
-def test_cells(args: argparse.Namespace, knobs: dict[str, float]) -> list[dict[str, Any]]:
-    beta, lam_t = knobs["beta"], knobs["lam_T"]
+def test_cells(
+    args: argparse.Namespace, knobs: dict[str, float] | None
+) -> list[dict[str, Any]]:
+    """The test cells; ``knobs=None`` gives only those the knobs cannot change.
+
+    With ``N = 0`` the anchor is the only candidate, so ``beta`` and ``lambda`` cannot change the
+    action: those cells (the single-shot actors and the learning curves, which compare the two
+    actors single-shot) carry the default knobs and can run before the knobs are chosen.
+    """
     big = max(args.budgets)
     cells = []
     for maze in args.mazes:
         for seed in args.seeds:
             def add(actor: str, tag: str, step: int = args.steps, seeds: Sequence[int] = TEST_SEEDS,
-                    episodes: int = args.episodes, maze: str = maze, seed: int = seed,
+                    episodes: int = args.test_episodes, maze: str = maze, seed: int = seed,
                     **knob: Any) -> None:
-                cfg = selector_params(args, maze, **{"beta": beta, "lam_T": lam_t, **knob})
+                if knob["n"] == 0:
+                    cfg = selector_params(args, maze, n=0)
+                elif knobs is None:
+                    return
+                else:
+                    cfg = selector_params(
+                        args, maze, **{"beta": knobs["beta"], "lam_T": knobs["lam_T"], **knob}
+                    )
                 cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
                                    series=tag))
 
@@ -240,33 +256,45 @@ def test_cells(args: argparse.Namespace, knobs: dict[str, float]) -> list[dict[s
             add("baseline", "baseline", n=args.baseline_n)
             add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
             for lt in args.lam_T:
-                if lt != lam_t:
+                if knobs is not None and lt != knobs["lam_T"]:
                     add("gem", "frontier", n=args.val_n, lam_T=lt)
             for step in range(args.snapshot_every, args.steps, args.snapshot_every):
-                for actor, n in (("gem", 0), ("gem", args.val_n), ("baseline", 0)):
+                for actor in ("gem", "baseline"):
                     add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
-                        episodes=args.curve_episodes, n=n)
+                        episodes=args.curve_episodes, n=0)
     return cells
 
 
 def _models(args: argparse.Namespace, maze: str, seed: int, step: int, actor: str) -> Any:
     from gemkit.models import load_models
 
-    d = run_dir(args, maze, seed)
-    if step != args.steps:
-        d = d / "snapshots" / f"step_{step:08d}"
+    d = models_dir(args, maze, seed, step)
+    if d is None:
+        raise SystemExit(f"no networks of {maze} seed {seed} at step {step} yet.")
     models = load_models(d)
     if models.meta.get("step") != step:
         raise SystemExit(f"{d} is at step {models.meta.get('step')}, expected {step}.")
     return models.unimodal() if actor == "baseline" else models
 
 
+def models_dir(args: argparse.Namespace, maze: str, seed: int, step: int) -> Path | None:
+    """Where the networks of a run at ``step`` are: the run's export or its snapshot.
+
+    A run trained past ``step`` (continued for a longer budget) still has its snapshot there;
+    without an LR schedule, the snapshot is exactly what a run stopped at ``step`` exports.
+    """
+    d = run_dir(args, maze, seed)
+    snap = d / "snapshots" / f"step_{step:08d}"
+    if (snap / "models.json").is_file():
+        return snap
+    if step == args.steps and _final_step(d) == args.steps:
+        return d
+    return None
+
+
 def available(args: argparse.Namespace, cell: dict[str, Any]) -> bool:
-    """Whether the networks of ``cell`` exist yet (a finished run, or its snapshot)."""
-    d = run_dir(args, cell["maze"], cell["train_seed"])
-    if cell["step"] == args.steps:
-        return _final_step(d) == args.steps
-    return (d / "snapshots" / f"step_{cell['step']:08d}" / "models.json").is_file()
+    """Whether the networks of ``cell`` exist yet."""
+    return models_dir(args, cell["maze"], cell["train_seed"], cell["step"]) is not None
 
 
 def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int:
@@ -297,7 +325,8 @@ def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int
             cache[mkey] = _models(args, *mkey)
         t0 = time.perf_counter()
         s = evaluate_config(cache[mkey], SelectorConfig(**c["config"]), dataset_id(c["maze"]),
-                            episodes=c["episodes"], seeds=c["eval_seeds"])
+                            episodes=c["episodes"], seeds=c["eval_seeds"],
+                            num_envs=min(c["episodes"], 30))
         row = {**c, **{f: v for f, v in s.row().items() if f not in c["config"]},
                "eval_s": time.perf_counter() - t0}
         row["returns"] = [float(x) for r in s.results for x in r.returns]
@@ -313,6 +342,7 @@ def stage_auto(args: argparse.Namespace, poll_s: float = 60.0) -> None:
     """Validate checkpoints as their runs finish, then test; until every cell is done."""
     while True:
         left = evaluate_cells(args, validation_cells(args))
+        left += evaluate_cells(args, test_cells(args, None))
         if left == 0:
             knobs = choose_knobs(read_cells(args.out).values())
             if evaluate_cells(args, test_cells(args, knobs)) == 0:
@@ -443,20 +473,20 @@ def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) ->
 
 
 def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_step: int,
-                val_n: int, path: Path) -> Path:
+                n_curve: int, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.2 * len(mazes), 3.4))
     axes = fig.subplots(1, len(mazes), squeeze=False)[0]
-    series = (("gem", 0, "GEM anchor (N=0)", "C0", "--"), ("gem", val_n, f"GEM N={val_n}", "C0",
-              "-"), ("baseline", 0, "unimodal baseline (N=0)", "C1", "-"))
+    series = (("gem", 0, "GEM actor, single-shot (N=0)", "C0", "-"),
+              ("baseline", 0, "fair unimodal baseline (N=0)", "C1", "-"))
     for ax, maze in zip(axes, mazes, strict=True):
         for actor, n, label, color, style in series:
             rows = [r for r in test if r["maze"] == maze and r["actor"] == actor
                     and r["config"]["n"] == n and (r["series"] == "curve"
                     or (r["step"] == final_step and r["series"] in ("gem", "baseline")))]
-            # the final point: the test cells' first evaluation seed only, like the curve cells
-            pts = aggregate([_first_seed(r) for r in rows], ["step"])
+            # the final point: the test cells' first episodes, the same starts as the curve cells
+            pts = aggregate([_first_episodes(r, n_curve) for r in rows], ["step"])
             if not pts:
                 continue
             x = np.array([p["step"] for p in pts])
@@ -471,12 +501,12 @@ def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_step: in
     return path
 
 
-def _first_seed(row: dict[str, Any]) -> dict[str, Any]:
-    """A test cell reduced to its first evaluation seed (comparable with a curve cell)."""
-    if len(row["eval_seeds"]) == 1:
+def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
+    """A test cell reduced to its first ``n`` episodes (environments seeded 0..n-1: the same
+    starts as a learning-curve cell of ``n`` episodes)."""
+    if len(row["returns"]) <= n:
         return row
-    per = row["episodes"]
-    first = row["returns"][:per]
+    first = row["returns"][:n]
     ref = _refs(row["maze"])
     score = float(np.mean([100 * (x - ref[0]) / (ref[1] - ref[0]) for x in first]))
     return {**row, "score_mean": score, "returns": first}
@@ -591,7 +621,8 @@ def stage_report(args: argparse.Namespace) -> None:
         "claims": claim_rows,
         "datasets": dataset_stats(args.mazes),
         "budget": {k: getattr(args, k) for k in ("steps", "seeds", "train_set", "betas", "lam0",
-                                                 "lam_T", "val_n", "budgets", "episodes")},
+                                                 "lam_T", "val_n", "budgets", "episodes",
+                                                 "test_episodes")},
         "per_maze": {
             maze: {
                 "gem": aggregate([r for r in test if r["maze"] == maze and r["series"] == "gem"],
@@ -607,7 +638,7 @@ def stage_report(args: argparse.Namespace) -> None:
     }
     (figs / "mazes_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_budget(test, args.mazes, figs / "mazes_budget.png")
-    plot_curves(test, args.mazes, args.steps, args.val_n, figs / "mazes_curves.png")
+    plot_curves(test, args.mazes, args.steps, args.curve_episodes, figs / "mazes_curves.png")
     plot_frontier(test, args.mazes, args.val_n, figs / "mazes_frontier.png")
     _write_doc(args, knobs, val, test, claim_rows, summary)
     _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
@@ -667,8 +698,8 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           f"({args.episodes} episodes per checkpoint); chosen once for the whole suite: "
           f"**beta = {knobs['beta']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
           f"{knobs['val_score']:.1f}).",
-          f"- Test: evaluation seeds {list(TEST_SEEDS)} × {args.episodes} episodes per "
-          f"checkpoint ({len(TEST_SEEDS) * args.episodes * len(args.seeds)} episodes per maze "
+          f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
+          f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per maze "
           "and configuration), disjoint from validation. Scores are D4RL-normalised "
           "(100 × (R − R_random) / (R_expert − R_random)) with the dataset's reference scores; "
           "± is the std over training seeds of the per-checkpoint mean.",
@@ -706,9 +737,9 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
                   f"{_f(a['score_std'])}", _f(a["violation"], True)] for a in vs])
     L += [""]
     L += ["## Learning curves", "",
-          "Score vs gradient steps for GEM's actor (anchor alone and N = "
-          f"{args.val_n} at the chosen knobs) and the fair unimodal baseline, from the model "
-          f"snapshots every {args.snapshot_every:,} steps (first test seed, {args.curve_episodes}"
+          "Score vs gradient steps of the two actors trained in each run, each single-shot "
+          "(GEM's anchor, i.e. N = 0, and the fair unimodal baseline), from the model "
+          f"snapshots every {args.snapshot_every:,} steps ({args.curve_episodes}"
           " episodes per snapshot and training seed; mean ± std over training seeds).", "",
           f"![learning curves]({rel}/mazes_curves.png)", ""]
     notes = ROOT / "reproductions" / "mazes_findings.md"

@@ -1,0 +1,128 @@
+"""Why does GEM's GMM actor trail the unimodal one? Measurements on trained checkpoints.
+
+For each checkpoint ``<runs>/<maze>-s<seed>`` (the maze reproduction's runs), on ``--states``
+dataset states drawn with a seeded generator, it compares GEM's K-component actor with the fair
+same-critic unimodal baseline trained in the same run:
+
+- ``clipped_data``: share of the dataset's action coordinates at the box edge (|a| >= 0.999);
+- ``sat_mode`` / ``sat_baseline``: share of coordinates of the actor's mode (the anchor) / the
+  baseline's mean at the edge (|a| >= 0.99);
+- ``eff_components``: ``exp(H(w(s)))``, the effective number of gating components; ``w_max``: the
+  mean top gating weight;
+- ``logstd_mode`` / ``logstd_baseline``: mean log sigma of the anchor's component / the baseline;
+- ``nll_actor`` / ``nll_baseline``: mean negative log-likelihood of the dataset actions;
+- ``q_mode`` / ``q_baseline`` / ``q_data``: the ensemble-mean Q (the same critic) of the anchor,
+  the baseline's mean and the dataset action; the critic's own view of which is better;
+- ``dist_mode_baseline``: mean Euclidean distance between the anchor and the baseline's mean;
+- ``q_spread``: on the first 2,000 states, the std over 64 actor candidates of the
+  ensemble-mean Q (how much the critic tells candidates apart), against ``q_ens_std``, the
+  ensemble's std at a candidate (its disagreement), and ``adv_std``, the std of
+  ``Q(s, a_data) - V(s)`` (what the guidance weight ``exp(alpha A)`` sees).
+
+Usage::
+
+    python reproductions/actor_diagnostics.py --runs runs/ckpt \
+        --out docs/results/actor_diagnostics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def diagnose(run: Path, states: int, seed: int, step: int | None = None) -> dict[str, Any]:
+    from gemkit.data import load
+    from gemkit.models import load_models
+
+    snap = run / "snapshots" / f"step_{step:08d}" if step is not None else None
+    models = load_models(snap if snap is not None and snap.is_dir() else run)
+    if step is not None and models.meta.get("step") != step:
+        raise KeyError(f"no models at step {step}")
+    data = load(models.meta["dataset_id"])
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(data), (states,), generator=g)
+    s = models.normalize_obs(data.observations[idx])
+    a = data.actions[idx].float()
+    actor, base, critic = models.actor, models.baseline, models.critic
+    assert actor is not None and base is not None and critic is not None
+    with torch.no_grad():
+        pi = actor(s)
+        w = pi.log_weights.exp()  # [B, K]
+        k = w.argmax(-1)
+        rows = torch.arange(states)
+        mode = pi.means[rows, k]  # [B, A]
+        b = base(s)
+        bmean = b.means[:, 0]
+        ent = -(w * pi.log_weights).sum(-1)
+        nll_actor = -actor.log_prob(s, a)
+        nll_base = -base.log_prob(s, a)
+
+        def q(act: torch.Tensor) -> float:
+            return float(critic(s, act).mean().item())
+
+        out = {
+            "run": run.name,
+            "step": models.meta.get("step"),
+            "clipped_data": float((a.abs() >= 0.999).float().mean()),
+            "sat_mode": float((mode.abs() >= 0.99).float().mean()),
+            "sat_baseline": float((bmean.abs() >= 0.99).float().mean()),
+            "eff_components": float(ent.exp().mean()),
+            "w_max": float(w.max(-1).values.mean()),
+            "logstd_mode": float(pi.log_std[k].mean()),
+            "logstd_baseline": float(b.log_std[0].mean()),
+            "nll_actor": float(nll_actor.mean()),
+            "nll_baseline": float(nll_base.mean()),
+            "q_mode": q(mode),
+            "q_baseline": q(bmean),
+            "q_data": q(a),
+            "dist_mode_baseline": float((mode - bmean).norm(dim=-1).mean()),
+        }
+        m = min(states, 2_000)
+        cands = actor.sample(s[:m], 64, generator=g)  # [m, 64, A]
+        qs = critic(s[:m].unsqueeze(1).expand(-1, 64, -1), cands)  # [E, m, 64]
+        out["q_spread"] = float(qs.mean(0).std(-1).mean())
+        out["q_ens_std"] = float(qs.std(0, unbiased=False).mean())
+        value = models.value
+        assert value is not None
+        out["adv_std"] = float((critic(s, a).mean(0) - value(s)).std())
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "actor_diagnostics.json")
+    p.add_argument("--states", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--step", type=int, default=None, help="use each run's snapshot at this step")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for run in sorted(args.runs.iterdir()):
+        if (run / "done").is_file() or (run / "models.json").is_file():
+            try:
+                rows.append(diagnose(run, args.states, args.seed, args.step))
+            except (AssertionError, KeyError) as exc:
+                print(f"skip {run.name}: {exc!r}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    keys = [k for k in rows[0] if k not in ("run",)] if rows else []
+    print("run".ljust(12) + "".join(k[:14].rjust(15) for k in keys))
+    for r in rows:
+        cells = [
+            f"{r[k]:.3f}" if isinstance(r[k], float) and math.isfinite(r[k]) else str(r[k])
+            for k in keys
+        ]
+        print(r["run"].ljust(12) + "".join(c.rjust(15) for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The maze reproduction's analysis: knob choice, aggregation over seeds, claim verdicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def mazes() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "reproductions" / "mazes.py"
+    spec = importlib.util.spec_from_file_location("repro_mazes", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["repro_mazes"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(stage: str, maze: str, seed: int, score: float, **kw: Any) -> dict[str, Any]:
+    cfg = {"n": kw.pop("n", 64), "beta": kw.pop("beta", 1.0), "lam": 1.0,
+           "lam_T": kw.pop("lam_T", 0.0)}  # fmt: skip
+    return {"stage": stage, "maze": maze, "train_seed": seed, "score_mean": score,
+            "config": cfg, "violation": kw.pop("violation", 0.0), "support_z": 0.0,
+            "collapse_dist": 0.0, "success_rate": 1.0, "steps_per_s": 1.0, "returns": [1.0],
+            **cfg, **kw}  # fmt: skip
+
+
+def test_choose_knobs_takes_the_best_mean_over_the_suite(mazes: ModuleType) -> None:
+    rows = [
+        _row("validate", "umaze", 0, 50.0, beta=1.0, lam_T=0.0),
+        _row("validate", "medium", 0, 10.0, beta=1.0, lam_T=0.0),  # mean 30
+        _row("validate", "umaze", 0, 40.0, beta=2.0, lam_T=0.3),
+        _row("validate", "medium", 0, 30.0, beta=2.0, lam_T=0.3),  # mean 35: chosen
+        _row("test", "umaze", 0, 99.0, beta=0.5, lam_T=1.0),  # test rows never choose
+    ]
+    knobs = mazes.choose_knobs(rows)
+    assert (knobs["beta"], knobs["lam_T"]) == (2.0, 0.3)
+    assert knobs["val_score"] == pytest.approx(35.0)
+    with pytest.raises(SystemExit, match="validate"):
+        mazes.choose_knobs([])
+
+
+def test_aggregate_is_mean_and_population_std_over_training_seeds(mazes: ModuleType) -> None:
+    rows = [_row("test", "umaze", s, x, n=n) for s, x, n in
+            [(0, 10.0, 0), (1, 20.0, 0), (2, 60.0, 0), (0, 5.0, 64)]]  # fmt: skip
+    out = {a["n"]: a for a in mazes.aggregate(rows, ["n"])}
+    assert out[0]["score"] == pytest.approx(30.0)
+    assert out[0]["score_std"] == pytest.approx(float(__import__("numpy").std([10, 20, 60])))
+    assert out[0]["train_seeds"] == 3 and out[64]["train_seeds"] == 1
+
+
+def test_claim_verdicts_follow_the_numbers(mazes: ModuleType) -> None:
+    rows = []
+    for s in (0, 1):
+        rows += [
+            {**_row("test", "umaze", s, 40.0, n=0), "actor": "gem", "series": "gem"},
+            {**_row("test", "umaze", s, 45.0, n=64, violation=0.01), "actor": "gem",
+             "series": "gem"},
+            {**_row("test", "umaze", s, 50.0, n=0), "actor": "baseline", "series": "baseline"},
+            {**_row("test", "umaze", s, 30.0, n=64, violation=0.4), "actor": "gem",
+             "series": "no_pw"},
+        ]  # fmt: skip
+    verdict = {c["claim"]: c["holds"] for c in mazes.claims(rows, ["umaze"], 64, 64, [0, 64])}
+    assert verdict["GEM N=64 above the fair unimodal baseline (single-shot)"] is False
+    assert verdict["GEM score non-decreasing in N (within one seed-std)"] is True
+    assert verdict["Violation at N=64: GEM far below no_pw"] is True
