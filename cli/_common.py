@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
+from rich.console import Console
 
 from gemkit.config import PRESETS
 from gemkit.errors import GemkitError
@@ -25,7 +26,12 @@ __all__ = [
     "ValueName",
     "choice_name",
     "guarded",
+    "make_console",
+    "set_threads",
 ]
+
+PIPE_WIDTH = 400
+"""Console width when the output is not a terminal: tables keep their natural width."""
 
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
@@ -40,6 +46,23 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console; piped into a file or another program, wide enough that tables keep
+    their natural width (no cells cut short, no 80-column squeeze) and lines are not wrapped."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` unless ``threads`` is ``None`` (keep torch's)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _enum(kind: str, names: list[str]) -> type[Enum]:

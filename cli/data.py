@@ -7,11 +7,10 @@ from enum import Enum
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli._common import guarded
+from cli._common import guarded, make_console, set_threads
 from cli.main import app
 
 data_app = typer.Typer(
@@ -43,27 +42,38 @@ def make(
     dataset_id: Optional[str] = typer.Option(None, "--id", help="Minari id to write."),
     ref_episodes: int = typer.Option(100, "--ref-episodes", help="Episodes per reference score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
 ) -> None:
     """Record a dataset into the local Minari store ($MINARI_DATASETS_PATH)."""
     from gemkit.data import make_fork, make_pointmaze, read_metadata
 
-    console = Console(stderr=True)
-    with Progress(
+    set_threads(threads)
+
+    if dense and kind is DatasetKind.fork:
+        raise typer.BadParameter("--dense applies to pointmaze datasets only.")
+    # the bar starts with the first report, so an error before recording shows no empty bar;
+    # piped, there is none
+    console = make_console(stderr=True)
+    bar = Progress(
         TextColumn(f"[bold]{kind.value}"),
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,} steps"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-    ) as bar:
-        task = bar.add_task("record", total=steps or 1)
+        disable=not console.is_terminal,
+    )
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        if not bar.task_ids:
+            bar.start()
+            bar.add_task("record", total=total)
+        bar.update(bar.task_ids[0], completed=done, total=total)
 
+    try:
         if kind is DatasetKind.fork:
-            if dense:
-                raise typer.BadParameter("--dense applies to pointmaze datasets only.")
             kwargs: dict[str, Any] = {"dataset_id": dataset_id} if dataset_id else {}
             out = make_fork(
                 steps if steps is not None else 50_000,
@@ -84,6 +94,8 @@ def make(
                 overwrite=overwrite,
                 progress=progress,
             )
+    finally:
+        bar.stop()
     meta = read_metadata(out)
     typer.echo(
         f"wrote {out}: {meta['total_steps']:,} steps, {meta['total_episodes']:,} episodes; "
@@ -116,7 +128,7 @@ def list_datasets() -> None:
             "-" if lo is None else f"{lo:.3f}",
             "-" if hi is None else f"{hi:.3f}",
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @data_app.command("info")

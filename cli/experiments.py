@@ -24,6 +24,8 @@ from cli._common import (
     ValueName,
     choice_name,
     guarded,
+    make_console,
+    set_threads,
 )
 from cli.main import app
 from gemkit.config import PRESETS, SelectorConfig
@@ -126,6 +128,7 @@ def _progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # piped: no bar, not even its blank line
     )
 
 
@@ -133,13 +136,6 @@ def _write_json(path: Path, payload: Any) -> None:
     from gemkit.eval.quickstart import finite_json
 
     path.write_text(json.dumps(finite_json(payload), indent=2, default=str) + "\n")
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def _target(checkpoint: Path, dataset: str | None) -> tuple[Any, str]:
@@ -172,24 +168,25 @@ def quickstart_cmd(
     threads: int = typer.Option(
         1, "--threads", min=1, help="torch CPU threads (1: fastest for these small networks)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Train and evaluate afresh instead of reusing a previous run."
+    ),
 ) -> None:
     """Fork task end to end: make data, train, GEM vs a same-critic unimodal actor, plot.
 
     Writes results.csv, results.json and quickstart.png (paths of both actors on the fork task,
-    score vs candidate budget N) under --out, plus both checkpoints.
+    score vs candidate budget N) under --out, plus both checkpoints. Run again in the same
+    --out, it reuses what the previous run finished (and says so); --overwrite starts afresh.
     """
-    import torch
-
     from gemkit.eval.quickstart import QuickstartConfig, run_quickstart
+    from gemkit.train import TrainingInterrupted
 
     # Small networks gain nothing from intra-op threads, and on a busy machine OpenMP threads
     # that wait for each other cost far more than they give (docs/experiments.md).
-    torch.set_num_threads(threads)
+    set_threads(threads)
     over: dict[str, Any] = {"seed": seed}
     if steps is not None:
-        default = QuickstartConfig.fast() if fast else QuickstartConfig()
         over["steps"] = steps
-        over["pretrain_steps"] = min(default.pretrain_steps, steps // 4)
     if episodes is not None:
         over["episodes"] = episodes
     if seeds is not None:
@@ -197,7 +194,7 @@ def quickstart_cmd(
     cfg = QuickstartConfig.fast(**over) if fast else QuickstartConfig(**over)
     if store is not None:
         os.environ["MINARI_DATASETS_PATH"] = str(store.resolve())
-    console = Console()
+    console = make_console()
     names = {
         "data": "making the fork dataset",
         "train": "training Phase I",
@@ -213,12 +210,26 @@ def quickstart_cmd(
                 tasks[stage] = bar.add_task(names.get(stage, stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        res = run_quickstart(out, cfg, progress=cb)
+        try:
+            res = run_quickstart(out, cfg, overwrite=overwrite, progress=cb)
+        except TrainingInterrupted as stop:
+            bar.stop()
+            console.print(
+                f"interrupted: Phase I checkpoint saved at step {stop.step:,} in {stop.directory}; "
+                f"rerun the same gemkit quickstart command (--out {out}) to resume it."
+            )
+            raise typer.Exit(130) from None
     made = "made" if res.dataset["made"] else "reused"
     console.print(
         f"dataset {res.dataset['id']} ({made}, {res.dataset['transitions']} transitions) "
         f"at {res.dataset['path']}"
     )
+    reused = {k: v for k, v in res.status.items() if not v.startswith(("trained", "computed"))}
+    if reused:
+        console.print(
+            f"{out}: Phase I {res.status['train']}; results {res.status.get('results', '-')} "
+            "(--overwrite recomputes everything)"
+        )
     rows = [{**r, "score": _pm(r["score_mean"], r["score_std"])} for r in res.table]
     console.print(
         _table(
@@ -291,7 +302,7 @@ def eval_cmd(
     from gemkit.eval.runs import env_horizon, evaluate_config
     from gemkit.eval.sweep import write_csv
 
-    _set_threads(threads)
+    set_threads(threads)
     models, target = _target(checkpoint, dataset)
     base = SelectorConfig.preset(choice_name(preset) or "gem")
     given: dict[str, Any] = {
@@ -313,7 +324,7 @@ def eval_cmd(
     seed_list = _ints(seeds, "--seeds")
     actor_kind = models.meta.get("actor_kind")
     kind = f" ({actor_kind} actor)" if actor_kind and actor_kind != "gmm" else ""
-    console = Console()
+    console = make_console()
     rows: list[dict[str, Any]] = []
     with _progress(console) as bar:
         task = bar.add_task(f"evaluating on {target}", total=len(ns) * len(masses))
@@ -382,7 +393,7 @@ def sweep_cmd(
     from gemkit.eval.runs import env_horizon
     from gemkit.eval.sweep import SweepGrid, run_sweep, write_csv
 
-    _set_threads(threads)
+    set_threads(threads)
     models, target = _target(checkpoint, dataset)
     supports = REGISTRIES["support"].names()
     grid = SweepGrid(
@@ -398,7 +409,7 @@ def sweep_cmd(
     h = horizon if horizon is not None else env_horizon(target)
     cells = grid.cells(h)
     seed_list = _ints(seeds, "--seeds")
-    console = Console()
+    console = make_console()
     skipped = 0
     with _progress(console) as bar:
         task = bar.add_task(f"sweep on {target}", total=len(cells) * len(seed_list))
@@ -487,6 +498,9 @@ def nll_gap_cmd(
         None, "--checkpoint", help="Use this checkpoint's behavior GMM instead of fitting."
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write nll_gap.csv/json here."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
 ) -> None:
     """NLL gap (spec 2.7): mean NLL under the top component minus under the whole mixture."""
 
@@ -495,8 +509,9 @@ def nll_gap_cmd(
     from gemkit.eval.sweep import write_csv
     from gemkit.train import TrainConfig
 
+    set_threads(threads)
     data = load(dataset)
-    console = Console()
+    console = make_console()
     if checkpoint is not None:
         from gemkit.models import load_models
 
@@ -591,8 +606,7 @@ def profile_cmd(
     from gemkit.eval.profile import profile_diffusion, profile_select, random_models
     from gemkit.eval.sweep import write_csv
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if device is Device.cuda and not torch.cuda.is_available():
         raise GemkitError("--device cuda: CUDA is not available here; use --device cpu.")
     devices = (
@@ -604,7 +618,7 @@ def profile_cmd(
     )
     widths = tuple(_ints(hidden, "--hidden", minimum=1))
     ns, ts = _ints(n, "--n"), _ints(t, "--T", minimum=1)
-    console = Console()
+    console = make_console()
     rows: list[dict[str, Any]] = []
     for dev in devices:
         if checkpoint is not None:

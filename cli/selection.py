@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import gemkit
@@ -19,6 +18,7 @@ from cli._common import (
     ValueName,
     choice_name,
     guarded,
+    make_console,
 )
 from cli.main import app
 from gemkit.config import PRESETS, SelectorConfig
@@ -64,7 +64,7 @@ def compose_cmd(
     given: dict[str, Any] = {key: choice_name(v) for key, v in names.items()}
     given.update(n=n, k=k, beta=beta, lam=lam, lam_T=lam_t, horizon=horizon, z_min=z_min)
     cfg = base.evolve(**{key: v for key, v in given.items() if v is not None})
-    console = Console()
+    console = make_console()
     if checkpoint is not None:
         selector = gemkit.compose(config=cfg, models=checkpoint)
         rows = selector.describe()
@@ -87,7 +87,7 @@ def compose_cmd(
 @app.command("components")
 def components_cmd() -> None:
     """List every registered component name, and the presets."""
-    console = Console()
+    console = make_console()
     table = Table(title="gemkit components")
     for col in ("kind", "name", "description"):
         table.add_column(col)

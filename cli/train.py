@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,9 +17,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cli._common import guarded
+from cli._common import guarded, make_console, set_threads
 from cli.main import app
 from gemkit.errors import GemkitError
+
+SAVE_EVERY = 10_000
+LOG_EVERY = 100
 
 
 class Device(str, Enum):
@@ -27,6 +30,13 @@ class Device(str, Enum):
 
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Profile(str, Enum):
+    """The training profiles (``gemkit.train.PROFILES``)."""
+
+    paper = "paper"
+    small = "small"
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -40,6 +50,31 @@ def _fmt(metrics: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
+def resume_command(
+    out: Path,
+    steps: int,
+    *,
+    threads: int | None = None,
+    compile: bool = False,
+    save_every: int = SAVE_EVERY,
+    log_every: int = LOG_EVERY,
+    snapshot_every: int | None = None,
+) -> str:
+    """The ``gemkit train --resume`` command line that continues an interrupted run."""
+    args = ["gemkit", "train", "--resume", str(out), "--steps", str(steps)]
+    if save_every != SAVE_EVERY:
+        args += ["--save-every", str(save_every)]
+    if log_every != LOG_EVERY:
+        args += ["--log-every", str(log_every)]
+    if snapshot_every is not None:
+        args += ["--snapshot-every", str(snapshot_every)]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    if compile:
+        args.append("--compile")
+    return shlex.join(args)
+
+
 @app.command("train")
 @guarded
 def train_command(
@@ -49,19 +84,25 @@ def train_command(
         help="Local Minari dataset id (e.g. gemkit/fork-v0). With --resume: the checkpoint's.",
     ),
     steps: int = typer.Option(
-        ..., "--steps", min=0, help="Total gradient steps, behavior pretraining included."
+        ..., "--steps", min=1, help="Total gradient steps, behavior pretraining included."
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Checkpoint directory (with --resume: defaults to it)."
     ),
+    profile: Optional[Profile] = typer.Option(
+        None,
+        "--profile",
+        help="Config to start from: paper (the spec's sizes, default) or small (the "
+        "quickstart's). Not with --resume.",
+    ),
     config: Optional[Path] = typer.Option(
-        None, "--config", help="TOML or JSON file of TrainConfig keys."
+        None, "--config", help="TOML or JSON file of TrainConfig keys (over the profile)."
     ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override one config key: --set alpha=1.0 (repeatable)."
     ),
-    save_every: int = typer.Option(10_000, "--save-every", min=1, help="Checkpoint period."),
-    log_every: int = typer.Option(100, "--log-every", min=1, help="metrics.csv row period."),
+    save_every: int = typer.Option(SAVE_EVERY, "--save-every", min=1, help="Checkpoint period."),
+    log_every: int = typer.Option(LOG_EVERY, "--log-every", min=1, help="metrics.csv row period."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue the run checkpointed in this directory."
     ),
@@ -83,43 +124,73 @@ def train_command(
 ) -> None:
     """Train GEM's Phase I (critic ensemble, value, behavior GMM, actor) and checkpoint it.
 
-    The checkpoint directory is what 'gemkit compose --checkpoint DIR' loads.
+    A fresh run pretrains the behavior GMM alone for min(gmm_pretrain_steps, steps/4) steps,
+    then updates every network; the plan is printed before training starts. Ctrl-C saves a
+    checkpoint at the current step and prints the command that resumes it. The checkpoint
+    directory is what 'gemkit compose --checkpoint DIR' loads.
     """
     from gemkit.data import load
-    from gemkit.train import TrainConfig, TrainProgress, apply_overrides, load_config, train
-    from gemkit.train.checkpoint import read_state_header
+    from gemkit.train import TrainConfig, TrainingInterrupted, TrainProgress, plan_run, train
+    from gemkit.train.checkpoint import load_config, read_state_header, resume_pretrain_steps
+    from gemkit.train.config import apply_overrides
+    from gemkit.train.trainer import check_output_dir
 
+    header: dict[str, Any] | None = None
     if resume is not None:
         if out is not None and out.resolve() != resume.resolve():
             raise GemkitError(
                 "--resume continues in its own directory; drop --out or give the same path."
             )
+        if profile is not None:
+            raise GemkitError("--resume trains on with the checkpoint's config; drop --profile.")
         out = resume
         header = read_state_header(resume)
         cfg = load_config(resume)
         if dataset is None:
             dataset = header.get("dataset_id")
+            if dataset is None:
+                raise GemkitError(
+                    f"{str(resume)!r} does not record its dataset; give --dataset ID."
+                )
     else:
-        cfg = TrainConfig()
+        if dataset is None:
+            raise GemkitError(
+                "give --dataset ID, a local Minari dataset (e.g. gemkit/fork-v0; "
+                "'gemkit data list' shows them)."
+            )
+        cfg = TrainConfig.profile((profile or Profile.paper).value)
     if out is None:
         raise GemkitError("give --out DIR (or --resume DIR).")
-    if dataset is None:
-        raise GemkitError("give --dataset ID (the checkpoint does not record one).")
     if config is not None:
-        cfg = TrainConfig.from_file(config)
+        cfg = TrainConfig.from_file(config, base=cfg)
     extra = list(overrides)
     if seed is not None:
         extra.append(f"seed={seed}")
     if device is not None:
         extra.append(f"device={device.value}")
     cfg = apply_overrides(cfg, extra)
+    check_output_dir(out, resume=resume is not None, overwrite=overwrite)
+    if header is None:
+        plan = plan_run(cfg, steps)
+    else:
+        plan = plan_run(cfg, steps, start=int(header["step"]),
+                        pretrain=resume_pretrain_steps(header))  # fmt: skip
 
-    if threads is not None:
-        import torch
+    set_threads(threads)
+    import torch
 
-        torch.set_num_threads(threads)
-    console = Console(stderr=True)
     data = load(dataset)
+    what = (
+        "the checkpoint's config"
+        if resume is not None
+        else f"profile {(profile or Profile.paper).value}"
+    )
+    for line in plan.lines():
+        typer.echo(line)
+    typer.echo(
+        f"run: {dataset} -> {out}; {what}, device {cfg.device}, "
+        f"{torch.get_num_threads()} torch thread(s), compile {'on' if compile else 'off'}"
+    )
     columns = (
         TextColumn("[bold]{task.fields[phase]}"),
         BarColumn(),
@@ -129,16 +200,24 @@ def train_command(
         TimeRemainingColumn(),
         TextColumn("{task.fields[losses]}"),
     )
-    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
-        task = bar.add_task("train", total=steps, phase="start", rate=0.0, losses="")
-        last: list[TrainProgress] = []
+    # the bar starts with the first report, so an error before training shows no empty bar;
+    # piped into a log, there is no bar (the plan and the summary line say what happened)
+    console = make_console(stderr=True)
+    bar = Progress(*columns, console=console, disable=quiet or not console.is_terminal)
+    last: list[TrainProgress] = []
 
-        def report(p: TrainProgress) -> None:
-            last[:] = [p]
-            bar.update(
-                task, completed=p.step, phase=p.phase, rate=p.steps_per_s, losses=_fmt(p.metrics)
-            )
+    def report(p: TrainProgress) -> None:
+        if not last:
+            bar.start()
+            bar.add_task("train", total=steps, completed=plan.start, phase=p.phase, rate=0.0,
+                         losses="")  # fmt: skip
+        last[:] = [p]
+        bar.update(
+            bar.task_ids[0], completed=p.step, phase=p.phase, rate=p.steps_per_s,
+            losses=_fmt(p.metrics),
+        )  # fmt: skip
 
+    try:
         train(
             data,
             cfg,
@@ -153,5 +232,18 @@ def train_command(
             compile=compile,
             snapshot_every=snapshot_every,
         )
+    except TrainingInterrupted as stop:
+        bar.stop()
+        command = resume_command(
+            out, steps, threads=threads, compile=compile, save_every=save_every,
+            log_every=log_every, snapshot_every=snapshot_every,
+        )  # fmt: skip
+        typer.echo(
+            f"interrupted: checkpoint saved at step {stop.step:,} of {steps:,} in {out}. "
+            f"Resume with: {command}"
+        )
+        raise typer.Exit(130) from None
+    finally:
+        bar.stop()
     summary = f"  ({_fmt(last[0].metrics)})" if last else ""
     typer.echo(f"trained {dataset} to step {steps}: {out}{summary}")

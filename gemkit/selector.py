@@ -35,7 +35,7 @@ from gemkit.scorers.schedule import LambdaSchedule
 from gemkit.scorers.score import combine_score
 from gemkit.support.normalize import zscore
 
-__all__ = ["Selection", "Selector", "compose"]
+__all__ = ["Z_TOL", "Selection", "Selector", "compose", "support_audits"]
 
 
 @attrs.frozen
@@ -51,8 +51,11 @@ class Selection:
         loglik: ``[B, M]`` the raw support log-likelihood.
         index: ``[B]`` index of the top-1 candidate.
         lam: ``[B]`` the support weight used at each state.
-        support_z: ``[B]`` SupportZ audit: z of the top-1 action within its set (NaN: no support).
-        violation: ``[B]`` Violation audit: ``support_z < z_min``.
+        support_z: ``[B]`` SupportZ audit: z of the top-1 action within its set, computed in
+            float64 (see :func:`support_audits`); NaN where undefined (``support="none"``).
+        violation: ``[B]`` Violation audit as a float: 1.0 where ``support_z < z_min`` (beyond
+            :data:`Z_TOL`), 0.0 where not, NaN where SupportZ is undefined. Its mean over
+            decisions is the Violation rate.
         collapse_dist: ``[B]`` CollapseDist audit: distance of the top-1 action to the nearest
             behavior component mean (NaN when the support has no mixture).
     """
@@ -74,6 +77,33 @@ class Selection:
         """``[B, A]`` the top-1 candidate (before any top-k smoothing)."""
         rows = torch.arange(self.index.shape[0], device=self.index.device)
         return self.candidates[rows, self.index]
+
+
+Z_TOL = 1e-9
+"""Violation needs SupportZ below ``z_min - Z_TOL``: a z equal to ``z_min`` up to rounding (at
+``N = 1`` the two z-scores are exactly +-1) is not a violation."""
+
+
+def support_audits(loglik: Tensor, index: Tensor, z_min: float) -> tuple[Tensor, Tensor]:
+    """SupportZ and Violation of the selected candidates (spec 2.6), free of rounding flips.
+
+    The z-scores are computed in float64 from the support log-likelihoods, and Violation is
+    ``z < z_min - Z_TOL``. In float32, the two z-scores of a two-candidate set (``N = 1`` with
+    the anchor), which are exactly -1 and +1, came out as low as -1.0022, so whether the
+    selection "violated" ``z_min = -1`` was decided by rounding.
+
+    Args:
+        loglik: ``[B, M]`` support log-likelihoods of the candidates.
+        index: ``[B]`` the selected (top-1) candidate of each state.
+        z_min: the Violation threshold.
+
+    Returns:
+        ``support_z [B]`` (float32; exactly -1.0 or 1.0 in that two-candidate case) and
+        ``violation [B]`` (float32, 1.0 or 0.0).
+    """
+    z = zscore(loglik.double())[torch.arange(loglik.shape[0], device=loglik.device), index]
+    violation = (z < z_min - Z_TOL).to(torch.float32)
+    return z.to(torch.float32), violation
 
 
 def _module_device(*objs: Any) -> torch.device:
@@ -187,17 +217,16 @@ class Selector:
         check_shape("reducer output", action, [b, cand.shape[-1]])
         rows = torch.arange(b, device=s.device)
         top1 = cand[rows, index]
+        nan = torch.full((b,), float("nan"), device=s.device)
         if self.support.normalization == "none":
-            nan = torch.full((b,), float("nan"), device=s.device)
-            support_z, collapse = nan, nan
+            support_z, violation, collapse = nan, nan, nan
         else:
-            z = support if self.support.normalization == "zscore" else zscore(loglik)
-            support_z = z[rows, index]
+            support_z, violation = support_audits(loglik, index, self.config.z_min)
             if isinstance(self.support, HasComponentMeans):
                 means = self.support.component_means(s)  # [B, K, A]
                 collapse = (means - top1.unsqueeze(1)).norm(dim=-1).min(dim=1).values
             else:
-                collapse = torch.full((b,), float("nan"), device=s.device)
+                collapse = nan
         return Selection(
             action=action,
             candidates=cand,
@@ -208,7 +237,7 @@ class Selector:
             index=index,
             lam=lam,
             support_z=support_z,
-            violation=support_z < self.config.z_min,
+            violation=violation,
             collapse_dist=collapse,
         )
 

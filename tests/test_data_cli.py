@@ -12,7 +12,8 @@ from cli.main import app
 
 def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:  # noqa: F811
     runner = CliRunner()
-    res = runner.invoke(app, ["data", "make", "fork", "--steps", "300", "--ref-episodes", "2"])
+    res = runner.invoke(app, ["data", "make", "fork", "--steps", "300", "--ref-episodes", "2",
+                              "--threads", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "wrote gemkit/fork-v0: 300 steps" in res.output
     res = runner.invoke(app, ["data", "list"])
@@ -27,3 +28,4 @@ def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:  # noqa:
     res = runner.invoke(app, ["data", "make", "fork", "--steps", "300"])
     assert res.exit_code == 2
     assert "already exists" in res.output
+    assert len(res.output.strip().splitlines()) == 1  # the error alone, no empty "0/1" bar

@@ -54,6 +54,48 @@ def test_selector_is_called_once_per_step_with_the_batch() -> None:
     assert res.collapse_dist == pytest.approx(0.5)
 
 
+class UndefinedAuditSelector(FakeSelector):
+    """SupportZ/Violation undefined (NaN) at odd steps, or at every step with ``always``."""
+
+    def __init__(self, always: bool) -> None:
+        super().__init__()
+        self.always = always
+
+    def select(self, states: torch.Tensor, generator: torch.Generator, t: torch.Tensor) -> Any:
+        out = super().select(states, generator, t)
+        undefined = torch.ones_like(t, dtype=torch.bool) if self.always else t % 2 == 1
+        nan = torch.full(t.shape, float("nan"))
+        out.support_z = torch.where(undefined, nan, t.float())
+        out.violation = torch.where(undefined, nan, torch.ones(t.shape))
+        return out
+
+
+def test_undefined_audits_are_skipped_not_counted_as_zero() -> None:
+    part = evaluate(UndefinedAuditSelector(always=False), FORK_ENV_ID, episodes=2, seed=0)
+    steps = np.concatenate([np.arange(n) for n in part.lengths])
+    assert part.support_z == pytest.approx(steps[steps % 2 == 0].mean())
+    assert part.violation_rate == 1.0  # every defined step violated; NaN steps left out
+    none = evaluate(UndefinedAuditSelector(always=True), FORK_ENV_ID, episodes=2, seed=0)
+    assert none.support_z is None and none.violation_rate is None
+    assert none.collapse_dist == pytest.approx(0.5)
+
+
+def test_support_none_reports_no_support_audits(fork_store: pathlib.Path) -> None:  # noqa: F811
+    """With support "none", SupportZ and Violation are undefined, never 0.0."""
+    import gemkit
+    from gemkit.eval.runs import evaluate_config
+    from gemkit.models import ConditionalGMM, CriticEnsemble, Models
+
+    torch.manual_seed(0)
+    models = Models(actor=ConditionalGMM(2, 2, 2, hidden=(8,)),
+                    critic=CriticEnsemble(2, 2, 2, hidden=(8,)))  # fmt: skip
+    sel = gemkit.compose(models=models, n=4, support="none")
+    res = evaluate(sel, FORK_ENV_ID, episodes=1, seed=0)
+    assert res.support_z is None and res.violation_rate is None and res.collapse_dist is None
+    summary = evaluate_config(models, sel.config, FORK_ID, episodes=1, seeds=[0])
+    assert np.isnan(summary.support_z) and np.isnan(summary.violation)
+
+
 def test_plain_policy_has_no_audits() -> None:
     res = evaluate(ForkExpert(), FORK_ENV_ID, episodes=2, seed=0)
     assert res.support_z is None

@@ -93,6 +93,51 @@ def test_quickstart_fast_writes_table_png_and_same_critic_baseline(
     assert uni["actor.logits_head.weight"].shape[0] == 1
     assert gem["actor.logits_head.weight"].shape[0] == 3
 
+    # a second run in the same folder reuses what the first finished, and says so
+    code, text = _run("quickstart", "--fast", "--out", str(out), "--episodes", "3")
+    assert code == 0, text
+    assert "Phase I reused from a previous run (step 300)" in text
+    assert "results reused from a previous run" in text
+    assert json.loads((out / "results.json").read_text())["headline"] == head
+    # another evaluation budget: the checkpoint is reused, the evaluation runs again
+    code, text = _run("quickstart", "--fast", "--out", str(out), "--episodes", "2")
+    assert code == 0, text
+    assert "Phase I reused" in text and "results computed" in text
+    assert json.loads((out / "results.json").read_text())["headline"][0]["episodes"] == 2
+    # other training settings: one line naming them; --overwrite trains afresh
+    code, text = _run("quickstart", "--fast", "--out", str(out), "--seed", "1")
+    assert code == 2 and "seed differ" in text and "--overwrite" in text
+    assert len(text.strip().splitlines()) == 1
+    code, text = _run("quickstart", "--fast", "--out", str(out), "--seed", "1", "--overwrite")
+    assert code == 0, text
+    assert "reused" not in text.replace("(reused,", "")  # the dataset line may say reused
+    assert load_file(str(out / "gem/models.safetensors"))["critic.layers.0.weight"].ne(
+        gem["critic.layers.0.weight"]
+    ).any()
+
+
+def test_quickstart_resumes_an_interrupted_training(
+    store: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from gemkit.eval.quickstart import QuickstartConfig, run_quickstart
+    from gemkit.train import TrainingInterrupted
+
+    torch.set_num_threads(1)
+    cfg = QuickstartConfig.fast(steps=40, n=0, budgets=(0,), episodes=1, paths=1)
+
+    def ctrl_c_at_20(stage: str, done: int, total: int) -> None:
+        if stage == "train" and done == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        run_quickstart(tmp_path, cfg, progress=ctrl_c_at_20)
+    assert run_quickstart(tmp_path, cfg).status == {
+        "train": "resumed from step 20", "results": "computed"
+    }  # fmt: skip
+    assert run_quickstart(tmp_path, cfg).status == {
+        "train": "reused from a previous run (step 40)", "results": "reused from a previous run"
+    }  # fmt: skip
+
 
 def test_eval_reports_mean_std_over_seeds_and_matches_evaluate(
     store: pathlib.Path, checkpoint: pathlib.Path, tmp_path: pathlib.Path
@@ -187,7 +232,7 @@ def test_diagnose_nll_gap_mean_std_over_seeds(store: pathlib.Path, tmp_path: pat
     out = tmp_path / "nll"
     code, text = _run("diagnose", "nll-gap", "--dataset", FORK_ID, "--k", "3", "--seeds", "2",
                       "--steps", "40", "--hidden", "16,16", "--batch-size", "64",
-                      "--out", str(out))  # fmt: skip
+                      "--threads", "1", "--out", str(out))  # fmt: skip
     assert code == 0, text
     res = json.loads((out / "nll_gap.json").read_text())
     assert res["k"] == 3 and res["seeds"] == "0 1" and len(res["per_seed"]) == 2

@@ -200,3 +200,50 @@ def test_cuda_run_resumes_and_loads_on_cpu(fork: object, tmp_path: Path) -> None
         assert torch.equal(a[k], b[k]), k
     m = load_models(part, device="cpu")
     assert m.critic is not None and m.critic(torch.zeros(1, 2), torch.zeros(1, 2)).shape == (3, 1)
+
+
+def test_ctrl_c_in_train_saves_that_step_and_resumes_bit_for_bit(
+    fork: object, tmp_path: Path
+) -> None:
+    """A KeyboardInterrupt between two steps (here from the progress callback) stops the run
+    at that step with a checkpoint; resuming it gives the uninterrupted run's state."""
+    from gemkit.train import TrainingInterrupted
+
+    def stop_at_10(p: TrainProgress) -> None:
+        if p.step == 10:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    with pytest.raises(TrainingInterrupted) as info:
+        train(fork, _cfg(), out, 20, save_every=100, log_every=5, progress=stop_at_10)  # type: ignore[arg-type]
+    assert (info.value.step, info.value.steps, info.value.directory) == (10, 20, out)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert load_models(out).meta["step"] == 10
+    train(fork, _cfg(), out, 20, save_every=100, log_every=5, resume=True)  # type: ignore[arg-type]
+    ref = tmp_path / "ref"
+    train(fork, _cfg(), ref, 20, save_every=100, log_every=5)  # type: ignore[arg-type]
+    a, b = load_file(str(out / STATE_FILE)), load_file(str(ref / STATE_FILE))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with (out / "metrics.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [5, 10, 15, 20]
+
+
+def test_checkpoint_without_recorded_pretraining_resumes_with_its_config(
+    fork: object, tmp_path: Path
+) -> None:
+    """Checkpoints written before gemkit recorded ``pretrain_steps`` resume with the config's
+    ``gmm_pretrain_steps`` (how they were trained), and a run that would end inside that
+    pretraining is refused."""
+    from safetensors import safe_open
+
+    cfg = _cfg(gmm_pretrain_steps=8)
+    train(fork, cfg, tmp_path / "short", 4, save_every=100)  # type: ignore[arg-type]
+    state = tmp_path / "short" / STATE_FILE
+    with safe_open(str(state), framework="pt") as f:
+        header = json.loads(f.metadata()["gemkit"])
+    assert header.pop("pretrain_steps") == 1  # capped at a quarter of the 4 steps
+    save_file(load_file(str(state)), str(state), metadata={"gemkit": json.dumps(header)})
+    with pytest.raises(CheckpointError, match="inside the checkpoint's behavior pretraining"):
+        train(fork, cfg, tmp_path / "short", 6, resume=True)  # type: ignore[arg-type]
+    train(fork, cfg, tmp_path / "short", 40, save_every=100, resume=True)  # type: ignore[arg-type]
+    assert load_models(tmp_path / "short").meta["pretrain_steps"] == 8

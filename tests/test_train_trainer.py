@@ -305,3 +305,40 @@ def test_compiled_step_matches_eager(fork: object) -> None:
         other = comp.networks()[name].state_dict()
         for k, v in net.state_dict().items():
             torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}.{k}")
+
+
+# ---------------------------------------------------------------- the plan of a run
+def test_plan_caps_pretraining_at_a_quarter_of_a_fresh_run() -> None:
+    from gemkit.errors import CheckpointError
+    from gemkit.train import PRETRAIN_SHARE, plan_run
+
+    assert PRETRAIN_SHARE == 0.25
+    cfg = TrainConfig()  # gmm_pretrain_steps 10,000
+    for steps, pretrain in ((5_000, 1_250), (3_000, 750), (3, 0), (40_000, 10_000),
+                            (1_000_000, 10_000)):  # fmt: skip
+        plan = plan_run(cfg, steps)
+        assert (plan.pretrain, plan.pretrain_left, plan.joint_left) == (
+            pretrain, pretrain, steps - pretrain
+        ), steps
+        assert plan.joint_left > 0
+    text = "\n".join(plan_run(cfg, 5_000).lines())
+    assert "1,250 behavior-only pretraining step(s)" in text and "3,750 joint step(s)" in text
+    assert "capped at 25% of the run" in text
+    # a resumed run keeps its checkpoint's pretraining
+    plan = plan_run(cfg, 5_000, start=300, pretrain=1_000)
+    assert (plan.pretrain_left, plan.joint_left) == (700, 4_000)
+    assert "resuming from step 300" in plan.lines()[0]
+    with pytest.raises(CheckpointError, match="past --steps"):
+        plan_run(cfg, 100, start=200, pretrain=10)
+    with pytest.raises(CheckpointError, match="critic, value and actor would not train"):
+        plan_run(cfg, 5_000, start=300, pretrain=10_000)
+
+
+def test_train_pretrains_as_planned(fork: object, tmp_path: Path) -> None:
+    from gemkit.train import TrainProgress, train
+
+    reports: list[TrainProgress] = []
+    models = train(fork, small(gmm_pretrain_steps=10_000), tmp_path / "run", 8, log_every=1,  # type: ignore[arg-type]
+                   progress=reports.append, tensorboard=False)  # fmt: skip
+    assert [r.phase for r in reports] == ["pretrain"] * 2 + ["joint"] * 6
+    assert models.meta["pretrain_steps"] == 2

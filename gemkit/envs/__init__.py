@@ -39,11 +39,12 @@ def register_envs() -> None:
 def register_robotics() -> bool:
     """Register gymnasium-robotics' environments (PointMaze, AntMaze, ...); ``False`` if absent.
 
-    Its import prints a notice about Adroit reward versions on stdout; that is kept out of
-    gemkit's output.
+    Its import prints a notice about Adroit reward versions (on stderr in the installed
+    versions, on stdout in older ones); both streams are kept quiet while it imports, so the
+    notice never reaches gemkit's output.
     """
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             import gymnasium_robotics
     except ImportError:  # pragma: no cover - a dependency, absent only in broken installs
         return False

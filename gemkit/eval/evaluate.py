@@ -2,8 +2,10 @@
 
 A *policy* is any callable ``states [B, S] -> actions [B, A]`` on torch tensors. A *selector* is
 any object with ``select(states, generator=g, t=steps)`` returning a result with ``.action
-[B, A]`` and the audit fields ``.support_z [B]``, ``.violation [B]`` (bool) and
-``.collapse_dist [B]`` (spec 2.6); it is detected by its ``select`` attribute.
+[B, A]`` and the audit fields ``.support_z [B]``, ``.violation [B]`` (bool, or float with NaN)
+and ``.collapse_dist [B]`` (spec 2.6); it is detected by its ``select`` attribute. An audit value
+that is NaN is undefined at that decision (e.g. SupportZ and Violation without a support term)
+and is left out of the averages; an audit undefined at every decision is reported as ``None``.
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ class EvalResult:
         normalized_std: std of the normalised scores (``None`` without reference scores).
         success_rate: fraction of episodes where the env reported ``info["success"]`` at least
             once (``None`` when the env never reports it).
-        support_z: mean SupportZ of the selected actions over all steps (selectors only).
-        violation_rate: fraction of steps whose selected action violated support (selectors).
-        collapse_dist: mean CollapseDist over all steps (selectors only).
+        support_z: mean SupportZ of the selected actions over all steps (selectors only;
+            ``None`` where undefined at every step, e.g. ``support="none"``).
+        violation_rate: fraction of steps whose selected action violated support (selectors;
+            ``None`` where undefined).
+        collapse_dist: mean CollapseDist over all steps (selectors only; ``None`` where
+            undefined).
         steps_per_s: environment steps per second of the whole loop (policy calls included).
         total_steps: environment steps counted towards episodes.
         mass_scale: the MassScale factor used, if any.
@@ -298,6 +303,7 @@ def evaluate(
                     if val is None:
                         continue
                     v = _to_numpy(val).reshape(-1)[active]
+                    v = v[np.isfinite(v)]  # NaN: undefined at that decision (e.g. no support)
                     audit_sums[key] += float(v.sum())
                     audit_counts[key] += int(v.size)
             act = np.clip(act, low, high).reshape((n, *act_space.shape)).astype(act_space.dtype)

@@ -18,6 +18,7 @@ granularity, so scratch memory freed inside one op is not counted).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import statistics
@@ -42,6 +43,7 @@ __all__ = [
     "ProfileRow",
     "ddpm_sample",
     "measure",
+    "on_device",
     "profile_diffusion",
     "profile_select",
     "random_models",
@@ -268,7 +270,8 @@ def profile_select(
     """Latency and peak memory of GEM's ``select()`` on ``batch`` states for each ``N``.
 
     Args:
-        models: the networks (moved to ``device``).
+        models: the networks; left where they are (a copy runs on ``device`` when they are
+            elsewhere).
         ns: candidate budgets.
         device: ``cpu`` or ``cuda``.
         batch: states per call.
@@ -277,7 +280,7 @@ def profile_select(
         config: base selector knobs (default GEM).
         progress: called with each finished row.
     """
-    models.to(device)
+    models = on_device(models, device)
     ref = models.actor if models.actor is not None else models.behavior
     assert ref is not None
     weights = _weights_mb(*models.modules().values())
@@ -290,6 +293,21 @@ def profile_select(
 
     return _profile_rows("gem", "N", ns, call_for, device, batch, repeats, warmup, weights,
                          progress)  # fmt: skip
+
+
+def on_device(models: Models, device: str | torch.device) -> Models:
+    """``models`` if all their weights are on ``device``, else a copy moved there.
+
+    The caller's networks are never moved: they may be shared (a trainer's, a selector's).
+    """
+    target = torch.device(device)
+    params = [p for m in models.modules().values() for p in m.parameters()]
+    if all(
+        p.device.type == target.type and (target.index is None or p.device.index == target.index)
+        for p in params
+    ):
+        return models
+    return copy.deepcopy(models).to(target)
 
 
 def _profile_rows(

@@ -13,6 +13,8 @@
 6. write ``results.csv``, ``results.json`` and ``quickstart.png``.
 
 Nothing is hard-coded about the outcome: every number in the outputs is measured in the run.
+A second run in the same folder reuses what the first finished (its checkpoint, and its results
+when the budget is the same) and says so; ``overwrite=True`` starts afresh.
 """
 
 from __future__ import annotations
@@ -29,13 +31,21 @@ import attrs
 from gemkit.config import SelectorConfig
 from gemkit.data.fork import FORK_DATASET_ID, make_fork
 from gemkit.data.minari_io import dataset_exists, dataset_path, load
+from gemkit.errors import CheckpointError, GemkitError
 from gemkit.eval.plots import plot_quickstart
 from gemkit.eval.runs import RunSummary, eval_seed, evaluate_config
 from gemkit.eval.sweep import write_csv
 from gemkit.eval.trajectories import rollout_paths
-from gemkit.models.io import save_models
+from gemkit.models.io import load_models, save_models
 from gemkit.selector import compose
-from gemkit.train import TrainConfig, train
+from gemkit.train import TrainConfig, plan_run, train
+from gemkit.train.checkpoint import (
+    STATE_FILE,
+    config_differences,
+    read_state_header,
+    resume_pretrain_steps,
+)
+from gemkit.train.trainer import dataset_fingerprint
 
 __all__ = ["QuickstartConfig", "QuickstartResult", "finite_json", "run_quickstart"]
 
@@ -44,18 +54,21 @@ __all__ = ["QuickstartConfig", "QuickstartResult", "finite_json", "run_quickstar
 ProgressFn = Callable[[str, int, int], None]
 
 
+def _small_profile() -> TrainConfig:
+    return TrainConfig.profile("small")
+
+
 @attrs.frozen(kw_only=True)
 class QuickstartConfig:
     """Budget of the quickstart (defaults: about 1-2 minutes on 2 CPU cores).
 
     Attributes:
         data_steps: transitions of the fork dataset (when it has to be made).
-        steps: Phase I gradient steps (behavior pretraining included).
-        pretrain_steps: behavior-GMM-only steps at the start.
-        hidden: MLP widths of every network.
-        n_critics: critic ensemble size ``E``.
-        n_components: ``K`` of the GEM actor and the behavior GMM.
-        batch_size: minibatch size.
+        steps: Phase I gradient steps (behavior pretraining included: at most a quarter, see
+            :func:`gemkit.train.plan_run`).
+        train: the Phase I hyperparameters: the ``small`` training profile
+            (``TrainConfig.profile("small")``, 128x128 MLPs, ``E = 5``, ``K = 5``); its ``seed``
+            is replaced by :attr:`seed`.
         n: GEM's candidate budget in the headline comparison.
         budgets: the ``N`` values of the score-vs-N curves (must include ``0`` and ``n``).
         episodes: evaluation episodes per seed.
@@ -66,11 +79,7 @@ class QuickstartConfig:
 
     data_steps: int = 20_000
     steps: int = 4_000
-    pretrain_steps: int = 1_000
-    hidden: tuple[int, ...] = (128, 128)
-    n_critics: int = 5
-    n_components: int = 5
-    batch_size: int = 256
+    train: TrainConfig = attrs.field(factory=_small_profile)
     n: int = 64
     budgets: tuple[int, ...] = (0, 1, 4, 16, 64, 256)
     episodes: int = 20
@@ -81,17 +90,25 @@ class QuickstartConfig:
     @classmethod
     def fast(cls, **overrides: Any) -> QuickstartConfig:
         """A seconds-long budget (tests, smoke runs): tiny networks and few steps."""
+        tiny = TrainConfig.profile(
+            "small", hidden=(32, 32), n_critics=2, n_components=3, batch_size=64,
+            gmm_pretrain_steps=75,
+        )  # fmt: skip
         base: dict[str, Any] = {
-            "data_steps": 2_000, "steps": 300, "pretrain_steps": 100,
-            "hidden": (32, 32), "n_critics": 2, "n_components": 3, "batch_size": 64, "n": 16,
-            "budgets": (0, 16), "episodes": 4, "seeds": (0,), "paths": 2,
+            "data_steps": 2_000, "steps": 300, "train": tiny, "n": 16, "budgets": (0, 16),
+            "episodes": 4, "seeds": (0,), "paths": 2,
         }  # fmt: skip
         return cls(**{**base, **overrides})
 
+    def train_config(self) -> TrainConfig:
+        """:attr:`train` with :attr:`seed`: the config the quickstart trains with."""
+        return attrs.evolve(self.train, seed=self.seed)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        d = attrs.asdict(self)
-        for k in ("hidden", "budgets", "seeds"):
+        """JSON-ready dict (``train`` as :meth:`TrainConfig.to_dict`)."""
+        d = attrs.asdict(self, recurse=False)
+        d["train"] = self.train_config().to_dict()
+        for k in ("budgets", "seeds"):
             d[k] = list(d[k])
         return d
 
@@ -107,7 +124,10 @@ class QuickstartResult:
         files: name -> path of everything written (``results_csv``, ``results_json``, ``png``,
             ``gem_checkpoint``, ``unimodal_checkpoint``).
         dataset: id, size and whether it was made or reused.
-        seconds: wall time per stage.
+        seconds: wall time per stage (this run's).
+        status: what this run did with a previous run's outputs in the same folder:
+            ``train`` is ``"trained"``, ``"resumed from step S"`` or ``"reused ..."``;
+            ``results`` is ``"computed"`` or ``"reused ..."``.
     """
 
     table: list[dict[str, Any]]
@@ -115,27 +135,93 @@ class QuickstartResult:
     files: dict[str, Path]
     dataset: dict[str, Any]
     seconds: dict[str, float]
+    status: dict[str, str] = attrs.field(factory=dict)
 
 
 def _row(actor: str, s: RunSummary) -> dict[str, Any]:
     return {"actor": actor, **s.row()}
 
 
+def _prior_run(gem_dir: Path, tcfg: TrainConfig, steps: int, fingerprint: str) -> int | None:
+    """The step of a previous quickstart's Phase I checkpoint in ``gem_dir`` that this run can
+    reuse (``== steps``) or resume (``< steps``); ``None`` when there is none.
+
+    Raises:
+        GemkitError: the checkpoint is unreadable, or from other settings, data or a longer run.
+    """
+    if not (gem_dir / STATE_FILE).exists():
+        return None
+    again = "rerun with --overwrite to train afresh, or choose another --out"
+    try:
+        header = read_state_header(gem_dir)
+    except CheckpointError as exc:
+        raise GemkitError(f"{exc} ({again}).") from None
+    diff = config_differences(header.get("config", {}), tcfg)
+    if resume_pretrain_steps(header) != plan_run(tcfg, steps).pretrain:
+        diff.append("pretraining steps")
+    if diff:
+        raise GemkitError(
+            f"{gem_dir} holds a Phase I checkpoint trained with other settings "
+            f"({', '.join(diff)} differ); {again}."
+        )
+    if header.get("dataset_sha256") != fingerprint:
+        raise GemkitError(
+            f"{gem_dir} was trained on another {FORK_DATASET_ID} (the dataset was remade); "
+            f"{again}."
+        )
+    step = int(header["step"])
+    if step > steps:
+        raise GemkitError(f"{gem_dir} holds a longer run (step {step} > --steps {steps}); {again}.")
+    return step
+
+
+def _previous_results(path: Path, cfg: QuickstartConfig, weights: str) -> dict[str, Any] | None:
+    """``results.json`` of a previous run with this budget on these weights, else ``None``."""
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    same = json.loads(json.dumps(finite_json(cfg.to_dict())))
+    if not isinstance(payload, dict) or payload.get("config") != same:
+        return None
+    if payload.get("weights_sha256") != weights:
+        return None
+    files = payload.get("files", {})
+    if not all(Path(f).exists() for f in files.values()):
+        return None
+    return payload
+
+
 def run_quickstart(
     out_dir: str | Path,
     config: QuickstartConfig | None = None,
     *,
+    overwrite: bool = False,
     progress: ProgressFn | None = None,
 ) -> QuickstartResult:
     """Run the quickstart experiment (see the module docstring) and write its outputs.
 
+    A rerun in the same ``out_dir`` reuses what a previous run finished: its Phase I
+    checkpoint when it was trained with the same settings on the same data (resumed when that
+    run was interrupted), and its results when the budget and the weights are the same.
+    :attr:`QuickstartResult.status` says what was reused.
+
     Args:
         out_dir: where checkpoints, tables and the figure go (created).
         config: the budget (default :class:`QuickstartConfig`).
+        overwrite: train and evaluate afresh, replacing a previous run's outputs in
+            ``out_dir`` (the dataset in the Minari store is kept).
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:
         The :class:`QuickstartResult`.
+
+    Raises:
+        GemkitError: ``out_dir`` holds a Phase I checkpoint of other settings or data
+            (without ``overwrite``).
+        TrainingInterrupted: Ctrl-C during training; rerunning resumes from the saved step.
     """
     cfg = config or QuickstartConfig()
     if 0 not in cfg.budgets or cfg.n not in cfg.budgets:
@@ -143,6 +229,7 @@ def run_quickstart(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
+    status: dict[str, str] = {}
 
     def report(stage: str, done: int, total: int) -> None:
         if progress is not None:
@@ -166,28 +253,42 @@ def run_quickstart(
     }
     seconds["data"] = time.perf_counter() - t0
 
-    # 2. Phase I
+    # 2. Phase I (a previous run's checkpoint is reused, or resumed where it stopped)
     t0 = time.perf_counter()
-    tcfg = TrainConfig(
-        hidden=cfg.hidden,
-        n_critics=cfg.n_critics,
-        n_components=cfg.n_components,
-        batch_size=cfg.batch_size,
-        gmm_pretrain_steps=min(cfg.pretrain_steps, cfg.steps),
-        seed=cfg.seed,
-    )
+    tcfg = cfg.train_config()
     gem_dir = out / "gem"
-    models = train(
-        data,
-        tcfg,
-        gem_dir,
-        cfg.steps,
-        save_every=max(cfg.steps, 1),
-        log_every=max(cfg.steps // 20, 1),
-        progress=lambda p: report("train", p.step, p.total),
-        tensorboard=False,
-    )
+    prior = None if overwrite else _prior_run(gem_dir, tcfg, cfg.steps, dataset_fingerprint(data))
+    if prior == cfg.steps:
+        models = load_models(gem_dir)
+        status["train"] = f"reused from a previous run (step {prior:,})"
+    else:
+        models = train(
+            data,
+            tcfg,
+            gem_dir,
+            cfg.steps,
+            save_every=max(cfg.steps, 1),
+            log_every=max(cfg.steps // 20, 1),
+            resume=prior is not None,
+            overwrite=overwrite,
+            progress=lambda p: report("train", p.step, p.total),
+            tensorboard=False,
+        )
+        status["train"] = "trained" if prior is None else f"resumed from step {prior:,}"
     seconds["train"] = time.perf_counter() - t0
+    weights = str(read_state_header(gem_dir)["tensors_sha256"])
+    previous = None if overwrite else _previous_results(out / "results.json", cfg, weights)
+    if previous is not None:
+        status["results"] = "reused from a previous run"
+        return QuickstartResult(
+            table=previous["headline"],
+            budget=previous["budget"],
+            files={k: Path(v) for k, v in previous["files"].items()},
+            dataset=dataset,
+            seconds=seconds,
+            status=status,
+        )
+    status["results"] = "computed"
 
     # 3. the same-critic unimodal actor, trained in the same run
     t0 = time.perf_counter()
@@ -281,10 +382,11 @@ def run_quickstart(
         },
         "seconds": seconds,
         "files": {k: str(v) for k, v in files.items()},
+        "weights_sha256": weights,
     }
     (out / "results.json").write_text(json.dumps(finite_json(payload), indent=2, default=str))
     return QuickstartResult(
-        table=table, budget=budget, files=files, dataset=dataset, seconds=seconds
+        table=table, budget=budget, files=files, dataset=dataset, seconds=seconds, status=status
     )
 
 

@@ -79,9 +79,10 @@ class RunSummary:
         score_ep_std: population std of the normalised score over all episodes.
         return_mean: mean undiscounted return over all episodes.
         success_rate: fraction of successful episodes (NaN when the env does not report it).
-        support_z: mean SupportZ over seeds (NaN for a plain policy).
-        violation: mean Violation rate over seeds (NaN for a plain policy).
-        collapse_dist: mean CollapseDist over seeds (NaN for a plain policy).
+        support_z: mean SupportZ over seeds (NaN where undefined: a plain policy, or a
+            selector without a support term).
+        violation: mean Violation rate over seeds (NaN where undefined, as ``support_z``).
+        collapse_dist: mean CollapseDist over seeds (NaN where undefined).
         steps_per_s: mean environment steps per second of the evaluation loops.
         mass_scale: the MassScale factor, if any.
         results: the per-seed :class:`EvalResult` objects.

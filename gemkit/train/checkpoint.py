@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_FILE",
     "STATE_FILE",
+    "config_differences",
     "load_config",
     "load_trainer_state",
     "read_state_header",
+    "resume_pretrain_steps",
     "save_checkpoint",
 ]
 
@@ -90,6 +93,7 @@ def save_checkpoint(directory: str | Path, trainer: Trainer) -> Path:
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "step": trainer.step,
+        "pretrain_steps": trainer.pretrain_steps,
         "config": trainer.config.to_dict(),
         "dataset_sha256": trainer.fingerprint,
         "dataset_id": trainer.dataset_id,
@@ -135,6 +139,32 @@ def read_state_header(directory: str | Path) -> dict[str, Any]:
     return header
 
 
+def config_differences(recorded: Mapping[str, Any], config: TrainConfig) -> list[str]:
+    """The keys (``device`` aside) in which a checkpoint's recorded config and ``config`` differ.
+
+    ``recorded`` is read as a :class:`TrainConfig` first, so a key this gemkit added since the
+    checkpoint was written counts as its default, and lists and tuples compare equal.
+    """
+    try:
+        theirs = TrainConfig.from_dict(recorded).to_dict()
+    except ConfigError:
+        theirs = dict(recorded)
+    ours = config.to_dict()
+    keys = (set(theirs) | set(ours)) - {"device"}
+    return sorted(k for k in keys if theirs.get(k) != ours.get(k))
+
+
+def resume_pretrain_steps(header: Mapping[str, Any]) -> int:
+    """The behavior-only steps of the run a trainer-state header belongs to.
+
+    Headers written before gemkit recorded it hold only the config; that run pretrained for
+    ``gmm_pretrain_steps``.
+    """
+    if "pretrain_steps" in header:
+        return int(header["pretrain_steps"])
+    return int(dict(header.get("config", {})).get("gmm_pretrain_steps", 0))
+
+
 def load_config(directory: str | Path) -> TrainConfig:
     """The training config recorded in ``directory``'s trainer state.
 
@@ -168,12 +198,8 @@ def load_trainer_state(directory: str | Path, trainer: Trainer) -> None:
         raise CheckpointError(f"{path} cannot be read ({first}).") from None
     if _tensor_digest(tensors) != header.get("tensors_sha256"):
         raise CheckpointError(f"{path} is corrupt: its tensors do not match their checksum.")
-    theirs = dict(header.get("config", {}))
-    ours = trainer.config.to_dict()
-    theirs.pop("device", None)
-    ours.pop("device", None)
-    if theirs != ours:
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    diff = config_differences(header.get("config", {}), trainer.config)
+    if diff:
         raise CheckpointError(
             f"{str(d)!r} was trained with a different config ({', '.join(diff)} differ); "
             "resume without --config/--set or start a new --out directory."
@@ -203,3 +229,4 @@ def load_trainer_state(directory: str | Path, trainer: Trainer) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} does not fit this trainer ({first}).") from None
     trainer.step = int(header["step"])
+    trainer.pretrain_steps = resume_pretrain_steps(header)

@@ -13,9 +13,25 @@ import tomllib
 
 from gemkit.errors import GemkitError, unknown_name_message
 
-__all__ = ["ConfigError", "TrainConfig", "apply_overrides"]
+__all__ = ["PROFILES", "ConfigError", "TrainConfig", "apply_overrides"]
 
 ActorKind = Literal["gmm", "unimodal"]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {"hidden": (128, 128), "n_critics": 5, "gmm_pretrain_steps": 1_000},
+}
+"""The two training profiles: ``TrainConfig`` field values that differ from the defaults.
+
+- ``paper``: the defaults, i.e. the spec's values (``E = 10`` critics, 256x256 MLPs, ``K = 5``,
+  batch 256, Adam 3e-4, 10,000 behavior pretraining steps); for long runs (the paper trains 1M
+  steps).
+- ``small``: what ``gemkit quickstart`` trains (128x128 MLPs, ``E = 5``, 1,000 pretraining
+  steps, everything else as ``paper``); minutes on a CPU for a few thousand steps.
+
+Either way a fresh run spends at most a quarter of its steps on behavior pretraining
+(:func:`gemkit.train.plan_run`).
+"""
 
 
 class ConfigError(GemkitError):
@@ -91,6 +107,9 @@ class TrainConfig:
     Reference: GEM (Guided Expectation-Maximization), section 3 and appendix C; the value and
     critic updates are IQL's (Kostrikov et al., 2022).
 
+    The field defaults are the ``paper`` profile; ``TrainConfig.profile("small")`` is the
+    quickstart's (see :data:`PROFILES`).
+
     Attributes:
         discount: ``gamma`` of the TD target.
         tau: Polyak step of the target critic.
@@ -104,7 +123,9 @@ class TrainConfig:
         hidden: widths of every network's MLP.
         lr: Adam learning rate of every network.
         batch_size: transitions per gradient step.
-        gmm_pretrain_steps: behavior-only steps before the joint updates (ours: 10 000).
+        gmm_pretrain_steps: behavior-only steps before the joint updates (ours: 10 000); a
+            fresh run takes ``min(gmm_pretrain_steps, steps // 4)`` of them
+            (:func:`gemkit.train.plan_run`), so every network trains whatever ``steps`` is.
         gmm_freeze_after_pretrain: freeze the behavior GMM after pretraining.
         detach_gamma: detach the responsibilities in the EM surrogate (the M-step).
         actor: ``"gmm"`` (the GEM actor) or ``"unimodal"`` (``K = 1``, IQL's Gaussian actor).
@@ -167,6 +188,17 @@ class TrainConfig:
                 f"log_std_min ({self.log_std_min}) must be < log_std_max ({self.log_std_max})."
             )
 
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> TrainConfig:
+        """The named training profile (see :data:`PROFILES`) with ``overrides`` applied.
+
+        Raises:
+            ConfigError: an unknown profile name or an invalid override.
+        """
+        if name not in PROFILES:
+            raise ConfigError(unknown_name_message("profile", name, PROFILES))
+        return cls.from_dict({**cls().to_dict(), **PROFILES[name], **overrides})
+
     @property
     def actor_components(self) -> int:
         """``K`` of the actor: ``n_components``, or 1 for the unimodal actor."""
@@ -209,8 +241,13 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TrainConfig:
+    def from_file(cls, path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
         """Read a ``.json`` or ``.toml`` file (a flat table, or a ``[train]`` table).
+
+        Args:
+            path: the file.
+            base: where the keys the file does not set come from (default: ``TrainConfig()``,
+                the ``paper`` profile).
 
         Raises:
             ConfigError: missing file, unknown suffix, parse error or invalid values.
@@ -232,7 +269,7 @@ class TrainConfig:
             data = data["train"]
         if not isinstance(data, dict):
             raise ConfigError(f"{str(p)!r} must hold one table of config keys.")
-        return cls.from_dict(data)
+        return cls.from_dict({**(base or cls()).to_dict(), **data})
 
     def save(self, path: str | Path) -> None:
         """Write ``.json`` or ``.toml`` (by suffix)."""

@@ -9,10 +9,13 @@ this is the same arithmetic as four optimizers stepped one after the other.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import hashlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,11 +39,19 @@ BASELINE_SEED_OFFSET = 7919
 __all__ = [
     "BASELINE_SEED_OFFSET",
     "LOSS_NAMES",
+    "PRETRAIN_SHARE",
+    "TrainPlan",
     "TrainProgress",
     "Trainer",
+    "TrainingInterrupted",
+    "check_output_dir",
     "init_parameters",
+    "plan_run",
     "train",
 ]
+
+PRETRAIN_SHARE = 0.25
+"""A fresh run spends at most this share of its steps on behavior-only pretraining."""
 
 LOSS_NAMES = (
     "loss_critic",
@@ -75,6 +86,123 @@ class TrainProgress:
     metrics: dict[str, float]
     steps_per_s: float
     phase: str
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`train` between two steps, after it saved a checkpoint.
+
+    A ``KeyboardInterrupt``, so code that does not know it still stops as on any Ctrl-C.
+
+    Attributes:
+        step: the step the checkpoint holds.
+        steps: the step the interrupted run was to reach.
+        directory: the checkpoint directory (``train(..., resume=True)`` continues from it).
+    """
+
+    def __init__(self, step: int, steps: int, directory: Path) -> None:
+        super().__init__(f"training interrupted at step {step}; checkpoint saved in {directory}")
+        self.step = step
+        self.steps = steps
+        self.directory = directory
+
+
+@attrs.frozen
+class TrainPlan:
+    """What a :func:`train` call does, known before it starts (see :func:`plan_run`).
+
+    Attributes:
+        config: the run's hyperparameters.
+        steps: the step the run stops at.
+        start: the step it starts from (0, or the checkpoint's step on resume).
+        pretrain: behavior-only steps of the whole run, counted from step 0.
+    """
+
+    config: TrainConfig
+    steps: int
+    start: int
+    pretrain: int
+
+    @property
+    def pretrain_left(self) -> int:
+        """Behavior-only steps this call still runs."""
+        return max(0, min(self.pretrain, self.steps) - self.start)
+
+    @property
+    def joint_left(self) -> int:
+        """Joint steps (critic, value, actor, behavior, baseline) this call runs."""
+        return max(0, self.steps - max(self.start, self.pretrain))
+
+    def networks(self) -> list[str]:
+        """The networks the joint steps update, as short labels."""
+        c = self.config
+        nets = [
+            f"critic ensemble E={c.n_critics} (+ Polyak target)",
+            "value V",
+            f"actor {'GMM K=' + str(c.n_components) if c.actor == 'gmm' else 'Gaussian K=1'}",
+        ]
+        if not c.gmm_freeze_after_pretrain:
+            nets.append(f"behavior GMM K={c.n_components}")
+        if c.unimodal_baseline:
+            nets.append("same-critic baseline actor K=1")
+        return nets
+
+    def lines(self) -> list[str]:
+        """A few human-readable lines: where the run starts and ends, its phases, its networks."""
+        c = self.config
+        if self.start:
+            head = f"resuming from step {self.start:,} to step {self.steps:,}"
+            pre = f"{self.pretrain_left:,} of the {self.pretrain:,} behavior-only steps left"
+        else:
+            cap = (
+                f" (gmm_pretrain_steps {c.gmm_pretrain_steps:,}, capped at "
+                f"{PRETRAIN_SHARE:.0%} of the run)"
+                if self.pretrain < c.gmm_pretrain_steps
+                else ""
+            )
+            head = f"training steps 0 -> {self.steps:,}"
+            pre = f"{self.pretrain:,} behavior-only pretraining step(s){cap}"
+        widths = "x".join(str(h) for h in c.hidden)
+        return [
+            f"{head}: {pre}, then {self.joint_left:,} joint step(s)",
+            f"joint steps update: {', '.join(self.networks())}; MLPs {widths}, "
+            f"batch {c.batch_size}, "
+            f"lr {c.lr:g}, seed {c.seed}",
+        ]
+
+
+def plan_run(
+    config: TrainConfig, steps: int, *, start: int = 0, pretrain: int | None = None
+) -> TrainPlan:
+    """The plan of a run to ``steps``: how many steps pretrain the behavior GMM, how many are joint.
+
+    A fresh run (``pretrain=None``) pretrains ``min(config.gmm_pretrain_steps,
+    int(PRETRAIN_SHARE * steps))`` steps, so at least three quarters of any run update the
+    critic, value and actor. A resumed run keeps the pretraining its checkpoint was started with
+    (``pretrain``).
+
+    Args:
+        config: the run's hyperparameters.
+        steps: the step to reach.
+        start: the step the run starts from (a checkpoint's, on resume).
+        pretrain: the checkpoint's pretraining steps on resume; ``None`` for a fresh run.
+
+    Raises:
+        CheckpointError: ``start`` is past ``steps``, or a resumed run would end inside its
+            pretraining (the critic, value and actor would not train).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}.")
+    if start > steps:
+        raise CheckpointError(f"the checkpoint is at step {start}, past --steps {steps}.")
+    if pretrain is None:
+        pretrain = min(config.gmm_pretrain_steps, int(PRETRAIN_SHARE * steps))
+    elif start < steps <= pretrain:
+        raise CheckpointError(
+            f"--steps {steps} ends inside the checkpoint's behavior pretraining ({pretrain} "
+            f"steps), so the critic, value and actor would not train; give --steps above "
+            f"{pretrain}."
+        )
+    return TrainPlan(config=config, steps=steps, start=start, pretrain=pretrain)
 
 
 def init_parameters(module: nn.Module, generator: torch.Generator, init_log_std: float) -> None:
@@ -121,6 +249,9 @@ class Trainer:
         transitions: the offline dataset.
         config: hyperparameters; ``config.seed`` seeds the run's only generator.
         dataset_id: recorded in the models' metadata.
+        pretrain_steps: behavior-only steps at the start (default
+            ``config.gmm_pretrain_steps``; :func:`train` passes its plan's).
+        compile: run :meth:`compute_losses` through ``torch.compile``.
 
     Attributes:
         actor: the guided-EM GMM actor (``K = 1`` for ``actor="unimodal"``).
@@ -130,6 +261,7 @@ class Trainer:
         optimizer: one fused Adam over every trained parameter.
         generator: the CPU generator of initialisation and minibatch indices.
         step: gradient steps done (pretraining included).
+        pretrain_steps: the steps before which only the behavior GMM trains.
     """
 
     def __init__(
@@ -138,9 +270,13 @@ class Trainer:
         config: TrainConfig,
         dataset_id: str | None = None,
         *,
+        pretrain_steps: int | None = None,
         compile: bool = False,
     ) -> None:
         self.config = config
+        self.pretrain_steps = (
+            config.gmm_pretrain_steps if pretrain_steps is None else pretrain_steps
+        )
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise DatasetError(
@@ -221,8 +357,8 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     @property
     def phase(self) -> str:
-        """``"pretrain"`` for the first ``gmm_pretrain_steps`` steps, then ``"joint"``."""
-        return "pretrain" if self.step < self.config.gmm_pretrain_steps else "joint"
+        """``"pretrain"`` for the first :attr:`pretrain_steps` steps, then ``"joint"``."""
+        return "pretrain" if self.step < self.pretrain_steps else "joint"
 
     @property
     def behavior_trainable(self) -> bool:
@@ -340,6 +476,7 @@ class Trainer:
             "producer": "gemkit.train",
             "dataset_id": self.dataset_id,
             "step": self.step,
+            "pretrain_steps": self.pretrain_steps,
             "actor_kind": self.config.actor,
             "normalize_obs": self.config.normalize_obs,
             "obs_mean": self.obs_mean.tolist(),
@@ -436,6 +573,46 @@ def _windows(start: int, stop: int, every: int) -> Iterator[int]:
         yield stop
 
 
+def check_output_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a fresh run into a directory that holds a checkpoint (unless ``overwrite``).
+
+    Raises:
+        CheckpointError: ``out_dir`` holds a trainer state and neither ``resume`` nor
+            ``overwrite`` is set.
+    """
+    if not resume and not overwrite and (Path(out_dir) / "trainer_state.safetensors").exists():
+        raise CheckpointError(
+            f"{str(out_dir)!r} already holds a training checkpoint; resume it (--resume) or "
+            "start afresh (--overwrite), or choose another --out."
+        )
+
+
+@contextlib.contextmanager
+def _ctrl_c_flag() -> Iterator[list[bool]]:
+    """While active, a first Ctrl-C (SIGINT) sets ``flag[0]`` instead of raising.
+
+    The loop then stops at the next step boundary and saves; a second Ctrl-C raises
+    ``KeyboardInterrupt`` at once. Outside the main thread no handler can be installed, and
+    Ctrl-C behaves as usual.
+    """
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def train(
     transitions: Transitions,
     config: TrainConfig,
@@ -454,12 +631,17 @@ def train(
 ) -> Models:
     """Run GEM's Phase I for ``steps`` gradient steps and checkpoint it in ``out_dir``.
 
-    The first ``config.gmm_pretrain_steps`` of the ``steps`` train the behavior GMM alone; the
-    rest update critic ensemble, value, behavior (unless frozen) and actor together. Every
+    The first steps train the behavior GMM alone: ``min(config.gmm_pretrain_steps, steps // 4)``
+    of them on a fresh run (:func:`plan_run`; a resumed run keeps its checkpoint's). The rest
+    update critic ensemble, value, behavior (unless frozen), actor and baseline together. Every
     ``save_every`` steps and at the end, ``out_dir`` receives an atomic checkpoint (see
     :mod:`gemkit.train.checkpoint`) that ``gemkit.models.load_models(out_dir)`` reads and from
     which ``resume=True`` continues bit-for-bit. ``metrics.csv`` gets one row per ``log_every``
     steps (TensorBoard event files too, if ``tensorboard`` is importable and enabled).
+
+    Ctrl-C (SIGINT, when called from the main thread) stops the run at the next step boundary,
+    saves a checkpoint at that step and raises :class:`TrainingInterrupted`; a second Ctrl-C
+    stops at once, without saving.
 
     Args:
         transitions: the dataset.
@@ -484,8 +666,10 @@ def train(
         The trained :class:`~gemkit.models.Models` (actor, behavior, critic, value, meta).
 
     Raises:
-        CheckpointError: ``resume`` without a usable checkpoint, or one from another run; a
-            fresh run into a directory that holds a checkpoint (without ``overwrite``).
+        CheckpointError: ``resume`` without a usable checkpoint, or one from another run, or
+            one whose pretraining lasts past ``steps``; a fresh run into a directory that
+            holds a checkpoint (without ``overwrite``).
+        TrainingInterrupted: Ctrl-C; the checkpoint in ``out_dir`` is at the step it names.
     """
     from gemkit.models.io import save_models
     from gemkit.train.checkpoint import load_trainer_state, save_checkpoint
@@ -493,58 +677,78 @@ def train(
     if steps < 0 or save_every < 1 or log_every < 1:
         raise ValueError("steps must be >= 0 and save_every, log_every >= 1.")
     out = Path(out_dir)
-    if not resume and not overwrite and (out / "trainer_state.safetensors").exists():
-        raise CheckpointError(
-            f"{str(out)!r} already holds a training checkpoint; resume it (--resume) or choose "
-            "another --out."
-        )
+    check_output_dir(out, resume=resume, overwrite=overwrite)
     if snapshot_every is not None and snapshot_every < 1:
         raise ValueError("snapshot_every must be >= 1.")
-    trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile)
     if resume:
+        trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile)
         load_trainer_state(out, trainer)
-        if trainer.step > steps:
-            raise CheckpointError(
-                f"the checkpoint in {str(out)!r} is at step {trainer.step}, past --steps {steps}."
-            )
+        plan_run(config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
+    else:
+        plan = plan_run(config, steps)
+        trainer = Trainer(
+            transitions, config, dataset_id=dataset_id, pretrain_steps=plan.pretrain,
+            compile=compile,
+        )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     log = _MetricsLog(out / "metrics.csv", trainer.step if resume else None, tensorboard)
     t_start = time.perf_counter()
+    saved_at = -1
+
+    def save() -> None:
+        nonlocal saved_at
+        save_checkpoint(out, trainer)
+        saved_at = trainer.step
+
     try:
-        if trainer.step == 0 and not resume:
-            save_checkpoint(out, trainer)
-        for end in _windows(trainer.step, steps, log_every):
-            sums: dict[str, Tensor] = {}
-            counts: dict[str, int] = {}
-            t0 = time.perf_counter()
-            n0 = trainer.step
-            while trainer.step < end:
-                stats = trainer.train_step()
-                for k, v in stats.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                    counts[k] = counts.get(k, 0) + 1
-                if trainer.step % save_every == 0 and trainer.step != steps:
-                    save_checkpoint(out, trainer)
-                if snapshot_every is not None and trainer.step % snapshot_every == 0:
-                    save_models(out / "snapshots" / f"step_{trainer.step:08d}", trainer.models())
-            metrics = {
-                k: float(sums[k]) / counts[k] if k in sums else float("nan") for k in LOSS_NAMES
-            }
-            dt = time.perf_counter() - t0
-            report = TrainProgress(
-                step=trainer.step,
-                total=steps,
-                metrics=metrics,
-                steps_per_s=(trainer.step - n0) / dt if dt > 0 else float("inf"),
-                phase="pretrain" if trainer.step <= config.gmm_pretrain_steps else "joint",
-            )
-            if trainer.step == steps:
-                save_checkpoint(out, trainer)
-            log.write(report, time.perf_counter() - t_start)
-            if progress is not None:
-                progress(report)
+        with _ctrl_c_flag() as stop:
+            if trainer.step == 0 and not resume:
+                save()
+            for end in _windows(trainer.step, steps, log_every):
+                sums: dict[str, Tensor] = {}
+                counts: dict[str, int] = {}
+                t0 = time.perf_counter()
+                n0 = trainer.step
+                while trainer.step < end and not stop[0]:
+                    stats = trainer.train_step()
+                    for k, v in stats.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                        counts[k] = counts.get(k, 0) + 1
+                    if trainer.step % save_every == 0 and trainer.step != steps:
+                        save()
+                    if snapshot_every is not None and trainer.step % snapshot_every == 0:
+                        save_models(
+                            out / "snapshots" / f"step_{trainer.step:08d}", trainer.models()
+                        )
+                if trainer.step == n0:  # stopped before this window's first step
+                    break
+                metrics = {
+                    k: float(sums[k]) / counts[k] if k in sums else float("nan") for k in LOSS_NAMES
+                }
+                dt = time.perf_counter() - t0
+                report = TrainProgress(
+                    step=trainer.step,
+                    total=steps,
+                    metrics=metrics,
+                    steps_per_s=(trainer.step - n0) / dt if dt > 0 else float("inf"),
+                    phase="pretrain" if trainer.step <= trainer.pretrain_steps else "joint",
+                )
+                if trainer.step == steps:
+                    save()
+                log.write(report, time.perf_counter() - t_start)
+                if progress is not None:
+                    try:
+                        progress(report)
+                    except KeyboardInterrupt:  # raised between two steps: a clean stop
+                        stop[0] = True
+                if stop[0]:
+                    break
+            if stop[0] and trainer.step < steps:
+                if saved_at != trainer.step:
+                    save()
+                raise TrainingInterrupted(trainer.step, steps, out)
         if trainer.step == steps and not (out / "trainer_state.safetensors").is_file():
-            save_checkpoint(out, trainer)
+            save()
     finally:
         log.close()
     for net in trainer.networks().values():

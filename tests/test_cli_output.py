@@ -1,0 +1,48 @@
+"""Quiet, readable output: no third-party notices, full-width tables when piped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from gemkit.models import ConditionalGMM, CriticEnsemble, Models
+from gemkit.registry import REGISTRIES
+
+
+def test_registering_robotics_prints_nothing() -> None:
+    """gymnasium-robotics prints an Adroit notice on import (stderr); gemkit keeps it out."""
+    code = "from gemkit.envs import register_robotics; assert register_robotics()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and "Adroit" not in proc.stderr, proc.stderr
+
+
+def test_tables_keep_their_width_when_piped() -> None:
+    """CliRunner's output is not a terminal: rows stay whole, no cell cut short with '…'."""
+    res = CliRunner().invoke(app, ["components"])
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in res.output.splitlines()]
+    for kind, registry in REGISTRIES.items():
+        for name, doc in registry.describe().items():
+            assert [kind, name, doc] in rows, (kind, name)
+
+
+def test_profile_leaves_the_callers_networks_where_they_are() -> None:
+    """profile_select on another device runs a copy; the shared networks do not move."""
+    from gemkit.eval.profile import on_device
+
+    models = Models(actor=ConditionalGMM(3, 2, 2, hidden=(8,)),
+                    behavior=ConditionalGMM(3, 2, 2, hidden=(8,)),
+                    critic=CriticEnsemble(3, 2, 2, hidden=(8,)))  # fmt: skip
+    assert on_device(models, "cpu") is models
+    moved = on_device(models, "meta")  # a device that allocates nothing
+    assert moved is not models
+    assert all(p.device.type == "meta" for m in moved.modules().values() for p in m.parameters())
+    assert all(p.device.type == "cpu" for m in models.modules().values() for p in m.parameters())
+    assert models.actor is not None and torch.isfinite(models.actor.means_head.weight).all()
