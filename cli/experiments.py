@@ -224,10 +224,9 @@ def quickstart_cmd(
         f"dataset {res.dataset['id']} ({made}, {res.dataset['transitions']} transitions) "
         f"at {res.dataset['path']}"
     )
-    reused = {k: v for k, v in res.status.items() if not v.startswith(("trained", "computed"))}
-    if reused:
+    if any(not v.startswith(("trained", "computed")) for v in res.status.values()):
         console.print(
-            f"{out}: Phase I {res.status['train']}; results {res.status.get('results', '-')} "
+            f"{out}: Phase I {res.status['train']}; results {res.status['results']} "
             "(--overwrite recomputes everything)"
         )
     rows = [{**r, "score": _pm(r["score_mean"], r["score_std"])} for r in res.table]
