@@ -240,7 +240,8 @@ def test_cells(
                     episodes: int = args.test_episodes, maze: str = maze, seed: int = seed,
                     **knob: Any) -> None:
                 if knob["n"] == 0:
-                    cfg = selector_params(args, maze, n=0)
+                    parts = {k: v for k, v in knob.items() if k in ("anchor", "proposer")}
+                    cfg = selector_params(args, maze, n=0, **parts)
                 elif knobs is None:
                     return
                 else:
@@ -253,6 +254,7 @@ def test_cells(
             for n in args.budgets:
                 add("gem", "gem", n=n)
             add("baseline", "baseline", n=0)
+            add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
             add("baseline", "baseline", n=args.baseline_n)
             add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
             for lt in args.lam_T:
@@ -631,6 +633,8 @@ def stage_report(args: argparse.Namespace) -> None:
                                        and r["series"] == "baseline"], ["n"]),
                 "no_pw": aggregate([r for r in test if r["maze"] == maze
                                     and r["series"] == "no_pw"], ["n"]),
+                "bary": aggregate([r for r in test if r["maze"] == maze
+                                   and r["series"] == "bary"], ["n"]),
             }
             for maze in args.mazes
         },
@@ -714,6 +718,9 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
         trs += [[f"fair unimodal N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                  _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
                  f"{a['steps_per_s']:.0f}"] for a in pm["baseline"]]
+        trs += [[f"GEM, barycenter anchor, N={a['n']}", f"{_f(a['score'])} ± "
+                 f"{_f(a['score_std'])}", _f(a["violation"], True), _f(a["support_z"]),
+                 _f(a["collapse_dist"]), f"{a['steps_per_s']:.0f}"] for a in pm["bary"]]
         trs += [[f"no_pw N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                  _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
                  f"{a['steps_per_s']:.0f}"] for a in pm["no_pw"]]
