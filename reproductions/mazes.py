@@ -82,6 +82,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="TrainConfig overrides of every run")
     p.add_argument("--betas", nargs="+", type=float, default=[0.5, 1.0, 2.0])
     p.add_argument("--lam0", type=float, default=1.0, help="lambda at t = 0 (cosine schedule)")
+    p.add_argument("--lam-const", nargs="*", type=float, default=[0.003, 0.01, 0.03],
+                   help="constant lambdas also validated (at beta = 1): the critic's Q spread "
+                        "between candidates can be far below the O(1) z-scored support")
+    p.add_argument("--frontier", nargs="+", type=float, default=[0.0, 0.01, 0.1, 1.0],
+                   help="lambda_T values of the test frontier (lambda_0 as chosen)")
     p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
     p.add_argument("--val-n", type=int, default=64)
     p.add_argument("--budgets", nargs="+", type=int, default=[0, 1, 16, 64, 256, 1024])
@@ -104,6 +109,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.steps, args.snapshot_every, args.seeds = 300, 150, [0]
         args.train_set = ["n_critics=2", "hidden=32,32", "gmm_pretrain_steps=100"]
         args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
+        args.lam_const, args.frontier = [0.01], [0.0, 1.0]
         args.val_n = args.baseline_n = 16
         args.episodes = args.curve_episodes = args.test_episodes = 2
     return args
@@ -200,27 +206,30 @@ def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = []
     for maze in args.mazes:
         for seed in args.seeds:
-            for beta in args.betas:
-                for lam_t in args.lam_T:
-                    cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam_T=lam_t)
-                    cells.append(_cell("validate", maze, seed, args.steps, "gem", cfg,
-                                       VAL_SEEDS, args.episodes, beta=beta, lam_T=lam_t))
+            grid = [(b, args.lam0, lt) for b in args.betas for lt in args.lam_T]
+            grid += [(1.0, c, c) for c in args.lam_const]
+            for beta, lam, lam_t in grid:
+                cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t)
+                cells.append(_cell("validate", maze, seed, args.steps, "gem", cfg,
+                                   VAL_SEEDS, args.episodes, beta=beta, lam_T=lam_t))
     return cells
 
 
 def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """The suite's knobs: the ``(beta, lambda_T)`` with the best mean validation score.
+    """The suite's knobs: the ``(beta, lambda_0, lambda_T)`` with the best mean validation score.
 
-    Ties go to the first in sorted ``(beta, lambda_T)`` order.
+    Ties go to the first in sorted ``(beta, lambda_0, lambda_T)`` order.
     """
     scores: dict[tuple[float, float], list[float]] = {}
     for r in rows:
         if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
-            scores.setdefault((r["beta"], r["lam_T"]), []).append(r["score_mean"])
+            key = (r["config"]["beta"], r["config"]["lam"], r["config"]["lam_T"])
+            scores.setdefault(key, []).append(r["score_mean"])
     if not scores:
         raise SystemExit("no validation cells yet: run the 'validate' stage first.")
     best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
-    return {"beta": best[0], "lam_T": best[1], "val_score": float(np.mean(scores[best]))}
+    return {"beta": best[0], "lam": best[1], "lam_T": best[2],
+            "val_score": float(np.mean(scores[best]))}
 
 
 def test_cells(
@@ -246,7 +255,8 @@ def test_cells(
                     return
                 else:
                     cfg = selector_params(
-                        args, maze, **{"beta": knobs["beta"], "lam_T": knobs["lam_T"], **knob}
+                        args, maze, **{"beta": knobs["beta"], "lam": knobs["lam"],
+                                       "lam_T": knobs["lam_T"], **knob}
                     )
                 cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
                                    series=tag))
@@ -257,7 +267,7 @@ def test_cells(
             add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
             add("baseline", "baseline", n=args.baseline_n)
             add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
-            for lt in args.lam_T:
+            for lt in args.frontier:
                 if knobs is not None and lt != knobs["lam_T"]:
                     add("gem", "frontier", n=args.val_n, lam_T=lt)
             for step in range(args.snapshot_every, args.steps, args.snapshot_every):
@@ -623,6 +633,7 @@ def stage_report(args: argparse.Namespace) -> None:
         "claims": claim_rows,
         "datasets": dataset_stats(args.mazes),
         "budget": {k: getattr(args, k) for k in ("steps", "seeds", "train_set", "betas", "lam0",
+                                                 "lam_const", "frontier",
                                                  "lam_T", "val_n", "budgets", "episodes",
                                                  "test_episodes")},
         "per_maze": {
@@ -697,10 +708,12 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           "The fair unimodal baseline (K = 1) is trained in the same runs, from the same "
           "minibatches, critic and value, for the same steps.",
           f"- Knob protocol (the paper's): `beta` in {args.betas} × `lambda_T` in {args.lam_T} "
-          f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the maze's horizon), at "
+          f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the maze's horizon), plus "
+          f"constant `lambda` in {args.lam_const} at `beta = 1`, at "
           f"N = {args.val_n}, on validation evaluation seed(s) {list(VAL_SEEDS)} "
           f"({args.episodes} episodes per checkpoint); chosen once for the whole suite: "
-          f"**beta = {knobs['beta']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
+          f"**beta = {knobs['beta']:g}, lambda_0 = {knobs['lam']:g}, lambda_T = "
+          f"{knobs['lam_T']:g}** (mean validation score "
           f"{knobs['val_score']:.1f}).",
           f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
           f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per maze "
@@ -738,9 +751,10 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
                        _f(a["violation"], True)])
     L += [*_table(["maze", "lambda_T", "score", "Violation"], fr), ""]
     L += ["## Validation sweep (inference only, same networks)", ""]
-    vs = aggregate(val, ["maze", "beta", "lam_T"])
-    L += _table(["maze", "beta", "lambda_T", "validation score", "Violation"],
-                [[a["maze"], f"{a['beta']:g}", f"{a['lam_T']:g}", f"{_f(a['score'])} ± "
+    vs = aggregate(val, ["maze", "beta", "lam", "lam_T"])
+    L += _table(["maze", "beta", "lambda_0", "lambda_T", "validation score", "Violation"],
+                [[a["maze"], f"{a['beta']:g}", f"{a['lam']:g}", f"{a['lam_T']:g}",
+                  f"{_f(a['score'])} ± "
                   f"{_f(a['score_std'])}", _f(a["violation"], True)] for a in vs])
     L += [""]
     L += ["## Learning curves", "",

@@ -40,7 +40,7 @@ def test_choose_knobs_takes_the_best_mean_over_the_suite(mazes: ModuleType) -> N
         _row("test", "umaze", 0, 99.0, beta=0.5, lam_T=1.0),  # test rows never choose
     ]
     knobs = mazes.choose_knobs(rows)
-    assert (knobs["beta"], knobs["lam_T"]) == (2.0, 0.3)
+    assert (knobs["beta"], knobs["lam"], knobs["lam_T"]) == (2.0, 1.0, 0.3)
     assert knobs["val_score"] == pytest.approx(35.0)
     with pytest.raises(SystemExit, match="validate"):
         mazes.choose_knobs([])
