@@ -1,4 +1,4 @@
-"""PointMaze: the D4RL maze2d recipe, written as a Minari dataset; its expert reaches goals."""
+"""PointMaze: Minari's D4RL pointmaze recipe as a Minari dataset; its controller reaches goals."""
 
 from __future__ import annotations
 

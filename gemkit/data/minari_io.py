@@ -190,7 +190,7 @@ def _reference_meta(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def load(dataset_id: str) -> Transitions:
     """Load a local Minari dataset as flat transition tensors.
 
-    Works for gemkit's own datasets (``gemkit/fork-v0``, ``gemkit/pointmaze-umaze-v0``, ...) and
+    Works for gemkit's own datasets (``gemkit/fork-v0``, ``gemkit/pointmaze-umaze-v1``, ...) and
     for downloaded ones (``D4RL/pointmaze/umaze-v2``, ``mujoco/hopper/medium-v0``, ...).
 
     - Dict observations are flattened as :func:`flatten_observation` (``observation`` +
