@@ -85,8 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam-const", nargs="*", type=float, default=[0.003, 0.01, 0.03],
                    help="constant lambdas also validated (at beta = 1): the critic's Q spread "
                         "between candidates can be far below the O(1) z-scored support")
-    p.add_argument("--frontier", nargs="+", type=float, default=[0.0, 0.01, 0.1, 1.0],
-                   help="lambda_T values of the test frontier (lambda_0 as chosen)")
+    p.add_argument("--frontier", nargs="+", type=float, default=[0.0, 0.003, 0.03, 0.3],
+                   help="constant lambdas of the test frontier (beside the chosen knobs)")
     p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
     p.add_argument("--val-n", type=int, default=64)
     p.add_argument("--budgets", nargs="+", type=int, default=[0, 1, 16, 64, 256, 1024])
@@ -267,9 +267,9 @@ def test_cells(
             add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
             add("baseline", "baseline", n=args.baseline_n)
             add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
-            for lt in args.frontier:
-                if knobs is not None and lt != knobs["lam_T"]:
-                    add("gem", "frontier", n=args.val_n, lam_T=lt)
+            for lam in args.frontier:
+                if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
+                    add("gem", "frontier", n=args.val_n, lam=lam, lam_T=lam)
             for step in range(args.snapshot_every, args.steps, args.snapshot_every):
                 for actor in ("gem", "baseline"):
                     add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
@@ -382,7 +382,10 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
         key = tuple(r["config"][f] if f in ("n", "beta", "lam", "lam_T") else r[f] for f in by)
         groups.setdefault(key, []).append(r)
     out = []
-    for key, rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    def order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
+        return tuple((0, x) if isinstance(x, int | float) else (1, str(x)) for x in key)
+
+    for key, rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
         score, score_sd = _mean_std([r["score_mean"] for r in rs])
         row = dict(zip(by, key, strict=True))
         row.update(
@@ -547,10 +550,10 @@ def plot_frontier(test: list[dict[str, Any]], mazes: Sequence[str], n: int, path
         pts = aggregate(rows, ["lam_T"])
         ax.plot([100 * p["violation"] for p in pts], [p["score"] for p in pts], "o-")
         for p in pts:
-            ax.annotate(f"λ_T={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
+            ax.annotate(f"λ={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
         ax.set_xlabel("Violation (% of steps)")
         ax.set_ylabel("normalised score")
-        ax.set_title(f"{maze}: λ_T frontier at N={n}")
+        ax.set_title(f"{maze}: λ frontier at N={n}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -740,8 +743,10 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
         L += _table(["selector", "score", "Violation", "SupportZ", "CollapseDist", "env steps/s"],
                     trs)
         L += [""]
-    L += [f"## The lambda_T frontier (N = {args.val_n})", "",
-          f"![score vs Violation as lambda_T varies]({rel}/mazes_frontier.png)", ""]
+    L += [f"## The lambda frontier (N = {args.val_n})", "",
+          f"Score against Violation for constant `lambda` in {args.frontier}, beside the chosen "
+          "knobs (same beta), on the test episodes.", "",
+          f"![score vs Violation as lambda varies]({rel}/mazes_frontier.png)", ""]
     fr = []
     for maze in args.mazes:
         rows_m = [r for r in test if r["maze"] == maze and r["actor"] == "gem"
