@@ -95,6 +95,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-episodes", type=int, default=30,
                    help="test episodes per checkpoint (one batch of environments)")
     p.add_argument("--curve-episodes", type=int, default=10)
+    p.add_argument("--big-episodes", type=int, default=10,
+                   help="test episodes per checkpoint at the largest N (GEM and no_pw)")
     p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true",
@@ -111,7 +113,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
         args.lam_const, args.frontier = [0.01], [0.0, 1.0]
         args.val_n = args.baseline_n = 16
-        args.episodes = args.curve_episodes = args.test_episodes = 2
+        args.episodes = args.curve_episodes = args.test_episodes = args.big_episodes = 2
     return args
 
 
@@ -261,12 +263,14 @@ def test_cells(
                 cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
                                    series=tag))
 
+            # the largest N costs ~N/64 times more per step: fewer episodes there
             for n in args.budgets:
-                add("gem", "gem", n=n)
+                eps = args.big_episodes if n == big else args.test_episodes
+                add("gem", "gem", n=n, episodes=eps)
             add("baseline", "baseline", n=0)
             add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
             add("baseline", "baseline", n=args.baseline_n)
-            add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0)
+            add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0, episodes=args.big_episodes)
             for lam in args.frontier:
                 if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
                     add("gem", "frontier", n=args.val_n, lam=lam, lam_T=lam)
@@ -720,7 +724,8 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           f"{knobs['val_score']:.1f}).",
           f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
           f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per maze "
-          "and configuration), disjoint from validation. Scores are D4RL-normalised "
+          f"and configuration; {args.big_episodes} per checkpoint at N = {max(args.budgets)}), "
+          "disjoint from validation. Scores are D4RL-normalised "
           "(100 × (R − R_random) / (R_expert − R_random)) with the dataset's reference scores; "
           "± is the std over training seeds of the per-checkpoint mean.",
           f"- Machine: {summary['cpu']}, one thread per job.", ""]
