@@ -144,6 +144,11 @@ def train_command(args: argparse.Namespace, maze: str, seed: int) -> list[str]:
             "--out", str(out), *sets, *common]
 
 
+def _fresh(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with a runs folder that holds nothing (the command of a fresh run)."""
+    return argparse.Namespace(**{**vars(args), "runs": Path("<runs>")})
+
+
 def stage_train(args: argparse.Namespace) -> None:
     from gemkit.data import make_pointmaze
     from gemkit.data.minari_io import dataset_exists
@@ -705,6 +710,8 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
     L += ["## Budget of every number", ""]
     ds = summary["datasets"]
     sizes = ", ".join(f"{d['maze']} {d['steps']:,} steps / {d['episodes']:,} episodes" for d in ds)
+    cmd = " ".join(train_command(_fresh(args), "<maze>", 0))
+    cmd = cmd.replace("-s0", "-s<seed>").replace("--seed 0", "--seed <seed>")
     L += [f"- Data: `gemkit/pointmaze-{{{','.join(args.mazes)}}}-v1`, made by "
           "`gemkit data make pointmaze-<maze>` with Minari's D4RL pointmaze recipe "
           f"({sizes}"
@@ -728,7 +735,11 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           "disjoint from validation. Scores are D4RL-normalised "
           "(100 × (R − R_random) / (R_expert − R_random)) with the dataset's reference scores; "
           "± is the std over training seeds of the per-checkpoint mean.",
-          f"- Machine: {summary['cpu']}, one thread per job.", ""]
+          f"- Machine: {summary['cpu']}, one thread per job.",
+          "- Commands: `python reproductions/mazes.py train` runs, for each maze and seed, "
+          f"`{cmd}`; then `validate` and `test` (two `--worker i/2` processes "
+          "each) and `report`. Training ran at 80-130 gradient steps/s per job here (two jobs "
+          "and the evaluation sharing two cores), about 15-20 minutes per run.", ""]
     L += ["## Score vs N at the chosen knobs, with the audits", ""]
     for maze in args.mazes:
         pm = summary["per_maze"][maze]
@@ -745,8 +756,8 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
         trs += [[f"no_pw N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                  _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
                  f"{a['steps_per_s']:.0f}"] for a in pm["no_pw"]]
-        L += _table(["selector", "score", "Violation", "SupportZ", "CollapseDist", "env steps/s"],
-                    trs)
+        L += _table(["selector", "score", "Violation", "SupportZ", "CollapseDist",
+                     "env steps/s (shared CPU)"], trs)
         L += [""]
     L += [f"## The lambda frontier (N = {args.val_n})", "",
           f"Score against Violation for constant `lambda` in {args.frontier}, beside the chosen "
@@ -759,7 +770,7 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
         for a in aggregate(rows_m, ["lam_T"]):
             fr.append([maze, f"{a['lam_T']:g}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                        _f(a["violation"], True)])
-    L += [*_table(["maze", "lambda_T", "score", "Violation"], fr), ""]
+    L += [*_table(["maze", "lambda (constant; 0.01 = chosen)", "score", "Violation"], fr), ""]
     L += ["## Validation sweep (inference only, same networks)", ""]
     vs = aggregate(val, ["maze", "beta", "lam", "lam_T"])
     L += _table(["maze", "beta", "lambda_0", "lambda_T", "validation score", "Violation"],
