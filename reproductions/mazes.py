@@ -160,8 +160,8 @@ def stage_train(args: argparse.Namespace) -> None:
                            ref_episodes=5 if args.smoke else 100)
     for maze in args.mazes:
         for seed in args.seeds:
-            if _final_step(run_dir(args, maze, seed)) == args.steps:
-                continue
+            if models_dir(args, maze, seed, args.steps) is not None:
+                continue  # finished (or trained past args.steps, with its snapshot there)
             cmd = train_command(args, maze, seed)
             _log(" ".join(cmd))
             subprocess.run(cmd, check=True)
@@ -218,7 +218,7 @@ def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
             for beta, lam, lam_t in grid:
                 cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t)
                 cells.append(_cell("validate", maze, seed, args.steps, "gem", cfg,
-                                   VAL_SEEDS, args.episodes, beta=beta, lam_T=lam_t))
+                                   VAL_SEEDS, args.episodes))
     return cells
 
 
@@ -227,7 +227,7 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
 
     Ties go to the first in sorted ``(beta, lambda_0, lambda_T)`` order.
     """
-    scores: dict[tuple[float, float], list[float]] = {}
+    scores: dict[tuple[float, float, float], list[float]] = {}
     for r in rows:
         if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
             key = (r["config"]["beta"], r["config"]["lam"], r["config"]["lam_T"])
