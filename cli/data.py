@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli._common import guarded, make_console, set_threads
-from cli.main import app
+from ._common import guarded, make_console, set_threads
+from .main import app
 
 data_app = typer.Typer(
     help="Make, list and inspect offline datasets (local Minari store).", no_args_is_help=True

@@ -15,7 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import (
+from gemkit.config import PRESETS, SelectorConfig
+from gemkit.errors import GemkitError
+from gemkit.registry import REGISTRIES
+
+from ._common import (
     AnchorName,
     PresetName,
     ProposerName,
@@ -27,10 +31,7 @@ from cli._common import (
     make_console,
     set_threads,
 )
-from cli.main import app
-from gemkit.config import PRESETS, SelectorConfig
-from gemkit.errors import GemkitError
-from gemkit.registry import REGISTRIES
+from .main import app
 
 diagnose_app = typer.Typer(help="Diagnostics of datasets and models.", no_args_is_help=True)
 app.add_typer(diagnose_app, name="diagnose")

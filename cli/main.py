@@ -15,7 +15,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each module adds its commands to ``app`` on import; one import line per module.
-    from cli import (
+    from . import (
         data,  # noqa: F401
         experiments,  # noqa: F401
         selection,  # noqa: F401
@@ -27,5 +27,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Entry point of the ``gemkit`` console script and of ``python -m gemkit``."""
+    app(prog_name="gemkit")

@@ -9,7 +9,10 @@ import typer
 from rich.table import Table
 
 import gemkit
-from cli._common import (
+from gemkit.config import PRESETS, SelectorConfig
+from gemkit.registry import REGISTRIES
+
+from ._common import (
     AnchorName,
     PresetName,
     ProposerName,
@@ -20,9 +23,7 @@ from cli._common import (
     guarded,
     make_console,
 )
-from cli.main import app
-from gemkit.config import PRESETS, SelectorConfig
-from gemkit.registry import REGISTRIES
+from .main import app
 
 
 @app.command("compose")

@@ -17,9 +17,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cli._common import guarded, make_console, set_threads
-from cli.main import app
 from gemkit.errors import GemkitError
+
+from ._common import guarded, make_console, set_threads
+from .main import app
 
 SAVE_EVERY = 10_000
 LOG_EVERY = 100

@@ -7,7 +7,7 @@ import json
 from core_fixtures import tiny_models
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemkit.cli.main import app
 from gemkit import SelectorConfig
 from gemkit.models import save_models
 

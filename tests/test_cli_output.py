@@ -8,7 +8,7 @@ import sys
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemkit.cli.main import app
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 from gemkit.registry import REGISTRIES
 

@@ -7,7 +7,7 @@ import pathlib
 from data_fixtures import minari_store  # noqa: F401
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemkit.cli.main import app
 
 
 def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:  # noqa: F811

@@ -16,7 +16,7 @@ import torch
 from data_fixtures import fork_store, minari_store  # noqa: F401
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemkit.cli.main import app
 
 FORK_ID = "gemkit/fork-v0"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

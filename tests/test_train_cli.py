@@ -13,7 +13,7 @@ from data_fixtures import fork_store  # noqa: F401
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cli.main import app
+from gemkit.cli.main import app
 from gemkit.models import load_models
 from gemkit.train.checkpoint import STATE_FILE
 
