@@ -6,6 +6,7 @@ import pathlib
 from types import SimpleNamespace
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -144,3 +145,17 @@ def test_wrong_action_shape_and_bad_args() -> None:
         evaluate(ForkExpert(), "gemkit/NoSuchThing-v9", episodes=1)
     with pytest.raises(GemkitError, match="episodes must be"):
         evaluate(ForkExpert(), FORK_ENV_ID, episodes=0)
+
+
+def test_paths_and_evaluation_run_the_same_episodes() -> None:
+    """One episode runner: the recorded paths are the episodes evaluate scores."""
+    from gemkit.envs import run_episodes
+    from gemkit.eval.trajectories import rollout_paths
+
+    paths = rollout_paths(FakeSelector(noise=0.3), FORK_ENV_ID, episodes=3, seed=4)
+    res = evaluate(FakeSelector(noise=0.3), FORK_ENV_ID, episodes=3, seed=4, num_envs=3)
+    assert [len(obs) - 1 for obs, _ in paths] == list(res.lengths)
+    assert all(obs.shape[1] == 2 for obs, _ in paths)
+    assert [ok for _, ok in paths] == [bool(r > 0) for r in res.returns]
+    first = run_episodes(ForkExpert(), gym.spec(FORK_ENV_ID), 3, seed=4, num_envs=3)
+    assert first.observations is None and first.total_steps == int(first.lengths.sum())

@@ -13,6 +13,7 @@ import torch
 from numpy.typing import NDArray
 
 from gemkit.data.minari_io import dataset_exists, dataset_path
+from gemkit.envs.rollout import run_episodes
 from gemkit.errors import DatasetError
 
 __all__ = [
@@ -136,12 +137,10 @@ def reference_returns(
     seed: int,
 ) -> tuple[float, float]:
     """``(random mean return, expert mean return)`` over ``episodes`` episodes each."""
-    from gemkit.eval.evaluate import evaluate
-
     env = gym.make(spec, disable_env_checker=True)
     space = env.action_space
     env.close()
     assert isinstance(space, gym.spaces.Box)
-    rand = evaluate(random_policy(space.low, space.high, seed), spec, episodes, seed=seed)
-    exp = evaluate(expert, spec, episodes, seed=seed + 1)
-    return rand.mean_return, exp.mean_return
+    rand = run_episodes(random_policy(space.low, space.high, seed), spec, episodes, seed=seed)
+    exp = run_episodes(expert, spec, episodes, seed=seed + 1)
+    return float(rand.returns.mean()), float(exp.returns.mean())

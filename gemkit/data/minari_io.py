@@ -17,6 +17,7 @@ import torch
 from numpy.typing import NDArray
 
 from gemkit.data.transitions import Transitions
+from gemkit.envs.spaces import dict_obs_keys, flatten_observation, flatten_space
 from gemkit.errors import DatasetError, DatasetNotFoundError
 
 __all__ = [
@@ -29,10 +30,6 @@ __all__ = [
     "load_minari",
     "read_metadata",
 ]
-
-#: Keys of a dict observation that gemkit keeps, in this order (D4RL maze2d: position and
-#: velocity, then the goal). ``achieved_goal`` is the position again and is dropped.
-DICT_OBS_KEYS: tuple[str, ...] = ("observation", "desired_goal")
 
 _MAKE_HINT = (
     "make one with `gemkit data make fork|pointmaze-umaze|pointmaze-medium|pointmaze-large`, "
@@ -109,44 +106,6 @@ def read_metadata(dataset_id: str) -> dict[str, Any]:
         DatasetError: the metadata cannot be read.
     """
     return dict(load_minari(dataset_id).storage.metadata)
-
-
-def flatten_space(space: gym.Space[Any]) -> gym.spaces.Box:
-    """The flat ``Box`` that :func:`flatten_observation` maps ``space`` into.
-
-    Raises:
-        DatasetError: a space gemkit cannot flatten (not a Box or a Dict of Boxes).
-    """
-    if isinstance(space, gym.spaces.Box):
-        return gym.spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=np.float32)
-    if isinstance(space, gym.spaces.Dict):
-        keys = _dict_keys(space.spaces)
-        parts = [space.spaces[k] for k in keys]
-        if not all(isinstance(p, gym.spaces.Box) for p in parts):
-            raise DatasetError(f"dict observation {space} holds non-Box entries; cannot flatten.")
-        low = np.concatenate([np.asarray(p.low).reshape(-1) for p in parts])  # type: ignore[attr-defined]
-        high = np.concatenate([np.asarray(p.high).reshape(-1) for p in parts])  # type: ignore[attr-defined]
-        return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
-    raise DatasetError(f"observation space {space} is not supported (Box or Dict of Boxes only).")
-
-
-def _dict_keys(d: Mapping[str, Any]) -> list[str]:
-    keys = [k for k in DICT_OBS_KEYS if k in d]
-    return keys if "observation" in d else sorted(d)
-
-
-def flatten_observation(obs: Any) -> NDArray[np.float32]:
-    """Flatten one observation, or a batch or episode of them (leading dims kept).
-
-    A dict observation becomes ``observation`` then ``desired_goal`` concatenated on the last
-    axis, as D4RL maze2d (position, velocity, goal); a dict without ``observation`` concatenates
-    all its keys in sorted order. Arrays are flattened past their leading axis only when they are
-    batches of vectors already, so ``[T, S]`` stays ``[T, S]``.
-    """
-    if isinstance(obs, Mapping):
-        parts = [np.asarray(obs[k], dtype=np.float32) for k in _dict_keys(obs)]
-        return np.concatenate(parts, axis=-1)
-    return np.asarray(obs, dtype=np.float32)
 
 
 def _episode_arrays(ep: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
@@ -250,7 +209,7 @@ def load(dataset_id: str) -> Transitions:
         "env_spec": env_spec,
         "eval_env_spec": metadata.get("eval_env_spec"),
         "total_episodes": n_eps,
-        "obs_keys": _dict_keys(obs_space.spaces)
+        "obs_keys": dict_obs_keys(obs_space.spaces)
         if isinstance(obs_space, gym.spaces.Dict)
         else None,
         **_reference_meta(metadata),

@@ -316,7 +316,7 @@ class MazeExpert:
 
     ``states [B, 6]`` are ``(x, y, vx, vy, goal_x, goal_y)`` (``observation`` + ``desired_goal``,
     as :func:`gemkit.data.load` flattens them); returns clipped ``actions [B, 2]``. Row ``i``
-    keeps its own :class:`WaypointController` (``gemkit.eval.evaluate`` keeps env ``i`` in row
+    keeps its own :class:`WaypointController` (``gemkit.envs.run_episodes`` keeps env ``i`` in row
     ``i``); a row's plan is rebuilt whenever its goal moves, as in the reference controller.
 
     Args:

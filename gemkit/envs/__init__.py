@@ -1,4 +1,4 @@
-"""gemkit's gymnasium environments and wrappers.
+"""gemkit's gymnasium environments, wrappers and the one episode runner (:func:`run_episodes`).
 
 Importing this module registers ``gemkit/Fork-v0`` (the fork task, 100 steps per episode) with
 gymnasium, so ``gymnasium.make("gemkit/Fork-v0")`` works.
@@ -12,6 +12,7 @@ import io
 import gymnasium as gym
 
 from gemkit.envs.fork import ForkEnv, ForkExpert
+from gemkit.envs.rollout import Rollouts, run_episodes
 from gemkit.envs.wrappers import MassScale
 
 __all__ = [
@@ -19,8 +20,10 @@ __all__ = [
     "ForkEnv",
     "ForkExpert",
     "MassScale",
+    "Rollouts",
     "register_envs",
     "register_robotics",
+    "run_episodes",
 ]
 
 FORK_ENV_ID = "gemkit/Fork-v0"

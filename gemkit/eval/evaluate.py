@@ -1,32 +1,28 @@
-"""Roll a policy or a selector out in a gymnasium vector env and score it.
+"""Evaluate a policy or a selector in a gymnasium environment: returns, normalised score,
+success and the selection audits.
 
-A *policy* is any callable ``states [B, S] -> actions [B, A]`` on torch tensors. A *selector* is
-any object with ``select(states, generator=g, t=steps)`` returning a result with ``.action
-[B, A]`` and the audit fields ``.support_z [B]``, ``.violation [B]`` (bool, or float with NaN)
-and ``.collapse_dist [B]`` (spec 2.6); it is detected by its ``select`` attribute. An audit value
-that is NaN is undefined at that decision (e.g. SupportZ and Violation without a support term)
-and is left out of the averages; an audit undefined at every decision is reported as ``None``.
+The episodes run through :func:`gemkit.envs.rollout.run_episodes` (what counts as a policy or a
+selector, seeding and the audit averages are described there); this module resolves where to
+run (an env id, a dataset's evaluation env) and turns the episodes into an :class:`EvalResult`.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor
 
-from gemkit.data.minari_io import dataset_exists, flatten_observation, flatten_space, read_metadata
+from gemkit.data.minari_io import dataset_exists, read_metadata
 from gemkit.data.reference import normalized_score
 from gemkit.data.transitions import Transitions
 from gemkit.envs import register_robotics
-from gemkit.envs.wrappers import MassScale
-from gemkit.errors import DatasetError, GemkitError, ShapeError
+from gemkit.envs.rollout import run_episodes
+from gemkit.errors import DatasetError, GemkitError
 
 __all__ = ["EvalResult", "evaluate", "resolve_env_spec"]
 
@@ -151,27 +147,6 @@ def resolve_env_spec(
     return spec, extra
 
 
-def _make_env_fn(
-    spec: gym.envs.registration.EnvSpec, mass_scale: float | None, max_episode_steps: int | None
-) -> Callable[[], gym.Env[Any, Any]]:
-    def make() -> gym.Env[Any, Any]:
-        kwargs: dict[str, Any] = {}
-        if max_episode_steps is not None:
-            kwargs["max_episode_steps"] = max_episode_steps
-        env = gym.make(spec, disable_env_checker=True, **kwargs)
-        if mass_scale is not None:
-            env = MassScale(env, mass_scale)
-        return env
-
-    return make
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
 def evaluate(
     policy_or_selector: Any,
     env_id_or_dataset: str | Transitions | gym.envs.registration.EnvSpec,
@@ -187,12 +162,10 @@ def evaluate(
 ) -> EvalResult:
     """Run ``episodes`` episodes and report return, normalised score, success and audits.
 
-    All ``num_envs`` environments advance together and the policy (or ``selector.select``) is
-    called once per step on the batch of their flattened observations (dict observations are
-    flattened as :func:`gemkit.data.flatten_observation`). Actions are clipped to the action box.
-    Environment ``i`` is seeded ``seed + i`` and runs a fixed share of the episodes, so a run is
-    reproducible for the same ``(seed, num_envs)``; a selector draws from a ``torch.Generator``
-    seeded with ``seed``.
+    The episodes run through :func:`gemkit.envs.rollout.run_episodes`: all ``num_envs``
+    environments advance together, the policy (or ``selector.select``) is called once per step
+    on the batch of their flattened observations, env ``i`` is seeded ``seed + i`` and a
+    selector draws from a ``torch.Generator`` seeded with ``seed``.
 
     Args:
         policy_or_selector: a policy ``states [B, S] -> actions [B, A]`` or a selector (an object
@@ -218,119 +191,21 @@ def evaluate(
         ShapeError: the policy returned actions of the wrong shape.
         GemkitError: bad arguments or an unknown env/dataset id.
     """
-    if episodes < 1:
-        raise GemkitError(f"episodes must be >= 1, got {episodes}.")
-    n = min(episodes, 10) if num_envs is None else int(num_envs)
-    if n < 1:
-        raise GemkitError(f"num_envs must be >= 1, got {num_envs}.")
-    n = min(n, episodes)
     spec, extra = resolve_env_spec(env_id_or_dataset)
     if ref_scores is None and "ref_min_score" in extra and "ref_max_score" in extra:
         ref_scores = (extra["ref_min_score"], extra["ref_max_score"])
-    horizon = max_episode_steps if max_episode_steps is not None else spec.max_episode_steps
-    if horizon is None:
-        raise GemkitError(f"{spec.id} has no time limit; pass max_episode_steps.")
-
-    is_selector = hasattr(policy_or_selector, "select")
-    expected = state_dim
-    if expected is None:
-        expected = extra.get("state_dim")
-    if expected is None:
-        attr = getattr(policy_or_selector, "state_dim", None)
-        expected = attr if isinstance(attr, int) else None
-
-    fns = [_make_env_fn(spec, mass_scale, max_episode_steps) for _ in range(n)]
-    envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-    try:
-        single_obs = envs.single_observation_space
-        s_env = int(flatten_space(single_obs).shape[0])
-        act_space = envs.single_action_space
-        if not isinstance(act_space, gym.spaces.Box):
-            raise GemkitError(f"{spec.id} has action space {act_space}; gemkit needs a Box.")
-        a_dim = int(np.prod(act_space.shape))
-        low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
-        if expected is not None and expected != s_env:
-            raise DatasetError(
-                f"observation mismatch: the policy/dataset expects {expected} state dims but "
-                f"{spec.id} gives {s_env} (flattened {single_obs}); evaluate in the env the "
-                "dataset was recorded in."
-            )
-        quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
-        done_eps = np.zeros(n, dtype=int)
-        ep_ret = np.zeros(n)
-        ep_len = np.zeros(n, dtype=int)
-        ep_succ = np.zeros(n, dtype=bool)
-        results: list[list[tuple[float, int, bool]]] = [[] for _ in range(n)]
-        reports_success = False
-        audit_sums = dict.fromkeys(_AUDITS, 0.0)
-        audit_counts = dict.fromkeys(_AUDITS, 0)
-        gen = torch.Generator(device=device).manual_seed(seed)
-        total_steps = 0
-
-        obs, _ = envs.reset(seed=[seed + i for i in range(n)])
-        t0 = time.perf_counter()
-        first = True
-        while (done_eps < quota).any():
-            active = done_eps < quota
-            states = torch.as_tensor(flatten_observation(obs).reshape(n, -1), device=device)
-            t = torch.as_tensor(ep_len, device=device)
-            try:
-                with torch.no_grad():
-                    if is_selector:
-                        sel = policy_or_selector.select(states, generator=gen, t=t)
-                        action = sel.action
-                    else:
-                        sel = None
-                        action = policy_or_selector(states)
-            except (RuntimeError, ShapeError) as exc:
-                if not first:
-                    raise
-                raise DatasetError(
-                    f"the policy failed on {spec.id} observations of shape [{n}, {s_env}] "
-                    f"({' '.join(str(exc).split())[:200]}); was it trained on a dataset "
-                    "for this env?"
-                ) from None
-            first = False
-            act = _to_numpy(action)
-            if act.shape != (n, a_dim):
-                raise ShapeError(
-                    f"the policy returned actions of shape {list(act.shape)}, expected "
-                    f"[{n}, {a_dim}] for {spec.id}."
-                )
-            if sel is not None:
-                for key in _AUDITS:
-                    val = getattr(sel, key, None)
-                    if val is None:
-                        continue
-                    v = _to_numpy(val).reshape(-1)[active]
-                    v = v[np.isfinite(v)]  # NaN: undefined at that decision (e.g. no support)
-                    audit_sums[key] += float(v.sum())
-                    audit_counts[key] += int(v.size)
-            act = np.clip(act, low, high).reshape((n, *act_space.shape)).astype(act_space.dtype)
-            obs, reward, terminated, truncated, info = envs.step(act)
-            total_steps += int(active.sum())
-            ep_ret += np.where(active, reward, 0.0)
-            ep_len += 1
-            if "success" in info:
-                reports_success = True
-                mask = info.get("_success", np.ones(n, dtype=bool))
-                ep_succ |= np.asarray(info["success"], dtype=bool) & np.asarray(mask, dtype=bool)
-            ended = np.asarray(terminated) | np.asarray(truncated)
-            if ended.any():
-                for i in np.flatnonzero(ended & active):
-                    results[i].append((float(ep_ret[i]), int(ep_len[i]), bool(ep_succ[i])))
-                    done_eps[i] += 1
-                ep_ret[ended] = 0.0
-                ep_len[ended] = 0
-                ep_succ[ended] = False
-                obs, _ = envs.reset(options={"reset_mask": ended})
-        elapsed = time.perf_counter() - t0
-    finally:
-        envs.close()
-
-    flat = [r for per_env in results for r in per_env]
-    returns = np.array([r[0] for r in flat])
-    lengths = np.array([r[1] for r in flat])
+    run = run_episodes(
+        policy_or_selector,
+        spec,
+        episodes,
+        seed,
+        num_envs=num_envs,
+        mass_scale=mass_scale,
+        max_episode_steps=max_episode_steps,
+        state_dim=state_dim if state_dim is not None else extra.get("state_dim"),
+        device=device,
+    )
+    returns = run.returns
     if ref_scores is not None:
         norm = normalized_score(returns, ref_scores[0], ref_scores[1])
         norm_mean: float | None = float(norm.mean())
@@ -338,24 +213,21 @@ def evaluate(
     else:
         norm_mean = norm_std = None
 
-    def audit(key: str) -> float | None:
-        return audit_sums[key] / audit_counts[key] if audit_counts[key] else None
-
     return EvalResult(
-        env_id=str(spec.id),
+        env_id=run.env_id,
         episodes=episodes,
         seed=seed,
         returns=returns,
-        lengths=lengths,
+        lengths=run.lengths,
         mean_return=float(returns.mean()),
         std_return=float(returns.std()),
         normalized_mean=norm_mean,
         normalized_std=norm_std,
-        success_rate=float(np.mean([r[2] for r in flat])) if reports_success else None,
-        support_z=audit("support_z"),
-        violation_rate=audit("violation"),
-        collapse_dist=audit("collapse_dist"),
-        steps_per_s=total_steps / max(elapsed, 1e-9),
-        total_steps=total_steps,
+        success_rate=float(run.successes.mean()) if run.reports_success else None,
+        support_z=run.audits["support_z"],
+        violation_rate=run.audits["violation"],
+        collapse_dist=run.audits["collapse_dist"],
+        steps_per_s=run.total_steps / max(run.elapsed_s, 1e-9),
+        total_steps=run.total_steps,
         mass_scale=mass_scale,
     )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import torch
 
-from gemkit.data.minari_io import flatten_observation
+from gemkit.envs.rollout import run_episodes
 from gemkit.eval.evaluate import resolve_env_spec
 
 __all__ = ["Path2D", "rollout_paths"]
@@ -25,14 +23,15 @@ def rollout_paths(
     *,
     max_episode_steps: int | None = None,
 ) -> list[tuple[np.ndarray, bool]]:
-    """Run ``episodes`` episodes one at a time and return each one's observations.
+    """Run ``episodes`` episodes, one per environment, and return each one's observations.
 
     Args:
-        policy_or_selector: a policy ``[1, S] -> [1, A]`` or a selector (``select`` method;
-            called with ``generator=`` seeded by ``seed`` and the step index ``t``).
+        policy_or_selector: a policy ``[B, S] -> [B, A]`` or a selector (``select`` method;
+            see :func:`gemkit.envs.rollout.run_episodes`).
         target: env id or dataset id (its evaluation env).
-        episodes: number of episodes.
-        seed: episode ``i`` resets with seed ``seed + i``.
+        episodes: number of episodes; episode ``i`` runs in env ``i``, reset with seed
+            ``seed + i``.
+        seed: seed of the environments and of a selector's generator.
         max_episode_steps: override the env's time limit.
 
     Returns:
@@ -40,39 +39,14 @@ def rollout_paths(
         reported ``info["success"]`` at some step.
     """
     spec, _ = resolve_env_spec(target)
-    kwargs: dict[str, Any] = {}
-    if max_episode_steps is not None:
-        kwargs["max_episode_steps"] = max_episode_steps
-    env = gym.make(spec, disable_env_checker=True, **kwargs)
-    space = env.action_space
-    assert isinstance(space, gym.spaces.Box)
-    gen = torch.Generator().manual_seed(seed)
-    is_selector = hasattr(policy_or_selector, "select")
-    out: list[tuple[np.ndarray, bool]] = []
-    try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            states = [flatten_observation(obs).reshape(-1)]
-            success = False
-            t = 0
-            while True:
-                s = torch.as_tensor(states[-1], dtype=torch.float32).unsqueeze(0)
-                with torch.no_grad():
-                    if is_selector:
-                        a = policy_or_selector.select(s, generator=gen, t=t).action
-                    else:
-                        a = policy_or_selector(s)
-                act = np.asarray(torch.as_tensor(a).detach().cpu().double().numpy()).reshape(
-                    space.shape
-                )
-                act = np.clip(act, space.low, space.high).astype(space.dtype)
-                obs, _, terminated, truncated, info = env.step(act)
-                states.append(flatten_observation(obs).reshape(-1))
-                success = success or bool(info.get("success", False))
-                t += 1
-                if terminated or truncated:
-                    break
-            out.append((np.stack(states).astype(np.float64), success))
-    finally:
-        env.close()
-    return out
+    run = run_episodes(
+        policy_or_selector,
+        spec,
+        episodes,
+        seed,
+        num_envs=episodes,
+        max_episode_steps=max_episode_steps,
+        record_observations=True,
+    )
+    assert run.observations is not None
+    return list(zip(run.observations, (bool(s) for s in run.successes), strict=True))
