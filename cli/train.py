@@ -134,7 +134,7 @@ def train_command(
     from gemkit.train import TrainConfig, TrainingInterrupted, TrainProgress, plan_run, train
     from gemkit.train.checkpoint import load_config, read_state_header, resume_pretrain_steps
     from gemkit.train.config import apply_overrides
-    from gemkit.train.trainer import check_output_dir
+    from gemkit.train.run import check_output_dir
 
     header: dict[str, Any] | None = None
     if resume is not None:

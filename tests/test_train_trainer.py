@@ -279,7 +279,8 @@ def test_baseline_steps_equal_actor_steps(fork: object, tmp_path: Path) -> None:
     uni = loaded.unimodal()
     assert uni.actor is loaded.baseline and uni.critic is loaded.critic
     torch.testing.assert_close(
-        loaded.baseline.means_head.weight, models.baseline.means_head.weight  # type: ignore[union-attr]
+        loaded.baseline.means_head.weight,
+        models.baseline.means_head.weight,  # type: ignore[union-attr]
     )
 
 
@@ -318,7 +319,9 @@ def test_plan_caps_pretraining_at_a_quarter_of_a_fresh_run() -> None:
                             (1_000_000, 10_000)):  # fmt: skip
         plan = plan_run(cfg, steps)
         assert (plan.pretrain, plan.pretrain_left, plan.joint_left) == (
-            pretrain, pretrain, steps - pretrain
+            pretrain,
+            pretrain,
+            steps - pretrain,
         ), steps
         assert plan.joint_left > 0
     text = "\n".join(plan_run(cfg, 5_000).lines())
@@ -342,3 +345,25 @@ def test_train_pretrains_as_planned(fork: object, tmp_path: Path) -> None:
                    progress=reports.append, tensorboard=False)  # fmt: skip
     assert [r.phase for r in reports] == ["pretrain"] * 2 + ["joint"] * 6
     assert models.meta["pretrain_steps"] == 2
+
+
+def test_fit_behavior_gmm_fits_one_gmm_without_a_trainer(
+    fork: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gemkit.train import fit_behavior_gmm
+    from gemkit.train.behavior import behavior_loss
+
+    def no_trainer(*args: object, **kwargs: object) -> None:
+        pytest.fail("fit_behavior_gmm built a Trainer")
+
+    monkeypatch.setattr(Trainer, "__init__", no_trainer)
+    actions = fork.actions  # type: ignore[attr-defined]
+    start, obs = fit_behavior_gmm(fork, 3, 0, seed=0, config=small())  # type: ignore[arg-type]
+    fitted, _ = fit_behavior_gmm(fork, 3, 150, seed=0, config=small())  # type: ignore[arg-type]
+    again, _ = fit_behavior_gmm(fork, 3, 150, seed=0, config=small())  # type: ignore[arg-type]
+    with torch.no_grad():
+        nll_start = float(behavior_loss(start, obs, actions))
+        assert float(behavior_loss(fitted, obs, actions)) < nll_start
+    for p, q in zip(fitted.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)  # seeded: the same fit twice
+    assert obs.shape == (len(fork), fork.state_dim)  # type: ignore[arg-type, attr-defined]

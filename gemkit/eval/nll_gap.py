@@ -8,8 +8,8 @@ On dataset pairs ``(s, a)`` under a fitted K-component conditional GMM:
 - ``gap = mean(NLL_top1) - mean(NLL_gmm)``; positive means the data at a state is explained by
   more than its top component, i.e. the behaviour is multimodal there.
 
-The GMM is fitted by maximum likelihood with the trainer's behavior-GMM objective (the trainer
-run in its behavior-only pretraining phase), once per seed, or read from a checkpoint.
+The GMM is fitted by maximum likelihood with the trainer's behavior-GMM objective
+(:func:`gemkit.train.fit_behavior_gmm`), once per seed, or read from a checkpoint.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from torch import Tensor
 from gemkit.data.transitions import Transitions
 from gemkit.errors import GemkitError
 from gemkit.models.gmm import ConditionalGMM
-from gemkit.train import TrainConfig, Trainer
+from gemkit.train import TrainConfig, fit_behavior_gmm
 
-__all__ = ["NLLGap", "NLLGapSummary", "fit_behavior_gmm", "nll_gap", "nll_gap_over_seeds"]
+__all__ = ["NLLGap", "NLLGapSummary", "nll_gap", "nll_gap_over_seeds"]
 
 
 @attrs.frozen
@@ -99,44 +99,6 @@ def nll_gap(gmm: ConditionalGMM, states: Tensor, actions: Tensor, chunk: int = 6
         sum_top += float(-log_n.sum())
     t = states.shape[0]
     return NLLGap(sum_gmm / t, sum_top / t, (sum_top - sum_gmm) / t, t)
-
-
-def fit_behavior_gmm(
-    transitions: Transitions,
-    k: int,
-    steps: int,
-    *,
-    seed: int = 0,
-    config: TrainConfig | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[ConditionalGMM, Tensor]:
-    """Fit a K-GMM by maximum likelihood with the trainer's behavior objective.
-
-    The trainer is run for ``steps`` steps entirely in its pretraining phase, where only the
-    behavior GMM is updated (``L = -E[log pi_beta(a|s)]``).
-
-    Args:
-        transitions: the dataset.
-        k: mixture components.
-        steps: gradient steps.
-        seed: the trainer's seed.
-        config: other hyperparameters (``n_components``, ``gmm_pretrain_steps`` and ``seed`` are
-            overridden).
-        progress: ``progress(step, steps)`` after every step.
-
-    Returns:
-        ``(gmm, normalised states [T, S])``: the fitted GMM (eval mode) and the dataset states
-        as it sees them.
-    """
-    base = (config or TrainConfig(hidden=(256, 256), n_critics=1)).to_dict()
-    base.update(n_components=k, gmm_pretrain_steps=steps, seed=seed)
-    trainer = Trainer(transitions, TrainConfig.from_dict(base))
-    for i in range(steps):
-        trainer.train_step()
-        if progress is not None:
-            progress(i + 1, steps)
-    obs = (transitions.observations.detach().cpu().float() - trainer.obs_mean) / trainer.obs_std
-    return trainer.behavior.eval(), obs
 
 
 def nll_gap_over_seeds(

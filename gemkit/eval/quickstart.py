@@ -39,13 +39,13 @@ from gemkit.eval.trajectories import rollout_paths
 from gemkit.models.io import load_models, save_models
 from gemkit.selector import compose
 from gemkit.train import TrainConfig, plan_run, train
+from gemkit.train.batches import dataset_fingerprint
 from gemkit.train.checkpoint import (
     STATE_FILE,
     config_differences,
     read_state_header,
     resume_pretrain_steps,
 )
-from gemkit.train.trainer import dataset_fingerprint
 
 __all__ = ["QuickstartConfig", "QuickstartResult", "finite_json", "run_quickstart"]
 

@@ -1,24 +1,28 @@
 """Phase I of GEM: the critic ensemble, expectile value, behavior GMM and guided-EM actor.
 
-- :func:`train` runs the trainer and checkpoints it (see :mod:`gemkit.train.checkpoint`);
-- :class:`Trainer` is the loop's state and one gradient step;
-- :class:`TrainConfig` holds every hyperparameter (:data:`PROFILES`: ``paper`` and ``small``);
-- :func:`plan_run` says how many steps pretrain the behavior GMM before the joint updates;
-- :mod:`gemkit.train.losses` has the losses as pure functions.
+One idea per module:
+
+- :mod:`~gemkit.train.config`: :class:`TrainConfig`, every hyperparameter (:data:`PROFILES`:
+  ``paper`` and ``small``);
+- :mod:`~gemkit.train.losses`: the losses as pure functions;
+- :mod:`~gemkit.train.batches`: the dataset normalised, packed and fingerprinted for training;
+- :mod:`~gemkit.train.init`: network construction and initialisation from the run's generator;
+- :mod:`~gemkit.train.trainer`: :class:`Trainer`, the networks and one gradient step;
+- :mod:`~gemkit.train.plan`: :func:`plan_run`, how many steps pretrain the behavior GMM;
+- :mod:`~gemkit.train.metrics`: :data:`LOSS_NAMES`, :class:`TrainProgress`, ``metrics.csv``;
+- :mod:`~gemkit.train.checkpoint`: checkpoints with bit-for-bit resume;
+- :mod:`~gemkit.train.run`: :func:`train`, the run around the trainer (reports, checkpoints,
+  resume, Ctrl-C);
+- :mod:`~gemkit.train.behavior`: :func:`fit_behavior_gmm`, a behavior GMM fitted alone.
 """
 
+from gemkit.train.behavior import fit_behavior_gmm
 from gemkit.train.checkpoint import load_config, load_trainer_state, save_checkpoint
 from gemkit.train.config import PROFILES, ConfigError, TrainConfig, apply_overrides
-from gemkit.train.trainer import (
-    LOSS_NAMES,
-    PRETRAIN_SHARE,
-    Trainer,
-    TrainingInterrupted,
-    TrainPlan,
-    TrainProgress,
-    plan_run,
-    train,
-)
+from gemkit.train.metrics import LOSS_NAMES, TrainProgress
+from gemkit.train.plan import PRETRAIN_SHARE, TrainPlan, plan_run
+from gemkit.train.run import TrainingInterrupted, train
+from gemkit.train.trainer import Trainer
 
 __all__ = [
     "LOSS_NAMES",
@@ -31,6 +35,7 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "apply_overrides",
+    "fit_behavior_gmm",
     "load_config",
     "load_trainer_state",
     "plan_run",

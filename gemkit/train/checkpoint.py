@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -32,9 +32,7 @@ from safetensors.torch import save as save_safetensors
 from gemkit.errors import CheckpointError
 from gemkit.models.io import atomic_write_bytes, save_models
 from gemkit.train.config import ConfigError, TrainConfig
-
-if TYPE_CHECKING:
-    from gemkit.train.trainer import Trainer
+from gemkit.train.trainer import Trainer
 
 __all__ = [
     "CONFIG_FILE",
