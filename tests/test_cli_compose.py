@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from core_fixtures import tiny_models
+from gemkit.cli.main import app
 from typer.testing import CliRunner
 
-from gemkit.cli.main import app
 from gemkit import SelectorConfig
 from gemkit.models import save_models
 

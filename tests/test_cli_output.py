@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import torch
+from gemkit.cli.main import app
 from typer.testing import CliRunner
 
-from gemkit.cli.main import app
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 from gemkit.registry import REGISTRIES
 

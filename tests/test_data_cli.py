@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pathlib
 
-from data_fixtures import minari_store  # noqa: F401
+from gemkit.cli.main import app
 from typer.testing import CliRunner
 
-from gemkit.cli.main import app
 
-
-def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["data", "make", "fork", "--steps", "300", "--ref-episodes", "2",
                               "--threads", "1"])  # fmt: skip

@@ -7,14 +7,14 @@ import pathlib
 import gymnasium as gym
 import numpy as np
 import torch
-from data_fixtures import FORK_ID, fork_store  # noqa: F401
 
+from gemkit.data import FORK_DATASET_ID as FORK_ID
 from gemkit.data import load
 from gemkit.envs import FORK_ENV_ID, ForkExpert
 from gemkit.eval import evaluate
 
 
-def test_actions_near_the_start_have_two_separated_modes(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_actions_near_the_start_have_two_separated_modes(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     near = (data.observations - torch.tensor([0.0, -1.0])).norm(dim=1) < 0.15
     ax = data.actions[near, 0].numpy()
@@ -29,7 +29,7 @@ def test_actions_near_the_start_have_two_separated_modes(fork_store: pathlib.Pat
     assert ax[ax > 0].mean() > 0.4
 
 
-def test_mean_action_hits_the_obstacle(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_mean_action_hits_the_obstacle(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     # The average of the two modes at the start state...
     near = (data.observations - torch.tensor([0.0, -1.0])).norm(dim=1) < 0.15
@@ -56,7 +56,7 @@ def test_mean_action_hits_the_obstacle(fork_store: pathlib.Path) -> None:  # noq
     assert expert_eval.normalized_mean > 90.0
 
 
-def test_behavior_reaches_goal(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_behavior_reaches_goal(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     # Nearly every complete episode ends at the goal (terminal), none hits the 100-step limit.
     assert float(data.terminals.sum()) >= 0.95 * data.meta["total_episodes"] - 1

@@ -8,13 +8,13 @@ import minari
 import numpy as np
 import pytest
 import torch
-from data_fixtures import FORK_ID, fork_store, minari_store  # noqa: F401
 
+from gemkit.data import FORK_DATASET_ID as FORK_ID
 from gemkit.data import load, make_fork, normalized_score, reference_scores
 from gemkit.errors import DatasetError, DatasetNotFoundError
 
 
-def test_round_trip_shapes_and_meta(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_round_trip_shapes_and_meta(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     assert len(data) == 3_000
     assert data.observations.shape == (3_000, 2)
@@ -35,7 +35,7 @@ def test_round_trip_shapes_and_meta(fork_store: pathlib.Path) -> None:  # noqa: 
     assert obs.shape == (2,)
 
 
-def test_next_observations_respect_episode_boundaries(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_next_observations_respect_episode_boundaries(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     ends = (data.terminals + data.timeouts) > 0
     inner = ~ends[:-1]
@@ -51,7 +51,7 @@ def test_next_observations_respect_episode_boundaries(fork_store: pathlib.Path) 
     assert bool((data.rewards[data.terminals > 0] == 1).all())
 
 
-def test_observation_statistics(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_observation_statistics(fork_store: pathlib.Path) -> None:
     data = load(FORK_ID)
     ep = minari.load_dataset(FORK_ID)
     all_obs = np.concatenate([e.observations[:-1] for e in ep.iterate_episodes()])
@@ -59,7 +59,7 @@ def test_observation_statistics(fork_store: pathlib.Path) -> None:  # noqa: F811
     np.testing.assert_allclose(data.obs_std.numpy(), all_obs.std(0), rtol=1e-4)
 
 
-def test_unknown_id_lists_local_and_says_how(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_unknown_id_lists_local_and_says_how(fork_store: pathlib.Path) -> None:
     with pytest.raises(DatasetNotFoundError) as info:
         load("gemkit/nope-v0")
     msg = str(info.value)
@@ -69,14 +69,14 @@ def test_unknown_id_lists_local_and_says_how(fork_store: pathlib.Path) -> None: 
     assert "minari download D4RL/" in msg
 
 
-def test_unknown_id_in_empty_store(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_unknown_id_in_empty_store(minari_store: pathlib.Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="local datasets: none"):
         load("D4RL/pointmaze/umaze-v2")
 
 
 @pytest.mark.parametrize("damage", ["garbage_hdf5", "empty_hdf5", "empty_metadata"])
 def test_corrupt_or_empty_file_is_one_line_error(
-    minari_store: pathlib.Path,  # noqa: F811
+    minari_store: pathlib.Path,
     damage: str,
 ) -> None:
     make_fork(200, seed=1, ref_episodes=2)
@@ -93,7 +93,7 @@ def test_corrupt_or_empty_file_is_one_line_error(
     assert FORK_ID in str(info.value)
 
 
-def test_existing_id_needs_overwrite(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_existing_id_needs_overwrite(minari_store: pathlib.Path) -> None:
     make_fork(100, seed=0, ref_episodes=2)
     with pytest.raises(DatasetError, match="already exists"):
         make_fork(100, seed=0, ref_episodes=2)
@@ -101,7 +101,7 @@ def test_existing_id_needs_overwrite(minari_store: pathlib.Path) -> None:  # noq
     assert len(load(FORK_ID)) == 150
 
 
-def test_make_is_seeded(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_make_is_seeded(minari_store: pathlib.Path) -> None:
     make_fork(400, seed=3, ref_episodes=2, dataset_id="gemkit/a-v0")
     make_fork(400, seed=3, ref_episodes=2, dataset_id="gemkit/b-v0")
     make_fork(400, seed=4, ref_episodes=2, dataset_id="gemkit/c-v0")

@@ -8,7 +8,6 @@ import minari
 import numpy as np
 import pytest
 import torch
-from data_fixtures import minari_store  # noqa: F401
 
 from gemkit.data import MazeExpert, load, make_pointmaze
 from gemkit.data.pointmaze import (
@@ -31,7 +30,7 @@ def test_expert_controller_reaches_its_goal(maze: str) -> None:
     assert res.success_rate >= 0.75
 
 
-def test_round_trip_tiny_umaze(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_round_trip_tiny_umaze(minari_store: pathlib.Path) -> None:
     seen: list[int] = []
     make_pointmaze("umaze", 1_500, seed=0, ref_episodes=2, progress=lambda d, t: seen.append(d))
     assert seen[-1] == 1_500
@@ -65,7 +64,7 @@ def test_round_trip_tiny_umaze(minari_store: pathlib.Path) -> None:  # noqa: F81
     assert res.normalized_mean == pytest.approx(100 * (res.mean_return - lo) / (hi - lo))
 
 
-def test_dense_and_seeded(minari_store: pathlib.Path) -> None:  # noqa: F811
+def test_dense_and_seeded(minari_store: pathlib.Path) -> None:
     make_pointmaze("umaze", 400, seed=5, dense=True, ref_episodes=1)
     make_pointmaze("umaze", 400, seed=5, dense=True, ref_episodes=1, dataset_id="gemkit/pm-b-v0")
     a, b = load("gemkit/pointmaze-umaze-dense-v1"), load("gemkit/pm-b-v0")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from data_fixtures import FORK_ID, fork_store  # noqa: F401
 
 import gemkit.models.gmm
 import gemkit.selector
+from gemkit.data import FORK_DATASET_ID as FORK_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -38,7 +38,7 @@ def test_doctests(module: object) -> None:
 
 
 def test_readme_python_blocks_run_as_written(
-    fork_store: pathlib.Path,  # noqa: F811
+    fork_store: pathlib.Path,
     tmp_path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

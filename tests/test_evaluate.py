@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from data_fixtures import FORK_ID, fork_store  # noqa: F401
 
+from gemkit.data import FORK_DATASET_ID as FORK_ID
 from gemkit.data import load, normalized_score, reference_scores
 from gemkit.envs import FORK_ENV_ID, ForkExpert
 from gemkit.errors import DatasetError, GemkitError, ShapeError
@@ -81,7 +81,7 @@ def test_undefined_audits_are_skipped_not_counted_as_zero() -> None:
     assert none.collapse_dist == pytest.approx(0.5)
 
 
-def test_support_none_reports_no_support_audits(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_support_none_reports_no_support_audits(fork_store: pathlib.Path) -> None:
     """With support "none", SupportZ and Violation are undefined, never 0.0."""
     import gemkit
     from gemkit.eval.runs import evaluate_config
@@ -114,7 +114,7 @@ def test_seeded_and_reproducible() -> None:
     assert not np.array_equal(a.lengths, c.lengths)
 
 
-def test_normalised_with_dataset_references(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_normalised_with_dataset_references(fork_store: pathlib.Path) -> None:
     refs = reference_scores(FORK_ID)
     assert refs is not None
     for target in (FORK_ID, load(FORK_ID)):
@@ -124,7 +124,7 @@ def test_normalised_with_dataset_references(fork_store: pathlib.Path) -> None:  
         assert res.normalized_std == pytest.approx(float(expected.std()))
 
 
-def test_observation_mismatch_is_one_clear_error(fork_store: pathlib.Path) -> None:  # noqa: F811
+def test_observation_mismatch_is_one_clear_error(fork_store: pathlib.Path) -> None:
     # Declared: a dataset/policy with 6 state dims against the 2-D fork env.
     with pytest.raises(DatasetError, match=r"observation mismatch: .* 6 state dims .* gives 2"):
         evaluate(ForkExpert(), FORK_ENV_ID, episodes=1, state_dim=6)

@@ -13,18 +13,16 @@ import pathlib
 
 import pytest
 import torch
-from data_fixtures import fork_store, minari_store  # noqa: F401
-from typer.testing import CliRunner
-
 from gemkit.cli.main import app
+from typer.testing import CliRunner
 
 FORK_ID = "gemkit/fork-v0"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def store(fork_store: pathlib.Path) -> pathlib.Path:  # noqa: F811
-    """The shared tiny fork store (``data_fixtures.fork_store``)."""
+def store(fork_store: pathlib.Path) -> pathlib.Path:
+    """The shared tiny fork store (``fork_store`` in ``conftest.py``)."""
     return fork_store
 
 
@@ -278,7 +276,7 @@ def test_profile_rejects_cuda_without_cuda() -> None:
 
 
 def test_eval_mass_scale_on_pointmaze(
-    minari_store: pathlib.Path,  # noqa: F811
+    minari_store: pathlib.Path,
     tmp_path: pathlib.Path,
 ) -> None:
     """--mass-scale runs one row per factor in a MuJoCo env and plots them."""

@@ -122,7 +122,9 @@ def test_config_key_equates_csv_and_typed_values() -> None:
     typed = cfg.to_dict()["params"]
     as_csv = {k: ("" if v is None else str(v)) for k, v in typed.items()}
     as_csv["n"], as_csv["lam"] = 4, 1.0
+    assert config_key(as_csv) == config_key(typed)  # a row read back from CSV: the same config
     assert config_key(typed) == config_key({**typed, "n": 4.0})
+    assert config_key({**as_csv, "n": "8"}) != config_key(typed)
 
 
 def test_summarize_std_over_seeds() -> None:
@@ -181,5 +183,3 @@ def _toy() -> tuple[Models, Transitions]:
         meta={"obs_mean": [0.0] * 3, "obs_std": [1.0] * 3, "train_config": {"batch_size": 32}},
     )
     return models, data
-
-

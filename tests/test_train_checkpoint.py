@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_train_fork_data import make_fork_transitions
+from synthetic_fork import make_fork_transitions
 
 from gemkit.errors import CheckpointError
 from gemkit.models import load_models
@@ -83,7 +83,7 @@ def _run_and_kill(out: Path) -> subprocess.CompletedProcess[str]:
         import torch
         torch.set_num_threads(1)
         sys.path.insert(0, {str(TESTS)!r})
-        from test_train_fork_data import make_fork_transitions
+        from synthetic_fork import make_fork_transitions
         from gemkit.train import TrainConfig, train
 
         def killer(report):

@@ -9,11 +9,10 @@ import pathlib
 
 import pytest
 import torch
-from data_fixtures import fork_store  # noqa: F401
+from gemkit.cli.main import app
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from gemkit.cli.main import app
 from gemkit.models import load_models
 from gemkit.train.checkpoint import STATE_FILE
 
@@ -23,8 +22,8 @@ TINY = ["--set", "hidden=16,16", "--set", "n_critics=2", "--set", "n_components=
 
 
 @pytest.fixture(scope="module")
-def store(fork_store: pathlib.Path) -> pathlib.Path:  # noqa: F811
-    """The shared tiny fork store (``data_fixtures.fork_store``)."""
+def store(fork_store: pathlib.Path) -> pathlib.Path:
+    """The shared tiny fork store (``fork_store`` in ``conftest.py``)."""
     return fork_store
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train_fork_data import make_fork_transitions
+from synthetic_fork import make_fork_transitions
 
 from gemkit.data.transitions import Transitions
 from gemkit.train import TrainConfig, Trainer

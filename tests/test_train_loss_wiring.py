@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from test_train_fork_data import make_fork_transitions
 
+from gemkit.data.transitions import Transitions
 from gemkit.train import TrainConfig, Trainer
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -46,9 +46,9 @@ MISWIRED = {
 
 
 @pytest.fixture(scope="module")
-def trainer() -> Trainer:
+def trainer(fork_transitions: Transitions) -> Trainer:
     torch.set_num_threads(1)
-    data = make_fork_transitions(n_episodes=40)[0]
+    data = fork_transitions
     cfg = TrainConfig(hidden=(32, 32), n_critics=3, n_components=3, batch_size=64,
                       gmm_pretrain_steps=0, seed=5)  # fmt: skip
     t = Trainer(data, cfg)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_fork_data import make_fork_transitions
 from torch import nn
 
 from gemkit.train import ConfigError, TrainConfig, Trainer, apply_overrides
@@ -22,9 +21,9 @@ OWN = {
 
 
 @pytest.fixture(scope="module")
-def fork() -> object:
+def fork(fork_transitions: object) -> object:
     torch.set_num_threads(1)
-    return make_fork_transitions(n_episodes=40)[0]
+    return fork_transitions
 
 
 def small(**kw: object) -> TrainConfig:

@@ -43,11 +43,16 @@ _AUDIT_PANELS = (
 
 
 def _norm(v: Any) -> Any:
+    """One spelling per knob value: numbers (typed or read back from CSV) as floats, ``""``
+    (an empty CSV cell) as ``None``, names as strings."""
     if isinstance(v, bool) or v is None or v == "":
         return None if v == "" else v
     if isinstance(v, int | float):
         return float(v)
-    return str(v)
+    try:
+        return float(v)
+    except ValueError:
+        return str(v)
 
 
 def config_key(knobs: Mapping[str, Any]) -> tuple[Any, ...]:
