@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from gemkit.config import PRESETS
 from gemkit.errors import GemkitError
@@ -25,9 +29,18 @@ __all__ = [
     "SupportName",
     "ValueName",
     "choice_name",
+    "fmt_cell",
     "guarded",
+    "load_target",
     "make_console",
+    "parse_floats",
+    "parse_ints",
+    "parse_names",
+    "plus_minus",
+    "progress_bar",
+    "rich_table",
     "set_threads",
+    "split_list",
 ]
 
 PIPE_WIDTH = 400
@@ -89,3 +102,113 @@ else:
 def choice_name(choice: object) -> str | None:
     """The registry name behind a CLI choice (an Enum member), or ``None``."""
     return None if choice is None else str(getattr(choice, "value", choice))
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """The non-empty items of a comma-separated option value."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise GemkitError(f"{what} must be a comma-separated list, got {text!r}.")
+    return items
+
+
+def parse_ints(text: str, what: str, minimum: int = 0) -> list[int]:
+    """Comma-separated integers, each >= ``minimum`` (one-line error otherwise)."""
+    try:
+        vals = [int(x) for x in split_list(text, what)]
+    except ValueError:
+        raise GemkitError(f"{what} must be comma-separated integers, got {text!r}.") from None
+    if any(v < minimum for v in vals):
+        raise GemkitError(f"{what} values must be >= {minimum}, got {text!r}.")
+    return vals
+
+
+def parse_floats(text: str, what: str, allow_none: bool = False) -> list[float | None]:
+    """Comma-separated finite numbers; with ``allow_none``, ``const``/``none`` is ``None``."""
+    out: list[float | None] = []
+    for x in split_list(text, what):
+        if allow_none and x.lower() in ("none", "const"):
+            out.append(None)
+            continue
+        try:
+            v = float(x)
+        except ValueError:
+            hint = " (or 'const')" if allow_none else ""
+            raise GemkitError(
+                f"{what} must be comma-separated numbers{hint}, got {text!r}."
+            ) from None
+        if not math.isfinite(v):
+            raise GemkitError(f"{what} values must be finite, got {text!r}.")
+        out.append(v)
+    return out
+
+
+def parse_names(text: str, what: str, valid: Sequence[str]) -> list[str]:
+    """Comma-separated names, each one of ``valid`` (a did-you-mean error otherwise)."""
+    from gemkit.errors import UnknownComponentError, unknown_name_message
+
+    vals = split_list(text, what)
+    for v in vals:
+        if v not in valid:
+            raise UnknownComponentError(unknown_name_message(what, v, valid))
+    return vals
+
+
+def fmt_cell(v: Any, digits: int = 3) -> str:
+    """A table cell: ``-`` for missing or non-finite values, numbers rounded."""
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.{digits}f}"
+    return str(v)
+
+
+def rich_table(
+    title: str, rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]
+) -> Table:
+    """A rich table of ``rows`` with ``cols`` as ``(key, heading)`` pairs."""
+    table = Table(title=title)
+    for _, head in cols:
+        table.add_column(head)
+    for r in rows:
+        table.add_row(*[fmt_cell(r.get(key)) for key, _ in cols])
+    return table
+
+
+def plus_minus(mean: Any, std: Any) -> str:
+    """``"mean +- std"`` (one decimal), ``-`` for a missing mean."""
+    if not isinstance(mean, float) or not math.isfinite(mean):
+        return "-"
+    return (
+        f"{mean:.1f} +- {std:.1f}"
+        if isinstance(std, float) and math.isfinite(std)
+        else f"{mean:.1f}"
+    )
+
+
+def progress_bar(console: Console) -> Progress:
+    """A transient progress bar (disabled when the console is not a terminal)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # piped: no bar, not even its blank line
+    )
+
+
+def load_target(checkpoint: Path, dataset: str | None) -> tuple[Any, str]:
+    """The checkpoint's networks and the dataset/env to run them on (its own by default)."""
+    from gemkit.models import load_models
+
+    models = load_models(checkpoint)
+    target = dataset or models.meta.get("dataset_id")
+    if not target:
+        raise GemkitError(
+            f"{checkpoint} records no dataset id; pass --dataset (a dataset or env id)."
+        )
+    return models, str(target)

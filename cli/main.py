@@ -17,6 +17,7 @@ def _register() -> None:
     # Each module adds its commands to ``app`` on import; one import line per module.
     from . import (
         data,  # noqa: F401
+        diagnose,  # noqa: F401
         experiments,  # noqa: F401
         selection,  # noqa: F401
         train,  # noqa: F401

@@ -46,7 +46,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,33 +173,19 @@ def _evaluate(
 
 
 def _combine(per_seed: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Mean over training seeds of each cell; score_std = std over seeds of the seed means."""
-    from gemkit.eval.plots import config_key
+    """Mean over training seeds of each cell (:func:`gemkit.eval.results.reduce_seeds`):
+    ``score_std`` and ``violation_std`` are the std over seeds of the seed means."""
+    from gemkit.eval.results import config_key, reduce_seeds
 
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    order: list[tuple[Any, ...]] = []
     for rows in per_seed:
         for r in rows:
-            k = config_key(r)
-            if k not in groups:
-                groups[k] = []
-                order.append(k)
-            groups[k].append(r)
+            groups.setdefault(config_key(r), []).append(r)
     out = []
-    for k in order:
-        g = groups[k]
-        row = dict(g[0])
-        scores = [float(r["score_mean"]) for r in g]
-        row["score_mean"] = float(np.mean(scores))
-        row["score_std"] = float(np.std(scores))
-        row["per_seed_scores"] = scores
+    for g in groups.values():
+        row = {**g[0], **reduce_seeds(g, spread=("score_mean", "violation"))}
+        row["per_seed_scores"] = [float(r["score_mean"]) for r in g]
         row["seeds"] = len(g)
-        for m in ("success_rate", "support_z", "violation", "collapse_dist", "steps_per_s",
-                  "return_mean"):  # fmt: skip
-            vals = [float(r[m]) for r in g if r.get(m) is not None and math.isfinite(float(r[m]))]
-            row[m] = float(np.mean(vals)) if vals else math.nan
-            if m == "violation":
-                row["violation_std"] = float(np.std(vals)) if vals else math.nan
         out.append(row)
     return out
 
@@ -289,13 +274,8 @@ def _report(
     prof: list[dict[str, Any]] | None = None,
 ) -> str:
     from gemkit.config import SelectorConfig
-    from gemkit.eval.plots import (
-        plot_ablation_deltas,
-        plot_budget,
-        plot_lambda_frontier,
-        plot_mass_scale,
-        plot_norm_deltas,
-    )
+    from gemkit.eval.analysis import analyze_sweep
+    from gemkit.eval.plots import plot_mass_scale, plot_sweep
     from gemkit.eval.runs import env_horizon
 
     fig_rel = fig_dir.name  # the figures folder sits beside the report
@@ -379,22 +359,23 @@ def _report(
               _f(r["collapse_dist"], 3), _f(r["steps_per_s"], 0)] for r in budget],
         )  # fmt: skip
         L += [""]
-        all_rows = budget + parts["raw"] + parts["ablations"] + parts["frontier"]
-        plot_budget(all_rows, ref.evolve(n=args.big_n), fig_dir / f"{name}_budget.png")
-        # ablations
-        _, abl = plot_ablation_deltas(
-            parts["ablations"], ref.evolve(n=args.big_n), fig_dir / f"{name}_ablations.png"
+        sweep = analyze_sweep(
+            budget + parts["raw"] + parts["ablations"] + parts["frontier"], ref, args.big_n
         )
+        plot_sweep(sweep, fig_dir, prefix=f"{name}_")
+        # ablations
+        abl = sweep.tables["ablations"]
         L += [f"Stress-test ablations at N = {args.big_n} (delta vs GEM). "
               f"![ablations]({fig_rel}/{name}_ablations.png)", ""]  # fmt: skip
         L += _md_table(
             ["variant", "score", "Δ score", "Violation", "Δ Violation"],
-            [[t["preset"], f"{_f(t['score'])} ± {_f(t['score_std'])}", _f(t["delta_score"]),
-              _pct(t["violation"]), _pct(t["delta_violation"])] for t in abl],
+            [[t["preset"], f"{_f(t['score_mean'])} ± {_f(t['score_std'])}",
+              _f(t["delta_score"]), _pct(t["violation"]), _pct(t["delta_violation"])]
+             for t in abl],
         )  # fmt: skip
         L += [""]
         # normalisation
-        _, norm = plot_norm_deltas(all_rows, ref, fig_dir / f"{name}_normalization.png")
+        norm = sweep.tables["normalization"]
         if norm:
             L += ["Normalisation: zscore vs raw (same networks and knobs). "
                   f"![normalization]({fig_rel}/{name}_normalization.png)", ""]  # fmt: skip
@@ -405,10 +386,7 @@ def _report(
             )  # fmt: skip
             L += [""]
         # frontier
-        fr_rows = parts["frontier"] + [r for r in parts["ablations"] if r["preset"] == "no_pw"]
-        _, front = plot_lambda_frontier(
-            fr_rows, ref.evolve(n=args.big_n), fig_dir / f"{name}_lambda_frontier.png"
-        )
+        front = sweep.tables["lambda_frontier"]
         if front:
             L += [f"Lambda frontier at N = {args.big_n} (lambda_0 = 0.5 annealed to lambda_T; "
                   "no_pw is lambda = 0). "
@@ -416,7 +394,7 @@ def _report(
             L += _md_table(
                 ["lambda_0", "lambda_T", "score", "Violation"],
                 [[_f(t["lam"], 2), "const" if t["lam_T"] is None else _f(t["lam_T"], 2),
-                  f"{_f(t['score'])} ± {_f(t['score_std'])}", _pct(t["violation"])]
+                  f"{_f(t['score_mean'])} ± {_f(t['score_std'])}", _pct(t["violation"])]
                  for t in front],
             )  # fmt: skip
             L += [""]
@@ -581,9 +559,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="work folder (default reproductions/out; --smoke: "
                    "reproductions/out/fork-smoke)")  # fmt: skip
-    p.add_argument("--doc", type=Path, default=None,
-                   help="the report (default docs/results-fork.md; --smoke: "
-                   "<out>/results-fork.md); figures go to a folder of that name beside it")
+    p.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        help="the report (default docs/results-fork.md; --smoke: "
+        "<out>/results-fork.md); figures go to a folder of that name beside it",
+    )
     p.add_argument("--datasets", nargs="+", default=["fork"], choices=["fork", *MAZES])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--fork-steps", type=int, default=20_000)
@@ -608,8 +590,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-n", nargs="*", type=int, default=[1, 64, 1024, 2048])
     p.add_argument("--profile-T", nargs="+", type=int, default=[10, 20, 50, 100])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny budget into a scratch folder (never docs/), to check the pipeline")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny budget into a scratch folder (never docs/), to check the pipeline",
+    )
     args = p.parse_args(argv)
     if args.out is None:
         args.out = ROOT / "reproductions" / "out"

@@ -49,11 +49,11 @@ def test_mean_action_hits_the_obstacle(fork_store: pathlib.Path) -> None:
     mean_eval = evaluate(lambda s: mean_action.expand(s.shape[0], 2), FORK_ID, episodes=4, seed=0)
     expert_eval = evaluate(ForkExpert(), FORK_ID, episodes=4, seed=0)
     assert mean_eval.success_rate == 0.0
-    assert mean_eval.normalized_mean is not None
-    assert mean_eval.normalized_mean < 10.0
+    assert mean_eval.score_mean is not None
+    assert mean_eval.score_mean < 10.0
     assert expert_eval.success_rate == 1.0
-    assert expert_eval.normalized_mean is not None
-    assert expert_eval.normalized_mean > 90.0
+    assert expert_eval.score_mean is not None
+    assert expert_eval.score_mean > 90.0
 
 
 def test_behavior_reaches_goal(fork_store: pathlib.Path) -> None:

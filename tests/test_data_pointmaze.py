@@ -60,8 +60,8 @@ def test_round_trip_tiny_umaze(minari_store: pathlib.Path) -> None:
     lo, hi = data.meta["ref_min_score"], data.meta["ref_max_score"]
     assert hi > lo
     res = evaluate(MazeExpert("umaze"), "gemkit/pointmaze-umaze-v1", episodes=2, seed=0)
-    assert res.normalized_mean is not None
-    assert res.normalized_mean == pytest.approx(100 * (res.mean_return - lo) / (hi - lo))
+    assert res.score_mean is not None
+    assert res.score_mean == pytest.approx(100 * (res.return_mean - lo) / (hi - lo))
 
 
 def test_dense_and_seeded(minari_store: pathlib.Path) -> None:

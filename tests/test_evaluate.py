@@ -51,7 +51,7 @@ def test_selector_is_called_once_per_step_with_the_batch() -> None:
     # Audits: means over every counted step, t restarting at 0 each episode.
     steps = np.concatenate([np.arange(n) for n in res.lengths])
     assert res.support_z == pytest.approx(steps.mean())
-    assert res.violation_rate == pytest.approx((steps % 2 == 0).mean())
+    assert res.violation == pytest.approx((steps % 2 == 0).mean())
     assert res.collapse_dist == pytest.approx(0.5)
 
 
@@ -75,9 +75,9 @@ def test_undefined_audits_are_skipped_not_counted_as_zero() -> None:
     part = evaluate(UndefinedAuditSelector(always=False), FORK_ENV_ID, episodes=2, seed=0)
     steps = np.concatenate([np.arange(n) for n in part.lengths])
     assert part.support_z == pytest.approx(steps[steps % 2 == 0].mean())
-    assert part.violation_rate == 1.0  # every defined step violated; NaN steps left out
+    assert part.violation == 1.0  # every defined step violated; NaN steps left out
     none = evaluate(UndefinedAuditSelector(always=True), FORK_ENV_ID, episodes=2, seed=0)
-    assert none.support_z is None and none.violation_rate is None
+    assert none.support_z is None and none.violation is None
     assert none.collapse_dist == pytest.approx(0.5)
 
 
@@ -92,7 +92,7 @@ def test_support_none_reports_no_support_audits(fork_store: pathlib.Path) -> Non
                     critic=CriticEnsemble(2, 2, 2, hidden=(8,)))  # fmt: skip
     sel = gemkit.compose(models=models, n=4, support="none")
     res = evaluate(sel, FORK_ENV_ID, episodes=1, seed=0)
-    assert res.support_z is None and res.violation_rate is None and res.collapse_dist is None
+    assert res.support_z is None and res.violation is None and res.collapse_dist is None
     summary = evaluate_config(models, sel.config, FORK_ID, episodes=1, seeds=[0])
     assert np.isnan(summary.support_z) and np.isnan(summary.violation)
 
@@ -100,9 +100,9 @@ def test_support_none_reports_no_support_audits(fork_store: pathlib.Path) -> Non
 def test_plain_policy_has_no_audits() -> None:
     res = evaluate(ForkExpert(), FORK_ENV_ID, episodes=2, seed=0)
     assert res.support_z is None
-    assert res.violation_rate is None
+    assert res.violation is None
     assert res.collapse_dist is None
-    assert res.normalized_mean is None  # an env id carries no reference scores
+    assert res.score_mean is None  # an env id carries no reference scores
 
 
 def test_seeded_and_reproducible() -> None:
@@ -120,8 +120,8 @@ def test_normalised_with_dataset_references(fork_store: pathlib.Path) -> None:
     for target in (FORK_ID, load(FORK_ID)):
         res = evaluate(FakeSelector(noise=0.8), target, episodes=4, seed=1)
         expected = normalized_score(res.returns, *refs)
-        assert res.normalized_mean == pytest.approx(float(expected.mean()))
-        assert res.normalized_std == pytest.approx(float(expected.std()))
+        assert res.score_mean == pytest.approx(float(expected.mean()))
+        assert res.score_ep_std == pytest.approx(float(expected.std()))
 
 
 def test_observation_mismatch_is_one_clear_error(fork_store: pathlib.Path) -> None:

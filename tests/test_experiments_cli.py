@@ -109,9 +109,11 @@ def test_quickstart_fast_writes_table_png_and_same_critic_baseline(
     code, text = _run("quickstart", "--fast", "--out", str(out), "--seed", "1", "--overwrite")
     assert code == 0, text
     assert "reused" not in text.replace("(reused,", "")  # the dataset line may say reused
-    assert load_file(str(out / "gem/models.safetensors"))["critic.layers.0.weight"].ne(
-        gem["critic.layers.0.weight"]
-    ).any()
+    assert (
+        load_file(str(out / "gem/models.safetensors"))["critic.layers.0.weight"]
+        .ne(gem["critic.layers.0.weight"])
+        .any()
+    )
 
 
 def test_quickstart_resumes_an_interrupted_training(
@@ -161,8 +163,8 @@ def test_eval_reports_mean_std_over_seeds_and_matches_evaluate(
     for s in (0, 1):
         sel = gemkit.compose(models=checkpoint, n=4, lam=0.7, horizon=100, seed=eval_seed(s))
         r = gemkit.evaluate(sel, FORK_ID, episodes=3, seed=eval_seed(s))
-        assert r.normalized_mean is not None
-        per_seed.append(r.normalized_mean)
+        assert r.score_mean is not None
+        per_seed.append(r.score_mean)
     assert float(rows[1]["score_mean"]) == pytest.approx(sum(per_seed) / 2)
     assert float(rows[1]["score_std"]) == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2)
     data = json.loads((out / "eval.json").read_text())
@@ -205,7 +207,7 @@ def test_sweep_is_resumable_and_writes_tables_and_pngs(
     assert set(abl) == {"gem", "no_pw", "single_shot", "raw"}  # raw = the support axis
     assert float(abl["gem"]["delta_score"]) == 0.0
     assert float(abl["no_pw"]["delta_score"]) == pytest.approx(
-        float(abl["no_pw"]["score"]) - float(abl["gem"]["score"])
+        float(abl["no_pw"]["score_mean"]) - float(abl["gem"]["score_mean"])
     )
     front = _csv(out / "lambda_frontier.csv")
     assert len(front) >= 4  # lam in {0.5, 1} x lam_T in {const, 0.1}, plus no_pw's lam = 0

@@ -11,8 +11,8 @@ import torch
 from gemkit.config import SelectorConfig
 from gemkit.data.transitions import Transitions
 from gemkit.eval.nll_gap import nll_gap, summarize_gaps
-from gemkit.eval.plots import config_key
 from gemkit.eval.profile import DenoiserMLP, ddpm_sample, peak_memory_bytes
+from gemkit.eval.results import config_key
 from gemkit.eval.runs import summarize
 from gemkit.eval.sweep import SweepGrid, aggregate_runs
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
@@ -104,8 +104,9 @@ def test_sweep_grid_applies_presets_last_dedupes_and_drops_invalid_topk() -> Non
 def test_aggregate_runs_mean_and_std_over_seeds() -> None:
     grid = SweepGrid(n=(4,))
     (cell,) = grid.cells(100)
+    knobs = {k: "" if v is None else str(v) for k, v in cell.config.to_dict()["params"].items()}
     runs = [
-        {"key": cell.key, "seed": str(s), "episodes": "3", "mass_scale": "", "score": str(v),
+        {**knobs, "seed": str(s), "episodes": "3", "mass_scale": "", "score_mean": str(v),
          "return_mean": "1.0", "success_rate": "", "support_z": "0.5", "violation": "0.1",
          "collapse_dist": "0.2", "steps_per_s": "100.0"}
         for s, v in ((0, 10.0), (1, 30.0), (2, 99.0))

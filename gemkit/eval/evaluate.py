@@ -26,8 +26,6 @@ from gemkit.errors import DatasetError, GemkitError
 
 __all__ = ["EvalResult", "evaluate", "resolve_env_spec"]
 
-_AUDITS = ("support_z", "violation", "collapse_dist")
-
 
 @attrs.frozen
 class EvalResult:
@@ -39,15 +37,16 @@ class EvalResult:
         seed: the seed of the run.
         returns: ``[episodes]`` undiscounted return of each episode (in episode order per env).
         lengths: ``[episodes]`` steps of each episode.
-        mean_return: mean of ``returns``.
-        std_return: population std of ``returns``.
-        normalized_mean: mean normalised score (``None`` without reference scores).
-        normalized_std: std of the normalised scores (``None`` without reference scores).
+        return_mean: mean of ``returns``.
+        return_ep_std: population std of ``returns`` over the episodes.
+        score_mean: mean normalised score (``None`` without reference scores).
+        score_ep_std: population std of the normalised score over the episodes (``None``
+            without reference scores).
         success_rate: fraction of episodes where the env reported ``info["success"]`` at least
             once (``None`` when the env never reports it).
         support_z: mean SupportZ of the selected actions over all steps (selectors only;
             ``None`` where undefined at every step, e.g. ``support="none"``).
-        violation_rate: fraction of steps whose selected action violated support (selectors;
+        violation: fraction of steps whose selected action violated support (selectors;
             ``None`` where undefined).
         collapse_dist: mean CollapseDist over all steps (selectors only; ``None`` where
             undefined).
@@ -61,13 +60,13 @@ class EvalResult:
     seed: int
     returns: np.ndarray
     lengths: np.ndarray
-    mean_return: float
-    std_return: float
-    normalized_mean: float | None
-    normalized_std: float | None
+    return_mean: float
+    return_ep_std: float
+    score_mean: float | None
+    score_ep_std: float | None
     success_rate: float | None
     support_z: float | None
-    violation_rate: float | None
+    violation: float | None
     collapse_dist: float | None
     steps_per_s: float
     total_steps: int
@@ -219,13 +218,13 @@ def evaluate(
         seed=seed,
         returns=returns,
         lengths=run.lengths,
-        mean_return=float(returns.mean()),
-        std_return=float(returns.std()),
-        normalized_mean=norm_mean,
-        normalized_std=norm_std,
+        return_mean=float(returns.mean()),
+        return_ep_std=float(returns.std()),
+        score_mean=norm_mean,
+        score_ep_std=norm_std,
         success_rate=float(run.successes.mean()) if run.reports_success else None,
         support_z=run.audits["support_z"],
-        violation_rate=run.audits["violation"],
+        violation=run.audits["violation"],
         collapse_dist=run.audits["collapse_dist"],
         steps_per_s=run.total_steps / max(run.elapsed_s, 1e-9),
         total_steps=run.total_steps,

@@ -1,14 +1,12 @@
 """Figures of the experiments (matplotlib, Agg; no pyplot state, nothing shown).
 
-Every function takes the aggregated rows of :func:`gemkit.eval.sweep.aggregate_runs` (dicts
-with the selector knobs and ``score_mean``, ``score_std``, ``support_z``, ``violation``,
-``collapse_dist``, ``steps_per_s``), writes one PNG and returns its path, or ``None`` when the
-rows hold nothing to draw (e.g. no ``raw`` cells for the normalisation comparison).
+Plot functions only draw: each takes what :mod:`gemkit.eval.analysis` computed (budget lines,
+delta tables) or result rows, writes one PNG and returns its path, or ``None`` when there is
+nothing to draw (e.g. no ``raw`` cells for the normalisation comparison).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +17,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from gemkit.config import PRESETS, SelectorConfig
-from gemkit.eval.sweep import KNOBS
+from gemkit.eval.analysis import SweepAnalysis
 
 __all__ = [
-    "config_key",
     "plot_ablation_deltas",
     "plot_budget",
     "plot_lambda_frontier",
     "plot_mass_scale",
     "plot_norm_deltas",
     "plot_quickstart",
+    "plot_sweep",
     "plot_trajectories",
 ]
 
@@ -40,39 +38,6 @@ _AUDIT_PANELS = (
     ("collapse_dist", "CollapseDist"),
     ("steps_per_s", "env steps / s"),
 )
-
-
-def _norm(v: Any) -> Any:
-    """One spelling per knob value: numbers (typed or read back from CSV) as floats, ``""``
-    (an empty CSV cell) as ``None``, names as strings."""
-    if isinstance(v, bool) or v is None or v == "":
-        return None if v == "" else v
-    if isinstance(v, int | float):
-        return float(v)
-    try:
-        return float(v)
-    except ValueError:
-        return str(v)
-
-
-def config_key(knobs: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Hashable identity of a row's (or a config's) selector knobs."""
-    return tuple(_norm(knobs.get(k)) for k in KNOBS)
-
-
-def _index(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
-    return {config_key(r): r for r in rows}
-
-
-def _params(cfg: SelectorConfig) -> dict[str, Any]:
-    return cfg.to_dict()["params"]
-
-
-def _variant(ref: SelectorConfig, preset: str, **changes: Any) -> SelectorConfig | None:
-    try:
-        return SelectorConfig(**{**_params(ref), **changes, **PRESETS[preset]})
-    except ValueError:
-        return None
 
 
 def _symlog_n(ax: Axes, ns: Sequence[float]) -> None:
@@ -90,36 +55,11 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return p
 
 
-def _series_vs_n(
-    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig
-) -> dict[str, list[Mapping[str, Any]]]:
-    """Rows grouped into lines vs N: each preset (and ``raw`` support) at the reference knobs."""
-    idx = _index(rows)
-    ns = sorted({int(r["n"]) for r in rows})
-    other = "raw" if ref.support != "raw" else "zscore"
-    lines: dict[str, list[Mapping[str, Any]]] = {}
-    seen: set[tuple[tuple[Any, ...], ...]] = set()
-    for preset in PRESETS:
-        if preset == "single_shot":
-            continue
-        for sup in (ref.support, other):
-            label = preset if sup == ref.support else f"{preset}+{sup}"
-            keys = []
-            for n in ns:
-                cfg = _variant(ref, preset, n=n, support=sup)
-                if cfg is not None and config_key(_params(cfg)) in idx:
-                    keys.append(config_key(_params(cfg)))
-            if keys and tuple(keys) not in seen:
-                seen.add(tuple(keys))
-                lines[label] = [idx[k] for k in keys]
-    return lines
-
-
 def plot_budget(
-    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+    lines: Mapping[str, Sequence[Mapping[str, Any]]], ref: SelectorConfig, path: str | Path
 ) -> Path | None:
-    """Score and the audits vs N, one line per preset at the reference knobs ``ref``."""
-    lines = _series_vs_n(rows, ref)
+    """Score and the audits vs N, one line per label (:func:`gemkit.eval.analysis.budget_lines`
+    at the reference knobs ``ref``)."""
     if not lines:
         return None
     fig = Figure(figsize=(4.0 * len(_AUDIT_PANELS), 3.4))
@@ -146,43 +86,19 @@ def plot_budget(
 
 
 def _ref_text(ref: SelectorConfig, skip: Sequence[str] = ()) -> str:
-    p = _params(ref)
+    p = ref.to_dict()["params"]
     parts = [f"{k}={p[k]}" for k in ("n", "beta", "lam", "lam_T", "k", "support") if k not in skip]
     return "GEM reference: " + ", ".join(parts)
 
 
 def plot_ablation_deltas(
-    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
-) -> tuple[Path | None, list[dict[str, Any]]]:
-    """Bar charts of each preset's score and Violation minus GEM's, at ``ref`` (e.g. N=1024).
-
-    Returns:
-        ``(path or None, table)`` with one dict per preset found: ``preset``, ``score``,
-        ``score_std``, ``delta_score``, ``violation``, ``delta_violation``.
-    """
-    idx = _index(rows)
-    base = idx.get(config_key(_params(ref)))
-    if base is None:
-        return None, []
-    table: list[dict[str, Any]] = []
-    for preset in PRESETS:
-        cfg = _variant(ref, preset)
-        if cfg is None or config_key(_params(cfg)) not in idx:
-            continue
-        r = idx[config_key(_params(cfg))]
-        table.append(
-            {
-                "preset": preset,
-                "score": float(r["score_mean"]),
-                "score_std": float(r.get("score_std", math.nan)),
-                "delta_score": float(r["score_mean"]) - float(base["score_mean"]),
-                "violation": float(r["violation"]),
-                "delta_violation": float(r["violation"]) - float(base["violation"]),
-            }
-        )
+    table: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> Path | None:
+    """Bar charts of each preset's score and Violation minus GEM's at ``ref`` (the table of
+    :func:`gemkit.eval.analysis.ablation_deltas`)."""
     others = [t for t in table if t["preset"] != "gem"]
     if not others:
-        return None, table
+        return None
     fig = Figure(figsize=(10, 3.6))
     ax1, ax2 = fig.subplots(1, 2)
     names = [t["preset"] for t in others]
@@ -196,37 +112,16 @@ def plot_ablation_deltas(
     ax2.axvline(0, color="k", lw=0.8)
     ax2.set_xlabel("Violation - GEM Violation")
     fig.suptitle(_ref_text(ref), fontsize=9)
-    return _save(fig, path), table
+    return _save(fig, path)
 
 
 def plot_norm_deltas(
-    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
-) -> tuple[Path | None, list[dict[str, Any]]]:
-    """``raw`` minus ``zscore`` normalisation (score, Violation) vs N, other knobs at ``ref``.
-
-    Returns:
-        ``(path or None, table)`` with ``n``, ``zscore``, ``raw``, ``delta_score``,
-        ``violation_zscore``, ``violation_raw``.
-    """
-    idx = _index(rows)
-    table: list[dict[str, Any]] = []
-    for n in sorted({int(r["n"]) for r in rows}):
-        z = idx.get(config_key(_params(ref.evolve(n=n, support="zscore"))))
-        r = idx.get(config_key(_params(ref.evolve(n=n, support="raw"))))
-        if z is None or r is None:
-            continue
-        table.append(
-            {
-                "n": n,
-                "zscore": float(z["score_mean"]),
-                "raw": float(r["score_mean"]),
-                "delta_score": float(r["score_mean"]) - float(z["score_mean"]),
-                "violation_zscore": float(z["violation"]),
-                "violation_raw": float(r["violation"]),
-            }
-        )
+    table: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> Path | None:
+    """``raw`` minus ``zscore`` normalisation (score, Violation) vs N, other knobs at ``ref``
+    (the table of :func:`gemkit.eval.analysis.norm_deltas`)."""
     if not table:
-        return None, table
+        return None
     fig = Figure(figsize=(8, 3.4))
     ax1, ax2 = fig.subplots(1, 2)
     x = [float(t["n"]) for t in table]
@@ -240,49 +135,28 @@ def plot_norm_deltas(
     ax2.legend(fontsize=8)
     _symlog_n(ax2, x)
     fig.suptitle(_ref_text(ref, skip=("n", "support")), fontsize=9)
-    return _save(fig, path), table
+    return _save(fig, path)
 
 
 def plot_lambda_frontier(
-    rows: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
-) -> tuple[Path | None, list[dict[str, Any]]]:
-    """Score vs Violation of GEM as ``lambda_0``/``lambda_T`` vary, other knobs at ``ref``.
-
-    Returns:
-        ``(path or None, table)`` with ``lam``, ``lam_T``, ``score``, ``score_std``,
-        ``violation`` per point, sorted by Violation.
-    """
-    p = _params(ref)
-    fixed = [k for k in KNOBS if k not in ("lam", "lam_T")]
-    table: list[dict[str, Any]] = []
-    for r in rows:
-        if r.get("preset") not in ("gem", "no_pw"):
-            continue
-        if all(_norm(r.get(k)) == _norm(p[k]) for k in fixed):
-            table.append(
-                {
-                    "lam": float(r["lam"]),
-                    "lam_T": None if _norm(r.get("lam_T")) is None else float(r["lam_T"]),
-                    "score": float(r["score_mean"]),
-                    "score_std": float(r.get("score_std", math.nan)),
-                    "violation": float(r["violation"]),
-                }
-            )
-    table.sort(key=lambda t: (t["violation"], -t["score"]))
+    table: Sequence[Mapping[str, Any]], ref: SelectorConfig, path: str | Path
+) -> Path | None:
+    """Score vs Violation of GEM as ``lambda_0``/``lambda_T`` vary, other knobs at ``ref`` (the
+    table of :func:`gemkit.eval.analysis.lambda_frontier`)."""
     if len(table) < 2:
-        return None, table
+        return None
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    ax.plot([t["violation"] for t in table], [t["score"] for t in table], "o-", alpha=0.7)
+    ax.plot([t["violation"] for t in table], [t["score_mean"] for t in table], "o-", alpha=0.7)
     for t in table:
         lab = f"{t['lam']:g}" if t["lam_T"] is None else f"{t['lam']:g}->{t['lam_T']:g}"
-        ax.annotate(lab, (t["violation"], t["score"]), fontsize=7, xytext=(3, 3),
+        ax.annotate(lab, (t["violation"], t["score_mean"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")  # fmt: skip
     ax.set_xlabel("Violation (fraction of steps)")
     ax.set_ylabel("normalised score")
     ax.set_title("lambda frontier (labels: lambda_0 -> lambda_T)", fontsize=9)
     fig.suptitle(_ref_text(ref, skip=("lam", "lam_T")), fontsize=8)
-    return _save(fig, path), table
+    return _save(fig, path)
 
 
 def _draw_fork(ax: Axes, obstacle_radius: float, goal: Sequence[float], goal_radius: float) -> None:
@@ -392,3 +266,22 @@ def plot_mass_scale(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path
     ax.set_ylabel("normalised score")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_sweep(analysis: SweepAnalysis, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """Every figure of a sweep's analysis: ``budget``, ``ablations``, ``normalization`` and
+    ``lambda_frontier`` PNGs (``out_dir/<prefix><name>.png``), those with something to draw."""
+    out = Path(out_dir)
+    drawn = [
+        plot_budget(analysis.lines, analysis.big, out / f"{prefix}budget.png"),
+        plot_ablation_deltas(
+            analysis.tables["ablations"], analysis.big, out / f"{prefix}ablations.png"
+        ),
+        plot_norm_deltas(
+            analysis.tables["normalization"], analysis.ref, out / f"{prefix}normalization.png"
+        ),
+        plot_lambda_frontier(
+            analysis.tables["lambda_frontier"], analysis.big, out / f"{prefix}lambda_frontier.png"
+        ),
+    ]
+    return [p for p in drawn if p is not None]

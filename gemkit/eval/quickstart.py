@@ -20,7 +20,6 @@ when the budget is the same) and says so; ``overwrite=True`` starts afresh.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +31,9 @@ from gemkit.config import SelectorConfig
 from gemkit.data.fork import FORK_DATASET_ID, make_fork
 from gemkit.data.minari_io import dataset_exists, dataset_path, load
 from gemkit.errors import CheckpointError, GemkitError
+from gemkit.eval.io import finite_json, write_csv, write_json
 from gemkit.eval.plots import plot_quickstart
 from gemkit.eval.runs import RunSummary, eval_seed, evaluate_config
-from gemkit.eval.sweep import write_csv
 from gemkit.eval.trajectories import rollout_paths
 from gemkit.models.io import load_models, save_models
 from gemkit.selector import compose
@@ -47,7 +46,7 @@ from gemkit.train.checkpoint import (
     resume_pretrain_steps,
 )
 
-__all__ = ["QuickstartConfig", "QuickstartResult", "finite_json", "run_quickstart"]
+__all__ = ["QuickstartConfig", "QuickstartResult", "run_quickstart"]
 
 #: ``progress(stage, done, total)``: stage is ``data``, ``train``, ``unimodal``, ``eval`` or
 #: ``paths``.
@@ -166,8 +165,7 @@ def _prior_run(gem_dir: Path, tcfg: TrainConfig, steps: int, fingerprint: str) -
         )
     if header.get("dataset_sha256") != fingerprint:
         raise GemkitError(
-            f"{gem_dir} was trained on another {FORK_DATASET_ID} (the dataset was remade); "
-            f"{again}."
+            f"{gem_dir} was trained on another {FORK_DATASET_ID} (the dataset was remade); {again}."
         )
     step = int(header["step"])
     if step > steps:
@@ -384,20 +382,7 @@ def run_quickstart(
         "files": {k: str(v) for k, v in files.items()},
         "weights_sha256": weights,
     }
-    (out / "results.json").write_text(json.dumps(finite_json(payload), indent=2, default=str))
+    write_json(out / "results.json", payload)
     return QuickstartResult(
         table=table, budget=budget, files=files, dataset=dataset, seconds=seconds, status=status
     )
-
-
-def finite_json(x: Any) -> Any:
-    """``x`` with NaN/inf floats as ``None`` and paths as strings (strict JSON)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): finite_json(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [finite_json(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    return x

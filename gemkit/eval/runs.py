@@ -8,7 +8,7 @@ and the reproduction report): it composes a selector from fixed networks, runs
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -17,6 +17,7 @@ import numpy as np
 from gemkit.config import SelectorConfig
 from gemkit.data.reference import normalized_score
 from gemkit.eval.evaluate import EvalResult, evaluate, resolve_env_spec
+from gemkit.eval.results import METRICS, reduce_seeds
 from gemkit.models.io import Models
 from gemkit.selector import compose
 
@@ -27,6 +28,7 @@ __all__ = [
     "describe_config",
     "env_horizon",
     "eval_seed",
+    "evaluate_budgets",
     "evaluate_config",
     "summarize",
 ]
@@ -56,11 +58,6 @@ SUMMARY_FIELDS = (
 def eval_seed(seed: int) -> int:
     """The environment/generator seed :func:`evaluate_config` uses for evaluation seed ``seed``."""
     return int(seed) * SEED_STRIDE
-
-
-def _nanmean(xs: Sequence[float | None]) -> float:
-    vals = [float(x) for x in xs if x is not None and math.isfinite(float(x))]
-    return float(np.mean(vals)) if vals else float("nan")
 
 
 @attrs.frozen
@@ -146,35 +143,25 @@ def summarize(
     """
     if not results:
         raise ValueError("summarize needs at least one result.")
-    episodes = int(results[0].episodes)
-    per_seed = [r.normalized_mean for r in results]
-    if all(x is not None for x in per_seed):
-        means = [float(x) for x in per_seed if x is not None]
-        score_mean = float(np.mean(means))  # equal episodes per seed: the pooled mean
-        score_std = float(np.std(means))
-        if ref_scores is not None:
-            pooled = np.concatenate([r.returns for r in results])
-            score_ep_std = float(np.std(normalized_score(pooled, *ref_scores)))
-        else:
-            score_ep_std = float("nan")
-    else:
-        score_mean = score_std = score_ep_std = float("nan")
-    returns = np.concatenate([r.returns for r in results])
-    succ = [r.success_rate for r in results]
+    stats = reduce_seeds([{m: getattr(r, m) for m in METRICS} for r in results])
+    score_ep_std = float("nan")
+    if ref_scores is not None and math.isfinite(stats["score_mean"]):
+        pooled = np.concatenate([r.returns for r in results])
+        score_ep_std = float(np.std(normalized_score(pooled, *ref_scores)))
     return RunSummary(
         label=label,
         config=dict(config or {}),
         seeds=tuple(int(s) for s in seeds),
-        episodes=episodes,
-        score_mean=score_mean,
-        score_std=score_std,
+        episodes=int(results[0].episodes),
+        score_mean=stats["score_mean"],
+        score_std=stats["score_std"],
         score_ep_std=score_ep_std,
-        return_mean=float(returns.mean()),
-        success_rate=_nanmean(succ),
-        support_z=_nanmean([r.support_z for r in results]),
-        violation=_nanmean([r.violation_rate for r in results]),
-        collapse_dist=_nanmean([r.collapse_dist for r in results]),
-        steps_per_s=float(np.mean([r.steps_per_s for r in results])),
+        return_mean=float(np.concatenate([r.returns for r in results]).mean()),
+        success_rate=stats["success_rate"],
+        support_z=stats["support_z"],
+        violation=stats["violation"],
+        collapse_dist=stats["collapse_dist"],
+        steps_per_s=stats["steps_per_s"],
         mass_scale=results[0].mass_scale,
         results=tuple(results),
     )
@@ -249,6 +236,45 @@ def evaluate_config(
         else None
     )
     return summarize(label, results, seeds, params, refs)
+
+
+def evaluate_budgets(
+    models: Models,
+    config: SelectorConfig,
+    target: Any,
+    ns: Sequence[int],
+    mass_scales: Sequence[float | None] = (None,),
+    *,
+    episodes: int,
+    seeds: Sequence[int],
+    name: str = "gem",
+    progress: Callable[[], None] | None = None,
+) -> list[RunSummary]:
+    """:func:`evaluate_config` for ``config`` at every candidate budget in ``ns`` and every
+    MassScale factor in ``mass_scales`` (``None``: unchanged dynamics), in that order.
+
+    Rows are labelled ``"<name> N=<n>"``, plus the actor kind when it is not the GMM;
+    ``progress()`` is called after each evaluation.
+    """
+    actor_kind = models.meta.get("actor_kind")
+    kind = f" ({actor_kind} actor)" if actor_kind and actor_kind != "gmm" else ""
+    out: list[RunSummary] = []
+    for n in ns:
+        for mass in mass_scales:
+            out.append(
+                evaluate_config(
+                    models,
+                    config.evolve(n=n),
+                    target,
+                    episodes=episodes,
+                    seeds=seeds,
+                    mass_scale=mass,
+                    label=f"{name} N={n}{kind}",
+                )
+            )
+            if progress is not None:
+                progress()
+    return out
 
 
 def describe_config(config: SelectorConfig) -> str:

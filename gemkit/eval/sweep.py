@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,10 @@ import attrs
 
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.errors import GemkitError
+from gemkit.eval.analysis import SweepAnalysis, analyze_sweep
 from gemkit.eval.evaluate import EvalResult, evaluate
+from gemkit.eval.io import read_csv, write_csv
+from gemkit.eval.results import KNOBS, METRICS, config_key, reduce_seeds
 from gemkit.eval.runs import env_horizon, eval_seed
 from gemkit.models.io import Models, load_models
 from gemkit.selector import compose
@@ -33,20 +34,12 @@ __all__ = [
     "aggregate_runs",
     "read_runs",
     "run_sweep",
-    "write_csv",
+    "write_sweep_report",
 ]
 
-#: The knobs a cell records (``SelectorConfig`` fields).
-KNOBS: tuple[str, ...] = tuple(f.name for f in attrs.fields(SelectorConfig))
-
-#: Columns of ``runs.csv``: one row per (cell, seed).
-RUN_FIELDS = (
-    "key", "preset", *KNOBS, "seed", "episodes", "mass_scale", "score", "return_mean",
-    "success_rate", "support_z", "violation", "collapse_dist", "steps_per_s",
-)  # fmt: skip
-
-_METRICS = ("score", "return_mean", "success_rate", "support_z", "violation", "collapse_dist",
-            "steps_per_s")  # fmt: skip
+#: Columns of ``runs.csv``: one row per (cell, seed); a cell is identified by its knobs
+#: (:func:`gemkit.eval.results.config_key`).
+RUN_FIELDS = ("preset", *KNOBS, "seed", "episodes", "mass_scale", *METRICS)
 
 
 @attrs.frozen
@@ -57,9 +50,9 @@ class SweepCell:
     config: SelectorConfig
 
     @property
-    def key(self) -> str:
-        """Stable identity of the config (JSON of its knobs), the resume key."""
-        return json.dumps(self.config.to_dict()["params"], sort_keys=True)
+    def key(self) -> tuple[Any, ...]:
+        """The config's identity (:func:`gemkit.eval.results.config_key`), the resume key."""
+        return config_key(self.config.to_dict()["params"])
 
 
 @attrs.frozen(kw_only=True)
@@ -103,7 +96,7 @@ class SweepGrid:
                 SelectorConfig.preset(p)  # raises the did-you-mean error
         h = self.horizon if self.horizon is not None else horizon
         out: list[SweepCell] = []
-        seen: set[str] = set()
+        seen: set[tuple[Any, ...]] = set()
         for preset, n, beta, lam, lam_t, k, sup in itertools.product(
             self.presets, self.n, self.beta, self.lam, self.lam_T, self.k, self.support
         ):
@@ -140,15 +133,14 @@ class SweepGrid:
 def read_runs(path: str | Path) -> list[dict[str, str]]:
     """The rows of a ``runs.csv`` (empty when the file does not exist)."""
     p = Path(path)
-    if not p.is_file():
-        return []
-    with p.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or tuple(reader.fieldnames) != RUN_FIELDS:
+    if p.is_file():
+        with p.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        if header is None or tuple(header) != RUN_FIELDS:
             raise GemkitError(
                 f"{p} is not a gemkit sweep runs.csv (unexpected columns); use a fresh --out."
             )
-        return list(reader)
+    return read_csv(p)
 
 
 def _fmt(x: float | None) -> str:
@@ -159,25 +151,17 @@ def _run_row(
     cell: SweepCell, seed: int, episodes: int, mass: float | None, r: EvalResult
 ) -> dict[str, Any]:
     params = cell.config.to_dict()["params"]
-    row: dict[str, Any] = {"key": cell.key, "preset": cell.preset}
+    row: dict[str, Any] = {"preset": cell.preset}
     for k in KNOBS:
         row[k] = "" if params[k] is None else params[k]
-    row.update(
-        seed=seed,
-        episodes=episodes,
-        mass_scale=_fmt(mass),
-        score=_fmt(r.normalized_mean),
-        return_mean=_fmt(r.mean_return),
-        success_rate=_fmt(r.success_rate),
-        support_z=_fmt(r.support_z),
-        violation=_fmt(r.violation_rate),
-        collapse_dist=_fmt(r.collapse_dist),
-        steps_per_s=_fmt(r.steps_per_s),
-    )
+    row.update(seed=seed, episodes=episodes, mass_scale=_fmt(mass))
+    row.update({m: _fmt(getattr(r, m)) for m in METRICS})
     return row
 
 
-def _done_key(key: str, seed: Any, episodes: Any, mass: Any) -> tuple[str, str, str, str]:
+def _done_key(
+    key: tuple[Any, ...], seed: Any, episodes: Any, mass: Any
+) -> tuple[tuple[Any, ...], str, str, str]:
     return (key, str(seed), str(episodes), str(mass))
 
 
@@ -217,7 +201,8 @@ def run_sweep(
     cells = grid.cells(horizon)
     runs_path = out / "runs.csv"
     done = {
-        _done_key(r["key"], r["seed"], r["episodes"], r["mass_scale"]) for r in read_runs(runs_path)
+        _done_key(config_key(r), r["seed"], r["episodes"], r["mass_scale"])
+        for r in read_runs(runs_path)
     }
     if not runs_path.is_file():
         with runs_path.open("w", newline="") as f:
@@ -251,10 +236,6 @@ def run_sweep(
     return rows
 
 
-def _float(x: str) -> float:
-    return float(x) if x not in ("", "None") else math.nan
-
-
 def aggregate_runs(
     runs: Sequence[dict[str, str]],
     cells: Sequence[SweepCell],
@@ -262,22 +243,22 @@ def aggregate_runs(
     episodes: int,
     mass_scale: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per cell: the knobs, then each metric's mean and (score) std over seeds.
+    """One row per cell: the knobs, then each metric's mean (and the score's std) over seeds.
 
     Returns:
-        Dicts with ``preset``, the knobs, ``seeds`` (how many were found), ``score_mean``,
-        ``score_std`` (population std over seeds), and the means of ``return_mean``,
-        ``success_rate``, ``support_z``, ``violation``, ``collapse_dist``, ``steps_per_s``.
+        Dicts with ``preset``, the knobs, ``seeds`` (how many were found), ``episodes``, the
+        means of :data:`~gemkit.eval.results.METRICS` and ``score_std`` (population std over
+        seeds), as :func:`~gemkit.eval.results.reduce_seeds` computes them.
     """
     wanted = {str(s) for s in seeds}
-    by_key: dict[str, list[dict[str, str]]] = {}
+    by_key: dict[tuple[Any, ...], list[dict[str, str]]] = {}
     for r in runs:
         if (
             r["seed"] in wanted
             and r["episodes"] == str(episodes)
             and r["mass_scale"] == _fmt(mass_scale)
         ):
-            by_key.setdefault(r["key"], []).append(r)
+            by_key.setdefault(config_key(r), []).append(r)
     out: list[dict[str, Any]] = []
     for cell in cells:
         group = by_key.get(cell.key, [])
@@ -287,30 +268,29 @@ def aggregate_runs(
         row: dict[str, Any] = {"preset": cell.preset, **{k: params[k] for k in KNOBS}}
         row["seeds"] = len(group)
         row["episodes"] = episodes
-        for metric in _METRICS:
-            vals = [_float(g[metric]) for g in group]
-            finite = [v for v in vals if math.isfinite(v)]
-            mean = sum(finite) / len(finite) if finite else math.nan
-            row[f"{metric}_mean" if metric == "score" else metric] = mean
-            if metric == "score":
-                row["score_std"] = (
-                    math.sqrt(sum((v - mean) ** 2 for v in finite) / len(finite))
-                    if finite
-                    else math.nan
-                )
+        row.update(reduce_seeds(group))
         out.append(row)
     return out
 
 
-def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write dict rows (union of keys, first-seen order) as CSV; ``None`` as empty."""
-    fields: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in fields:
-                fields.append(k)
-    with Path(path).open("w", newline="") as f:
-        w = csv.DictWriter(f, fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if v is None else v for k, v in r.items()})
+def write_sweep_report(
+    rows: Sequence[dict[str, Any]], grid: SweepGrid, horizon: int | None, out_dir: str | Path
+) -> tuple[SweepAnalysis, list[Path]]:
+    """Analyse a sweep's rows around ``grid``'s reference config and write what it says.
+
+    Writes the delta tables (``ablations.csv``, ``normalization.csv``,
+    ``lambda_frontier.csv``, those that are not empty) and the figures
+    (:func:`gemkit.eval.plots.plot_sweep`) into ``out_dir``.
+
+    Returns:
+        ``(analysis, written paths)``.
+    """
+    from gemkit.eval.plots import plot_sweep
+
+    out = Path(out_dir)
+    analysis = analyze_sweep(rows, grid.reference(horizon), max(grid.n))
+    written = plot_sweep(analysis, out)
+    for name, table in analysis.tables.items():
+        if table:
+            written.append(write_csv(out / f"{name}.csv", table))
+    return analysis, written

@@ -1,0 +1,213 @@
+"""``gemkit diagnose nll-gap`` and ``gemkit profile``: diagnostics of datasets, models, speed."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from gemkit.errors import GemkitError
+
+from ._common import guarded, make_console, parse_ints, progress_bar, rich_table, set_threads
+from .main import app
+
+diagnose_app = typer.Typer(help="Diagnostics of datasets and models.", no_args_is_help=True)
+app.add_typer(diagnose_app, name="diagnose")
+
+
+class Device(str, Enum):
+    """Where to profile."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+    all = "all"
+
+
+@diagnose_app.command("nll-gap")
+@guarded
+def nll_gap_cmd(
+    dataset: str = typer.Option(..., "--dataset", help="Local Minari dataset id."),
+    k: int = typer.Option(5, "--k", min=1, help="Mixture components K."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Number of fits (seeds 0..S-1)."),
+    steps: int = typer.Option(2000, "--steps", min=1, help="Gradient steps per fit."),
+    hidden: str = typer.Option("256,256", "--hidden", help="MLP widths of the GMM."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Minibatch size."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Use this checkpoint's behavior GMM instead of fitting."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write nll_gap.csv/json here."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
+) -> None:
+    """NLL gap (spec 2.7): mean NLL under the top component minus under the whole mixture."""
+
+    from gemkit.data import load
+    from gemkit.eval.io import write_csv, write_json
+    from gemkit.eval.nll_gap import nll_gap, nll_gap_over_seeds, summarize_gaps
+    from gemkit.train import TrainConfig
+
+    set_threads(threads)
+    data = load(dataset)
+    console = make_console()
+    if checkpoint is not None:
+        from gemkit.models import load_models
+
+        models = load_models(checkpoint)
+        if models.behavior is None:
+            raise GemkitError(f"{checkpoint} has no behavior GMM.")
+        obs = models.normalize_obs(data.observations)
+        g = nll_gap(models.behavior, obs, data.actions.float())
+        summary = summarize_gaps([g], models.behavior.n_components, [0], 0)
+        source = f"behavior GMM of {checkpoint}"
+    else:
+        cfg = TrainConfig(
+            hidden=tuple(parse_ints(hidden, "--hidden", minimum=1)),
+            n_critics=1,
+            batch_size=batch_size,
+        )
+        with progress_bar(console) as bar:
+            task = bar.add_task(f"fitting {seeds} K={k} GMM(s)", total=seeds * steps)
+
+            def cb(i: int, done: int, total: int) -> None:
+                if done % 50 == 0 or done == total:
+                    bar.update(task, completed=i * steps + done)
+
+            summary = nll_gap_over_seeds(
+                data, k, list(range(seeds)), steps, config=cfg, progress=cb
+            )
+        source = f"{seeds} MLE fit(s) of {steps} steps"
+    row = summary.row()
+    shown = {
+        "nll_gmm": f"{summary.nll_gmm_mean:.4f} +- {summary.nll_gmm_std:.4f}",
+        "nll_top1": f"{summary.nll_top1_mean:.4f} +- {summary.nll_top1_std:.4f}",
+        "gap": f"{summary.gap_mean:.4f} +- {summary.gap_std:.4f}",
+    }
+    console.print(
+        rich_table(
+            f"NLL gap on {dataset} ({len(data)} pairs), K={summary.k}, {source}",
+            [shown],
+            [("nll_gmm", "NLL_gmm"), ("nll_top1", "NLL_top1"), ("gap", "gap = NLL_top1 - NLL_gmm")],
+        )
+    )
+    verdict = "mixture structure helps" if summary.gap_mean > 0 else "no gain from the mixture"
+    console.print(f"gap {summary.gap_mean:.4f} ({verdict})")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "nll_gap.csv", [{"dataset": dataset, **row}])
+        write_json(
+            out / "nll_gap.json",
+            {
+                "dataset": dataset,
+                "source": source,
+                **row,
+                "per_seed": [vars_(g) for g in summary.per_seed],
+            },
+        )
+        console.print(f"wrote {out / 'nll_gap.csv'} and {out / 'nll_gap.json'}")
+
+
+def vars_(obj: Any) -> dict[str, Any]:
+    """attrs instance -> dict."""
+    import attrs
+
+    return attrs.asdict(obj)
+
+
+# ---------------------------------------------------------------------- profile
+@app.command("profile")
+@guarded
+def profile_cmd(
+    n: str = typer.Option("1,64,1024,2048", "--n", help="Candidate budgets N of GEM."),
+    t: str = typer.Option("10,20,50,100", "--T", help="Denoising steps T of the DDPM sampler."),
+    device: Device = typer.Option(
+        Device.all, "--device", help="cpu, cuda, or all (cpu, plus cuda when available)."
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Profile these networks (default: untrained ones)."
+    ),
+    state_dim: int = typer.Option(17, "--state-dim", min=1, help="S without a checkpoint."),
+    action_dim: int = typer.Option(6, "--action-dim", min=1, help="A without a checkpoint."),
+    hidden: str = typer.Option("256,256", "--hidden", help="Widths without a checkpoint."),
+    n_critics: int = typer.Option(10, "--critics", min=1, help="E without a checkpoint."),
+    n_components: int = typer.Option(5, "--components", min=1, help="K without a checkpoint."),
+    batch: int = typer.Option(1, "--batch", min=1, help="States per call."),
+    repeats: int = typer.Option(20, "--repeats", min=1, help="Timed calls per point."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write profile.csv/json here."),
+) -> None:
+    """Latency and peak memory vs N of select(), against T-step DDPM sampling (same widths)."""
+    import torch
+
+    from gemkit.eval.io import write_csv, write_json
+    from gemkit.eval.profile import profile_diffusion, profile_select, random_models
+
+    set_threads(threads)
+    if device is Device.cuda and not torch.cuda.is_available():
+        raise GemkitError("--device cuda: CUDA is not available here; use --device cpu.")
+    devices = (
+        ["cpu"]
+        if device is Device.cpu
+        else ["cuda"]
+        if device is Device.cuda
+        else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    )
+    widths = tuple(parse_ints(hidden, "--hidden", minimum=1))
+    ns, ts = parse_ints(n, "--n"), parse_ints(t, "--T", minimum=1)
+    console = make_console()
+    rows: list[dict[str, Any]] = []
+    for dev in devices:
+        if checkpoint is not None:
+            from gemkit.models import load_models
+
+            models = load_models(checkpoint)
+        else:
+            models = random_models(state_dim, action_dim, widths, n_components, n_critics)
+        ref = models.actor if models.actor is not None else models.behavior
+        if ref is None:
+            raise GemkitError(f"{checkpoint} has no actor or behavior GMM to profile.")
+        with progress_bar(console) as bar:
+            task = bar.add_task(f"profiling on {dev}", total=len(ns) + len(ts))
+
+            def cb(_: Any, task: Any = task) -> None:
+                bar.advance(task)
+
+            sel = profile_select(models, ns, device=dev, batch=batch, repeats=repeats, progress=cb)
+            dif = profile_diffusion(
+                ref.state_dim,
+                ref.action_dim,
+                ref.hidden,
+                ts,
+                device=dev,
+                batch=batch,
+                repeats=repeats,
+                progress=cb,
+            )
+        rows += [r.row() for r in sel + dif]
+    cols = [
+        ("method", "method"),
+        ("knob", "knob"),
+        ("value", "value"),
+        ("device", "device"),
+        ("latency_ms", "latency ms (median)"),
+        ("latency_p90_ms", "p90 ms"),
+        ("peak_mb", "peak MB"),
+        ("weights_mb", "weights MB"),
+    ]
+    console.print(
+        rich_table(
+            f"deployment profile (batch {batch}, {repeats} calls each, "
+            f"{torch.get_num_threads()} CPU thread(s))",
+            rows,
+            cols,
+        )
+    )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "profile.csv", rows)
+        write_json(out / "profile.json", {"rows": rows, "threads": torch.get_num_threads()})
+        console.print(f"wrote {out / 'profile.csv'} and {out / 'profile.json'}")
