@@ -1,7 +1,8 @@
 """The component protocols of GEM's Phase II, in one leaf module.
 
-This module imports nothing of gemkit. Every component of a :class:`~gemkit.selector.Selector`
-is typed by one of the protocols below, so a user can swap any of them for their own object.
+This module imports nothing of gemkit but its error types. Every component of a
+:class:`~gemkit.selector.Selector` is typed by one of the protocols below, so a user can swap any
+of them for their own object.
 
 Shape letters used throughout gemkit:
 
@@ -14,23 +15,67 @@ Shape letters used throughout gemkit:
 
 All tensors are ``float32`` unless stated and live on one device; components return tensors on
 the device and in the dtype of their inputs, and never modify their inputs.
+
+**The observation contract.** Every component that reads states says which states it takes,
+with an ``observation`` attribute:
+
+- ``"raw"``: the environment's observations, exactly as ``Selector.select`` received them;
+- ``"normalized"``: gemkit's standardised states ``(s - obs_mean) / obs_std``, with the
+  statistics of the :class:`~gemkit.models.Models` the selector was composed with (identical
+  to raw ones when those hold no statistics).
+
+gemkit's own networks (:class:`~gemkit.models.ConditionalGMM`,
+:class:`~gemkit.models.CriticEnsemble`) declare ``"normalized"``, and the built-in components
+built on them pass their network's declaration on. **Anything that does not declare is
+``"raw"``**: a critic trained by another library applies its own observation scaler to the
+observations the environment gives, so it must never see gemkit's normalised ones. The selector
+hands each component the states it declared.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
+from gemkit.errors import GemkitError
+
 __all__ = [
+    "OBSERVATION_KINDS",
+    "Anchor",
+    "CandidateSource",
     "Critic",
     "HasComponentMeans",
+    "ObservationKind",
     "Proposer",
     "Reducer",
     "Support",
     "Value",
+    "observation_kind",
 ]
+
+
+ObservationKind = Literal["raw", "normalized"]
+"""Which states a component takes (the module's observation contract)."""
+
+OBSERVATION_KINDS: tuple[str, ...] = ("raw", "normalized")
+"""The valid ``observation`` declarations; a component without one takes ``"raw"``."""
+
+
+def observation_kind(component: object) -> str:
+    """The states ``component`` takes: its ``observation`` declaration, ``"raw"`` without one.
+
+    Raises:
+        GemkitError: the declaration is not one of :data:`~gemkit.protocols.OBSERVATION_KINDS`.
+    """
+    kind = getattr(component, "observation", "raw")
+    if kind not in OBSERVATION_KINDS:
+        raise GemkitError(
+            f"{type(component).__name__}.observation is {kind!r}; declare one of "
+            f"{', '.join(OBSERVATION_KINDS)}."
+        )
+    return str(kind)
 
 
 @runtime_checkable
@@ -40,9 +85,36 @@ class Critic(Protocol):
     ``critic(states, actions)`` with ``states [B, M, S]`` and ``actions [B, M, A]`` returns
     ``[E, B, M]`` (an ensemble of ``E`` members) or ``[B, M]`` (a single critic, read as
     ``E = 1``). ``states`` may be an expanded view (stride 0 along ``M``): do not write to it.
+
+    ``states`` are raw observations unless the critic declares ``observation = "normalized"``
+    (see the module's observation contract): a critic from another library gets the
+    environment's observations and applies its own scaler.
     """
 
     def __call__(self, states: Tensor, actions: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Anchor(Protocol):
+    """A deterministic action per state, ``states [B, S] -> [B, A]``.
+
+    An anchor that returns ``None`` is "no anchor": the candidate set is the samples alone.
+    Such an anchor says so with ``is_none = True`` (read by the proposer's ``has_anchor``).
+    """
+
+    def __call__(self, states: Tensor) -> Tensor | None: ...
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """``sample(states [B, S], n, generator) -> [B, n, A]`` inside the action box.
+
+    Randomness comes only from ``generator``.
+    """
+
+    def sample(
+        self, states: Tensor, n: int, generator: torch.Generator | None = None
+    ) -> Tensor: ...
 
 
 @runtime_checkable

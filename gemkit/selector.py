@@ -29,7 +29,14 @@ from gemkit.config import CUSTOM_PREFIX, SelectorConfig
 from gemkit.errors import GemkitError, ShapeError, check_finite, check_shape
 from gemkit.models.io import Models, load_models
 from gemkit.proposers.candidates import CandidateProposer
-from gemkit.protocols import HasComponentMeans, Proposer, Reducer, Support, Value
+from gemkit.protocols import (
+    HasComponentMeans,
+    Proposer,
+    Reducer,
+    Support,
+    Value,
+    observation_kind,
+)
 from gemkit.registry import ANCHORS, REDUCERS, SOURCES, SUPPORTS, VALUES
 from gemkit.scorers.schedule import LambdaSchedule
 from gemkit.scorers.score import combine_score
@@ -107,6 +114,11 @@ def support_audits(loglik: Tensor, index: Tensor, z_min: float) -> tuple[Tensor,
 
 
 def _module_device(*objs: Any) -> torch.device:
+    """Where the components compute: a declared ``device``, else the first network's device."""
+    for o in objs:
+        declared = getattr(o, "device", None)
+        if isinstance(declared, (str, torch.device)):
+            return torch.device(declared)
     for o in objs:
         for attr in ("gmm", "behavior", "actor", "critic"):
             m = getattr(o, attr, None)
@@ -123,6 +135,10 @@ class Selector:
     Use :func:`compose` to build one. ``selector(states)`` returns actions only (a policy);
     :meth:`select` returns the full :class:`Selection`.
 
+    ``select`` takes raw observations and hands each component the states it declares
+    (``observation = "raw"`` or ``"normalized"``; see :mod:`gemkit.protocols`): normalised ones
+    are ``(raw - obs_mean) / obs_std``, computed once per call.
+
     Args:
         proposer: candidate sets ``[B, M, A]``.
         value: value term ``[B, M]``.
@@ -131,8 +147,9 @@ class Selector:
         config: the knobs (``n``, lambda schedule, ``z_min``) and the component names.
         state_dim: expected ``S`` (checked) or ``None``.
         action_dim: expected ``A`` (checked) or ``None``.
-        obs_mean: subtract from raw states before any component sees them (``[S]``) or ``None``.
-        obs_std: divide raw states by this after centring (``[S]``) or ``None``.
+        obs_mean: ``[S]`` mean of the normalised states (for components that declare
+            ``observation = "normalized"``) or ``None``.
+        obs_std: ``[S]`` std of the normalised states or ``None``.
         seed: seed of the selector's own generator, used when ``select`` gets none.
     """
 
@@ -162,6 +179,11 @@ class Selector:
         self.obs_mean = None if obs_mean is None else obs_mean.to(self.device, torch.float32)
         self.obs_std = None if obs_std is None else obs_std.to(self.device, torch.float32)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.observation = {
+            "proposer": observation_kind(proposer),
+            "value": observation_kind(value),
+            "support": observation_kind(support),
+        }
 
     # ------------------------------------------------------------------ inputs
     def _prepare(self, states: Tensor | np.ndarray) -> Tensor:
@@ -176,9 +198,17 @@ class Selector:
             raise ShapeError("states is empty: select() needs at least one state.")
         states = states.to(self.device, torch.float32)
         check_finite("states", states)
-        if self.obs_mean is not None and self.obs_std is not None:
-            states = (states - self.obs_mean) / self.obs_std
         return states
+
+    def _views(self, raw: Tensor) -> dict[str, Tensor]:
+        """The states of each kind the components declared (normalised only when needed)."""
+        views = {"raw": raw}
+        if "normalized" in self.observation.values():
+            norm = raw
+            if self.obs_mean is not None and self.obs_std is not None:
+                norm = (raw - self.obs_mean) / self.obs_std
+            views["normalized"] = norm
+        return views
 
     # ------------------------------------------------------------------ selection
     @torch.no_grad()
@@ -199,15 +229,17 @@ class Selector:
             The :class:`Selection`, with ``score == value + lam * support``.
         """
         s = self._prepare(states)
+        views = self._views(s)
         b = s.shape[0]
         gen = self.generator if generator is None else generator
         n = self.config.n
-        cand = self.proposer.propose(s, n, generator=gen)
+        cand = self.proposer.propose(views[self.observation["proposer"]], n, generator=gen)
         m_expected = n + int(self.proposer.has_anchor)
         check_shape("proposer output", cand, [b, m_expected, self.action_dim])
-        value = self.value(s, cand)
+        value = self.value(views[self.observation["value"]], cand)
         check_shape("value output", value, [b, m_expected])
-        loglik = self.support.log_likelihood(s, cand)
+        s_support = views[self.observation["support"]]
+        loglik = self.support.log_likelihood(s_support, cand)
         check_shape("support log-likelihood", loglik, [b, m_expected])
         support = self.support.normalize(loglik)
         lam = self.schedule(torch.as_tensor(t)).to(s.device).expand(b)
@@ -223,7 +255,7 @@ class Selector:
         else:
             support_z, violation = support_audits(loglik, index, self.config.z_min)
             if isinstance(self.support, HasComponentMeans):
-                means = self.support.component_means(s)  # [B, K, A]
+                means = self.support.component_means(s_support)  # [B, K, A]
                 collapse = (means - top1.unsqueeze(1)).norm(dim=-1).min(dim=1).values
             else:
                 collapse = nan
@@ -255,6 +287,9 @@ class Selector:
             ("anchor", c.anchor, "candidates[:, 0]" if self.proposer.has_anchor else "no anchor"),
             ("n", str(c.n), f"M = {c.n + int(self.proposer.has_anchor)} candidates per state"),
             ("value", c.value, f"{self.value!r}"),
+            ("critic", _critic_name(self.value), "Q ensemble the value term reads"),
+            ("observations", ", ".join(f"{k}: {v}" for k, v in self.observation.items()),
+             "the states each component takes"),
             ("beta", f"{c.beta:g}", "LCB = mean - beta * std"),
             ("support", c.support, f"{self.support!r}"),
             ("lambda", lam, "score = value + lambda_t * support"),
@@ -264,6 +299,16 @@ class Selector:
 
     def __repr__(self) -> str:
         return "Selector(" + ", ".join(f"{p}={n}" for p, n, _ in self.describe()) + ")"
+
+
+def _critic_name(value: Any) -> str:
+    critic = getattr(value, "critic", None)
+    if critic is None:
+        return "-"
+    if isinstance(critic, nn.Module) or type(critic).__repr__ is object.__repr__:
+        members = getattr(critic, "n_members", None)
+        return type(critic).__name__ + (f"(E={members})" if isinstance(members, int) else "")
+    return repr(critic)
 
 
 def _as_models(models: Models | str | Path | None) -> Models:

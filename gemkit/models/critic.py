@@ -70,6 +70,9 @@ class CriticEnsemble(nn.Module):
     :class:`~gemkit.protocols.Critic` protocol.
     """
 
+    observation = "normalized"
+    """gemkit's networks take gemkit's normalised states (the observation contract)."""
+
     def __init__(
         self,
         state_dim: int,
@@ -152,6 +155,9 @@ class CriticEnsemble(nn.Module):
 
 class ValueNetwork(nn.Module):
     """State value ``V(s)``: ``[..., S] -> [...]``."""
+
+    observation = "normalized"
+    """gemkit's networks take gemkit's normalised states (the observation contract)."""
 
     def __init__(self, state_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()

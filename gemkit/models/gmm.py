@@ -63,6 +63,9 @@ class ConditionalGMM(nn.Module):
         torch.Size([5, 7, 2])
     """
 
+    observation = "normalized"
+    """gemkit's networks take gemkit's normalised states (the observation contract)."""
+
     action_low: Tensor
     action_high: Tensor
 

@@ -8,16 +8,24 @@ from torch import Tensor
 
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
+from gemkit.protocols import observation_kind
 from gemkit.registry import ANCHORS
 
 __all__ = ["BaryAnchor", "ModeAnchor", "NoAnchor"]
 
 
-class ModeAnchor:
-    """``a_0 = mu_{k*}(s)``, ``k* = argmax_k w_k(s)`` of the actor."""
-
+class _ActorAnchor:
     def __init__(self, actor: ConditionalGMM) -> None:
         self.actor = actor
+
+    @property
+    def observation(self) -> str:
+        """The states the actor takes (``normalized`` for gemkit's GMM)."""
+        return observation_kind(self.actor)
+
+
+class ModeAnchor(_ActorAnchor):
+    """``a_0 = mu_{k*}(s)``, ``k* = argmax_k w_k(s)`` of the actor."""
 
     def __call__(self, states: Tensor) -> Tensor:
         return self.actor.mode(states)
@@ -26,11 +34,8 @@ class ModeAnchor:
         return "ModeAnchor()"
 
 
-class BaryAnchor:
+class BaryAnchor(_ActorAnchor):
     """``a_0 = sum_k w_k(s) mu_k(s)`` of the actor (ablation ``anchor_bary``)."""
-
-    def __init__(self, actor: ConditionalGMM) -> None:
-        self.actor = actor
 
     def __call__(self, states: Tensor) -> Tensor:
         return self.actor.barycenter(states)

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
+from gemkit.protocols import Anchor, CandidateSource, observation_kind
 
 __all__ = ["Anchor", "CandidateProposer", "CandidateSource"]
-
-
-@runtime_checkable
-class Anchor(Protocol):
-    """A deterministic action per state, ``states [B, S] -> [B, A]``, or ``None`` (no anchor)."""
-
-    def __call__(self, states: Tensor) -> Tensor | None: ...
-
-
-@runtime_checkable
-class CandidateSource(Protocol):
-    """``sample(states [B, S], n, generator) -> [B, n, A]`` inside the action box."""
-
-    def sample(
-        self, states: Tensor, n: int, generator: torch.Generator | None = None
-    ) -> Tensor: ...
 
 
 class CandidateProposer:
@@ -41,6 +24,16 @@ class CandidateProposer:
     def __init__(self, anchor: Anchor, source: CandidateSource) -> None:
         self.anchor = anchor
         self.source = source
+        kinds = {observation_kind(source)}
+        if self.has_anchor:
+            kinds.add(observation_kind(anchor))
+        if len(kinds) > 1:
+            raise GemkitError(
+                f"the anchor {anchor!r} takes {observation_kind(anchor)} states but the source "
+                f"{source!r} takes {observation_kind(source)} ones; use an anchor and a source "
+                "that read the same states (e.g. both from the same library)."
+            )
+        self.observation = kinds.pop()
 
     @property
     def has_anchor(self) -> bool:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
+from gemkit.protocols import observation_kind
 from gemkit.registry import SOURCES
 
 __all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
@@ -17,6 +18,11 @@ __all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
 class _GMMSource:
     def __init__(self, gmm: ConditionalGMM) -> None:
         self.gmm = gmm
+
+    @property
+    def observation(self) -> str:
+        """The states the GMM takes (``normalized`` for gemkit's GMM)."""
+        return observation_kind(self.gmm)
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the mixture, clipped to the action box."""
@@ -34,11 +40,8 @@ class BehaviorSource(_GMMSource):
     """Samples of the behavior GMM ``pi_beta`` (ablation ``behavior_only_cands``)."""
 
 
-class UnimodalSource:
+class UnimodalSource(_GMMSource):
     """Samples of the moment-matched single Gaussian of the actor (``unimodal_actor_cands``)."""
-
-    def __init__(self, actor: ConditionalGMM) -> None:
-        self.gmm = actor
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the collapsed actor, clipped to the action box."""

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from gemkit.errors import GemkitError
 from gemkit.models.io import Models
-from gemkit.protocols import Critic
+from gemkit.protocols import Critic, observation_kind
 from gemkit.registry import VALUES
 
 __all__ = ["EnsembleValue", "ensemble_q", "lcb"]
@@ -73,6 +73,11 @@ class EnsembleValue:
         self.critic = critic
         self.reduction = reduction
         self.beta = float(beta)
+
+    @property
+    def observation(self) -> str:
+        """The states the critic takes: its declaration, ``raw`` when it has none."""
+        return observation_kind(self.critic)
 
     def __call__(self, states: Tensor, candidates: Tensor) -> Tensor:
         """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""

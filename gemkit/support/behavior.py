@@ -13,6 +13,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
+from gemkit.protocols import observation_kind
 from gemkit.registry import SUPPORTS
 from gemkit.support.normalize import zscore
 
@@ -35,6 +36,11 @@ class BehaviorSupport:
             raise GemkitError(f"normalization must be zscore or raw, got {normalization!r}.")
         self.behavior = behavior
         self._normalization: Normalization = normalization
+
+    @property
+    def observation(self) -> str:
+        """The states the behavior GMM takes (``normalized`` for gemkit's GMM)."""
+        return observation_kind(self.behavior)
 
     @property
     def normalization(self) -> str:
