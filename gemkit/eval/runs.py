@@ -43,12 +43,7 @@ SUMMARY_FIELDS = (
     "score_mean",
     "score_std",
     "score_ep_std",
-    "return_mean",
-    "success_rate",
-    "support_z",
-    "violation",
-    "collapse_dist",
-    "steps_per_s",
+    *METRICS[1:],  # return_mean, success_rate, the audits, steps_per_s
     "seeds",
     "episodes",
     "mass_scale",
@@ -103,21 +98,8 @@ class RunSummary:
 
     def row(self) -> dict[str, Any]:
         """A flat dict with :data:`SUMMARY_FIELDS` then the config knobs (``None`` kept)."""
-        out: dict[str, Any] = {
-            "label": self.label,
-            "score_mean": self.score_mean,
-            "score_std": self.score_std,
-            "score_ep_std": self.score_ep_std,
-            "return_mean": self.return_mean,
-            "success_rate": self.success_rate,
-            "support_z": self.support_z,
-            "violation": self.violation,
-            "collapse_dist": self.collapse_dist,
-            "steps_per_s": self.steps_per_s,
-            "seeds": " ".join(str(s) for s in self.seeds),
-            "episodes": self.episodes,
-            "mass_scale": self.mass_scale,
-        }
+        out: dict[str, Any] = {k: getattr(self, k) for k in SUMMARY_FIELDS}
+        out["seeds"] = " ".join(str(s) for s in self.seeds)
         out.update(self.config)
         return out
 
