@@ -53,6 +53,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def flatten_modules(items: Iterable[Any]) -> list[Any]:
+    """``items`` with every list, tuple or ``nn.ModuleList`` among them spliced in."""
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, (list, tuple, nn.ModuleList)):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
 def as_module_list(modules: Iterable[Any], what: str, kind: type = nn.Module) -> list[Any]:
     """``modules`` as a non-empty list of ``kind`` instances, or a one-line error."""
     out = list(modules)
@@ -151,8 +162,8 @@ class ModuleCritic(EnsembleCritic):
 
     def _q(self, module: nn.Module, states: Tensor, actions: Tensor) -> Tensor:
         if self.inputs == "pair":
-            return module(states, actions)  # type: ignore[no-any-return]
-        return module(torch.cat([states, actions], dim=-1))  # type: ignore[no-any-return]
+            return module(states, actions)
+        return module(torch.cat([states, actions], dim=-1))
 
     def _describe_call(self) -> str:
         return " as q(state, action)" if self.inputs == "pair" else " as q(cat([state, action]))"
@@ -190,10 +201,4 @@ def from_modules(
         >>> critic(torch.zeros(4, 6, 3), torch.zeros(4, 6, 2)).shape
         torch.Size([2, 4, 6])
     """
-    flat: list[Any] = []
-    for q in q_networks:
-        if isinstance(q, (list, tuple, nn.ModuleList)):
-            flat.extend(q)
-        else:
-            flat.append(q)
-    return ModuleCritic(flat, inputs=inputs, observation=observation)
+    return ModuleCritic(flatten_modules(q_networks), inputs=inputs, observation=observation)
