@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gemkit.adapters.modules
 import gemkit.models.gmm
 import gemkit.selector
 from gemkit.data import FORK_DATASET_ID as FORK_ID
@@ -30,7 +31,26 @@ def test_custom_scorer_block_runs() -> None:
     exec(compile(blocks[0], "docs/components.md", "exec"), {"__name__": "docs_example"})
 
 
-@pytest.mark.parametrize("module", [gemkit.selector, gemkit.models.gmm])
+def section_blocks(path: Path, heading: str) -> list[str]:
+    """The ```python blocks of the ``## heading`` section of ``path``."""
+    sections = re.split(r"^## ", path.read_text(), flags=re.M)
+    body = next(s for s in sections if s.startswith(heading + "\n"))
+    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+
+
+@pytest.mark.parametrize(
+    ("heading", "needs"), [("Plain PyTorch modules", None), ("TorchRL", "torchrl")]
+)
+def test_wrap_a_critic_blocks_run(heading: str, needs: str | None) -> None:
+    """docs/wrap-a-critic.md: each adapter's example runs as written."""
+    if needs is not None:
+        pytest.importorskip(needs)
+    blocks = section_blocks(DOCS / "wrap-a-critic.md", heading)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/wrap-a-critic.md", "exec"), {"__name__": "docs_example"})
+
+
+@pytest.mark.parametrize("module", [gemkit.selector, gemkit.models.gmm, gemkit.adapters.modules])
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.attempted > 0
