@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from core_fixtures import A, S, gen, states, tiny_models
+from adapter_fixtures import MEAN, STD, Case, assert_one_line_errors, models_with_stats
+from core_fixtures import A, S, gen, states
 from torch import nn
 
 from gemkit import GemkitError, compose
 from gemkit.adapters.modules import ModuleCritic, from_modules
 from gemkit.errors import ShapeError
-from gemkit.models import Models
 from gemkit.scorers.values import EnsembleValue
 from gemkit.testing import check_value, example_inputs
-
-MEAN, STD = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([2.0, 0.5, 4.0])
 
 
 def mlp(seed: int, dtype: torch.dtype = torch.float32) -> nn.Sequential:
@@ -31,13 +29,6 @@ class PairQ(nn.Module):
 
     def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([s, a], -1)).squeeze(-1)
-
-
-def models_with_stats() -> Models:
-    """gemkit's actor/behavior with observation statistics: raw != normalised states."""
-    m = tiny_models()
-    m.meta.update(obs_mean=MEAN.tolist(), obs_std=STD.tolist())
-    return m
 
 
 def by_hand(
@@ -117,7 +108,7 @@ def test_runs_on_the_modules_dtype_and_returns_the_inputs() -> None:
 def test_bad_networks_and_inputs_are_one_line_errors() -> None:
     s, c = example_inputs(state_dim=S, action_dim=A)
     x = s.unsqueeze(1).expand(-1, c.shape[1], -1)
-    cases: list[tuple[type[Exception], str, object]] = [
+    cases: list[Case] = [
         (GemkitError, "at least one network", lambda: from_modules()),
         (GemkitError, "not a Module", lambda: from_modules(lambda s, a: s)),  # type: ignore[arg-type]
         (GemkitError, "inputs must be one of pair, concat",
@@ -137,10 +128,7 @@ def test_bad_networks_and_inputs_are_one_line_errors() -> None:
         (ShapeError, "must share",
          lambda: from_modules(mlp(0), inputs="concat")(x[:2], c)),
     ]  # fmt: skip
-    for exc, match, call in cases:
-        with pytest.raises(exc, match=match) as e:
-            call()  # type: ignore[operator]
-        assert "\n" not in str(e.value), str(e.value)
+    assert_one_line_errors(cases)
 
 
 def test_repr_names_the_convention() -> None:

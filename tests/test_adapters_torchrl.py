@@ -8,7 +8,8 @@ import torch
 pytest.importorskip("torchrl")
 pytest.importorskip("tensordict")
 
-from core_fixtures import A, S, gen, states, tiny_models
+from adapter_fixtures import MEAN, STD, Case, assert_one_line_errors, models_with_stats
+from core_fixtures import A, S, gen, states
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
@@ -23,12 +24,10 @@ from gemkit.adapters.torchrl import (
     policy_from_torchrl,
 )
 from gemkit.errors import ShapeError
-from gemkit.models import Models
 from gemkit.proposers import CandidateProposer
 from gemkit.scorers.values import EnsembleValue
 from gemkit.testing import check_proposer, check_value, example_inputs
 
-MEAN, STD = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([2.0, 0.5, 4.0])
 LOW, HIGH = -2.0, 2.0
 
 
@@ -51,12 +50,6 @@ def actor(dist: type = TanhNormal, seed: int = 0, **dist_kwargs: object) -> Prob
         distribution_kwargs=dist_kwargs,
         spec=Bounded(LOW * torch.ones(A), HIGH * torch.ones(A), shape=(A,)),
     )
-
-
-def models_with_stats() -> Models:
-    m = tiny_models()
-    m.meta.update(obs_mean=MEAN.tolist(), obs_std=STD.tolist())
-    return m
 
 
 def by_hand(ops: list[ValueOperator], s: torch.Tensor, cands: torch.Tensor) -> torch.Tensor:
@@ -110,7 +103,7 @@ def test_other_keys_and_a_declared_normalized_critic() -> None:
 def test_bad_modules_and_keys_are_one_line_errors() -> None:
     s, c = example_inputs(state_dim=S, action_dim=A)
     x = s.unsqueeze(1).expand(-1, c.shape[1], -1)
-    cases: list[tuple[type[Exception], str, object]] = [
+    cases: list[Case] = [
         (GemkitError, "not a TensorDictModuleBase", lambda: from_torchrl(nn.Linear(5, 1))),
         (GemkitError, "at least one network", lambda: from_torchrl([])),
         (GemkitError, r"reads \['action', 'observation'\] but gemkit passes",
@@ -123,10 +116,7 @@ def test_bad_modules_and_keys_are_one_line_errors() -> None:
         (GemkitError, "expected a TorchRL ProbabilisticActor",
          lambda: policy_from_torchrl(value_op(0))),
     ]  # fmt: skip
-    for exc, match, call in cases:
-        with pytest.raises(exc, match=match) as e:
-            call()  # type: ignore[operator]
-        assert "\n" not in str(e.value), str(e.value)
+    assert_one_line_errors(cases)
 
 
 def test_tanh_normal_actor_candidates_pass_the_conformance_suite() -> None:
