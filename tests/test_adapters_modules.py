@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from adapter_fixtures import MEAN, STD, Case, assert_one_line_errors, models_with_stats
@@ -135,3 +137,15 @@ def test_repr_names_the_convention() -> None:
     critic = from_modules(mlp(0), mlp(1), inputs="concat")
     assert isinstance(critic, ModuleCritic)
     assert repr(critic) == "ModuleCritic(E=2, inputs=concat, observation=raw)"
+
+
+def test_the_torchrl_adapter_imports_torchrl_only_when_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """gemkit.adapters imports without TorchRL; calling its adapter then says how to install."""
+    import gemkit.adapters.torchrl as trl
+
+    monkeypatch.setitem(sys.modules, "tensordict", None)  # as if not installed
+    with pytest.raises(GemkitError, match=r"pip install 'gemkit\[torchrl\]'") as e:
+        trl.from_torchrl(mlp(0))
+    assert "\n" not in str(e.value)
