@@ -151,18 +151,61 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _external(name: str, obj: Any) -> dict[str, Any]:
+    """How to rebuild a network gemkit cannot serialise, or a one-line refusal.
+
+    An adapter that was built from a file records it as ``rebuild = {"adapter": ..., "path":
+    ...}`` (e.g. :func:`gemkit.adapters.from_d3rlpy` given a ``.d3`` path).
+    """
+    rebuild = getattr(obj, "rebuild", None)
+    if isinstance(rebuild, dict) and rebuild.get("adapter") in _ADAPTERS and rebuild.get("path"):
+        return {"adapter": str(rebuild["adapter"]), "path": str(rebuild["path"])}
+    raise CheckpointError(
+        f"cannot save {name}: {type(obj).__name__} is not a gemkit network and records no file "
+        "to rebuild it from; save it with its own library and set models."
+        f"{name} after load_models, or wrap its saved file (e.g. from_d3rlpy('model.d3'))."
+    )
+
+
+def _rebuild(name: str, entry: dict[str, Any]) -> Any:
+    adapter, path = entry.get("adapter"), entry.get("path")
+    if adapter not in _ADAPTERS or not isinstance(path, str):
+        raise CheckpointError(f"{MANIFEST}: cannot rebuild {name} from {entry!r}.")
+    return _ADAPTERS[adapter](path)
+
+
+def _from_d3rlpy(path: str) -> Any:
+    from gemkit.adapters.d3rlpy import from_d3rlpy
+
+    return from_d3rlpy(path)
+
+
+#: Adapters whose components a model directory can record by the file they were loaded from.
+_ADAPTERS = {"d3rlpy": _from_d3rlpy}
+
+
 def save_models(directory: str | Path, models: Models) -> Path:
-    """Write every module of ``models`` to ``directory`` atomically; return the directory."""
+    """Write every network of ``models`` to ``directory`` atomically; return the directory.
+
+    gemkit's networks are stored as weights; a component built by an adapter from a file is
+    recorded by that file (and rebuilt from it by :func:`load_models`).
+
+    Raises:
+        CheckpointError: a network that is neither gemkit's nor rebuildable from a file (the
+            message says how to keep it).
+    """
     d = Path(directory)
     tensors: dict[str, torch.Tensor] = {}
     entries: dict[str, Any] = {}
+    external: dict[str, Any] = {}
+    for name in NETWORK_NAMES:
+        obj = getattr(models, name)
+        if obj is not None and type(obj).__name__ not in _CLASSES:
+            external[name] = _external(name, obj)
     for name, m in models.modules().items():
+        if name in external:
+            continue
         cls = type(m).__name__
-        if cls not in _CLASSES:
-            raise CheckpointError(
-                f"cannot save {name}: {cls} is not a gemkit network; save third-party critics "
-                "with their own code and pass them to compose(models=...)."
-            )
         entries[name] = {"class": cls, "spec": m.spec()}  # type: ignore[operator]
         for k, v in m.state_dict().items():
             tensors[f"{name}.{k}"] = v.detach().to("cpu").contiguous()
@@ -174,6 +217,7 @@ def save_models(directory: str | Path, models: Models) -> Path:
         "version": VERSION,
         "sha256": hashlib.sha256(data).hexdigest(),
         "models": entries,
+        "external": external,
         "meta": models.meta,
     }
     atomic_write_bytes(d / MANIFEST, json.dumps(manifest, indent=2).encode())
@@ -234,4 +278,8 @@ def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Mo
                 f"{w_path}: weights of {name!r} do not fit its architecture ({first})."
             ) from None
         setattr(out, name, module.to(device).eval())
+    for name, entry in manifest.get("external", {}).items():
+        if name not in NETWORK_NAMES or not isinstance(entry, dict):
+            raise CheckpointError(f"{man_path}: unknown external network {name!r}.")
+        setattr(out, name, _rebuild(name, entry))
     return out
