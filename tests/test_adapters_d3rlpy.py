@@ -94,7 +94,8 @@ def test_selector_value_equals_predict_value_on_raw_states(fork, iql) -> None:
     s = fork.observations[:16]
     out = sel.select(s, generator=torch.Generator().manual_seed(0))
     b, mm, a = out.candidates.shape
-    ref = iql.predict_value(s.repeat_interleave(mm, 0).numpy(), out.candidates.reshape(-1, a).numpy())
+    flat = out.candidates.reshape(-1, a).numpy()
+    ref = iql.predict_value(s.repeat_interleave(mm, 0).numpy(), flat)
     np.testing.assert_allclose(out.value.numpy(), ref.reshape(b, mm), atol=1e-5)
     np.testing.assert_allclose(out.candidates[:, 0].numpy(), iql.predict(s.numpy()), atol=1e-6)
     assert bool(((out.candidates >= -1) & (out.candidates <= 1)).all())
