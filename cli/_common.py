@@ -31,6 +31,7 @@ __all__ = [
     "choice_name",
     "fmt_cell",
     "guarded",
+    "load_networks",
     "load_target",
     "make_console",
     "parse_floats",
@@ -201,14 +202,53 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
-def load_target(checkpoint: Path, dataset: str | None) -> tuple[Any, str]:
-    """The checkpoint's networks and the dataset/env to run them on (its own by default)."""
+def load_networks(
+    checkpoint: Path | None, critic: str | None = None, support_from: Path | None = None
+) -> Any:
+    """The networks a selector draws on: a checkpoint, or a support fit, and a foreign critic.
+
+    ``--support-from DIR`` (``gemkit fit-support``) stands in for a checkpoint when the critic
+    comes from elsewhere; ``--critic SPEC`` replaces the checkpoint's critic.
+    """
+    from gemkit.adapters.spec import critic_from_spec
     from gemkit.models import load_models
 
-    models = load_models(checkpoint)
+    if checkpoint is not None and support_from is not None:
+        raise GemkitError("pass --checkpoint or --support-from, not both.")
+    source = checkpoint if checkpoint is not None else support_from
+    if source is None:
+        raise GemkitError(
+            "pass --checkpoint DIR (gemkit train) or --support-from DIR (gemkit fit-support)."
+        )
+    foreign = None if critic is None else critic_from_spec(critic)  # its errors first
+    models = load_models(source)
+    if critic is not None:
+        models.critic = foreign
+        models.meta["critic"] = critic
+    return models
+
+
+def load_target(
+    checkpoint: Path | None,
+    dataset: str | None,
+    critic: str | None = None,
+    support_from: Path | None = None,
+) -> tuple[Any, str]:
+    """The networks (:func:`load_networks`) and the dataset/env to run them on (theirs)."""
+    models = load_networks(checkpoint, critic, support_from)
     target = dataset or models.meta.get("dataset_id")
     if not target:
         raise GemkitError(
-            f"{checkpoint} records no dataset id; pass --dataset (a dataset or env id)."
+            f"{checkpoint or support_from} records no dataset id; pass --dataset (a dataset or "
+            "env id)."
         )
     return models, str(target)
+
+
+CRITIC_HELP = (
+    "A critic from another library, replacing the checkpoint's: d3rlpy:PATH, "
+    "module:PACKAGE.MODULE:NAME or torchrl:PACKAGE.MODULE:NAME (it gets raw observations)."
+)
+SUPPORT_FROM_HELP = (
+    "Model directory of 'gemkit fit-support' (behavior GMM), instead of a checkpoint."
+)

@@ -12,6 +12,8 @@ from gemkit.config import PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
 
 from ._common import (
+    CRITIC_HELP,
+    SUPPORT_FROM_HELP,
     AnchorName,
     PresetName,
     ProposerName,
@@ -150,7 +152,9 @@ _EVAL_COLS = [
 @app.command("eval")
 @guarded
 def eval_cmd(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory."),
+    critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
+    support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset or env id to evaluate in (default: the checkpoint's)."
     ),
@@ -185,7 +189,7 @@ def eval_cmd(
     from gemkit.eval.runs import env_horizon, evaluate_budgets
 
     set_threads(threads)
-    models, target = load_target(checkpoint, dataset)
+    models, target = load_target(checkpoint, dataset, critic, support_from)
     base = SelectorConfig.preset(choice_name(preset) or "gem")
     given: dict[str, Any] = {
         "proposer": choice_name(proposer),
@@ -200,7 +204,7 @@ def eval_cmd(
         "z_min": z_min,
         "horizon": horizon if horizon is not None else env_horizon(target),
     }
-    cfg = base.evolve(**{key: v for key, v in given.items() if v is not None})
+    cfg = base.override(**given)
     ns = parse_ints(n, "--n") if n else [cfg.n]
     masses: list[float | None] = (
         list(parse_floats(mass_scale, "--mass-scale")) if mass_scale else [None]
@@ -241,7 +245,9 @@ def eval_cmd(
 @app.command("sweep")
 @guarded
 def sweep_cmd(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory."),
+    critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
+    support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
     out: Path = typer.Option(..., "--out", help="Output directory (reruns resume from it)."),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset or env id (default: the checkpoint's)."
@@ -267,7 +273,7 @@ def sweep_cmd(
     from gemkit.eval.sweep import SweepGrid, run_sweep, write_sweep_report
 
     set_threads(threads)
-    models, target = load_target(checkpoint, dataset)
+    models, target = load_target(checkpoint, dataset, critic, support_from)
     grid = SweepGrid(
         presets=tuple(parse_names(preset, "preset", sorted(PRESETS))),
         n=tuple(parse_ints(n, "--n")),

@@ -20,6 +20,7 @@ def _register() -> None:
         diagnose,  # noqa: F401
         experiments,  # noqa: F401
         selection,  # noqa: F401
+        support,  # noqa: F401
         train,  # noqa: F401
     )
 

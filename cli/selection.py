@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,6 +14,8 @@ from gemkit.config import PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
 
 from ._common import (
+    CRITIC_HELP,
+    SUPPORT_FROM_HELP,
     AnchorName,
     PresetName,
     ProposerName,
@@ -21,6 +24,7 @@ from ._common import (
     ValueName,
     choice_name,
     guarded,
+    load_networks,
     make_console,
 )
 from .main import app
@@ -49,6 +53,8 @@ def compose_cmd(
     checkpoint: Optional[Path] = typer.Option(
         None, help="Checkpoint directory (from 'gemkit train') to build the selector from."
     ),
+    critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
+    support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
     spec: Optional[Path] = typer.Option(None, help="Start from a JSON selector spec file."),
     out: Optional[Path] = typer.Option(None, help="Write the JSON selector spec here."),
 ) -> None:
@@ -64,12 +70,15 @@ def compose_cmd(
              "reducer": reducer}  # fmt: skip
     given: dict[str, Any] = {key: choice_name(v) for key, v in names.items()}
     given.update(n=n, k=k, beta=beta, lam=lam, lam_T=lam_t, horizon=horizon, z_min=z_min)
-    cfg = base.evolve(**{key: v for key, v in given.items() if v is not None})
+    cfg = base.override(**given)
     console = make_console()
-    if checkpoint is not None:
-        selector = gemkit.compose(config=cfg, models=checkpoint)
+    if checkpoint is not None or support_from is not None:
+        models = load_networks(checkpoint, critic, support_from)
+        selector = gemkit.compose(config=cfg, models=models)
         rows = selector.describe()
-        title = f"GEM selector from {checkpoint}"
+        title = f"GEM selector from {checkpoint or support_from}"
+    elif critic is not None:
+        raise gemkit.GemkitError("--critic needs --checkpoint or --support-from (the support).")
     else:
         rows = [(name, str(v), "") for name, v in cfg.to_dict()["params"].items()]
         title = "GEM selector spec (no checkpoint: components not built)"
@@ -81,7 +90,15 @@ def compose_cmd(
     console.print(table)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.to_json(out)
+        record = cfg.to_dict()
+        if critic is not None or support_from is not None:
+            # which networks the selector was composed from (the config itself holds names)
+            record["networks"] = {
+                "checkpoint": None if checkpoint is None else str(checkpoint),
+                "support_from": None if support_from is None else str(support_from),
+                "critic": critic,
+            }
+        out.write_text(json.dumps(record, indent=2) + "\n")
         console.print(f"wrote selector spec to {out}")
 
 

@@ -145,6 +145,11 @@ class SelectorConfig:
         """A copy with ``changes`` (validated)."""
         return attrs.evolve(self, **changes)
 
+    def override(self, **knobs: Any) -> SelectorConfig:
+        """A copy with every knob that is not ``None`` applied: the one way gemkit's entry points
+        (``compose()``, ``gemkit compose|eval``) turn optional arguments into a config."""
+        return self.evolve(**{key: v for key, v in knobs.items() if v is not None})
+
 
 #: The paper's stress-test ablations (spec section 3), each one change from ``gem``.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -387,11 +387,10 @@ def compose(
     if config is not None and preset is not None:
         raise GemkitError("pass either config or preset to compose(), not both.")
     base = config if config is not None else SelectorConfig.preset(preset or "gem")
-    knobs = {
+    changes: dict[str, Any] = {
         "n": n, "k": k, "beta": beta, "lam": lam, "lam_T": lam_T, "horizon": horizon,
         "z_min": z_min,
     }  # fmt: skip
-    changes: dict[str, Any] = {key: val for key, val in knobs.items() if val is not None}
     objects: dict[str, Any] = {}
     for part, given in (
         ("proposer", proposer),
@@ -413,7 +412,7 @@ def compose(
         if anchor is not None:
             raise GemkitError("a full Proposer object brings its own anchor; do not pass anchor.")
         changes["anchor"] = CUSTOM_PREFIX + "in-proposer"
-    cfg = base.evolve(**changes)
+    cfg = base.override(**changes)
     m = _as_models(models)
 
     def build(part: str, registry: Any) -> Any:

@@ -163,3 +163,23 @@ def test_bad_algorithms_are_one_line_errors() -> None:
         from_d3rlpy(unbuilt)
     with pytest.raises(GemkitError, match="expected a d3rlpy algorithm"):
         from_d3rlpy(object())
+
+
+def test_cli_composes_and_evaluates_with_a_d3rlpy_file(fork, iql, tmp_path) -> None:
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    path = tmp_path / "iql.d3"
+    iql.save(str(path))
+    support = tmp_path / "support"
+    r = runner.invoke(app, ["fit-support", "--dataset", FORK_DATASET_ID, "--out", str(support),
+                            "--steps", "20", "--hidden", "16", "--k", "3"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    args = ["--support-from", str(support), "--critic", f"d3rlpy:{path}", "--proposer",
+            "behavior", "--anchor", "none", "--n", "4"]  # fmt: skip
+    r = runner.invoke(app, ["compose", *args, "--out", str(tmp_path / "spec.json")])
+    assert r.exit_code == 0, r.output
+    assert "D3rlpyCritic(IQL)" in r.output
+    r = runner.invoke(app, ["eval", *args, "--episodes", "1"])
+    assert r.exit_code == 0, r.output

@@ -1,0 +1,48 @@
+"""``gemkit fit-support``: the behavior GMM alone, for critics trained elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import guarded, make_console, progress_bar, set_threads
+from .main import app
+
+
+@app.command("fit-support")
+@guarded
+def fit_support_cmd(
+    dataset: str = typer.Option(..., "--dataset", help="Local Minari dataset id."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write (reruns resume)."),
+    steps: int = typer.Option(100_000, "--steps", min=1, help="Gradient steps."),
+    k: int = typer.Option(5, "--k", min=1, help="Mixture components K."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Initialisation and minibatch seed."),
+    hidden: str = typer.Option("256,256", "--hidden", help="MLP sizes, e.g. 256,256."),
+    checkpoint_every: int = typer.Option(
+        5_000, "--checkpoint-every", min=1, help="Steps between resumable saves."
+    ),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+) -> None:
+    """Fit only the behavior GMM (GEM's support term) on a dataset; resumable.
+
+    Use the result with a critic from another library:
+    gemkit compose --support-from OUT --critic d3rlpy:model.d3 --proposer behavior --anchor none
+    """
+    from gemkit.data import load
+    from gemkit.train import TrainConfig
+    from gemkit.train.support_fit import fit_support
+
+    from ._common import parse_ints
+
+    set_threads(threads)
+    data = load(dataset)
+    cfg = TrainConfig(hidden=tuple(parse_ints(hidden, "--hidden", minimum=1)))
+    console = make_console(stderr=True)
+    with progress_bar(console) as bar:
+        task = bar.add_task(f"behavior GMM on {dataset}", total=steps)
+        fit_support(data, out, steps, k=k, seed=seed, config=cfg,
+                    checkpoint_every=checkpoint_every,
+                    progress=lambda i, _n: bar.update(task, completed=i))  # fmt: skip
+    typer.echo(f"fitted the behavior GMM (K = {k}) on {dataset} for {steps:,} steps: {out}")
