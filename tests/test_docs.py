@@ -39,7 +39,8 @@ def section_blocks(path: Path, heading: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("heading", "needs"), [("Plain PyTorch modules", None), ("TorchRL", "torchrl")]
+    ("heading", "needs"),
+    [("d3rlpy", "d3rlpy"), ("Plain PyTorch modules", None), ("TorchRL", "torchrl")],
 )
 def test_wrap_a_critic_blocks_run(heading: str, needs: str | None) -> None:
     """docs/wrap-a-critic.md: each adapter's example runs as written."""
