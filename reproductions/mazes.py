@@ -77,6 +77,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mazes", nargs="+", default=list(MAZE_NAMES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
+    p.add_argument("--maze-steps", nargs="*", default=[], metavar="MAZE=STEPS",
+                   help="a different budget for some mazes (e.g. medium=300000)")
     p.add_argument("--snapshot-every", type=int, default=20_000)
     p.add_argument("--train-set", nargs="*", default=["n_critics=5", "hidden=128,128"],
                    help="TrainConfig overrides of every run")
@@ -102,6 +104,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="tiny budget into a scratch folder (never touches docs/)")
     args = p.parse_args(argv)
+    try:
+        args.maze_steps = {k: int(v) for k, v in (kv.split("=") for kv in args.maze_steps)}
+    except ValueError:
+        p.error("--maze-steps takes MAZE=STEPS pairs, e.g. medium=300000")
     if args.smoke:
         scratch = ROOT / "reproductions" / "out" / "mazes-smoke"
         # a scratch Minari store too: smoke datasets never shadow the real ones
@@ -127,6 +133,11 @@ def dataset_id(maze: str) -> str:
     return pointmaze_dataset_id(maze)
 
 
+def steps_for(args: argparse.Namespace, maze: str) -> int:
+    """The gradient-step budget of ``maze``'s runs (``--maze-steps``, else ``--steps``)."""
+    return int(args.maze_steps.get(maze, args.steps))
+
+
 def run_dir(args: argparse.Namespace, maze: str, seed: int) -> Path:
     return Path(args.runs) / f"{maze}-s{seed}"
 
@@ -135,7 +146,7 @@ def run_dir(args: argparse.Namespace, maze: str, seed: int) -> Path:
 def train_command(args: argparse.Namespace, maze: str, seed: int) -> list[str]:
     """The exact ``gemkit train`` command of one run (resumes a run that exists)."""
     out = run_dir(args, maze, seed)
-    common = ["--steps", str(args.steps), "--compile", "--snapshot-every",
+    common = ["--steps", str(steps_for(args, maze)), "--compile", "--snapshot-every",
               str(args.snapshot_every), "--threads", str(args.threads), "--quiet"]
     if (out / "trainer_state.safetensors").is_file():
         return ["gemkit", "train", "--resume", str(out), *common]
@@ -160,8 +171,8 @@ def stage_train(args: argparse.Namespace) -> None:
                            ref_episodes=5 if args.smoke else 100)
     for maze in args.mazes:
         for seed in args.seeds:
-            if models_dir(args, maze, seed, args.steps) is not None:
-                continue  # finished (or trained past args.steps, with its snapshot there)
+            if models_dir(args, maze, seed, steps_for(args, maze)) is not None:
+                continue  # finished (or trained past its budget, with its snapshot there)
             cmd = train_command(args, maze, seed)
             _log(" ".join(cmd))
             subprocess.run(cmd, check=True)
@@ -217,7 +228,7 @@ def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
             grid += [(1.0, c, c) for c in args.lam_const]
             for beta, lam, lam_t in grid:
                 cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t)
-                cells.append(_cell("validate", maze, seed, args.steps, "gem", cfg,
+                cells.append(_cell("validate", maze, seed, steps_for(args, maze), "gem", cfg,
                                    VAL_SEEDS, args.episodes))
     return cells
 
@@ -252,9 +263,9 @@ def test_cells(
     cells = []
     for maze in args.mazes:
         for seed in args.seeds:
-            def add(actor: str, tag: str, step: int = args.steps, seeds: Sequence[int] = TEST_SEEDS,
-                    episodes: int = args.test_episodes, maze: str = maze, seed: int = seed,
-                    **knob: Any) -> None:
+            def add(actor: str, tag: str, step: int = steps_for(args, maze),
+                    seeds: Sequence[int] = TEST_SEEDS, episodes: int = args.test_episodes,
+                    maze: str = maze, seed: int = seed, **knob: Any) -> None:
                 if knob["n"] == 0:
                     parts = {k: v for k, v in knob.items() if k in ("anchor", "proposer")}
                     cfg = selector_params(args, maze, n=0, **parts)
@@ -279,7 +290,7 @@ def test_cells(
             for lam in args.frontier:
                 if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
                     add("gem", "frontier", n=args.val_n, lam=lam, lam_T=lam)
-            for step in range(args.snapshot_every, args.steps, args.snapshot_every):
+            for step in range(args.snapshot_every, steps_for(args, maze), args.snapshot_every):
                 for actor in ("gem", "baseline"):
                     add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
                         episodes=args.curve_episodes, n=0)
@@ -308,7 +319,7 @@ def models_dir(args: argparse.Namespace, maze: str, seed: int, step: int) -> Pat
     snap = d / "snapshots" / f"step_{step:08d}"
     if (snap / "models.json").is_file():
         return snap
-    if step == args.steps and _final_step(d) == args.steps:
+    if step == steps_for(args, maze) and _final_step(d) == step:
         return d
     return None
 
@@ -496,7 +507,7 @@ def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) ->
     return path
 
 
-def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_step: int,
+def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_steps: dict[str, int],
                 n_curve: int, path: Path) -> Path:
     from matplotlib.figure import Figure
 
@@ -508,7 +519,7 @@ def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_step: in
         for actor, n, label, color, style in series:
             rows = [r for r in test if r["maze"] == maze and r["actor"] == actor
                     and r["config"]["n"] == n and (r["series"] == "curve"
-                    or (r["step"] == final_step and r["series"] in ("gem", "baseline")))]
+                    or (r["step"] == final_steps[maze] and r["series"] in ("gem", "baseline")))]
             # the final point: the test cells' first episodes, the same starts as the curve cells
             pts = aggregate([_first_episodes(r, n_curve) for r in rows], ["step"])
             if not pts:
@@ -644,7 +655,8 @@ def stage_report(args: argparse.Namespace) -> None:
         "knobs": knobs,
         "claims": claim_rows,
         "datasets": dataset_stats(args.mazes),
-        "budget": {k: getattr(args, k) for k in ("steps", "seeds", "train_set", "betas", "lam0",
+        "budget": {k: getattr(args, k) for k in ("steps", "maze_steps", "seeds", "train_set",
+                                                 "betas", "lam0",
                                                  "lam_const", "frontier",
                                                  "lam_T", "val_n", "budgets", "episodes",
                                                  "test_episodes")},
@@ -665,7 +677,8 @@ def stage_report(args: argparse.Namespace) -> None:
     }
     (figs / "mazes_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_budget(test, args.mazes, figs / "mazes_budget.png")
-    plot_curves(test, args.mazes, args.steps, args.curve_episodes, figs / "mazes_curves.png")
+    plot_curves(test, args.mazes, {m: steps_for(args, m) for m in args.mazes},
+                args.curve_episodes, figs / "mazes_curves.png")
     plot_frontier(test, args.mazes, args.val_n, figs / "mazes_frontier.png")
     _write_doc(args, knobs, val, test, claim_rows, summary)
     _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
@@ -716,7 +729,9 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           "`gemkit data make pointmaze-<maze>` with Minari's D4RL pointmaze recipe "
           f"({sizes}"
           "); see `docs/datasets.md` for the comparison with Minari's cards.",
-          f"- Phase I: {args.steps:,} gradient steps per run (the paper: 1M), "
+          "- Phase I: "
+          + ", ".join(f"{m} {steps_for(args, m):,}" for m in args.mazes)
+          + " gradient steps per run (the paper: 1M), "
           f"{' '.join(args.train_set)} on top of the defaults (10,000 behavior-only pretraining "
           f"steps, batch 256, K = 5, alpha = 3), `--compile`; training seeds {args.seeds}. "
           "The fair unimodal baseline (K = 1) is trained in the same runs, from the same "

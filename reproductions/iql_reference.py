@@ -1,0 +1,180 @@
+"""An outside reference for the maze results: d3rlpy's IQL on the same data and budget.
+
+Needs d3rlpy (``pip install --no-deps d3rlpy==2.8.1`` plus its runtime deps, see
+``docs/wrap-a-critic.md``). Stages:
+
+``train``
+    d3rlpy's ``IQLConfig`` with its defaults (expectile 0.7, temperature 3, 256x256 networks,
+    two critics, batch 256, lr 3e-4: the same IQL hyper-parameters as gemkit's Phase I) and a
+    standard observation scaler, on the gemkit dataset converted with
+    :func:`gemkit.data.bridges.to_d3rlpy` (every transition kept). A ``.d3`` file every
+    ``--snapshot-every`` steps; an interrupted run resumes from the latest one (weights and
+    optimizer states; the sampling RNG restarts).
+``test``
+    On the test evaluation seeds of ``reproductions/mazes.py``: IQL's own deterministic policy,
+    and GEM's selection rule over IQL's critic (``gemkit.adapters.from_d3rlpy``): candidates
+    from IQL's policy (its action as anchor), scored by the critic's LCB plus the z-scored
+    support of the behavior GMM of the gemkit run with the same maze and seed. Cells go to the
+    same ``cells-*.jsonl`` cache format as ``mazes.py``.
+
+Usage::
+
+    python reproductions/iql_reference.py train --maze medium --seed 0 --steps 300000
+    python reproductions/iql_reference.py test --maze medium --seed 0 --steps 300000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mazes import TEST_SEEDS, dataset_id
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs) / f"{args.maze}-s{args.seed}"
+
+
+def stage_train(args: argparse.Namespace) -> None:
+    import d3rlpy
+    import torch
+
+    from gemkit.adapters import load_d3rlpy
+    from gemkit.data import load
+    from gemkit.data.bridges import to_d3rlpy
+
+    torch.set_num_threads(args.threads)
+    d = run_dir(args)
+    (d / "snapshots").mkdir(parents=True, exist_ok=True)
+    state_path = d / "state.json"
+    step = json.loads(state_path.read_text())["step"] if state_path.is_file() else 0
+    if step >= args.steps:
+        _log(f"{d} is at step {step} >= {args.steps}: nothing to do")
+        return
+    d3rlpy.seed(args.seed + 1000 * step)
+    data = to_d3rlpy(load(dataset_id(args.maze)))
+    if step:
+        algo = load_d3rlpy(d / "latest.d3")
+        _log(f"resuming {d} at step {step}")
+    else:
+        algo = d3rlpy.algos.IQLConfig(
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()
+        ).create(device="cpu:0")
+        algo.build_with_dataset(data)
+    t0, start = time.perf_counter(), step
+    fitter = algo.fitter(
+        data,
+        n_steps=args.steps - step,
+        n_steps_per_epoch=args.snapshot_every,
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+    )
+    for _epoch, metrics in fitter:
+        step += args.snapshot_every
+        tmp = d / ".latest.d3.tmp"
+        algo.save(str(tmp))
+        os.replace(tmp, d / "latest.d3")
+        (d / "snapshots" / f"step_{step:08d}.d3").write_bytes((d / "latest.d3").read_bytes())
+        state_path.write_text(json.dumps({"step": step, "metrics": metrics}))
+        rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
+        _log(f"{args.maze} s{args.seed} step {step}: {metrics} ({rate:.0f} steps/s so far)")
+
+
+def stage_test(args: argparse.Namespace) -> None:
+    import torch
+
+    from gemkit import compose
+    from gemkit.adapters import from_d3rlpy, load_d3rlpy, policy_from_d3rlpy
+    from gemkit.eval.runs import evaluate_config
+    from gemkit.models import load_models
+
+    torch.set_num_threads(args.threads)
+    snap = run_dir(args) / "snapshots" / f"step_{args.steps:08d}.d3"
+    algo = load_d3rlpy(snap)
+    gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
+    gem_snap = gem_run / "snapshots" / f"step_{args.steps:08d}"
+    behavior = load_models(gem_snap if gem_snap.is_dir() else gem_run)
+    anchor, source = policy_from_d3rlpy(algo)
+    critic = from_d3rlpy(algo)
+    behavior.critic = critic
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sink = out / "cells-iql.jsonl"
+    done = set()
+    if sink.is_file():
+        done = {json.loads(line)["key"] for line in sink.read_text().splitlines() if line}
+    cells: list[tuple[str, Any]] = [("iql", None)]
+    for n in args.n:
+        cells.append((f"gem-over-iql n={n}", n))
+    for label, n in cells:
+        key = f"{args.maze}-s{args.seed}-{args.steps}-{label}"
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+
+        def policy(states: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(algo.predict(states.cpu().numpy()))
+
+        actor: Any = policy
+        if n is not None:  # GEM's rule over IQL's critic, candidates from IQL's policy
+            actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=n,
+                            beta=args.beta, lam=args.lam)  # fmt: skip
+        s = evaluate_config(None, None, dataset_id(args.maze), episodes=args.episodes,
+                            seeds=TEST_SEEDS, num_envs=min(args.episodes, 30),
+                            policy=actor)  # fmt: skip
+        row = {
+            "stage": "test",
+            "maze": args.maze,
+            "train_seed": args.seed,
+            "step": args.steps,
+            "actor": "iql (d3rlpy)",
+            "series": label,
+            "n": n,
+            "key": key,
+            "beta": args.beta,
+            "lam": args.lam,
+            "eval_seeds": list(TEST_SEEDS),
+            "episodes": args.episodes,
+            **s.row(),
+            "eval_s": time.perf_counter() - t0,
+        }
+        with sink.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        _log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("stage", choices=["train", "test"])
+    p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--snapshot-every", type=int, default=20_000)
+    p.add_argument("--runs", default="runs/iql")
+    p.add_argument("--gem-runs", default="runs/mazes", help="gemkit runs (behavior GMM)")
+    p.add_argument("--out", default="runs/mazes-cells")
+    p.add_argument("--n", type=int, nargs="*", default=[64])
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--lam", type=float, default=0.01)
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.steps % args.snapshot_every:
+        p.error("--steps must be a multiple of --snapshot-every")
+    {"train": stage_train, "test": stage_test}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()
