@@ -87,11 +87,6 @@ class SelectorConfig:
     horizon: int = attrs.field(default=1000, converter=int, validator=_ge(1))
     z_min: float = attrs.field(default=-1.0, converter=float, validator=_finite)
 
-    @property
-    def lam_end(self) -> float:
-        """``lambda_T`` (equal to ``lam`` for a constant schedule)."""
-        return self.lam if self.lam_T is None else self.lam_T
-
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "gemkit.selector", "params": {...}}``."""

@@ -12,6 +12,7 @@ and ``gemkit.reducers`` (each entry point names a factory; its name is the regis
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -29,11 +30,14 @@ class Registry(Generic[F]):
     Args:
         kind: what the names are (used in messages, e.g. ``"value"``).
         group: the entry-point group scanned once, lazily, for third-party factories.
+        builtin: the module that registers gemkit's own factories, imported on first use (so
+            the built-ins are there however gemkit was imported).
     """
 
-    def __init__(self, kind: str, group: str) -> None:
+    def __init__(self, kind: str, group: str, builtin: str | None = None) -> None:
         self.kind = kind
         self.group = group
+        self.builtin = builtin
         self._factories: dict[str, F] = {}
         self._loaded_entry_points = False
 
@@ -57,6 +61,8 @@ class Registry(Generic[F]):
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
+        if self.builtin is not None:
+            importlib.import_module(self.builtin)  # its decorators register the built-ins
         for ep in entry_points(group=self.group):
             if ep.name not in self._factories:
                 self._factories[ep.name] = ep.load()
@@ -92,11 +98,17 @@ class Registry(Generic[F]):
         return {n: (self._factories[n].__doc__ or "").strip().split("\n")[0] for n in self.names()}
 
 
-SOURCES: Registry[Callable[..., Any]] = Registry("proposer", "gemkit.sources")
-ANCHORS: Registry[Callable[..., Any]] = Registry("anchor", "gemkit.anchors")
-VALUES: Registry[Callable[..., Any]] = Registry("value", "gemkit.values")
-SUPPORTS: Registry[Callable[..., Any]] = Registry("support", "gemkit.supports")
-REDUCERS: Registry[Callable[..., Any]] = Registry("reducer", "gemkit.reducers")
+SOURCES: Registry[Callable[..., Any]] = Registry(
+    "proposer", "gemkit.sources", "gemkit.proposers.sources"
+)
+ANCHORS: Registry[Callable[..., Any]] = Registry(
+    "anchor", "gemkit.anchors", "gemkit.proposers.anchors"
+)
+VALUES: Registry[Callable[..., Any]] = Registry("value", "gemkit.values", "gemkit.scorers.values")
+SUPPORTS: Registry[Callable[..., Any]] = Registry(
+    "support", "gemkit.supports", "gemkit.support.behavior"
+)
+REDUCERS: Registry[Callable[..., Any]] = Registry("reducer", "gemkit.reducers", "gemkit.reducers")
 
 #: Every registry by the compose() argument it serves.
 REGISTRIES: dict[str, Registry[Callable[..., Any]]] = {

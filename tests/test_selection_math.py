@@ -57,15 +57,15 @@ def test_topk_matches_numpy_loop_and_top1_is_argmax() -> None:
     torch.testing.assert_close(top1, TopK(1)(cand, score))
 
 
-@pytest.mark.parametrize(("lam0", "lamT", "h"), [(1.0, 0.1, 100), (0.2, 0.8, 7), (0.5, 0.5, 10)])
-def test_cosine_schedule_matches_formula(lam0: float, lamT: float, h: int) -> None:
-    sched = LambdaSchedule(lam0, lamT, h)
+@pytest.mark.parametrize(("lam_0", "lam_T", "h"), [(1.0, 0.1, 100), (0.2, 0.8, 7), (0.5, 0.5, 10)])
+def test_cosine_schedule_matches_formula(lam_0: float, lam_T: float, h: int) -> None:
+    sched = LambdaSchedule(lam_0, lam_T, h)
     ts = torch.arange(0, 2 * h)
     got = sched(ts).numpy()
     for t in range(2 * h):
-        ref = lamT + (lam0 - lamT) * 0.5 * (1 + math.cos(math.pi * min(t, h) / h))
+        ref = lam_T + (lam_0 - lam_T) * 0.5 * (1 + math.cos(math.pi * min(t, h) / h))
         assert got[t] == pytest.approx(ref, abs=1e-6)
-    assert got[0] == pytest.approx(lam0) and got[-1] == pytest.approx(lamT)
+    assert got[0] == pytest.approx(lam_0) and got[-1] == pytest.approx(lam_T)
 
 
 def test_score_is_eq4_with_per_state_lambda() -> None:
