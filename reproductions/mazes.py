@@ -250,6 +250,13 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
             "val_score": float(np.mean(scores[best]))}
 
 
+def suite_knobs(args: argparse.Namespace) -> dict[str, float]:
+    """The knobs chosen on *this* suite's validation cells (its mazes, seeds and budgets), never
+    on cached cells of other checkpoints (e.g. a shorter budget of the same runs)."""
+    keys = {c["key"] for c in validation_cells(args)}
+    return choose_knobs(r for r in read_cells(args.out).values() if r["key"] in keys)
+
+
 def test_cells(
     args: argparse.Namespace, knobs: dict[str, float] | None
 ) -> list[dict[str, Any]]:
@@ -376,7 +383,7 @@ def stage_auto(args: argparse.Namespace, poll_s: float = 60.0) -> None:
         left = evaluate_cells(args, validation_cells(args))
         left += evaluate_cells(args, test_cells(args, None))
         if left == 0:
-            knobs = choose_knobs(read_cells(args.out).values())
+            knobs = suite_knobs(args)
             if evaluate_cells(args, test_cells(args, knobs)) == 0:
                 return
         time.sleep(poll_s)
@@ -623,7 +630,7 @@ def stage_report(args: argparse.Namespace) -> None:
     import csv
 
     cells = list(read_cells(args.out).values())
-    knobs = choose_knobs(cells)
+    knobs = suite_knobs(args)
     want = {c["key"] for c in test_cells(args, knobs)} | {c["key"] for c in validation_cells(args)}
     cells = [c for c in cells if c["key"] in want]
     val = [c for c in cells if c["stage"] == "validate"]
@@ -817,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif stage == "auto":
             stage_auto(args, 2.0 if args.smoke else 60.0)
         elif stage == "test":
-            knobs = choose_knobs(read_cells(args.out).values())
+            knobs = suite_knobs(args)
             _log(f"chosen knobs: {knobs}")
             evaluate_cells(args, test_cells(args, knobs))
         else:

@@ -70,3 +70,26 @@ def test_claim_verdicts_follow_the_numbers(mazes: ModuleType) -> None:
     assert verdict["GEM N=64 above the fair unimodal baseline (single-shot)"] is False
     assert verdict["GEM score non-decreasing in N (within one seed-std)"] is True
     assert verdict["Violation at N=64: GEM far below no_pw"] is True
+
+
+def test_suite_knobs_ignore_validation_cells_of_other_budgets(
+    mazes: ModuleType, tmp_path: Path
+) -> None:
+    """The knobs at a longer budget come from that budget's checkpoints only: cached cells of
+    the same runs at a shorter one (same maze, seed and knobs) do not vote."""
+    import json
+
+    args = mazes.parse_args(["auto", "--out", str(tmp_path), "--mazes", "umaze", "--seeds", "0",
+                             "--steps", "200", "--betas", "1", "2", "--lam-T", "0",
+                             "--lam-const"])  # fmt: skip
+    cells = mazes.validation_cells(args)
+    assert {c["step"] for c in cells} == {200}
+    rows = [{**c, "score_mean": 10.0 * c["config"]["beta"]} for c in cells]  # beta 2 wins
+    stale = [{**c, "step": 100, "key": c["key"] + "-100", "score_mean": 100.0 / c["config"]["beta"]}
+             for c in cells]  # fmt: skip
+    (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + stale))
+    assert mazes.suite_knobs(args)["beta"] == 2.0
+    assert mazes.choose_knobs(rows + stale)["beta"] == 1.0  # what mixing them would choose
+    per_maze = mazes.parse_args(["auto", "--out", str(tmp_path), "--maze-steps", "medium=300"])
+    assert mazes.steps_for(per_maze, "medium") == 300
+    assert mazes.steps_for(per_maze, "umaze") == 100_000
