@@ -125,6 +125,7 @@ def quickstart_cmd(
                 ("success_rate", "success"),
                 ("support_z", "SupportZ"),
                 ("violation", "Violation"),
+    ("critic_evals", "Q evals/step"),
                 ("collapse_dist", "CollapseDist"),
                 ("steps_per_s", "steps/s"),
             ],
@@ -165,6 +166,14 @@ def eval_cmd(
     support: Optional[SupportName] = typer.Option(None, help="Support normalisation."),
     reducer: Optional[ReducerName] = typer.Option(None, help="Reducer."),
     n: str = typer.Option("", "--n", help="Candidate budget(s) N, e.g. 0,64 (one row each)."),
+    adaptive: bool = typer.Option(
+        False, "--adaptive", help="Also evaluate the adaptive budget (N grows per state)."
+    ),
+    n0: int = typer.Option(16, "--n0", min=1, help="Adaptive budget: first round's N."),
+    n_max: int = typer.Option(1024, "--n-max", min=1, help="Adaptive budget: the largest N."),
+    kappa: float = typer.Option(
+        1.0, "--kappa", help="Adaptive budget: grow while top-1 lead <= kappa x ensemble std."
+    ),
     k: Optional[int] = typer.Option(None, "--k", min=1, help="k of the topk reducer."),
     beta: Optional[float] = typer.Option(None, help="LCB pessimism beta."),
     lam: Optional[float] = typer.Option(None, help="Support weight lambda_0."),
@@ -224,6 +233,15 @@ def eval_cmd(
             name=choice_name(preset) or "gem",
             progress=lambda: bar.advance(task),
         )
+        if adaptive:
+            from gemkit.budget import AdaptiveBudget
+            from gemkit.eval.runs import evaluate_config
+
+            budget = AdaptiveBudget(n0=n0, n_max=n_max, kappa=kappa)
+            label = f"{choice_name(preset) or 'gem'} adaptive N={n0}..{n_max} kappa={kappa:g}"
+            summaries += [evaluate_config(models, cfg, target, episodes=episodes, seeds=seed_list,
+                                          mass_scale=m, label=label, budget=budget)
+                          for m in masses]  # fmt: skip
     rows = [s.row() for s in summaries]
     shown = [{**r, "score": plus_minus(r["score_mean"], r["score_std"])} for r in rows]
     title = f"{target}: {len(seed_list)} seed(s) x {episodes} episodes, checkpoint {checkpoint}"

@@ -31,6 +31,10 @@ class Selection:
             decisions is the Violation rate.
         collapse_dist: ``[B]`` CollapseDist audit: distance of the top-1 action to the nearest
             behavior component mean (NaN when the support has no mixture).
+        n_used: ``[B]`` sampled candidates each state's decision used (adaptive budget only;
+            ``None`` for a fixed ``N``).
+        critic_evals: ``[B]`` candidates scored for each state over all rounds (adaptive
+            budget only).
     """
 
     action: Tensor
@@ -44,6 +48,8 @@ class Selection:
     support_z: Tensor
     violation: Tensor
     collapse_dist: Tensor
+    n_used: Tensor | None = None
+    critic_evals: Tensor | None = None
 
     @property
     def top1(self) -> Tensor:

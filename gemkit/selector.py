@@ -205,6 +205,8 @@ class Selector:
             support_z=support_z,
             violation=violation,
             collapse_dist=collapse,
+            n_used=torch.full((b,), n, dtype=torch.long, device=s.device),
+            critic_evals=torch.full((b,), float(m_expected), device=s.device),
         )
 
     def __call__(self, states: Tensor | np.ndarray, t: Tensor | int = 0) -> Tensor:
@@ -288,6 +290,7 @@ def compose(
     z_min: float | None = None,
     models: Models | str | Path | None = None,
     seed: int = 0,
+    budget: Any = None,
 ) -> Selector:
     """Assemble a :class:`Selector` from registry names or component objects.
 
@@ -314,6 +317,8 @@ def compose(
         z_min: Violation threshold.
         models: a :class:`~gemkit.models.Models` or a checkpoint directory.
         seed: seed of the selector's default generator.
+        budget: a :class:`gemkit.budget.AdaptiveBudget` to grow ``N`` per state (an
+            :class:`~gemkit.budget.AdaptiveSelector`); ``None`` keeps the fixed ``n``.
 
     Returns:
         The assembled selector.
@@ -374,7 +379,7 @@ def compose(
     state_dim = _agreed_dim(m, "state_dim")
     action_dim = _agreed_dim(m, "action_dim")
     stats = m.obs_stats()
-    return Selector(
+    selector = Selector(
         prop,
         val,
         sup,
@@ -386,3 +391,10 @@ def compose(
         obs_std=None if stats is None else stats[1],
         seed=seed,
     )
+    if budget is None:
+        return selector
+    from gemkit.budget import AdaptiveBudget, AdaptiveSelector
+
+    if not isinstance(budget, AdaptiveBudget):
+        raise GemkitError(f"budget must be a gemkit.budget.AdaptiveBudget, got {type(budget)}.")
+    return AdaptiveSelector(selector, budget)

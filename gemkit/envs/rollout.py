@@ -31,7 +31,7 @@ from gemkit.errors import DatasetError, GemkitError, ShapeError
 
 __all__ = ["AUDITS", "Rollouts", "run_episodes", "to_numpy"]
 
-AUDITS: tuple[str, ...] = ("support_z", "violation", "collapse_dist")
+AUDITS: tuple[str, ...] = ("support_z", "violation", "collapse_dist", "critic_evals")
 """The per-decision audit fields of a selection that :func:`run_episodes` averages."""
 
 

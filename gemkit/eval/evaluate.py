@@ -53,6 +53,9 @@ class EvalResult:
         steps_per_s: environment steps per second of the whole loop (policy calls included).
         total_steps: environment steps counted towards episodes.
         mass_scale: the MassScale factor used, if any.
+        critic_evals: mean candidates scored per decision (selectors only; ``None`` for a plain
+            policy): ``N + 1`` for a fixed budget with an anchor, less on average for an adaptive
+            one.
     """
 
     env_id: str
@@ -71,6 +74,7 @@ class EvalResult:
     steps_per_s: float
     total_steps: int
     mass_scale: float | None = None
+    critic_evals: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays as lists)."""
@@ -229,4 +233,5 @@ def evaluate(
         steps_per_s=run.total_steps / max(run.elapsed_s, 1e-9),
         total_steps=run.total_steps,
         mass_scale=mass_scale,
+        critic_evals=run.audits["critic_evals"],
     )

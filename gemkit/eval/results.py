@@ -30,9 +30,11 @@ METRICS: tuple[str, ...] = (
     "violation",
     "collapse_dist",
     "steps_per_s",
+    "critic_evals",
 )
 """The metrics of one evaluation, by their only names: mean normalised score, mean return,
-success rate, the three audits (SupportZ, Violation, CollapseDist) and environment steps/s."""
+success rate, the three audits (SupportZ, Violation, CollapseDist), environment steps/s and
+the candidates scored per decision (the compute a selector's budget costs)."""
 
 
 def _norm(v: Any) -> Any:

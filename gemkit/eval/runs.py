@@ -77,6 +77,7 @@ class RunSummary:
         collapse_dist: mean CollapseDist over seeds (NaN where undefined).
         steps_per_s: mean environment steps per second of the evaluation loops.
         mass_scale: the MassScale factor, if any.
+        critic_evals: mean candidates scored per decision (NaN for a plain policy).
         results: the per-seed :class:`EvalResult` objects.
     """
 
@@ -94,6 +95,7 @@ class RunSummary:
     collapse_dist: float
     steps_per_s: float
     mass_scale: float | None
+    critic_evals: float
     results: tuple[EvalResult, ...] = attrs.field(repr=False, eq=False)
 
     def row(self) -> dict[str, Any]:
@@ -145,6 +147,7 @@ def summarize(
         collapse_dist=stats["collapse_dist"],
         steps_per_s=stats["steps_per_s"],
         mass_scale=results[0].mass_scale,
+        critic_evals=stats["critic_evals"],
         results=tuple(results),
     )
 
@@ -168,6 +171,7 @@ def evaluate_config(
     num_envs: int | None = None,
     device: str = "cpu",
     policy: Any = None,
+    budget: Any = None,
 ) -> RunSummary:
     """Evaluate the selector ``compose(config, models=models)`` (or ``policy``) over ``seeds``.
 
@@ -183,6 +187,7 @@ def evaluate_config(
         num_envs: environments stepped together.
         device: where the selector's inputs go.
         policy: a plain policy or selector object used when ``config`` is ``None``.
+        budget: an :class:`gemkit.budget.AdaptiveBudget` (``N`` grows per state) or ``None``.
 
     Returns:
         The :class:`RunSummary` over seeds.
@@ -194,7 +199,9 @@ def evaluate_config(
     results = []
     for s in seeds:
         actor = (
-            policy if config is None else compose(config=config, models=models, seed=eval_seed(s))
+            policy
+            if config is None
+            else compose(config=config, models=models, seed=eval_seed(s), budget=budget)
         )
         results.append(
             evaluate(
