@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from gemkit.config import CUSTOM_PREFIX, SelectorConfig
 from gemkit.errors import GemkitError, ShapeError, check_finite, check_shape
-from gemkit.models.io import Models, load_models
+from gemkit.models.gmm import shared_forward
+from gemkit.models.io import Models, as_models
 from gemkit.proposers.candidates import CandidateProposer
 from gemkit.protocols import (
     HasComponentMeans,
@@ -162,6 +163,12 @@ class Selector:
         Returns:
             The :class:`Selection`, with ``score == value + lam * support``.
         """
+        with shared_forward():  # one actor and one behavior forward for all the components
+            return self._select(states, generator, t)
+
+    def _select(
+        self, states: Tensor | np.ndarray, generator: torch.Generator | None, t: Tensor | int
+    ) -> Selection:
         s = self._prepare(states)
         views = self._views(s)
         b = s.shape[0]
@@ -247,31 +254,6 @@ def _critic_name(value: Any) -> str:
     return repr(critic)
 
 
-def _as_models(models: Models | str | Path | None) -> Models:
-    if models is None:
-        return Models()
-    if isinstance(models, (str, Path)):
-        return load_models(models)
-    if not isinstance(models, Models):
-        raise GemkitError(
-            f"models must be a gemkit.models.Models or a checkpoint directory, got {type(models)}."
-        )
-    return models
-
-
-def _agreed_dim(models: Models, dim: str) -> int | None:
-    """The ``dim`` (state_dim / action_dim) the networks agree on; an error if they differ."""
-    seen = {
-        name: getattr(getattr(models, name), dim)
-        for name in ("actor", "behavior", "critic")
-        if isinstance(getattr(getattr(models, name), dim, None), int)
-    }
-    if len(set(seen.values())) > 1:
-        found = ", ".join(f"{name} {d}" for name, d in seen.items())
-        raise GemkitError(f"the networks disagree on {dim} ({found}); load them from one run.")
-    return next(iter(seen.values()), None)
-
-
 def compose(
     config: SelectorConfig | None = None,
     *,
@@ -352,7 +334,7 @@ def compose(
             raise GemkitError("a full Proposer object brings its own anchor; do not pass anchor.")
         changes["anchor"] = CUSTOM_PREFIX + "in-proposer"
     cfg = base.override(**changes)
-    m = _as_models(models)
+    m = as_models(models)
 
     def build(part: str, registry: Any) -> Any:
         if part in objects:
@@ -376,8 +358,8 @@ def compose(
             f"topk with k = {cfg.k} needs at least k candidates, but n = {cfg.n} gives "
             f"{cfg.n + int(prop.has_anchor)}; lower k or raise n."
         )
-    state_dim = _agreed_dim(m, "state_dim")
-    action_dim = _agreed_dim(m, "action_dim")
+    state_dim = m.agreed_dim("state_dim")
+    action_dim = m.agreed_dim("action_dim")
     stats = m.obs_stats()
     selector = Selector(
         prop,

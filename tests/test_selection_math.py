@@ -203,3 +203,34 @@ def test_audits_are_undefined_without_support() -> None:
     out = compose(models=tiny_models(), n=4, support="none").select(states(3), generator=gen())
     for audit in (out.support_z, out.violation, out.collapse_dist):
         assert bool(audit.isnan().all())
+
+
+def test_one_forward_per_network_and_call_changes_nothing() -> None:
+    """The anchor, source, support and audits share one forward of each GMM per select()."""
+    from core_fixtures import gen, states, tiny_models
+
+    from gemkit import compose
+    from gemkit.models.gmm import ConditionalGMM
+
+    models = tiny_models()
+    sel = compose(models=models, n=16)
+    s = states(5)
+    calls: dict[int, int] = {}
+    real = ConditionalGMM._params
+
+    def counting(self: ConditionalGMM, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        return real(self, x)
+
+    try:
+        ConditionalGMM._params = counting  # type: ignore[method-assign]
+        shared = sel.select(s, generator=gen(0))
+    finally:
+        ConditionalGMM._params = real  # type: ignore[method-assign]
+    assert calls == {id(models.actor): 1, id(models.behavior): 1}
+    # the same selection as each component computing its own forward
+    from gemkit.selector import Selector
+
+    unshared = Selector._select(sel, s, gen(0), 0)
+    for name in ("action", "candidates", "score", "loglik", "collapse_dist"):
+        assert torch.equal(getattr(shared, name), getattr(unshared, name)), name

@@ -7,8 +7,10 @@ elementwise to ``[log_std_min, log_std_max]``.
 
 from __future__ import annotations
 
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -16,9 +18,29 @@ from torch import Tensor, nn
 
 from gemkit.models.mlp import mlp
 
-__all__ = ["ConditionalGMM", "GMMParams"]
+__all__ = ["ConditionalGMM", "GMMParams", "shared_forward"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+_SHARED: contextvars.ContextVar[dict[tuple[int, int], tuple[Tensor, Any]] | None] = (
+    contextvars.ContextVar("gemkit_gmm_shared_forward", default=None)
+)
+
+
+@contextmanager
+def shared_forward() -> Iterator[None]:
+    """Inside the block, each GMM computes its parameters once per states tensor.
+
+    The anchor, the candidate source, the support and the audits of one selection all ask the
+    same mixture about the same states; :meth:`ConditionalGMM.forward` then runs once and the
+    others reuse its output. Only without autograd (selection, not training); the cache lives
+    for the block and holds the states it was computed for.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 class GMMParams(NamedTuple):
@@ -118,7 +140,20 @@ class ConditionalGMM(nn.Module):
 
     # ------------------------------------------------------------------ parameters
     def forward(self, states: Tensor) -> GMMParams:
-        """Mixture parameters at ``states [B, S]``."""
+        """Mixture parameters at ``states [B, S]`` (once per states tensor in a
+        :func:`shared_forward` block)."""
+        cache = _SHARED.get()
+        if cache is None or torch.is_grad_enabled():
+            return self._params(states)
+        key = (id(self), id(states))
+        hit = cache.get(key)
+        if hit is not None and hit[0] is states and states._version == hit[1][0]:
+            return hit[1][1]
+        out = self._params(states)
+        cache[key] = (states, (states._version, out))
+        return out
+
+    def _params(self, states: Tensor) -> GMMParams:
         h = self.trunk(states)
         log_w = torch.log_softmax(self.logits_head(h), dim=-1)  # [B, K]
         raw = self.means_head(h).view(-1, self.n_components, self.action_dim)  # [B, K, A]

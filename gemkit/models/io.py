@@ -30,6 +30,7 @@ __all__ = [
     "NETWORK_NAMES",
     "WEIGHTS",
     "Models",
+    "as_models",
     "atomic_write_bytes",
     "load_models",
     "save_models",
@@ -129,11 +130,40 @@ class Models:
             meta={**self.meta, "actor_kind": "unimodal (same-critic baseline)"},
         )
 
+    def agreed_dim(self, dim: str) -> int | None:
+        """The ``dim`` (``state_dim`` / ``action_dim``) the networks agree on, or ``None``.
+
+        Raises:
+            GemkitError: two networks disagree.
+        """
+        seen = {
+            name: getattr(getattr(self, name), dim)
+            for name in ("actor", "behavior", "critic")
+            if isinstance(getattr(getattr(self, name), dim, None), int)
+        }
+        if len(set(seen.values())) > 1:
+            found = ", ".join(f"{name} {d}" for name, d in seen.items())
+            raise GemkitError(f"the networks disagree on {dim} ({found}); load them from one run.")
+        return next(iter(seen.values()), None)
+
     def to(self, device: torch.device | str) -> Models:
         """Move every module to ``device`` (in place) and return self."""
         for m in self.modules().values():
             m.to(device)
         return self
+
+
+def as_models(models: Models | str | Path | None) -> Models:
+    """``models`` as :class:`Models`: itself, loaded from a checkpoint directory, or empty."""
+    if models is None:
+        return Models()
+    if isinstance(models, (str, Path)):
+        return load_models(models)
+    if not isinstance(models, Models):
+        raise GemkitError(
+            f"models must be a gemkit.models.Models or a checkpoint directory, got {type(models)}."
+        )
+    return models
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
