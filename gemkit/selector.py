@@ -85,6 +85,8 @@ class Selector:
             ``observation = "normalized"``) or ``None``.
         obs_std: ``[S]`` std of the normalised states or ``None``.
         seed: seed of the selector's own generator, used when ``select`` gets none.
+        precision: ``fp32``, or ``bf16``: the value term's critic runs under bf16 autocast (its
+            Q values are reduced in fp32); see ``docs/performance.md`` for its accuracy.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Selector:
         obs_mean: Tensor | None = None,
         obs_std: Tensor | None = None,
         seed: int = 0,
+        precision: str = "fp32",
     ) -> None:
         self.proposer = proposer
         self.value = value
@@ -114,6 +117,9 @@ class Selector:
         self.obs_mean = None if obs_mean is None else obs_mean.to(self.device, torch.float32)
         self.obs_std = None if obs_std is None else obs_std.to(self.device, torch.float32)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        if precision not in ("fp32", "bf16"):
+            raise GemkitError(f"precision must be fp32 or bf16, got {precision!r}.")
+        self.precision = precision
         self.observation = {
             "proposer": observation_kind(proposer),
             "value": observation_kind(value),
@@ -177,7 +183,8 @@ class Selector:
         cand = self.proposer.propose(views[self.observation["proposer"]], n, generator=gen)
         m_expected = n + int(self.proposer.has_anchor)
         check_shape("proposer output", cand, [b, m_expected, self.action_dim])
-        value = self.value(views[self.observation["value"]], cand)
+        with torch.autocast(s.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+            value = self.value(views[self.observation["value"]], cand)
         check_shape("value output", value, [b, m_expected])
         s_support = views[self.observation["support"]]
         loglik = self.support.log_likelihood(s_support, cand)
@@ -273,6 +280,7 @@ def compose(
     models: Models | str | Path | None = None,
     seed: int = 0,
     budget: Any = None,
+    precision: str = "fp32",
 ) -> Selector:
     """Assemble a :class:`Selector` from registry names or component objects.
 
@@ -299,6 +307,7 @@ def compose(
         z_min: Violation threshold.
         models: a :class:`~gemkit.models.Models` or a checkpoint directory.
         seed: seed of the selector's default generator.
+        precision: ``fp32`` or ``bf16`` (the critic under bf16 autocast).
         budget: a :class:`gemkit.budget.AdaptiveBudget` to grow ``N`` per state (an
             :class:`~gemkit.budget.AdaptiveSelector`); ``None`` keeps the fixed ``n``.
 
@@ -372,6 +381,7 @@ def compose(
         obs_mean=None if stats is None else stats[0],
         obs_std=None if stats is None else stats[1],
         seed=seed,
+        precision=precision,
     )
     if budget is None:
         return selector

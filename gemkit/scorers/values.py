@@ -45,7 +45,7 @@ def ensemble_q(critic: Critic, states: Tensor, candidates: Tensor) -> Tensor:
             f"the critic must return [E, B, M] or [B, M] = [{b}, {m}] for states [B, M, S] and "
             f"actions [B, M, A]; it returned {list(q.shape)}."
         )
-    return q
+    return q.to(candidates.dtype)  # a bf16 (autocast) critic is reduced in the inputs' dtype
 
 
 def _check_finite_values(v: Tensor) -> Tensor:
