@@ -171,9 +171,8 @@ def eval_cmd(
     ),
     n0: int = typer.Option(16, "--n0", min=1, help="Adaptive budget: first round's N."),
     n_max: int = typer.Option(1024, "--n-max", min=1, help="Adaptive budget: the largest N."),
-    kappa: float = typer.Option(
-        1.0, "--kappa", help="Adaptive budget: grow while top-1 lead <= kappa x ensemble std."
-    ),
+    kappa: float = typer.Option(1.0, "--kappa", help="Adaptive budget: threshold (x Q std)."),
+    cue: str = typer.Option("lead", "--cue", help="Adaptive budget: lead or gain (gemkit.budget)."),
     k: Optional[int] = typer.Option(None, "--k", min=1, help="k of the topk reducer."),
     beta: Optional[float] = typer.Option(None, help="LCB pessimism beta."),
     lam: Optional[float] = typer.Option(None, help="Support weight lambda_0."),
@@ -237,8 +236,8 @@ def eval_cmd(
             from gemkit.budget import AdaptiveBudget
             from gemkit.eval.runs import evaluate_config
 
-            budget = AdaptiveBudget(n0=n0, n_max=n_max, kappa=kappa)
-            label = f"{choice_name(preset) or 'gem'} adaptive N={n0}..{n_max} kappa={kappa:g}"
+            budget = AdaptiveBudget(n0=n0, n_max=n_max, kappa=kappa, cue=cue)
+            label = f"{choice_name(preset) or 'gem'} adaptive N={n0}..{n_max} {cue}={kappa:g}"
             summaries += [evaluate_config(models, cfg, target, episodes=episodes, seeds=seed_list,
                                           mass_scale=m, label=label, budget=budget)
                           for m in masses]  # fmt: skip

@@ -2,11 +2,16 @@
 
 GEM's budget knob is one global ``N``. :class:`AdaptiveSelector` starts every state with
 ``n0`` candidates and re-proposes a ``growth``-times larger set, up to ``n_max``, only for the
-states whose decision is not settled yet. A decision is settled when the top-1 candidate's
-score leads the runner-up by more than ``kappa`` times the critic ensemble's disagreement at
-the top-1 candidate (its std over members): the margin is larger than the critic's own
-uncertainty, so more candidates are unlikely to change the choice. Settled states drop out of
-the batch, so their work stops there.
+states whose decision is not settled yet. Two cues, both measured against the critic
+ensemble's disagreement at the top-1 candidate (its std over members, the critic's own
+uncertainty there):
+
+- ``lead``: settled when the top-1 score leads the runner-up by more than ``kappa`` times the
+  disagreement (the choice is clear);
+- ``gain``: settled when the last growth raised the best score by at most ``kappa`` times the
+  disagreement (more candidates stopped paying); the first round always grows.
+
+Settled states drop out of the batch, so their work stops there.
 
 Every round draws from the same generator state, so a budget that always grows (``kappa =
 inf``) selects exactly what the fixed ``N = n_max`` selector selects, and one that never grows
@@ -45,16 +50,21 @@ class AdaptiveBudget:
         n0: sampled candidates of the first round.
         n_max: the most sampled candidates a state may get.
         growth: each round multiplies the previous round's ``N`` by this (>= 2).
-        kappa: a decision is settled when ``score[top1] - score[top2] > kappa * std_e Q(top1)``;
-            ``inf`` always grows to ``n_max``, ``-inf`` never grows (stays at ``n0``).
+        kappa: the threshold, in units of the ensemble std at the top-1 candidate. With
+            ``lead``, ``inf`` always grows to ``n_max`` and ``-inf`` never grows.
+        cue: ``lead`` (settled when ``score[top1] - score[top2] > kappa * std``) or ``gain``
+            (settled when ``best_r - best_{r-1} <= kappa * std``).
     """
 
     n0: int = attrs.field(default=16, validator=_positive)
     n_max: int = attrs.field(default=1024, validator=_positive)
     growth: int = attrs.field(default=4)
     kappa: float = 1.0
+    cue: str = "lead"
 
     def __attrs_post_init__(self) -> None:
+        if self.cue not in ("lead", "gain"):
+            raise GemkitError(f"cue must be lead or gain, got {self.cue!r}.")
         if self.n_max < self.n0:
             raise GemkitError(f"n_max ({self.n_max}) must be >= n0 ({self.n0}).")
         if self.growth < 2:
@@ -139,6 +149,7 @@ class AdaptiveSelector(Selector):
         evals = torch.zeros(b, device=raw.device)
         n_used = torch.zeros(b, dtype=torch.long, device=raw.device)
         end_state = start
+        prev_best = torch.full((b,), float("-inf"), device=raw.device)
         rounds = self._round_selectors
         for r, sel_r in enumerate(rounds):
             gen.set_state(start)
@@ -151,7 +162,12 @@ class AdaptiveSelector(Selector):
             else:
                 unc = top1_disagreement(base, raw[active], out)
                 evals[active] += 1  # the disagreement probe: one more critic call per state
-                done = settled(out, unc, self.budget.kappa)
+                best = out.score.max(dim=1).values
+                if self.budget.cue == "lead":
+                    done = settled(out, unc, self.budget.kappa)
+                else:  # gain: the first round has no previous best and grows
+                    done = (best - prev_best[active]) <= self.budget.kappa * unc
+                prev_best[active] = best
             if bool(done.any()):
                 finals[r] = (active[done], _rows(out, done))
             active = active[~done]

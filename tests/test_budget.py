@@ -119,3 +119,21 @@ def test_compose_with_a_budget_and_the_eval_command(fork_store, tmp_path) -> Non
     assert [row["label"].split()[1] for row in rows] == ["N=16", "adaptive"]
     fixed, adapt = (float(row["critic_evals"]) for row in rows)
     assert fixed == 17.0 and 3.0 <= adapt <= 3 + 1 + 9 + 1 + 17
+
+
+def test_gain_cue_stops_where_growth_stopped_paying() -> None:
+    s = states(24)
+    rounds = {n: _selector(n).select(s, generator=gen(0)) for n in (4, 16, 64)}
+    sel = AdaptiveSelector(_selector(), AdaptiveBudget(n0=4, n_max=64, kappa=0.5, cue="gain"))
+    out = sel.select(s, generator=gen(0))
+    assert bool((out.n_used >= 16).all())  # the first round always grows
+    # a plain loop over states with the same rule
+    from gemkit.budget import top1_disagreement
+
+    best4, best16 = (rounds[n].score.max(1).values for n in (4, 16))
+    unc16 = top1_disagreement(sel.selector, s, rounds[16])
+    for i in range(24):
+        stop = float(best16[i] - best4[i]) <= 0.5 * float(unc16[i])
+        assert int(out.n_used[i]) == (16 if stop else 64)
+    with pytest.raises(GemkitError, match="cue must be lead or gain"):
+        AdaptiveBudget(cue="other")

@@ -1,0 +1,188 @@
+"""Decision quality per unit of compute: the adaptive budget against fixed N on the mazes.
+
+Score against critic evaluations per decision (candidates scored, anchor included), on the
+trained networks and the test evaluation seeds of ``reproductions/mazes.py``, at the knobs its
+validation chose. Fixed N = 0, 1, 16, 64, 256, 1024 come from that reproduction's cell cache (the
+same test cells its report shows); the adaptive budget (``gemkit.budget``: n0 -> x4 -> n_max,
+grown where the top-1 lead is within ``kappa`` x the ensemble's std at top-1) is evaluated here
+for each ``kappa`` and cached (``<out>/adaptive.jsonl``).
+
+Goal (issue): fixed N = 1024's score with <= 25% of its critic evaluations.
+
+Usage::
+
+    python benchmarks/adaptive_frontier.py --maze medium --runs RUNS --cells CELLS \\
+        --maze-steps medium=300000 --out OUT [--figures docs/results]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/select.py is named like the stdlib's ``select``: keep this folder off the path.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "reproductions"))
+
+import mazes  # noqa: E402
+
+
+def fixed_rows(mz: argparse.Namespace, maze: str, knobs: dict[str, float]) -> list[dict[str, Any]]:
+    """The reproduction's test cells of GEM over N at the chosen knobs, with their compute."""
+    want = {c["key"] for c in mazes.test_cells(mz, knobs) if c["maze"] == maze
+            and c.get("series") == "gem"}  # fmt: skip
+    out = []
+    for r in mazes.read_cells(mz.out).values():
+        if r["key"] in want:
+            n = r["config"]["n"]
+            out.append({"kind": "fixed", "n": n, "kappa": None, "train_seed": r["train_seed"],
+                        "score": r["score_mean"], "critic_evals": n + 1,
+                        "episodes": r["episodes"]})  # fmt: skip
+    return out
+
+
+def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
+                  knobs: dict[str, float]) -> list[dict[str, Any]]:  # fmt: skip
+    import torch
+
+    from gemkit.budget import AdaptiveBudget
+    from gemkit.config import SelectorConfig
+    from gemkit.eval.runs import evaluate_config
+
+    torch.set_num_threads(args.threads)
+    sink = Path(args.out) / "adaptive.jsonl"
+    sink.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if sink.is_file():
+        for line in sink.read_text().splitlines():
+            r = json.loads(line)
+            done[r["key"]] = r
+    step = mazes.steps_for(mz, maze)
+    rows = []
+    for seed in mz.seeds:
+        for rule in args.rules:
+            cue, kappa = rule.split(":")[0], float(rule.split(":")[1])
+            key = f"{maze}-s{seed}-{step}-n0={args.n0}-nmax={args.n_max}-{cue}={kappa:g}-" \
+                  f"eps={args.episodes}-beta={knobs['beta']:g}-lam={knobs['lam']:g}"
+            if key not in done:
+                cfg = mazes.selector_params(mz, maze, n=args.n_max, beta=knobs["beta"],
+                                            lam=knobs["lam"], lam_T=knobs["lam_T"])  # fmt: skip
+                t0 = time.perf_counter()
+                s = evaluate_config(
+                    mazes._models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
+                    mazes.dataset_id(maze), episodes=args.episodes, seeds=mazes.TEST_SEEDS,
+                    num_envs=min(args.episodes, 30),
+                    budget=AdaptiveBudget(n0=args.n0, n_max=args.n_max, kappa=kappa, cue=cue),
+                )  # fmt: skip
+                done[key] = {"key": key, "kind": "adaptive", "n": args.n_max, "kappa": rule,
+                             "train_seed": seed, "score": s.score_mean,
+                             "critic_evals": s.critic_evals, "episodes": args.episodes,
+                             "eval_s": time.perf_counter() - t0}  # fmt: skip
+                with sink.open("a") as f:
+                    f.write(json.dumps(done[key]) + "\n")
+                print(f"{key}: score {s.score_mean:.1f}, {s.critic_evals:.1f} critic evals per "
+                      f"decision ({time.perf_counter() - t0:.0f}s)", flush=True)
+            rows.append(done[key])
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, int, str | None], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["n"], r["kappa"]), []).append(r)
+    out = []
+    for (kind, n, kappa), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                         str(kv[0][2]))):
+        sc = np.array([r["score"] for r in rs], dtype=float)
+        ev = np.array([r["critic_evals"] for r in rs], dtype=float)
+        out.append({"kind": kind, "n": n, "kappa": kappa, "score": float(sc.mean()),
+                    "score_std": float(sc.std()), "critic_evals": float(ev.mean()),
+                    "train_seeds": len(rs)})  # fmt: skip
+    return out
+
+
+def plot(summary: list[dict[str, Any]], maze: str, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
+    fixed = [r for r in summary if r["kind"] == "fixed"]
+    ax.errorbar([r["critic_evals"] for r in fixed], [r["score"] for r in fixed],
+                yerr=[r["score_std"] for r in fixed], marker="o", capsize=3,
+                label="fixed N (0, 1, 16, 64, 256, 1024)")  # fmt: skip
+    for r in fixed:
+        ax.annotate(f"N={r['n']}", (r["critic_evals"], r["score"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, 3))  # fmt: skip
+    ad = [r for r in summary if r["kind"] == "adaptive"]
+    ax.errorbar([r["critic_evals"] for r in ad], [r["score"] for r in ad],
+                yerr=[r["score_std"] for r in ad], marker="s", ls="none", capsize=3,
+                label="adaptive (n0 -> n_max), one point per cue:kappa")  # fmt: skip
+    for r in ad:
+        ax.annotate(str(r["kappa"]), (r["critic_evals"], r["score"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, -9))  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("critic evaluations per decision (candidates scored)")
+    ax.set_ylabel("normalised score")
+    ax.set_title(f"{maze}: score vs compute")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--maze", default="medium", choices=list(mazes.MAZE_NAMES))
+    p.add_argument("--runs", required=True, help="the reproduction's runs folder")
+    p.add_argument("--cells", required=True, help="the reproduction's cell cache")
+    p.add_argument("--maze-steps", nargs="*", default=[])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--rules", nargs="+", default=["lead:0.05", "lead:0.2", "gain:0.1", "gain:0.5"],
+                   help="adaptive rules CUE:KAPPA (cue lead or gain; see gemkit.budget)")
+    p.add_argument("--n0", type=int, default=16)
+    p.add_argument("--n-max", type=int, default=1024)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="cache of the adaptive cells")
+    p.add_argument("--figures", default=None, help="write adaptive_frontier.{png,json} here")
+    args = p.parse_args(argv)
+    # the knobs the reproduction chose on its whole suite; the frontier runs on --seeds
+    mz = mazes.parse_args(["report", "--runs", args.runs, "--out", args.cells,
+                           "--maze-steps", *args.maze_steps])  # fmt: skip
+    knobs = mazes.suite_knobs(mz)
+    mz.seeds = list(args.seeds)
+    rows = fixed_rows(mz, args.maze, knobs) + adaptive_rows(args, mz, args.maze, knobs)
+    summary = summarize(rows)
+    big = next((r for r in summary if r["kind"] == "fixed" and r["n"] == args.n_max), None)
+    for r in summary:
+        mark = ""
+        if big is not None and r["kind"] == "adaptive":
+            ok = r["score"] >= big["score"] and r["critic_evals"] <= 0.25 * big["critic_evals"]
+            verdict = "met" if ok else "not met"
+            mark = f"  goal (N={args.n_max}'s score, <= 25% of its evals): {verdict}"
+        label = f"N={r['n']}" if r["kind"] == "fixed" else f"adaptive {r['kappa']}"
+        print(f"{label:>22}: score {r['score']:6.1f} ± {r['score_std']:4.1f}, "
+              f"{r['critic_evals']:7.1f} critic evals/decision{mark}")
+    if args.figures is not None:
+        figs = Path(args.figures)
+        figs.mkdir(parents=True, exist_ok=True)
+        plot(summary, args.maze, figs / "adaptive_frontier.png")
+        (figs / "adaptive_frontier.json").write_text(json.dumps(
+            {"maze": args.maze, "knobs": knobs, "n0": args.n0, "n_max": args.n_max,
+             "episodes_adaptive": args.episodes, "summary": summary, "cells": rows}, indent=2)
+            + "\n")  # fmt: skip
+        print(f"wrote {figs / 'adaptive_frontier.png'} and adaptive_frontier.json")
+
+
+if __name__ == "__main__":
+    main()
