@@ -27,3 +27,16 @@ def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:
     assert res.exit_code == 2
     assert "already exists" in res.output
     assert len(res.output.strip().splitlines()) == 1  # the error alone, no empty "0/1" bar
+
+
+def test_malformed_ids_fail_first_and_never_break_the_listing(minari_store) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "make", "fork", "--id", "t/fork-v0", "--steps", "300"])
+    assert r.exit_code != 0 and "malformed" in r.output and "Traceback" not in r.output
+    assert not (minari_store / "t").exists()  # nothing half-written
+    # a folder with a malformed id written by hand: the listing still works
+    bad = minari_store / "t" / "fork-v0" / "data"
+    bad.mkdir(parents=True)
+    (bad / "metadata.json").write_text("{}")
+    r = runner.invoke(app, ["data", "list"])
+    assert r.exit_code == 0, r.output

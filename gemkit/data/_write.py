@@ -53,8 +53,17 @@ def check_writable(dataset_id: str, overwrite: bool) -> None:
     """Fail before recording when ``dataset_id`` exists and may not be replaced.
 
     Raises:
-        DatasetError: the id exists and ``overwrite`` is false.
+        DatasetError: the id is malformed, or it exists and ``overwrite`` is false.
     """
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except ValueError:
+        raise DatasetError(
+            f"dataset id {dataset_id!r} is malformed: use (namespace/)name-vN with a namespace of "
+            "at least two characters, e.g. gemkit/fork-v0 or my-fork-v0."
+        ) from None
     if (dataset_exists(dataset_id) or dataset_path(dataset_id).exists()) and not overwrite:
         raise DatasetError(
             f"dataset {dataset_id!r} already exists at {dataset_path(dataset_id)}; pass "

@@ -56,10 +56,24 @@ def dataset_exists(dataset_id: str) -> bool:
 def list_local() -> list[str]:
     """Ids of the readable datasets in the local Minari store, sorted."""
     import minari
+    from minari.dataset.minari_dataset import parse_dataset_id
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sorted(minari.list_local_datasets())
+        try:
+            return sorted(minari.list_local_datasets())
+        except ValueError:
+            pass  # a folder with a malformed id (written by hand): list the valid ones ourselves
+    root = _store_root()
+    found = []
+    for meta in root.glob("**/data/metadata.json"):
+        dataset_id = meta.parent.parent.relative_to(root).as_posix()
+        try:
+            parse_dataset_id(dataset_id)
+        except ValueError:
+            continue
+        found.append(dataset_id)
+    return sorted(found)
 
 
 def _not_found(dataset_id: str) -> DatasetNotFoundError:
