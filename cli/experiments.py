@@ -11,6 +11,15 @@ import typer
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
 
+from ._backend import (
+    ADDRESS,
+    BACKEND,
+    CPUS_PER_TASK,
+    GPUS_PER_TASK,
+    LOCAL_CPUS,
+    BackendName,
+    open_backend,
+)
 from ._common import (
     CRITIC_HELP,
     SUPPORT_FROM_HELP,
@@ -284,8 +293,18 @@ def sweep_cmd(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: torch's)."
     ),
+    backend: BackendName = BACKEND,
+    address: Optional[str] = ADDRESS,
+    cpus_per_task: float = CPUS_PER_TASK,
+    gpus_per_task: float = GPUS_PER_TASK,
+    local_cpus: Optional[int] = LOCAL_CPUS,
 ) -> None:
-    """Grid over inference knobs on fixed networks; resumable; writes CSVs and PNGs."""
+    """Grid over inference knobs on fixed networks; resumable; writes CSVs and PNGs.
+
+    --backend ray runs each (cell, seed) as a Ray task, on a local Ray or an existing cluster
+    (--address auto); the datasets must lie on a path every node sees.
+    """
+    from gemkit.backends import FanOutReport
     from gemkit.eval.runs import env_horizon
     from gemkit.eval.sweep import SweepGrid, run_sweep, write_sweep_report
 
@@ -305,7 +324,11 @@ def sweep_cmd(
     seed_list = parse_ints(seeds, "--seeds")
     console = make_console()
     skipped = 0
-    with progress_bar(console) as bar:
+    reports: list[FanOutReport] = []
+    with (
+        open_backend(backend, address, cpus_per_task, gpus_per_task, local_cpus) as runner,
+        progress_bar(console) as bar,
+    ):
         task = bar.add_task(f"sweep on {target}", total=len(grid.cells(h)) * len(seed_list))
 
         def cb(done: int, total: int, cell: Any, seed: int, skip: bool) -> None:
@@ -313,7 +336,8 @@ def sweep_cmd(
             skipped += int(skip)
             bar.update(task, completed=done)
 
-        rows = run_sweep(models, target, grid, out, episodes=episodes, seeds=seed_list, progress=cb)
+        rows = run_sweep(models, target, grid, out, episodes=episodes, seeds=seed_list,
+                         progress=cb, backend=runner, timing=reports.append)  # fmt: skip
     analysis, written = write_sweep_report(rows, grid, h, out)
     shown = [
         {
@@ -357,5 +381,6 @@ def sweep_cmd(
         )
     runs = len(grid.cells(h)) * len(seed_list)
     console.print(f"{runs - skipped} evaluation(s) run, {skipped} resumed")
+    console.print(f"time: {reports[0].summary()}")
     for w in [out / "runs.csv", out / "sweep.csv", *written]:
         console.print(f"wrote {w}")

@@ -63,3 +63,21 @@ def fork_store(fork_store_root: pathlib.Path) -> Iterator[pathlib.Path]:
 def fork_transitions() -> Transitions:
     """The synthetic fork data of the trainer tests (40 episodes, seed 0); read-only."""
     return make_fork_transitions(n_episodes=40)[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(
+    fork_store: pathlib.Path, tmp_path_factory: pytest.TempPathFactory
+) -> pathlib.Path:
+    """A 60-step Phase I checkpoint on :func:`fork_store` (16-wide nets, E = 2, K = 3)."""
+    import torch
+
+    from gemkit.data import load
+    from gemkit.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("ckpt")
+    cfg = TrainConfig(hidden=(16, 16), n_critics=2, n_components=3, batch_size=32,
+                      gmm_pretrain_steps=20)  # fmt: skip
+    train(load("gemkit/fork-v0"), cfg, out, 60, save_every=60, log_every=60, tensorboard=False)
+    return out

@@ -27,16 +27,9 @@ def store(fork_store: pathlib.Path) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(store: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    from gemkit.data import load
-    from gemkit.train import TrainConfig, train
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("ckpt")
-    cfg = TrainConfig(hidden=(16, 16), n_critics=2, n_components=3, batch_size=32,
-                      gmm_pretrain_steps=20)  # fmt: skip
-    train(load(FORK_ID), cfg, out, 60, save_every=60, log_every=60, tensorboard=False)
-    return out
+def checkpoint(store: pathlib.Path, tiny_checkpoint: pathlib.Path) -> pathlib.Path:
+    """The tiny Phase I checkpoint (``tiny_checkpoint`` in ``conftest.py``)."""
+    return tiny_checkpoint
 
 
 def _run(*args: str) -> tuple[int, str]:

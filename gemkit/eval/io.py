@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,23 @@ def write_json(path: str | Path, payload: Any) -> Path:
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write dict rows (union of keys, first-seen order) as CSV; ``None`` as empty."""
+    """Write dict rows (union of keys, first-seen order) as CSV; ``None`` as empty.
+
+    Atomic: the rows go to a temporary file beside ``path`` that then replaces it.
+    """
     fields: list[str] = []
     for r in rows:
         for k in r:
             if k not in fields:
                 fields.append(k)
     p = Path(path)
-    with p.open("w", newline="") as f:
+    tmp = p.with_name(f".{p.name}.tmp")
+    with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: "" if v is None else v for k, v in r.items()})
+    os.replace(tmp, p)
     return p
 
 

@@ -10,13 +10,16 @@ as soon as it finishes, so a rerun with the same output directory skips what is 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from gemkit.backends import Backend, FanOutReport, SerialBackend
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.errors import GemkitError
 from gemkit.eval.analysis import SweepAnalysis, analyze_sweep
@@ -32,6 +35,7 @@ __all__ = [
     "SweepCell",
     "SweepGrid",
     "aggregate_runs",
+    "append_row",
     "read_runs",
     "run_sweep",
     "write_sweep_report",
@@ -165,6 +169,42 @@ def _done_key(
     return (key, str(seed), str(episodes), str(mass))
 
 
+def _sweep_task(
+    shared: tuple[Models, str, int, float | None, int | None], item: tuple[SweepCell, int]
+) -> dict[str, Any]:
+    """One (cell, seed) evaluation as a ``runs.csv`` row (what every backend runs)."""
+    models, target, episodes, mass_scale, max_episode_steps = shared
+    cell, seed = item
+    selector = compose(config=cell.config, models=models, seed=eval_seed(seed))
+    r = evaluate(
+        selector,
+        target,
+        episodes=episodes,
+        seed=eval_seed(seed),
+        mass_scale=mass_scale,
+        max_episode_steps=max_episode_steps,
+    )
+    return _run_row(cell, seed, episodes, mass_scale, r)
+
+
+def append_row(path: Path, fields: Sequence[str], row: dict[str, Any]) -> None:
+    """Append one CSV row whole or not at all: one write of the full line, flushed and synced.
+
+    A torn last line (a driver killed mid-write) is cut off before appending, so a file never
+    holds a partial row.
+    """
+    buf = io.StringIO()
+    csv.DictWriter(buf, fields).writerow(row)
+    with path.open("r+b") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+        f.seek(0, os.SEEK_END)
+        f.write(buf.getvalue().encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def run_sweep(
     models: Models | str | Path,
     target: str,
@@ -176,6 +216,8 @@ def run_sweep(
     mass_scale: float | None = None,
     max_episode_steps: int | None = None,
     progress: Callable[[int, int, SweepCell, int, bool], None] | None = None,
+    backend: Backend | None = None,
+    timing: Callable[[FanOutReport], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every (cell, seed) of ``grid`` not yet in ``out_dir/runs.csv``; write the summary.
 
@@ -183,13 +225,18 @@ def run_sweep(
         models: the fixed networks or a checkpoint directory.
         target: env id or dataset id to evaluate in.
         grid: the axes.
-        out_dir: output directory; ``runs.csv`` (per seed) is appended to, ``sweep.csv``
-            (aggregated, this grid's cells only) is rewritten.
+        out_dir: output directory; ``runs.csv`` (per seed) is appended to by this process alone,
+            one whole row per finished (cell, seed); ``sweep.csv`` (aggregated, this grid's
+            cells only) is rewritten.
         episodes: episodes per (cell, seed).
         seeds: evaluation seeds.
         mass_scale: MassScale factor of the evaluation environments.
         max_episode_steps: override the environment's time limit.
-        progress: ``progress(done, total, cell, seed, skipped)`` after each (cell, seed).
+        progress: ``progress(done, total, cell, seed, skipped)`` after each (cell, seed), in
+            the order they finish.
+        backend: where the evaluations run (:mod:`gemkit.backends`; default serial, here). Any
+            backend gives the same rows; ``runs.csv`` lists them in the order they finished.
+        timing: called with the backend's :class:`~gemkit.backends.FanOutReport`.
 
     Returns:
         The aggregated rows (see :func:`aggregate_runs`), one per cell, in grid order.
@@ -209,28 +256,27 @@ def run_sweep(
             csv.DictWriter(f, RUN_FIELDS).writeheader()
     total = len(cells) * len(seeds)
     count = 0
+    todo: list[tuple[SweepCell, int]] = []
     for cell in cells:
         for seed in seeds:
-            count += 1
             if _done_key(cell.key, seed, episodes, _fmt(mass_scale)) in done:
+                count += 1
                 if progress is not None:
                     progress(count, total, cell, seed, True)
-                continue
-            selector = compose(config=cell.config, models=m, seed=eval_seed(seed))
-            r = evaluate(
-                selector,
-                target,
-                episodes=episodes,
-                seed=eval_seed(seed),
-                mass_scale=mass_scale,
-                max_episode_steps=max_episode_steps,
-            )
-            with runs_path.open("a", newline="") as f:
-                csv.DictWriter(f, RUN_FIELDS).writerow(
-                    _run_row(cell, seed, episodes, mass_scale, r)
-                )
-            if progress is not None:
-                progress(count, total, cell, seed, False)
+            else:
+                todo.append((cell, seed))
+
+    def write(i: int, row: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        append_row(runs_path, RUN_FIELDS, row)
+        if progress is not None:
+            progress(count, total, *todo[i], False)
+
+    shared = (m, target, episodes, mass_scale, max_episode_steps)
+    report = (backend or SerialBackend()).map(_sweep_task, todo, write, shared)
+    if timing is not None:
+        timing(report)
     rows = aggregate_runs(read_runs(runs_path), cells, seeds, episodes, mass_scale)
     write_csv(out / "sweep.csv", rows)
     return rows
