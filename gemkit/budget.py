@@ -72,6 +72,10 @@ class AdaptiveBudget:
         if math.isnan(self.kappa):
             raise GemkitError("kappa must be a number (inf: always grow).")
 
+    def wrap(self, selector: Selector) -> AdaptiveSelector:
+        """``selector`` with this budget (what ``compose(..., budget=self)`` returns)."""
+        return AdaptiveSelector(selector, self)
+
     def rounds(self) -> list[int]:
         """The ``N`` of each round: ``n0, n0 * growth, ...``, the last one ``n_max``."""
         out = [self.n0]

@@ -385,8 +385,7 @@ def compose(
     )
     if budget is None:
         return selector
-    from gemkit.budget import AdaptiveBudget, AdaptiveSelector
-
-    if not isinstance(budget, AdaptiveBudget):
+    if not callable(getattr(budget, "wrap", None)):
         raise GemkitError(f"budget must be a gemkit.budget.AdaptiveBudget, got {type(budget)}.")
-    return AdaptiveSelector(selector, budget)
+    wrapped: Selector = budget.wrap(selector)
+    return wrapped

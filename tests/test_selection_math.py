@@ -234,3 +234,20 @@ def test_one_forward_per_network_and_call_changes_nothing() -> None:
     unshared = Selector._select(sel, s, gen(0), 0)
     for name in ("action", "candidates", "score", "loglik", "collapse_dist"):
         assert torch.equal(getattr(shared, name), getattr(unshared, name)), name
+
+
+def test_lcb_z_is_the_lcb_z_scored_within_each_candidate_set() -> None:
+    """``value="lcb_z"``: (LCB - its mean over the set) / its population std, per state (numpy
+    reference); with lambda = 0 it picks what ``lcb`` picks."""
+    from core_fixtures import gen, states, tiny_models
+
+    from gemkit import compose
+
+    m = tiny_models()
+    s = states(6)
+    z = compose(models=m, n=16, value="lcb_z", beta=0.7, lam=0.0).select(s, generator=gen(0))
+    plain = compose(models=m, n=16, value="lcb", beta=0.7, lam=0.0).select(s, generator=gen(0))
+    v = plain.value.double().numpy()
+    ref = (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)
+    np.testing.assert_allclose(z.value.double().numpy(), ref, rtol=1e-4, atol=1e-5)
+    assert torch.equal(z.index, plain.index)

@@ -11,6 +11,7 @@ from gemkit.errors import GemkitError
 from gemkit.models.io import Models
 from gemkit.protocols import Critic, observation_kind
 from gemkit.registry import VALUES
+from gemkit.support.normalize import zscore
 
 __all__ = ["EnsembleValue", "ensemble_q", "lcb"]
 
@@ -63,9 +64,18 @@ class EnsembleValue:
         critic: any callable ``critic(states [B, M, S], actions [B, M, A]) -> [E, B, M]``.
         reduction: ``lcb`` (``mean - beta * std``, population std), ``mean`` or ``min``.
         beta: pessimism of ``lcb`` (``>= 0``).
+        standardize: z-score the reduced values within each state's candidate set (as the
+            support term is), so that ``lambda`` weighs two terms of the same O(1) scale
+            whatever the task's reward scale.
     """
 
-    def __init__(self, critic: Critic, reduction: Reduction = "lcb", beta: float = 1.0) -> None:
+    def __init__(
+        self,
+        critic: Critic,
+        reduction: Reduction = "lcb",
+        beta: float = 1.0,
+        standardize: bool = False,
+    ) -> None:
         if reduction not in ("lcb", "mean", "min"):
             raise GemkitError(f"reduction must be lcb, mean or min, got {reduction!r}.")
         if not beta >= 0.0:
@@ -73,6 +83,7 @@ class EnsembleValue:
         self.critic = critic
         self.reduction = reduction
         self.beta = float(beta)
+        self.standardize = bool(standardize)
 
     @property
     def observation(self) -> str:
@@ -83,14 +94,18 @@ class EnsembleValue:
         """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
         q = ensemble_q(self.critic, states, candidates)
         if self.reduction == "lcb":
-            return _check_finite_values(lcb(q, self.beta))
-        if self.reduction == "mean":
-            return _check_finite_values(q.mean(0))
-        return _check_finite_values(q.min(0).values)
+            v = lcb(q, self.beta)
+        elif self.reduction == "mean":
+            v = q.mean(0)
+        else:
+            v = q.min(0).values
+        v = _check_finite_values(v)
+        return zscore(v) if self.standardize else v
 
     def __repr__(self) -> str:
         beta = f", beta={self.beta:g}" if self.reduction == "lcb" else ""
-        return f"EnsembleValue({self.reduction}{beta})"
+        z = ", z-scored per state" if self.standardize else ""
+        return f"EnsembleValue({self.reduction}{beta}{z})"
 
 
 def _critic(models: Models, name: str) -> Critic:
@@ -109,6 +124,12 @@ def _critic(models: Models, name: str) -> Critic:
 def _lcb(models: Models, config: Any) -> EnsembleValue:
     """Ensemble lower confidence bound mean - beta*std (GEM default, Eq. 3)."""
     return EnsembleValue(_critic(models, "lcb"), "lcb", config.beta)
+
+
+@VALUES.register("lcb_z")
+def _lcb_z(models: Models, config: Any) -> EnsembleValue:
+    """LCB z-scored within each state's candidate set: lambda independent of reward scale."""
+    return EnsembleValue(_critic(models, "lcb_z"), "lcb", config.beta, standardize=True)
 
 
 @VALUES.register("mean")
