@@ -87,6 +87,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam-const", nargs="*", type=float, default=[0.003, 0.01, 0.03],
                    help="constant lambdas also validated (at beta = 1): the critic's Q spread "
                         "between candidates can be far below the O(1) z-scored support")
+    p.add_argument("--lam-z", nargs="*", type=float, default=[0.1, 0.3, 1.0],
+                   help="constant lambdas validated with the z-scored value term (value lcb_z, "
+                        "beta = 1): value and support on the same O(1) scale")
     p.add_argument("--frontier", nargs="+", type=float, default=[0.0, 0.003, 0.03, 0.3],
                    help="constant lambdas of the test frontier (beside the chosen knobs)")
     p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
@@ -117,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.steps, args.snapshot_every, args.seeds = 300, 150, [0]
         args.train_set = ["n_critics=2", "hidden=32,32", "gmm_pretrain_steps=100"]
         args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
-        args.lam_const, args.frontier = [0.01], [0.0, 1.0]
+        args.lam_const, args.frontier, args.lam_z = [0.01], [0.0, 1.0], [0.3]
         args.val_n = args.baseline_n = 16
         args.episodes = args.curve_episodes = args.test_episodes = args.big_episodes = 2
     return args
@@ -224,33 +227,37 @@ def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = []
     for maze in args.mazes:
         for seed in args.seeds:
-            grid = [(b, args.lam0, lt) for b in args.betas for lt in args.lam_T]
-            grid += [(1.0, c, c) for c in args.lam_const]
-            for beta, lam, lam_t in grid:
-                cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t)
+            grid = [(b, args.lam0, lt, "lcb") for b in args.betas for lt in args.lam_T]
+            grid += [(1.0, c, c, "lcb") for c in args.lam_const]
+            grid += [(1.0, c, c, "lcb_z") for c in args.lam_z]
+            for beta, lam, lam_t, value in grid:
+                cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t,
+                                      value=value)  # fmt: skip
                 cells.append(_cell("validate", maze, seed, steps_for(args, maze), "gem", cfg,
                                    VAL_SEEDS, args.episodes))
     return cells
 
 
-def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """The suite's knobs: the ``(beta, lambda_0, lambda_T)`` with the best mean validation score.
+def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The suite's knobs: the ``(beta, lambda_0, lambda_T, value)`` with the best mean validation
+    score.
 
-    Ties go to the first in sorted ``(beta, lambda_0, lambda_T)`` order.
+    Ties go to the first in sorted ``(beta, lambda_0, lambda_T, value)`` order.
     """
-    scores: dict[tuple[float, float, float], list[float]] = {}
+    scores: dict[tuple[float, float, float, str], list[float]] = {}
     for r in rows:
         if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
-            key = (r["config"]["beta"], r["config"]["lam"], r["config"]["lam_T"])
+            c = r["config"]
+            key = (c["beta"], c["lam"], c["lam_T"], c.get("value", "lcb"))
             scores.setdefault(key, []).append(r["score_mean"])
     if not scores:
         raise SystemExit("no validation cells yet: run the 'validate' stage first.")
     best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
-    return {"beta": best[0], "lam": best[1], "lam_T": best[2],
+    return {"beta": best[0], "lam": best[1], "lam_T": best[2], "value": best[3],
             "val_score": float(np.mean(scores[best]))}
 
 
-def suite_knobs(args: argparse.Namespace) -> dict[str, float]:
+def suite_knobs(args: argparse.Namespace) -> dict[str, Any]:
     """The knobs chosen on *this* suite's validation cells (its mazes, seeds and budgets), never
     on cached cells of other checkpoints (e.g. a shorter budget of the same runs)."""
     keys = {c["key"] for c in validation_cells(args)}
@@ -258,7 +265,7 @@ def suite_knobs(args: argparse.Namespace) -> dict[str, float]:
 
 
 def test_cells(
-    args: argparse.Namespace, knobs: dict[str, float] | None
+    args: argparse.Namespace, knobs: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     """The test cells; ``knobs=None`` gives only those the knobs cannot change.
 
@@ -281,7 +288,7 @@ def test_cells(
                 else:
                     cfg = selector_params(
                         args, maze, **{"beta": knobs["beta"], "lam": knobs["lam"],
-                                       "lam_T": knobs["lam_T"], **knob}
+                                       "lam_T": knobs["lam_T"], "value": knobs["value"], **knob}
                     )
                 cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
                                    series=tag))
@@ -406,7 +413,8 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        key = tuple(r["config"][f] if f in ("n", "beta", "lam", "lam_T") else r[f] for f in by)
+        key = tuple(r["config"].get(f, "lcb") if f in ("n", "beta", "lam", "lam_T", "value")
+                    else r[f] for f in by)  # fmt: skip
         groups.setdefault(key, []).append(r)
     out = []
     def order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
@@ -691,7 +699,7 @@ def stage_report(args: argparse.Namespace) -> None:
     _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
 
 
-def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict[str, Any]],
+def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[str, Any]],
                test: list[dict[str, Any]], claim_rows: list[dict[str, Any]],
                summary: dict[str, Any]) -> None:
     rel = Path("results")
@@ -745,11 +753,13 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
           "minibatches, critic and value, for the same steps.",
           f"- Knob protocol (the paper's): `beta` in {args.betas} × `lambda_T` in {args.lam_T} "
           f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the maze's horizon), plus "
-          f"constant `lambda` in {args.lam_const} at `beta = 1`, at "
+          f"constant `lambda` in {args.lam_const} at `beta = 1`, and the z-scored value term "
+          f"(`value = lcb_z`: the LCB standardised within each candidate set, like the support) "
+          f"with constant `lambda` in {args.lam_z} at `beta = 1`, at "
           f"N = {args.val_n}, on validation evaluation seed(s) {list(VAL_SEEDS)} "
           f"({args.episodes} episodes per checkpoint); chosen once for the whole suite: "
-          f"**beta = {knobs['beta']:g}, lambda_0 = {knobs['lam']:g}, lambda_T = "
-          f"{knobs['lam_T']:g}** (mean validation score "
+          f"**value = {knobs['value']}, beta = {knobs['beta']:g}, lambda_0 = "
+          f"{knobs['lam']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
           f"{knobs['val_score']:.1f}).",
           f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
           f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per maze "
@@ -792,11 +802,13 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, float], val: list[dict
         for a in aggregate(rows_m, ["lam_T"]):
             fr.append([maze, f"{a['lam_T']:g}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                        _f(a["violation"], True)])
-    L += [*_table(["maze", "lambda (constant; 0.01 = chosen)", "score", "Violation"], fr), ""]
+    L += [*_table(["maze", f"lambda (constant; {knobs['lam']:g} = chosen)", "score",
+                   "Violation"], fr), ""]
     L += ["## Validation sweep (inference only, same networks)", ""]
-    vs = aggregate(val, ["maze", "beta", "lam", "lam_T"])
-    L += _table(["maze", "beta", "lambda_0", "lambda_T", "validation score", "Violation"],
-                [[a["maze"], f"{a['beta']:g}", f"{a['lam']:g}", f"{a['lam_T']:g}",
+    vs = aggregate(val, ["maze", "value", "beta", "lam", "lam_T"])
+    L += _table(["maze", "value", "beta", "lambda_0", "lambda_T", "validation score",
+                 "Violation"],
+                [[a["maze"], a["value"], f"{a['beta']:g}", f"{a['lam']:g}", f"{a['lam_T']:g}",
                   f"{_f(a['score'])} ± "
                   f"{_f(a['score_std'])}", _f(a["violation"], True)] for a in vs])
     L += [""]
