@@ -19,7 +19,16 @@ from rich.progress import (
 
 from gemkit.errors import GemkitError
 
-from ._common import guarded, make_console, set_threads
+from ._backend import (
+    ADDRESS,
+    BACKEND,
+    CPUS_PER_TASK,
+    GPUS_PER_TASK,
+    LOCAL_CPUS,
+    BackendName,
+    open_backend,
+)
+from ._common import guarded, make_console, parse_ints, progress_bar, set_threads
 from .main import app
 
 SAVE_EVERY = 10_000
@@ -122,6 +131,14 @@ def train_command(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch threads (default: torch's; 1 per job on shared CPUs)."
     ),
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds", help="Train one run per seed, e.g. 0,1,2, into OUT/seed-<s> (resumable)."
+    ),
+    backend: BackendName = BACKEND,
+    address: Optional[str] = ADDRESS,
+    cpus_per_task: float = CPUS_PER_TASK,
+    gpus_per_task: float = GPUS_PER_TASK,
+    local_cpus: Optional[int] = LOCAL_CPUS,
 ) -> None:
     """Train GEM's Phase I (critic ensemble, value, behavior GMM, actor) and checkpoint it.
 
@@ -170,6 +187,16 @@ def train_command(
     if device is not None:
         extra.append(f"device={device.value}")
     cfg = apply_overrides(cfg, extra)
+    if seeds is not None:
+        if resume is not None or seed is not None or overwrite:
+            raise GemkitError(
+                "--seeds trains (or resumes) OUT/seed-<s>; drop --resume, --seed and --overwrite."
+            )
+        _train_seeds(dataset, cfg, out, steps, parse_ints(seeds, "--seeds"),
+                     backend=(backend, address, cpus_per_task, gpus_per_task, local_cpus),
+                     threads=threads, save_every=save_every, log_every=log_every,
+                     compile=compile, snapshot_every=snapshot_every)  # fmt: skip
+        return
     check_output_dir(out, resume=resume is not None, overwrite=overwrite)
     if header is None:
         plan = plan_run(cfg, steps)
@@ -248,3 +275,38 @@ def train_command(
         bar.stop()
     summary = f"  ({_fmt(last[0].metrics)})" if last else ""
     typer.echo(f"trained {dataset} to step {steps}: {out}{summary}")
+
+
+def _train_seeds(
+    dataset: str,
+    cfg: Any,
+    out: Path,
+    steps: int,
+    seeds: list[int],
+    *,
+    backend: tuple[BackendName, str | None, float, float, int | None],
+    threads: int | None,
+    **kwargs: Any,
+) -> None:
+    """``gemkit train --seeds``: one run per seed through the backend, a bar over the seeds."""
+    from gemkit.backends import FanOutReport
+    from gemkit.train.seeds import train_seeds
+
+    set_threads(threads)
+    console = make_console()
+    reports: list[FanOutReport] = []
+    skipped: list[int] = []
+    with open_backend(*backend) as runner, progress_bar(console) as bar:
+        task = bar.add_task(f"training {len(seeds)} seed(s) on {dataset}", total=len(seeds))
+
+        def done(seed: int, skip: bool) -> None:
+            skipped.extend([seed] if skip else [])
+            bar.advance(task)
+
+        dirs = train_seeds(dataset, cfg, out, steps, seeds, backend=runner, progress=done,
+                           timing=reports.append, tensorboard=False, **kwargs)  # fmt: skip
+    if skipped:
+        console.print(f"already trained to step {steps}: seed(s) {skipped}")
+    console.print(f"time: {reports[0].summary()}")
+    for d in dirs:
+        console.print(f"trained {dataset} to step {steps}: {d}")

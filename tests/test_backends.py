@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import torch
+from gemkit.cli.main import app
+from typer.testing import CliRunner
 
 from gemkit.backends import FanOutReport, RayBackend, SerialBackend, make_backend
 from gemkit.errors import GemkitError
@@ -23,6 +25,10 @@ FORK_ID = "gemkit/fork-v0"
 GRID = SweepGrid(presets=("gem", "no_pw"), n=(0, 4), lam=(0.5, 1.0))
 SEEDS = (0, 1)
 TIMING = "steps_per_s"  # the one metric that is a wall-clock measurement
+
+
+def _cli(args: list[str]) -> Any:
+    return CliRunner().invoke(app, args)
 
 
 def _square(shared: int, item: int) -> int:
@@ -162,12 +168,9 @@ def test_ray_task_past_its_retries_is_one_line_error(
 def test_cli_sweep_on_ray_prints_table_and_time(
     ray_local: Any, tiny_checkpoint: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    from gemkit.cli.main import app
-    from typer.testing import CliRunner
-
     args = ["sweep", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path), "--n", "0,4",
             "--episodes", "1", "--backend", "ray", "--cpus-per-task", "1"]  # fmt: skip
-    res = CliRunner().invoke(app, args)
+    res = _cli(args)
     assert res.exit_code == 0, res.output
     assert "2 evaluation(s) run, 0 resumed" in res.output
     assert "time: ray: 2 task(s) on 2 slot(s)" in res.output
@@ -177,13 +180,35 @@ def test_cli_sweep_on_ray_prints_table_and_time(
 def test_cli_ray_options_without_ray_backend_are_one_line_errors(
     tiny_checkpoint: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gemkit.cli.main import app
-    from typer.testing import CliRunner
-
     base = ["sweep", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path), "--n", "0"]
-    res = CliRunner().invoke(app, [*base, "--address", "auto"])
+    res = _cli([*base, "--address", "auto"])
     assert res.exit_code == 2 and "need --backend ray" in res.output
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    res = CliRunner().invoke(app, [*base, "--backend", "ray"])
+    res = _cli([*base, "--backend", "ray"])
     assert res.exit_code == 2 and 'pip install "gemkit[ray]"' in res.output
     assert "Traceback" not in res.output
+
+
+def test_cli_train_seeds_on_ray_equals_serial_and_resumes(
+    ray_local: Any, fork_store: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from gemkit.train.checkpoint import STATE_FILE
+
+    torch.set_num_threads(1)
+    args = ["train", "--dataset", FORK_ID, "--steps", "12", "--seeds", "0,1", "--set",
+            "hidden=16,16", "--set", "n_critics=2", "--set", "batch_size=32"]  # fmt: skip
+    ray_out, serial_out = tmp_path / "ray", tmp_path / "serial"
+    for out, more, name in ((ray_out, ["--backend", "ray"], "ray"), (serial_out, [], "serial")):
+        res = _cli([*args, "--out", str(out), *more])
+        assert res.exit_code == 0, res.output
+        assert f"time: {name}: 2 task(s)" in res.output
+    for s in (0, 1):
+        a = load_file(str(ray_out / f"seed-{s}" / STATE_FILE))
+        b = load_file(str(serial_out / f"seed-{s}" / STATE_FILE))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    res = _cli([*args, "--out", str(ray_out), "--backend", "ray"])
+    assert res.exit_code == 0 and "already trained to step 12: seed(s) [0, 1]" in res.output
+    res = _cli([*args, "--out", str(ray_out), "--seed", "3"])
+    assert res.exit_code == 2 and "--seeds trains" in res.output
