@@ -26,6 +26,12 @@ class DatasetKind(str, Enum):
     pointmaze_umaze = "pointmaze-umaze"
     pointmaze_medium = "pointmaze-medium"
     pointmaze_large = "pointmaze-large"
+    hopper_medium = "hopper-medium"
+    hopper_medium_replay = "hopper-medium-replay"
+    walker2d_medium = "walker2d-medium"
+    walker2d_medium_replay = "walker2d-medium-replay"
+    halfcheetah_medium = "halfcheetah-medium"
+    halfcheetah_medium_replay = "halfcheetah-medium-replay"
 
 
 @data_app.command("make")
@@ -35,13 +41,23 @@ def make(
     steps: Optional[int] = typer.Option(
         None,
         "--steps",
-        help="Transitions (default: fork 50,000; pointmaze 1M, as Minari's D4RL/pointmaze-v2).",
+        help="Transitions (default: fork 50,000; pointmaze 1M, as Minari's D4RL/pointmaze-v2; "
+        "locomotion medium 1M, medium-replay the whole SAC replay buffer, as D4RL).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the recording."),
     dense: bool = typer.Option(False, "--dense", help="PointMaze: dense reward exp(-distance)."),
     dataset_id: Optional[str] = typer.Option(None, "--id", help="Minari id to write."),
     ref_episodes: int = typer.Option(100, "--ref-episodes", help="Episodes per reference score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
+    sac_steps: Optional[int] = typer.Option(
+        None, "--sac-steps", help="Locomotion: SAC budget, env steps (default 1M; tiny for tests)."
+    ),
+    target_return: Optional[float] = typer.Option(
+        None, "--target-return", help="Locomotion: stop SAC here (default: D4RL expert / 3)."
+    ),
+    sac_dir: Optional[str] = typer.Option(
+        None, "--sac-dir", help="Locomotion: the SAC run (default gemkit-sac/<task>-seed<seed>)."
+    ),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: torch's)."
     ),
@@ -51,26 +67,40 @@ def make(
 
     set_threads(threads)
 
-    if dense and kind is DatasetKind.fork:
+    pointmaze = kind.value.startswith("pointmaze-")
+    if dense and not pointmaze:
         raise typer.BadParameter("--dense applies to pointmaze datasets only.")
+    locomotion = kind is not DatasetKind.fork and not pointmaze
+    if not locomotion and (sac_steps, target_return, sac_dir) != (None, None, None):
+        raise typer.BadParameter("--sac-steps, --target-return, --sac-dir: locomotion only.")
     # the bar starts with the first report, so an error before recording shows no empty bar;
     # piped, there is none
     console = make_console(stderr=True)
     bar = Progress(
         TextColumn(f"[bold]{kind.value}"),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TextColumn("{task.description} {task.completed:,}/{task.total:,} steps {task.fields[ret]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         disable=not console.is_terminal,
     )
 
-    def progress(done: int, total: int) -> None:
-        if not bar.task_ids:
+    tasks: dict[str, Any] = {}
+
+    def task(name: str, total: int) -> Any:
+        if not tasks:
             bar.start()
-            bar.add_task("record", total=total)
-        bar.update(bar.task_ids[0], completed=done, total=total)
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total, ret="")
+        return tasks[name]
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task("record", total), completed=done, total=total)
+
+    def sac_progress(done: int, total: int, ret: Optional[float]) -> None:
+        note = "" if ret is None else f"eval return {ret:,.1f}"
+        bar.update(task("SAC", total), completed=done, total=total, ret=note)
 
     try:
         if kind is DatasetKind.fork:
@@ -83,6 +113,9 @@ def make(
                 progress=progress,
                 **kwargs,
             )
+        elif locomotion:
+            out = _make_locomotion(kind.value, steps, seed, sac_steps, target_return, sac_dir,
+                                   dataset_id, overwrite, progress, sac_progress)  # fmt: skip
         else:
             out = make_pointmaze(
                 kind.value.removeprefix("pointmaze-"),
@@ -102,6 +135,39 @@ def make(
         f"reference scores random {meta.get('ref_min_score'):.3f}, "
         f"expert {meta.get('ref_max_score'):.3f}"
     )
+
+
+def _make_locomotion(
+    name: str,
+    steps: Optional[int],
+    seed: int,
+    sac_steps: Optional[int],
+    target_return: Optional[float],
+    sac_dir: Optional[str],
+    dataset_id: Optional[str],
+    overwrite: bool,
+    progress: Any,
+    sac_progress: Any,
+) -> str:
+    """``gemkit data make <task>-medium[-replay]``: the SAC run (resumed or reused), then data."""
+    from gemkit.data import make_locomotion
+    from gemkit.data.locomotion import default_sac_dir
+    from gemkit.data.sac import read_sac_run
+
+    task, kind = name.split("-", 1)
+    run_dir = sac_dir or default_sac_dir(task, seed)
+    out = make_locomotion(task, kind, steps, seed, sac_dir=run_dir, sac_steps=sac_steps,
+                          target_return=target_return, dataset_id=dataset_id,
+                          overwrite=overwrite, progress=progress,
+                          sac_progress=sac_progress)  # fmt: skip
+    run = read_sac_run(run_dir)
+    if run is not None:
+        reached = "reached" if run.reached else "NOT reached (budget spent)"
+        typer.echo(
+            f"SAC run {run_dir}: {run.steps:,} steps, last evaluation return {run.last_return}, "
+            f"target {run.config.target_return:.1f} {reached}"
+        )
+    return out
 
 
 @data_app.command("list")

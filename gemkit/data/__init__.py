@@ -1,30 +1,45 @@
 """Offline datasets: Minari loading, gemkit's own benchmark datasets, transition tensors.
 
 - :func:`load` reads any local Minari dataset into :class:`Transitions`.
-- :func:`make_fork` and :func:`make_pointmaze` record gemkit's datasets as real Minari datasets.
+- :func:`make_fork`, :func:`make_pointmaze` and :func:`make_locomotion` record gemkit's datasets
+  as real Minari datasets (locomotion: D4RL's SAC recipe, :func:`train_sac`, needs
+  ``gemkit[datagen]``).
 - :func:`normalized_score` and :func:`reference_scores` implement D4RL's score normalisation.
 
 The makers import ``minari[create]`` lazily, so loading works without it.
 """
 
 from gemkit.data.fork import FORK_DATASET_ID, make_fork
+from gemkit.data.locomotion import (
+    LOCOMOTION_TASKS,
+    locomotion_dataset_id,
+    make_locomotion,
+)
 from gemkit.data.minari_io import flatten_observation, list_local, load, read_metadata
 from gemkit.data.pointmaze import MAZES, MazeExpert, make_pointmaze, pointmaze_dataset_id
 from gemkit.data.reference import normalized_score, reference_scores
+from gemkit.data.sac import SACConfig, SACRun, load_sac_policy, train_sac
 from gemkit.data.transitions import Transitions
 
 __all__ = [
     "FORK_DATASET_ID",
+    "LOCOMOTION_TASKS",
     "MAZES",
     "MazeExpert",
+    "SACConfig",
+    "SACRun",
     "Transitions",
     "flatten_observation",
     "list_local",
     "load",
+    "load_sac_policy",
+    "locomotion_dataset_id",
     "make_fork",
+    "make_locomotion",
     "make_pointmaze",
     "normalized_score",
     "pointmaze_dataset_id",
     "read_metadata",
     "reference_scores",
+    "train_sac",
 ]

@@ -20,8 +20,11 @@ __all__ = [
     "Episode",
     "ProgressFn",
     "check_writable",
+    "dataset_info",
+    "prepare_write",
     "random_policy",
     "reference_returns",
+    "require_minari_create",
     "write_dataset",
 ]
 
@@ -71,6 +74,50 @@ def check_writable(dataset_id: str, overwrite: bool) -> None:
         )
 
 
+def require_minari_create() -> Any:
+    """The ``minari`` module with its writing extras, or a one-line error saying how to get them."""
+    try:
+        import minari
+        from minari.data_collector import EpisodeBuffer  # noqa: F401  (needs minari[create])
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise DatasetError(
+            f"writing datasets needs `pip install 'minari[create,hdf5]'` ({exc})."
+        ) from None
+    return minari
+
+
+def prepare_write(dataset_id: str, overwrite: bool) -> Any:
+    """Check that ``dataset_id`` may be written, remove what it replaces; returns ``minari``.
+
+    Raises:
+        DatasetError: the id exists and ``overwrite`` is false, or minari[create] is missing.
+    """
+    minari = require_minari_create()
+    check_writable(dataset_id, overwrite)
+    if dataset_path(dataset_id).exists():
+        shutil.rmtree(dataset_path(dataset_id))
+    return minari
+
+
+def dataset_info(
+    *,
+    eval_env_spec: gym.envs.registration.EnvSpec | None,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+    algorithm_name: str,
+) -> dict[str, Any]:
+    """The metadata keyword arguments gemkit gives Minari's ``create_dataset*`` functions."""
+    return {
+        "eval_env": eval_env_spec,
+        "algorithm_name": algorithm_name,
+        "author": "gemkit",
+        "code_permalink": "https://github.com/gemkit/gemkit",
+        "ref_min_score": ref_min_score,
+        "ref_max_score": ref_max_score,
+        "requirements": ["gemkit"],
+    }
+
+
 def write_dataset(
     dataset_id: str,
     episodes: Sequence[Episode],
@@ -88,16 +135,9 @@ def write_dataset(
     Raises:
         DatasetError: the id exists and ``overwrite`` is false, or minari[create] is missing.
     """
-    try:
-        import minari
-        from minari.data_collector import EpisodeBuffer
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise DatasetError(
-            f"writing datasets needs `pip install 'minari[create,hdf5]'` ({exc})."
-        ) from None
-    check_writable(dataset_id, overwrite)
-    if dataset_path(dataset_id).exists():
-        shutil.rmtree(dataset_path(dataset_id))
+    minari = prepare_write(dataset_id, overwrite)
+    from minari.data_collector import EpisodeBuffer
+
     buffers = [
         EpisodeBuffer(
             id=i,
@@ -109,20 +149,16 @@ def write_dataset(
         )
         for i, ep in enumerate(episodes)
     ]
+    info = dataset_info(
+        eval_env_spec=eval_env_spec,
+        ref_min_score=ref_min_score,
+        ref_max_score=ref_max_score,
+        algorithm_name=algorithm_name,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         minari.create_dataset_from_buffers(
-            dataset_id=dataset_id,
-            buffer=buffers,
-            env=env_spec,
-            eval_env=eval_env_spec,
-            algorithm_name=algorithm_name,
-            author="gemkit",
-            code_permalink="https://github.com/gemkit/gemkit",
-            ref_min_score=ref_min_score,
-            ref_max_score=ref_max_score,
-            description=description,
-            requirements=["gemkit"],
+            dataset_id=dataset_id, buffer=buffers, env=env_spec, description=description, **info
         )
 
 
