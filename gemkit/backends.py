@@ -252,6 +252,10 @@ class RayBackend:
                     i = pending.pop(ref)
                     try:
                         result, run_s, queue_s, ended = ray.get(ref)
+                    except ray.exceptions.RayTaskError as e:  # the function raised
+                        if isinstance(e.cause, GemkitError | FileNotFoundError):
+                            raise e.cause from None  # a user error stays one line
+                        raise
                     except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as e:
                         raise GemkitError(
                             f"a Ray task died {self.max_retries + 1} time(s) ({type(e).__name__})"

@@ -35,6 +35,10 @@ def _square(shared: int, item: int) -> int:
     return shared + item * item
 
 
+def _fail(shared: int, item: int) -> int:
+    raise GemkitError(f"item {item} is bad")
+
+
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Rows without the timing metric, as strings, in a canonical order."""
     out = [{k: str(v) for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
@@ -98,6 +102,11 @@ def test_append_row_cuts_a_torn_last_line(tmp_path: pathlib.Path) -> None:
     path.write_text("a,b\n1,2\n3,")  # a driver killed in the middle of a row
     append_row(path, ("a", "b"), {"a": 5, "b": 6})
     assert path.read_text() == "a,b\n1,2\n5,6\n"
+
+
+def test_ray_task_user_error_is_raised_as_itself(ray_local: Any) -> None:
+    with pytest.raises(GemkitError, match=r"^item 0 is bad$"):
+        RayBackend().map(_fail, [0], lambda i, r: None, 0)
 
 
 def test_ray_sweep_equals_serial_and_resumes(
