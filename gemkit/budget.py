@@ -85,7 +85,8 @@ class AdaptiveBudget:
 
 
 def top1_disagreement(selector: Selector, states: Tensor, sel: Selection) -> Tensor:
-    """``[B]`` the critic ensemble's std (population) at each state's top-1 candidate.
+    """``[B]`` the critic ensemble's std (population) at each state's top-1 candidate, in the
+    units of the value term: divided by the per-state scale a z-scored value (``lcb_z``) used.
 
     Zeros when the value term has no critic ensemble to ask (a custom value).
     """
@@ -95,7 +96,11 @@ def top1_disagreement(selector: Selector, states: Tensor, sel: Selection) -> Ten
     kind = selector.observation["value"]
     s = selector._views(states)[kind]
     q = ensemble_q(critic, s, sel.top1.unsqueeze(1))  # [E, B, 1]
-    return q.std(0, unbiased=False).squeeze(-1)
+    std = q.std(0, unbiased=False).squeeze(-1)
+    scale = getattr(selector.value, "last_scale", None)
+    if getattr(selector.value, "standardize", False) and scale is not None:
+        std = std / scale  # the last value call was this round's selection of these states
+    return std
 
 
 def settled(sel: Selection, disagreement: Tensor, kappa: float) -> Tensor:

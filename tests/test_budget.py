@@ -137,3 +137,17 @@ def test_gain_cue_stops_where_growth_stopped_paying() -> None:
         assert int(out.n_used[i]) == (16 if stop else 64)
     with pytest.raises(GemkitError, match="cue must be lead or gain"):
         AdaptiveBudget(cue="other")
+
+
+def test_disagreement_is_in_the_units_of_a_z_scored_value() -> None:
+    from gemkit.budget import top1_disagreement
+
+    s = states(6)
+    raw_sel = _selector(16)
+    z_sel = compose(models=tiny_models(), n=16, beta=1.0, lam=0.1, value="lcb_z")
+    out_raw, out_z = raw_sel.select(s, generator=gen(0)), z_sel.select(s, generator=gen(0))
+    plain = compose(models=tiny_models(), n=16, beta=1.0, lam=0.0).select(s, generator=gen(0))
+    scale = plain.value.std(1, unbiased=False)
+    torch.testing.assert_close(top1_disagreement(z_sel, s, out_z) * scale,
+                               top1_disagreement(raw_sel, s, out_z))  # fmt: skip
+    assert out_raw.score.shape == out_z.score.shape

@@ -84,6 +84,7 @@ class EnsembleValue:
         self.reduction = reduction
         self.beta = float(beta)
         self.standardize = bool(standardize)
+        self.last_scale: Tensor | None = None
 
     @property
     def observation(self) -> str:
@@ -100,7 +101,12 @@ class EnsembleValue:
         else:
             v = q.min(0).values
         v = _check_finite_values(v)
-        return zscore(v) if self.standardize else v
+        if not self.standardize:
+            return v
+        # the per-state scale of the last call, so that a cue in raw Q units (the adaptive
+        # budget's ensemble std) can be put in the z-scored value's units
+        self.last_scale = v.std(-1, unbiased=False).clamp_min(1e-6).detach()
+        return zscore(v)
 
     def __repr__(self) -> str:
         beta = f", beta={self.beta:g}" if self.reduction == "lcb" else ""
