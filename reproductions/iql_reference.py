@@ -117,7 +117,7 @@ def stage_test(args: argparse.Namespace) -> None:
         done = {json.loads(line)["key"] for line in sink.read_text().splitlines() if line}
     cells: list[tuple[str, Any]] = [("iql", None)]
     for n in args.n:
-        cells.append((f"gem-over-iql n={n}", n))
+        cells.append((f"gem-over-iql n={n} {args.value} lam={args.lam:g}", n))
     for label, n in cells:
         key = f"{args.maze}-s{args.seed}-{args.steps}-{label}"
         if key in done:
@@ -130,7 +130,7 @@ def stage_test(args: argparse.Namespace) -> None:
         actor: Any = policy
         if n is not None:  # GEM's rule over IQL's critic, candidates from IQL's policy
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=n,
-                            beta=args.beta, lam=args.lam)  # fmt: skip
+                            beta=args.beta, lam=args.lam, value=args.value)  # fmt: skip
         s = evaluate_config(None, None, dataset_id(args.maze), episodes=args.episodes,
                             seeds=TEST_SEEDS, num_envs=min(args.episodes, 30),
                             policy=actor)  # fmt: skip
@@ -145,6 +145,7 @@ def stage_test(args: argparse.Namespace) -> None:
             "key": key,
             "beta": args.beta,
             "lam": args.lam,
+            "value": args.value,
             "eval_seeds": list(TEST_SEEDS),
             "episodes": args.episodes,
             **s.row(),
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, nargs="*", default=[64])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--lam", type=float, default=0.01)
+    p.add_argument("--value", default="lcb", choices=["lcb", "lcb_z", "mean", "min"])
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
