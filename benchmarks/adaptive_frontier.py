@@ -74,10 +74,12 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
         for rule in args.rules:
             cue, kappa = rule.split(":")[0], float(rule.split(":")[1])
             key = f"{maze}-s{seed}-{step}-n0={args.n0}-nmax={args.n_max}-{cue}={kappa:g}-" \
-                  f"eps={args.episodes}-beta={knobs['beta']:g}-lam={knobs['lam']:g}"
+                  f"eps={args.episodes}-{knobs['value']}-beta={knobs['beta']:g}-" \
+                  f"lam={knobs['lam']:g}-lamT={knobs['lam_T']:g}"
             if key not in done:
                 cfg = mazes.selector_params(mz, maze, n=args.n_max, beta=knobs["beta"],
-                                            lam=knobs["lam"], lam_T=knobs["lam_T"])  # fmt: skip
+                                            lam=knobs["lam"], lam_T=knobs["lam_T"],
+                                            value=knobs["value"])  # fmt: skip
                 t0 = time.perf_counter()
                 s = evaluate_config(
                     mazes._models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
