@@ -740,6 +740,7 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
     sizes = ", ".join(f"{d['maze']} {d['steps']:,} steps / {d['episodes']:,} episodes" for d in ds)
     cmd = " ".join(train_command(_fresh(args), "<maze>", 0))
     cmd = cmd.replace("-s0", "-s<seed>").replace("--seed 0", "--seed <seed>")
+    cmd = cmd.replace(f"--steps {args.steps}", "--steps <steps>")
     L += [f"- Data: `gemkit/pointmaze-{{{','.join(args.mazes)}}}-v1`, made by "
           "`gemkit data make pointmaze-<maze>` with Minari's D4RL pointmaze recipe "
           f"({sizes}"
@@ -771,7 +772,9 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
           "- Commands: `python reproductions/mazes.py train` runs, for each maze and seed, "
           f"`{cmd}`; then `validate` and `test` (two `--worker i/2` processes "
           "each) and `report`. Training ran at 80-130 gradient steps/s per job here (two jobs "
-          "and the evaluation sharing two cores), about 15-20 minutes per run.", ""]
+          "and the evaluation sharing two cores), about 15-20 minutes per 100,000 steps. A run "
+          "trained further is resumed with `gemkit train --resume <runs>/<maze>-s<seed> "
+          "--steps <steps>` (`--maze-steps`; no LR schedule, so it is the longer run).", ""]
     L += ["## Score vs N at the chosen knobs, with the audits", ""]
     for maze in args.mazes:
         pm = summary["per_maze"][maze]
