@@ -52,6 +52,8 @@ __all__ = [
     "Reducer",
     "Support",
     "Value",
+    "declared_device",
+    "module_device",
     "observation_kind",
 ]
 
@@ -61,6 +63,27 @@ ObservationKind = Literal["raw", "normalized"]
 
 OBSERVATION_KINDS: tuple[str, ...] = ("raw", "normalized")
 """The valid ``observation`` declarations; a component without one takes ``"raw"``."""
+
+
+def module_device(module: object) -> torch.device | None:
+    """The device of ``module``'s first parameter (or buffer), ``None`` for a plain callable."""
+    for getter in ("parameters", "buffers"):
+        tensors = getattr(module, getter, None)
+        if callable(tensors):
+            first = next(iter(tensors()), None)
+            if isinstance(first, Tensor):
+                return first.device
+    return None
+
+
+def declared_device(component: object) -> torch.device | None:
+    """Where a component computes, as it declares it: its ``device`` attribute, else ``None``.
+
+    gemkit's built-in components declare the device of the network they wrap; the selector
+    asks its components (and an explicit ``device=`` wins over them all).
+    """
+    d = getattr(component, "device", None)
+    return torch.device(d) if isinstance(d, (str, torch.device)) else None
 
 
 def observation_kind(component: object) -> str:

@@ -35,6 +35,7 @@ from gemkit.protocols import (
     Reducer,
     Support,
     Value,
+    declared_device,
     observation_kind,
 )
 from gemkit.registry import ANCHORS, REDUCERS, SOURCES, SUPPORTS, VALUES
@@ -47,19 +48,12 @@ __all__ = ["Z_TOL", "Selection", "Selector", "compose", "support_audits"]
 # Selection and its audits live in gemkit.selection; re-exported here, where users import them.
 
 
-def _module_device(*objs: Any) -> torch.device:
-    """Where the components compute: a declared ``device``, else the first network's device."""
-    for o in objs:
-        declared = getattr(o, "device", None)
-        if isinstance(declared, (str, torch.device)):
-            return torch.device(declared)
-    for o in objs:
-        for attr in ("gmm", "behavior", "actor", "critic"):
-            m = getattr(o, attr, None)
-            if isinstance(m, nn.Module):
-                p = next(m.parameters(), None)
-                if p is not None:
-                    return p.device
+def _ask_device(*components: Any) -> torch.device:
+    """Where the components compute: the first one that declares a device, else the CPU."""
+    for c in components:
+        d = declared_device(c)
+        if d is not None:
+            return d
     return torch.device("cpu")
 
 
@@ -113,7 +107,7 @@ class Selector:
         self.action_dim = action_dim
         lam_t = config.lam if config.lam_T is None else config.lam_T  # None: constant
         self.schedule = LambdaSchedule(config.lam, lam_t, config.horizon)
-        self.device = _module_device(proposer, getattr(proposer, "source", None), support, value)
+        self.device = _ask_device(proposer, value, support)
         self.obs_mean = None if obs_mean is None else obs_mean.to(self.device, torch.float32)
         self.obs_std = None if obs_std is None else obs_std.to(self.device, torch.float32)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)

@@ -85,3 +85,17 @@ def test_bad_declarations_are_one_line_errors() -> None:
 
     with pytest.raises(GemkitError, match=r"anchor .* takes normalized states but the source"):
         CandidateProposer(ModeAnchor(tiny_models().actor), RawSource())  # type: ignore[arg-type]
+
+
+def test_the_selector_asks_its_components_where_they_compute() -> None:
+    from gemkit.protocols import declared_device
+
+    m = tiny_models()
+    sel = compose(models=m, n=3)
+    for part in (sel.proposer, sel.value, sel.support, sel.proposer.source):  # type: ignore[attr-defined]
+        assert declared_device(part) == torch.device("cpu")
+    assert sel.device == torch.device("cpu")
+    # a plain function critic declares nothing: the value falls back to None, the selector to
+    # the other components (here the GMMs on the CPU)
+    m.critic = lambda s, a: torch.zeros(1, *a.shape[:2])
+    assert declared_device(compose(models=m, n=3).value) is None

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
-from gemkit.protocols import Anchor, CandidateSource, observation_kind
+from gemkit.protocols import Anchor, CandidateSource, declared_device, observation_kind
 
 __all__ = ["Anchor", "CandidateProposer", "CandidateSource"]
 
@@ -39,6 +39,11 @@ class CandidateProposer:
     def has_anchor(self) -> bool:
         """Whether ``candidates[:, 0]`` is the anchor."""
         return not getattr(self.anchor, "is_none", False)
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where the source (else the anchor) computes, as they declare it."""
+        return declared_device(self.source) or declared_device(self.anchor)
 
     def propose(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``states [B, S] -> candidates [B, n + has_anchor, A]``."""

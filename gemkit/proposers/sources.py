@@ -9,7 +9,7 @@ from torch import Tensor
 
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
-from gemkit.protocols import observation_kind
+from gemkit.protocols import module_device, observation_kind
 from gemkit.registry import SOURCES
 
 __all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
@@ -23,6 +23,11 @@ class _GMMSource:
     def observation(self) -> str:
         """The states the GMM takes (``normalized`` for gemkit's GMM)."""
         return observation_kind(self.gmm)
+
+    @property
+    def device(self) -> torch.device | None:
+        """The GMM's device."""
+        return module_device(self.gmm)
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the mixture, clipped to the action box."""

@@ -13,7 +13,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
-from gemkit.protocols import observation_kind
+from gemkit.protocols import module_device, observation_kind
 from gemkit.registry import SUPPORTS
 from gemkit.support.normalize import zscore
 
@@ -41,6 +41,11 @@ class BehaviorSupport:
     def observation(self) -> str:
         """The states the behavior GMM takes (``normalized`` for gemkit's GMM)."""
         return observation_kind(self.behavior)
+
+    @property
+    def device(self) -> torch.device | None:
+        """The behavior GMM's device."""
+        return module_device(self.behavior)
 
     @property
     def normalization(self) -> str:
