@@ -134,8 +134,17 @@ def _grids(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _train_task(shared: tuple[str, argparse.Namespace, str], seed: int) -> float:
+    """One training run of the report, as a backend task (a Ray worker has none of the
+    driver's environment: the Minari store comes in ``shared``). Returns its seconds."""
+    name, args, store = shared
+    os.environ["MINARI_DATASETS_PATH"] = store
+    return _models(name, seed, args, args.out / name / f"seed{seed}")[2]
+
+
 def _evaluate(
-    name: str, seed: int, gem: Any, uni: Any, args: argparse.Namespace, out: Path
+    name: str, seed: int, gem: Any, uni: Any, args: argparse.Namespace, out: Path,
+    backend: Any = None,
 ) -> dict[str, list[dict[str, Any]]]:
     from gemkit.eval.sweep import SweepGrid, run_sweep
 
@@ -145,9 +154,11 @@ def _evaluate(
     t0 = time.perf_counter()
     for part, grid in _grids(args).items():
         # one episode count per dataset, so cells shared by two parts run once
-        rows[part] = run_sweep(gem, ds, grid, out / "gem_eval", episodes=eps, seeds=[seed])
+        rows[part] = run_sweep(gem, ds, grid, out / "gem_eval", episodes=eps, seeds=[seed],
+                               backend=backend)  # fmt: skip
     uni_grid = SweepGrid(presets=("gem",), n=tuple(args.unimodal_budgets))
-    rows["unimodal"] = run_sweep(uni, ds, uni_grid, out / "uni_eval", episodes=eps, seeds=[seed])
+    rows["unimodal"] = run_sweep(uni, ds, uni_grid, out / "uni_eval", episodes=eps, seeds=[seed],
+                                 backend=backend)  # fmt: skip
     if name in args.mass_datasets:
         for m in args.mass_scales:
             rows[f"mass_gem:{m}"] = run_sweep(
@@ -158,6 +169,7 @@ def _evaluate(
                 episodes=eps,
                 seeds=[seed],
                 mass_scale=m,
+                backend=backend,
             )
             rows[f"mass_uni:{m}"] = run_sweep(
                 uni,
@@ -167,6 +179,7 @@ def _evaluate(
                 episodes=eps,
                 seeds=[seed],
                 mass_scale=m,
+                backend=backend,
             )
     _log(f"evaluated {ds} seed {seed} in {time.perf_counter() - t0:.0f}s")
     return rows
@@ -567,6 +580,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "<out>/results-fork.md); figures go to a folder of that name beside it",
     )
     p.add_argument("--datasets", nargs="+", default=["fork"], choices=["fork", *MAZES])
+    p.add_argument("--backend", default="serial", choices=["serial", "ray"],
+                   help="where the training runs and evaluation cells run (gemkit.backends)")
+    p.add_argument("--address", default=None, help="an existing Ray cluster (--backend ray)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--fork-steps", type=int, default=20_000)
     p.add_argument("--maze-steps", type=int, default=100_000)
@@ -618,24 +635,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, run everything (resumably) and write the report."""
+    from gemkit.backends import RayBackend, make_backend
+
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     store = args.out / "minari"
     os.environ["MINARI_DATASETS_PATH"] = str(store.resolve())
+    backend = make_backend(args.backend, address=args.address, cpus_per_task=args.cpus_per_task)
     t0 = time.perf_counter()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for name in args.datasets:
-        _make_dataset(name, args)
-        per_seed: dict[str, list[list[dict[str, Any]]]] = {}
-        for seed in args.seeds:
-            run_dir = args.out / name / f"seed{seed}"
-            gem, uni, _ = _models(name, seed, args, run_dir)
-            for part, rows in _evaluate(name, seed, gem, uni, args, run_dir).items():
-                per_seed.setdefault(part, []).append(rows)
-        results[name] = {part: _combine(v) for part, v in per_seed.items()}
-        (args.out / f"{name}_summary.json").write_text(
-            json.dumps(results[name], indent=2, default=str)
-        )
+    try:
+        for name in args.datasets:
+            _make_dataset(name, args)
+            # the seeds' training runs fan out (one task each), then every seed's sweeps do
+            report = backend.map(_train_task, list(args.seeds), lambda i, s: None,
+                                 (name, args, str(store.resolve())))  # fmt: skip
+            _log(f"{name}: {report.summary()}")
+            per_seed: dict[str, list[list[dict[str, Any]]]] = {}
+            for seed in args.seeds:
+                run_dir = args.out / name / f"seed{seed}"
+                gem, uni, _ = _models(name, seed, args, run_dir)
+                for part, rows in _evaluate(name, seed, gem, uni, args, run_dir,
+                                            backend).items():  # fmt: skip
+                    per_seed.setdefault(part, []).append(rows)
+            results[name] = {part: _combine(v) for part, v in per_seed.items()}
+            (args.out / f"{name}_summary.json").write_text(
+                json.dumps(results[name], indent=2, default=str)
+            )
+    finally:
+        if isinstance(backend, RayBackend):
+            backend.close()
     nll = _nll_gaps(args) if args.nll_steps > 0 else {}
     prof = _profile(args) if args.profile_n else []
     meta = {
