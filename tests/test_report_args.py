@@ -40,18 +40,8 @@ def test_smoke_run_writes_to_a_scratch_folder(report: ModuleType, tmp_path: Path
             report.parse_args(["--smoke", *bad])
 
 
-def test_report_takes_a_backend() -> None:
+def test_report_takes_a_backend(report: ModuleType) -> None:
     """The report's training runs and sweeps fan out on gemkit.backends (serial by default)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "reproductions" / "report.py"
-    spec = importlib.util.spec_from_file_location("repro_report_backend", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["repro_report_backend"] = mod
-    spec.loader.exec_module(mod)
-    assert mod.parse_args(["--smoke"]).backend == "serial"
-    args = mod.parse_args(["--smoke", "--backend", "ray", "--address", "auto"])
+    assert report.parse_args(["--smoke"]).backend == "serial"
+    args = report.parse_args(["--smoke", "--backend", "ray", "--address", "auto"])
     assert (args.backend, args.address, args.cpus_per_task) == ("ray", "auto", 1.0)
