@@ -25,7 +25,6 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 import argparse
 import importlib.util
 import json
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from gemkit import compose
+from gemkit.eval.profile import cpu_name
 
 _spec = importlib.util.spec_from_file_location(
     "bench_select", Path(__file__).with_name("select.py")
@@ -42,17 +42,6 @@ assert _spec is not None and _spec.loader is not None
 _bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_bench)
 S, build, timeit_pair = _bench.S, _bench.build, _bench.timeit_pair
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.machine()
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def interleaved(fns: dict[str, Any], reps: int) -> dict[str, float]:

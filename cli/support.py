@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import guarded, make_console, progress_bar, set_threads
+from ._common import guarded, make_console, parse_ints, progress_bar, set_threads
 from .main import app
 
 
@@ -33,8 +33,6 @@ def fit_support_cmd(
     from gemkit.data import load
     from gemkit.train import TrainConfig
     from gemkit.train.support_fit import fit_support
-
-    from ._common import parse_ints
 
     set_threads(threads)
     data = load(dataset)

@@ -171,12 +171,12 @@ class AdaptiveSelector(Selector):
             else:
                 unc = top1_disagreement(base, raw[active], out)
                 evals[active] += 1  # the disagreement probe: one more critic call per state
-                best = out.score.max(dim=1).values
                 if self.budget.cue == "lead":
                     done = settled(out, unc, self.budget.kappa)
-                else:  # gain: the first round has no previous best and grows
+                else:  # gain: the first round has no previous best (-inf) and grows
+                    best = out.score.max(dim=1).values
                     done = (best - prev_best[active]) <= self.budget.kappa * unc
-                prev_best[active] = best
+                    prev_best[active] = best
             if bool(done.any()):
                 finals[r] = (active[done], _rows(out, done))
             active = active[~done]

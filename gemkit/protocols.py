@@ -52,6 +52,7 @@ __all__ = [
     "Reducer",
     "Support",
     "Value",
+    "WrapsNetwork",
     "declared_device",
     "module_device",
     "observation_kind",
@@ -79,8 +80,8 @@ def module_device(module: object) -> torch.device | None:
 def declared_device(component: object) -> torch.device | None:
     """Where a component computes, as it declares it: its ``device`` attribute, else ``None``.
 
-    gemkit's built-in components declare the device of the network they wrap; the selector
-    asks its components (and an explicit ``device=`` wins over them all).
+    gemkit's built-in components declare the device of the network they wrap (see
+    :class:`WrapsNetwork`); the selector asks its components.
     """
     d = getattr(component, "device", None)
     return torch.device(d) if isinstance(d, (str, torch.device)) else None
@@ -99,6 +100,26 @@ def observation_kind(component: object) -> str:
             f"{', '.join(OBSERVATION_KINDS)}."
         )
     return str(kind)
+
+
+class WrapsNetwork:
+    """Mixin of a component built on one network (``network``): it takes the states the
+    network declares and computes where the network lives (its declared device, else its
+    parameters')."""
+
+    @property
+    def network(self) -> object:
+        raise NotImplementedError
+
+    @property
+    def observation(self) -> str:
+        """The states the network takes (``normalized`` for gemkit's networks)."""
+        return observation_kind(self.network)
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where the network computes (``None`` for a plain function)."""
+        return declared_device(self.network) or module_device(self.network)
 
 
 @runtime_checkable

@@ -215,10 +215,7 @@ def bellman_residuals(
         ``{"raw": rms, "normalized": rms}``.
     """
     obs, nxt = transitions.observations, transitions.next_observations
-    cont = (transitions.terminals[:-1] + transitions.timeouts[:-1] == 0) & (
-        nxt[:-1] == obs[1:]
-    ).all(-1)  # a' exists: the next row continues the episode
-    idx = torch.nonzero(cont).reshape(-1)
+    idx = torch.nonzero(transitions.continues()).reshape(-1)  # a' exists at these rows
     g = torch.Generator().manual_seed(seed)
     idx = idx[torch.randperm(idx.numel(), generator=g)[:max_transitions]]
     s, a, r = obs[idx], transitions.actions[idx], transitions.rewards[idx]

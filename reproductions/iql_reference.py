@@ -118,15 +118,15 @@ def stage_test(args: argparse.Namespace) -> None:
     cells: list[tuple[str, Any]] = [("iql", None)]
     for n in args.n:
         cells.append((f"gem-over-iql n={n} {args.value} lam={args.lam:g}", n))
+    def policy(states: torch.Tensor) -> torch.Tensor:
+        """IQL's own deterministic action."""
+        return torch.as_tensor(algo.predict(states.cpu().numpy()))
+
     for label, n in cells:
         key = f"{args.maze}-s{args.seed}-{args.steps}-{label}"
         if key in done:
             continue
         t0 = time.perf_counter()
-
-        def policy(states: torch.Tensor) -> torch.Tensor:
-            return torch.as_tensor(algo.predict(states.cpu().numpy()))
-
         actor: Any = policy
         if n is not None:  # GEM's rule over IQL's critic, candidates from IQL's policy
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=n,

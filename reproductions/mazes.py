@@ -38,7 +38,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -622,20 +621,10 @@ def dataset_stats(mazes: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _cpu_name() -> str:
-    """The CPU model (``lscpu``), for the record beside every timing."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.machine()
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def stage_report(args: argparse.Namespace) -> None:
     import csv
+
+    from gemkit.eval.profile import cpu_name
 
     cells = list(read_cells(args.out).values())
     knobs = suite_knobs(args)
@@ -688,7 +677,7 @@ def stage_report(args: argparse.Namespace) -> None:
             }
             for maze in args.mazes
         },
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
     }
     (figs / "mazes_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_budget(test, args.mazes, figs / "mazes_budget.png")

@@ -116,3 +116,13 @@ def test_normalized_score_formula() -> None:
     np.testing.assert_allclose(normalized_score(np.array([1.0, 3.0]), 1.0, 3.0), [0.0, 100.0])
     with pytest.raises(ValueError, match="cannot normalise"):
         normalized_score(1.0, 2.0, 2.0)
+
+
+def test_continues_matches_a_plain_loop(fork_transitions) -> None:
+    t = fork_transitions
+    got = t.continues().tolist()
+    for i in range(len(t) - 1):
+        ended = bool(t.terminals[i] > 0 or t.timeouts[i] > 0)
+        same = bool((t.next_observations[i] == t.observations[i + 1]).all())
+        assert got[i] == (not ended and same), i
+    assert len(got) == len(t) - 1 and 0 < sum(got) < len(got)

@@ -22,11 +22,7 @@ def episode_bounds(transitions: Transitions) -> list[tuple[int, int]]:
     A piece ends where an episode ends (terminal or time-out), where the next row does not
     continue it (``next_observations[t] != observations[t + 1]``) and at the buffer's end.
     """
-    nxt = transitions.next_observations[:-1].numpy()
-    obs = transitions.observations[1:].numpy()
-    ended = (transitions.terminals[:-1] + transitions.timeouts[:-1]).numpy() > 0
-    breaks = ended | ~(nxt == obs).all(axis=1)
-    ends = np.flatnonzero(breaks) + 1
+    ends = np.flatnonzero(~transitions.continues().numpy()) + 1
     starts = np.concatenate([[0], ends])
     stops = np.concatenate([ends, [len(transitions)]])
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]

@@ -66,6 +66,13 @@ class Transitions:
         """``A``."""
         return int(self.actions.shape[1])
 
+    def continues(self) -> Tensor:
+        """``[T - 1]`` bool: row ``t + 1`` continues row ``t``'s episode (no terminal or time-out
+        at ``t``, and ``next_observations[t] == observations[t + 1]``)."""
+        ended = (self.terminals[:-1] + self.timeouts[:-1]) > 0
+        same = (self.next_observations[:-1] == self.observations[1:]).all(-1)
+        return ~ended & same
+
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """A uniform minibatch (with replacement), drawn only from ``generator``."""
         idx = torch.randint(0, len(self), (batch_size,), generator=generator)

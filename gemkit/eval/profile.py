@@ -41,6 +41,7 @@ from gemkit.selector import compose
 __all__ = [
     "DenoiserMLP",
     "ProfileRow",
+    "cpu_name",
     "ddpm_sample",
     "measure",
     "on_device",
@@ -48,6 +49,21 @@ __all__ = [
     "profile_select",
     "random_models",
 ]
+
+
+def cpu_name() -> str:
+    """The CPU model (``lscpu``'s "Model name"), to name beside every timing."""
+    import platform
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.machine()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 @attrs.frozen

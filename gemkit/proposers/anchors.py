@@ -4,30 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
-from gemkit.protocols import module_device, observation_kind
+from gemkit.protocols import WrapsNetwork
 from gemkit.registry import ANCHORS
 
 __all__ = ["BaryAnchor", "ModeAnchor", "NoAnchor"]
 
 
-class _ActorAnchor:
+class _ActorAnchor(WrapsNetwork):
     def __init__(self, actor: ConditionalGMM) -> None:
         self.actor = actor
 
     @property
-    def observation(self) -> str:
-        """The states the actor takes (``normalized`` for gemkit's GMM)."""
-        return observation_kind(self.actor)
-
-    @property
-    def device(self) -> torch.device | None:
-        """The actor's device."""
-        return module_device(self.actor)
+    def network(self) -> ConditionalGMM:
+        """The actor."""
+        return self.actor
 
 
 class ModeAnchor(_ActorAnchor):

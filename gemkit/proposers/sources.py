@@ -9,25 +9,20 @@ from torch import Tensor
 
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
-from gemkit.protocols import module_device, observation_kind
+from gemkit.protocols import WrapsNetwork
 from gemkit.registry import SOURCES
 
 __all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
 
 
-class _GMMSource:
+class _GMMSource(WrapsNetwork):
     def __init__(self, gmm: ConditionalGMM) -> None:
         self.gmm = gmm
 
     @property
-    def observation(self) -> str:
-        """The states the GMM takes (``normalized`` for gemkit's GMM)."""
-        return observation_kind(self.gmm)
-
-    @property
-    def device(self) -> torch.device | None:
-        """The GMM's device."""
-        return module_device(self.gmm)
+    def network(self) -> ConditionalGMM:
+        """The GMM sampled."""
+        return self.gmm
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the mixture, clipped to the action box."""

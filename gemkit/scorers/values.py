@@ -9,7 +9,7 @@ from torch import Tensor
 
 from gemkit.errors import GemkitError
 from gemkit.models.io import Models
-from gemkit.protocols import Critic, declared_device, module_device, observation_kind
+from gemkit.protocols import Critic, WrapsNetwork
 from gemkit.registry import VALUES
 from gemkit.support.normalize import zscore
 
@@ -57,7 +57,7 @@ def _check_finite_values(v: Tensor) -> Tensor:
     return v
 
 
-class EnsembleValue:
+class EnsembleValue(WrapsNetwork):
     """A :class:`~gemkit.protocols.Value` reducing any critic's ensemble over members.
 
     Args:
@@ -87,14 +87,9 @@ class EnsembleValue:
         self.last_scale: Tensor | None = None
 
     @property
-    def observation(self) -> str:
-        """The states the critic takes: its declaration, ``raw`` when it has none."""
-        return observation_kind(self.critic)
-
-    @property
-    def device(self) -> torch.device | None:
-        """The critic's device: declared, or its parameters' (``None`` for a plain function)."""
-        return declared_device(self.critic) or module_device(self.critic)
+    def network(self) -> Critic:
+        """The critic (its ``observation`` and device are the value term's)."""
+        return self.critic
 
     def __call__(self, states: Tensor, candidates: Tensor) -> Tensor:
         """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""

@@ -13,7 +13,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
-from gemkit.protocols import module_device, observation_kind
+from gemkit.protocols import WrapsNetwork
 from gemkit.registry import SUPPORTS
 from gemkit.support.normalize import zscore
 
@@ -22,7 +22,7 @@ __all__ = ["BehaviorSupport", "NoSupport"]
 Normalization = Literal["zscore", "raw"]
 
 
-class BehaviorSupport:
+class BehaviorSupport(WrapsNetwork):
     """:class:`~gemkit.protocols.Support` from a behavior GMM.
 
     Args:
@@ -38,14 +38,9 @@ class BehaviorSupport:
         self._normalization: Normalization = normalization
 
     @property
-    def observation(self) -> str:
-        """The states the behavior GMM takes (``normalized`` for gemkit's GMM)."""
-        return observation_kind(self.behavior)
-
-    @property
-    def device(self) -> torch.device | None:
-        """The behavior GMM's device."""
-        return module_device(self.behavior)
+    def network(self) -> ConditionalGMM:
+        """The behavior GMM."""
+        return self.behavior
 
     @property
     def normalization(self) -> str:
