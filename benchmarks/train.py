@@ -160,6 +160,23 @@ def steps_per_s(step: Callable[[], object], steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+#: the profiler's names for dense matrix multiplies (eager aten ops and inductor's extern calls)
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
+
+
+def matmul_share(step: Callable[[], object], steps: int = 50) -> float:
+    """Fraction of a loop's self CPU time spent in :data:`MATMUL_OPS` (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    mm = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    return mm / max(total, 1e-9)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
@@ -172,6 +189,12 @@ def main() -> None:
     p.add_argument("--critic-modes", nargs="+", default=["loop", "bmm"], choices=["loop", "bmm"])
     p.add_argument("--hidden", type=int, default=256, help="width of every 2-layer MLP")
     p.add_argument("--compile", action="store_true", help="also time compiled GEM trainers")
+    p.add_argument(
+        "--matmul-share",
+        action="store_true",
+        help="profile every loop and print the share of its time spent in matrix multiplies "
+        "(and the speedup ceiling for a compiler that leaves the GEMMs as they are)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     s, a, h, bs = args.state_dim, args.action_dim, args.hidden, 256
@@ -220,6 +243,11 @@ def main() -> None:
         print(
             f"{name:<24} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} {warmup[name]:10.1f}"
         )
+    if args.matmul_share:
+        print(f"\n{'loop':<24} {'matmul share':>13} {'ceiling (GEMMs unchanged)':>26}")
+        for name, fn in loops.items():
+            share = matmul_share(fn)
+            print(f"{name:<24} {100 * share:12.1f}% {1 / share:25.2f}x")
 
 
 if __name__ == "__main__":
