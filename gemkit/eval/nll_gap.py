@@ -76,7 +76,7 @@ def nll_gap(gmm: ConditionalGMM, states: Tensor, actions: Tensor, chunk: int = 6
     """The NLL gap of ``gmm`` on ``(states [T, S], actions [T, A])`` (states as the GMM sees them).
 
     Args:
-        gmm: the fitted mixture.
+        gmm: the fitted mixture (scored under its own ``likelihood``, density or censored).
         states: ``[T, S]`` inputs of the GMM (already normalised if it was trained so).
         actions: ``[T, A]`` dataset actions.
         chunk: rows per forward pass.
@@ -90,7 +90,7 @@ def nll_gap(gmm: ConditionalGMM, states: Tensor, actions: Tensor, chunk: int = 6
     for i in range(0, states.shape[0], chunk):
         s, a = states[i : i + chunk], actions[i : i + chunk]
         p = gmm(s)
-        lj = ConditionalGMM.component_log_joint(p, a.unsqueeze(1)).squeeze(1)  # [B, K]
+        lj = gmm.log_joint(p, a.unsqueeze(1)).squeeze(1)  # [B, K]
         sum_gmm += float(-torch.logsumexp(lj, dim=-1).sum())
         k = p.log_weights.argmax(dim=-1)  # [B]
         rows = torch.arange(s.shape[0], device=s.device)

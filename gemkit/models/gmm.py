@@ -3,6 +3,11 @@
 ``p(a|s) = sum_k w_k(s) Normal(a; mu_k(s), diag(sigma_k^2))`` with ``w = softmax(logits(s))``,
 ``mu_k(s)`` from an MLP trunk with two heads, and a state-independent ``log sigma_k`` clamped
 elementwise to ``[log_std_min, log_std_max]``.
+
+Actions are scored under one of :data:`LIKELIHOODS` (the GMM's ``likelihood``): ``"density"``
+(the Gaussian density above) or ``"censored"`` (an action dimension at the edge of the action
+box counts as censored and scores the components' probability mass beyond that edge; see
+:meth:`ConditionalGMM.component_log_joint`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,61 @@ from torch import Tensor, nn
 
 from gemkit.models.mlp import mlp
 
-__all__ = ["ConditionalGMM", "GMMParams", "shared_forward"]
+__all__ = ["EDGE_TOL", "LIKELIHOODS", "ConditionalGMM", "GMMParams", "log_ndtr", "shared_forward"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+
+LIKELIHOODS = ("density", "censored")
+"""How a :class:`ConditionalGMM` scores actions: the Gaussian density, or censored at the box
+edges (:meth:`ConditionalGMM.component_log_joint`)."""
+
+EDGE_TOL = 1e-6
+"""Under ``likelihood="censored"``, an action dimension ``a_d`` is at the lower edge when
+``a_d <= low_d + EDGE_TOL * (high_d - low_d)`` and at the upper edge when
+``a_d >= high_d - EDGE_TOL * (high_d - low_d)`` (beyond the box counts as at its edge). ``2e-6``
+on ``[-1, 1]``: about 30 float32 ulps at 1.0, so exactly clipped actions (and float32 round trips
+of them) are caught, while an interior action that close to the edge changes its log-likelihood
+by a negligible amount either way."""
+
+
+def _check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}; got {likelihood!r}.")
+
+
+class _LogNdtr(torch.autograd.Function):
+    """``log Phi(x)`` with a gradient that stays accurate far in the lower tail.
+
+    torch's own backward of ``log_ndtr`` (torch 2.13) cancels catastrophically: in float32 it
+    drifts below ``x ~ -300`` and gives wrong, zero or infinite gradients below ``x ~ -1e3``; in
+    float64 the same happens below ``x ~ -1e7``. Here the gradient ``phi(x) / Phi(x)`` is
+    computed as ``sqrt(2/pi) / erfcx(-x / sqrt(2))``, which involves no cancellation and stays
+    accurate and finite far into the tail (tested to ``x = -1e9``); it tends to ``-x`` below
+    and to 0 above. (With the default ``log_std_min = -5`` on ``[-1, 1]``, ``|x| <= ~300``.)
+    """
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        return torch.special.log_ndtr(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * (_SQRT_2_OVER_PI / torch.special.erfcx(-x * _SQRT_HALF))
+
+
+def log_ndtr(x: Tensor) -> Tensor:
+    """``log Phi(x)``, the log of the standard normal CDF (``torch.special.log_ndtr``), with a
+    stable gradient in the far lower tail (see :class:`_LogNdtr`)."""
+    out: Tensor = _LogNdtr.apply(x)
+    return out
+
 
 _SHARED: contextvars.ContextVar[dict[tuple[int, int], tuple[Tensor, Any]] | None] = (
     contextvars.ContextVar("gemkit_gmm_shared_forward", default=None)
@@ -74,6 +131,11 @@ class ConditionalGMM(nn.Module):
         log_std_max: upper clamp of ``log sigma`` (spec: 2).
         action_low: lower bound of the action box (scalar or ``[A]``).
         action_high: upper bound of the action box (scalar or ``[A]``).
+        likelihood: how actions are scored, one of :data:`LIKELIHOODS`: ``"density"`` (the
+            Gaussian density, the default) or ``"censored"`` (an action dimension at the box
+            edge scores the probability mass beyond it; :meth:`component_log_joint`). Used by
+            :meth:`log_joint`, hence by :meth:`log_prob`, :meth:`responsibilities`, the
+            training losses and the behavior support; stored in :meth:`spec`.
 
     Component means are squashed into the box with ``tanh``, so every mean is a valid action.
 
@@ -101,8 +163,10 @@ class ConditionalGMM(nn.Module):
         log_std_max: float = 2.0,
         action_low: float | Sequence[float] = -1.0,
         action_high: float | Sequence[float] = 1.0,
+        likelihood: str = "density",
     ) -> None:
         super().__init__()
+        _check_likelihood(likelihood)
         if min(state_dim, action_dim, n_components) < 1:
             raise ValueError("state_dim, action_dim and n_components must all be >= 1.")
         if log_std_min >= log_std_max:
@@ -113,6 +177,7 @@ class ConditionalGMM(nn.Module):
         self.hidden = tuple(int(h) for h in hidden)
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
+        self.likelihood = likelihood
         low = torch.as_tensor(action_low, dtype=torch.float32).expand(action_dim).clone()
         high = torch.as_tensor(action_high, dtype=torch.float32).expand(action_dim).clone()
         if not bool((low < high).all()):
@@ -126,8 +191,13 @@ class ConditionalGMM(nn.Module):
         self.log_std_param = nn.Parameter(torch.zeros(n_components, action_dim))
 
     def spec(self) -> dict[str, Any]:
-        """Constructor arguments, JSON-serialisable, to rebuild this module."""
-        return {
+        """Constructor arguments, JSON-serialisable, to rebuild this module.
+
+        ``likelihood`` is recorded only when it is not ``"density"``: a density GMM's spec is
+        the one earlier gemkit wrote (so its checkpoints load there too), and a spec without
+        the key rebuilds a density GMM.
+        """
+        out: dict[str, Any] = {
             "state_dim": self.state_dim,
             "action_dim": self.action_dim,
             "n_components": self.n_components,
@@ -137,6 +207,9 @@ class ConditionalGMM(nn.Module):
             "action_low": self.action_low.tolist(),
             "action_high": self.action_high.tolist(),
         }
+        if self.likelihood != "density":
+            out["likelihood"] = self.likelihood
+        return out
 
     # ------------------------------------------------------------------ parameters
     def forward(self, states: Tensor) -> GMMParams:
@@ -165,34 +238,83 @@ class ConditionalGMM(nn.Module):
 
     # ------------------------------------------------------------------ densities
     @staticmethod
-    def component_log_joint(params: GMMParams, actions: Tensor) -> Tensor:
-        """``l_k(s, a) = log w_k(s) + log Normal(a; mu_k(s), sigma_k)``.
+    def component_log_joint(
+        params: GMMParams,
+        actions: Tensor,
+        likelihood: str = "density",
+        action_low: Tensor | None = None,
+        action_high: Tensor | None = None,
+    ) -> Tensor:
+        """``l_k(s, a) = log w_k(s) + sum_d t_kd(s, a_d)``, the component log-joints.
+
+        ``likelihood="density"``: ``t_kd = log Normal(a_d; mu_kd(s), sigma_kd)``.
+
+        ``likelihood="censored"`` (needs ``action_low``, ``action_high``): an action dimension
+        at the box edge (within :data:`EDGE_TOL` of the box width, or beyond it) is censored and
+        scores the component's mass beyond that edge,
+        ``t_kd = log Phi((low_d - mu_kd) / sigma_kd)`` at the lower edge and
+        ``t_kd = log Phi((mu_kd - high_d) / sigma_kd)`` (``= log(1 - Phi((high_d - mu_kd) /
+        sigma_kd))``) at the upper edge; interior dimensions keep the density term. Actions with
+        no dimension at an edge get exactly the ``"density"`` values.
+
+        This is the likelihood of a fixed mode; a GMM's own is :meth:`log_joint`.
 
         Args:
             params: the mixture at ``B`` states.
             actions: ``[B, M, A]`` actions, ``M`` per state.
+            likelihood: one of :data:`LIKELIHOODS`.
+            action_low: ``[A]`` lower bounds of the box (``"censored"`` only).
+            action_high: ``[A]`` upper bounds of the box (``"censored"`` only).
 
         Returns:
             ``[B, M, K]``.
+
+        Raises:
+            ValueError: an unknown ``likelihood``, or ``"censored"`` without the bounds.
         """
         log_w, means, log_std = params
         inv_std = torch.exp(-log_std)  # [K, A]
         z = (actions.unsqueeze(2) - means.unsqueeze(1)) * inv_std  # [B, M, K, A]
         log_norm = -0.5 * (z.square().sum(-1)) - log_std.sum(-1) - 0.5 * means.shape[-1] * _LOG_2PI
-        return log_w.unsqueeze(1) + log_norm  # [B, M, K]
+        density = log_w.unsqueeze(1) + log_norm  # [B, M, K]
+        if likelihood == "density":
+            return density
+        _check_likelihood(likelihood)
+        if action_low is None or action_high is None:
+            raise ValueError("likelihood 'censored' needs action_low and action_high.")
+        low = action_low.to(actions)
+        high = action_high.to(actions)
+        tol = EDGE_TOL * (high - low)
+        at_low = (actions <= low + tol).unsqueeze(2)  # [B, M, 1, A]
+        at_high = (actions >= high - tol).unsqueeze(2)
+        # the tail masses depend on the state and the component only: [B, 1, K, A]
+        tail_low = log_ndtr((low - means) * inv_std).unsqueeze(1)
+        tail_high = log_ndtr((means - high) * inv_std).unsqueeze(1)
+        per_dim = -0.5 * z.square() - log_std - 0.5 * _LOG_2PI  # [B, M, K, A]
+        per_dim = torch.where(at_low, tail_low, torch.where(at_high, tail_high, per_dim))
+        censored = log_w.unsqueeze(1) + per_dim.sum(-1)
+        any_edge = (at_low | at_high).any(-1)  # [B, M, 1]
+        return torch.where(any_edge, censored, density)
+
+    def log_joint(self, params: GMMParams, actions: Tensor) -> Tensor:
+        """:meth:`component_log_joint` under this GMM's ``likelihood`` and action box:
+        ``params`` of ``B`` states, ``actions [B, M, A] -> [B, M, K]``."""
+        return self.component_log_joint(
+            params, actions, self.likelihood, self.action_low, self.action_high
+        )
 
     def log_prob(self, states: Tensor, actions: Tensor) -> Tensor:
         """``log p(a|s) = logsumexp_k l_k``: ``[B, A] -> [B]`` or ``[B, M, A] -> [B, M]``."""
         single = actions.dim() == 2
         a = actions.unsqueeze(1) if single else actions
-        lp = torch.logsumexp(self.component_log_joint(self(states), a), dim=-1)
+        lp = torch.logsumexp(self.log_joint(self(states), a), dim=-1)
         return lp.squeeze(1) if single else lp
 
     def responsibilities(self, states: Tensor, actions: Tensor) -> Tensor:
         """``gamma_k = softmax_k l_k(s, a)``: ``actions [B, A] -> [B, K]`` (or ``[B, M, K]``)."""
         single = actions.dim() == 2
         a = actions.unsqueeze(1) if single else actions
-        g = torch.softmax(self.component_log_joint(self(states), a), dim=-1)
+        g = torch.softmax(self.log_joint(self(states), a), dim=-1)
         return g.squeeze(1) if single else g
 
     # ------------------------------------------------------------------ point actions

@@ -50,7 +50,7 @@ class BehaviorSupport(WrapsNetwork):
     def log_likelihood(self, states: Tensor, candidates: Tensor) -> Tensor:
         """``log pi_beta(a | s)``: ``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
         params = self.behavior(states)
-        return torch.logsumexp(self.behavior.component_log_joint(params, candidates), dim=-1)
+        return torch.logsumexp(self.behavior.log_joint(params, candidates), dim=-1)
 
     def normalize(self, loglik: Tensor) -> Tensor:
         """``[B, M] -> [B, M]``, z-scored per row or unchanged."""

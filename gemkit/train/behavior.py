@@ -24,7 +24,7 @@ __all__ = ["BehaviorFit", "behavior_loss", "fit_behavior_gmm"]
 
 def behavior_loss(gmm: ConditionalGMM, states: Tensor, actions: Tensor) -> Tensor:
     """``-mean log gmm(actions | states)`` on ``states [B, S]``, ``actions [B, A]`` (scalar)."""
-    lj = ConditionalGMM.component_log_joint(gmm(states), actions.unsqueeze(1)).squeeze(1)
+    lj = gmm.log_joint(gmm(states), actions.unsqueeze(1)).squeeze(1)
     return L.behavior_nll(lj)  # lj: [B, K]
 
 

@@ -143,6 +143,12 @@ class TrainConfig:
         log_std_max: upper clamp of the GMMs' ``log sigma``.
         gmm_init_log_std: initial ``log sigma`` of every GMM component (ours: -1; narrow
             initial components keep the mixture from collapsing onto one component).
+        gmm_likelihood: how the actor, behavior and baseline GMMs score actions, in every
+            training loss and in the behavior support at selection (stored with the models):
+            ``"density"`` (the Gaussian density, the spec's) or ``"censored"`` (an action
+            dimension at the edge of the action box scores the probability mass beyond that
+            edge; for datasets whose actions were clipped to the box). See
+            :meth:`gemkit.models.ConditionalGMM.component_log_joint`.
         normalize_obs: the networks see ``(obs - mean) / std`` with the dataset's statistics.
         critic_mode: forward path of the critic ensemble (``"loop"`` or ``"bmm"``; same maths).
             ``"bmm"`` trains faster (see ``docs/performance.md``); it is stored with the critic.
@@ -171,6 +177,7 @@ class TrainConfig:
     log_std_min: float = -5.0
     gmm_init_log_std: float = -1.0
     log_std_max: float = 2.0
+    gmm_likelihood: str = attrs.field(default="density", validator=_one_of("density", "censored"))
     normalize_obs: bool = True
     critic_mode: str = attrs.field(default="bmm", validator=_one_of("loop", "bmm"))
     seed: int = attrs.field(default=0, validator=_ge(0))

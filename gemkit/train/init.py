@@ -23,15 +23,16 @@ def make_gmm(
     low: torch.Tensor,
     high: torch.Tensor,
 ) -> ConditionalGMM:
-    """A ``k``-component conditional GMM with ``config``'s sizes and bounds on the box
-    ``[low, high]``; built without touching global RNG (initialise it with
-    :func:`init_parameters`)."""
+    """A ``k``-component conditional GMM with ``config``'s sizes, bounds and likelihood
+    (``gmm_likelihood``) on the box ``[low, high]``; built without touching global RNG
+    (initialise it with :func:`init_parameters`)."""
     kw: dict[str, Any] = {
         "hidden": config.hidden,
         "log_std_min": config.log_std_min,
         "log_std_max": config.log_std_max,
         "action_low": low.tolist(),
         "action_high": high.tolist(),
+        "likelihood": config.gmm_likelihood,
     }
     with torch.random.fork_rng(devices=[]):
         return ConditionalGMM(state_dim, action_dim, k, **kw)

@@ -174,12 +174,12 @@ class Trainer:
         adv = target_q - v.detach()
         g = L.guidance_weight(adv, cfg.alpha, cfg.exp_adv_max)  # [B]
         pi = self.actor(obs)
-        pi_lj = ConditionalGMM.component_log_joint(pi, act.unsqueeze(1)).squeeze(1)  # [B, K]
+        pi_lj = self.actor.log_joint(pi, act.unsqueeze(1)).squeeze(1)  # [B, K]
         out["loss_actor"] = L.actor_loss(pi_lj, pi.log_weights, g, cfg.c_ent, cfg.detach_gamma)
         if self.baseline is not None:
             # the same g on the same minibatch: K = 1, so this is advantage-weighted regression
             b = self.baseline(obs)
-            b_lj = ConditionalGMM.component_log_joint(b, act.unsqueeze(1)).squeeze(1)  # [B, 1]
+            b_lj = self.baseline.log_joint(b, act.unsqueeze(1)).squeeze(1)  # [B, 1]
             out["loss_baseline"] = L.actor_loss(b_lj, b.log_weights, g, 0.0, True)
         entropy = L.gating_entropy(pi.log_weights.detach())  # a statistic, no graph
 
