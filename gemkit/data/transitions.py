@@ -73,6 +73,20 @@ class Transitions:
         same = (self.next_observations[:-1] == self.observations[1:]).all(-1)
         return ~ended & same
 
+    def episode_returns(self) -> Tensor:
+        """``[n_episodes]`` float64: the undiscounted return of every episode, in order.
+
+        Episodes are the runs of rows that :meth:`continues` joins; a last episode cut off by the
+        end of the data counts as one (D4RL's convention for its return-range statistics).
+        """
+        if len(self) == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        starts = torch.ones(len(self), dtype=torch.long)
+        starts[1:] = (~self.continues()).long()
+        episode = torch.cumsum(starts, 0) - 1  # [T] episode index of every row
+        returns = torch.zeros(int(episode[-1]) + 1, dtype=torch.float64)
+        return returns.index_add_(0, episode.cpu(), self.rewards.detach().cpu().double())
+
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """A uniform minibatch (with replacement), drawn only from ``generator``."""
         idx = torch.randint(0, len(self), (batch_size,), generator=generator)

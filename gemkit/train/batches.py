@@ -11,7 +11,7 @@ from torch import Tensor
 from gemkit.data.transitions import Transitions
 from gemkit.errors import DatasetError
 
-__all__ = ["PackedTransitions", "dataset_fingerprint"]
+__all__ = ["PackedTransitions", "dataset_fingerprint", "reward_multiplier"]
 
 
 def dataset_fingerprint(transitions: Transitions) -> str:
@@ -25,6 +25,35 @@ def dataset_fingerprint(transitions: Transitions) -> str:
     return h.hexdigest()
 
 
+#: ``return_range`` rescales rewards so that the dataset's episode returns span this much
+RETURN_RANGE = 1000.0
+
+
+def reward_multiplier(transitions: Transitions, mode: str) -> float:
+    """The factor the critic's rewards are multiplied by (:attr:`TrainConfig.reward_scale`).
+
+    ``"none"`` is 1; ``"return_range"`` is ``1000 / (max - min)`` over the dataset's episode
+    returns (:meth:`Transitions.episode_returns`), IQL's recipe for D4RL locomotion.
+
+    Raises:
+        DatasetError: ``return_range`` on data whose episodes all have the same return.
+        ValueError: an unknown mode.
+    """
+    if mode == "none":
+        return 1.0
+    if mode != "return_range":
+        raise ValueError(f"reward_scale must be one of none, return_range; got {mode!r}.")
+    returns = transitions.episode_returns()
+    spread = float(returns.max() - returns.min()) if len(returns) else 0.0
+    if not spread > 0:
+        raise DatasetError(
+            f"reward_scale=return_range needs episodes with different returns; this dataset's "
+            f"{len(returns)} episode(s) all return {float(returns[0]) if len(returns) else 0:g}."
+            " Use reward_scale=none."
+        )
+    return RETURN_RANGE / spread
+
+
 class PackedTransitions:
     """``transitions`` on ``device``: observations normalised once, every field in one tensor.
 
@@ -33,6 +62,7 @@ class PackedTransitions:
         normalize: standardise observations with the dataset's ``obs_mean``/``obs_std``
             (otherwise mean 0, std 1).
         device: where the packed tensor lives.
+        reward_scale: multiplies every reward (:func:`reward_multiplier`).
 
     Attributes:
         obs_mean, obs_std: ``[S]`` the normalisation used (CPU).
@@ -43,7 +73,13 @@ class PackedTransitions:
         DatasetError: some ``obs_std`` is not positive.
     """
 
-    def __init__(self, transitions: Transitions, normalize: bool, device: torch.device) -> None:
+    def __init__(
+        self,
+        transitions: Transitions,
+        normalize: bool,
+        device: torch.device,
+        reward_scale: float = 1.0,
+    ) -> None:
         s_dim, a_dim = transitions.state_dim, transitions.action_dim
         if normalize:
             mean = transitions.obs_mean.detach().cpu().float().reshape(s_dim)
@@ -58,7 +94,8 @@ class PackedTransitions:
         obs = self.normalize(transitions.observations)
         nxt = self.normalize(transitions.next_observations)
         act = transitions.actions.detach().cpu().float()
-        rew = transitions.rewards.detach().cpu().float().reshape(-1, 1)
+        rew = transitions.rewards.detach().cpu().float().reshape(-1, 1) * reward_scale
+        self.reward_scale = reward_scale
         term = transitions.terminals.detach().cpu().float().reshape(-1, 1)
         self._splits = (s_dim, a_dim, 1, s_dim, 1)
         self._data = torch.cat([obs, act, rew, nxt, term], dim=1).to(device)

@@ -150,6 +150,11 @@ class TrainConfig:
             edge; for datasets whose actions were clipped to the box). See
             :meth:`gemkit.models.ConditionalGMM.component_log_joint`.
         normalize_obs: the networks see ``(obs - mean) / std`` with the dataset's statistics.
+        reward_scale: how the critic sees rewards: ``"none"`` (as recorded) or
+            ``"return_range"`` (``r * 1000 / (max episode return - min episode return)``, the
+            IQL recipe for D4RL locomotion, which keeps ``alpha`` and the expectile meaningful
+            whatever the task's reward units; the factor is stored with the models). Selection
+            only ranks candidates, so it is unaffected.
         critic_mode: forward path of the critic ensemble (``"loop"`` or ``"bmm"``; same maths).
             ``"bmm"`` trains faster (see ``docs/performance.md``); it is stored with the critic.
         seed: seeds the one ``torch.Generator`` of the run (initialisation and minibatches).
@@ -179,6 +184,7 @@ class TrainConfig:
     log_std_max: float = 2.0
     gmm_likelihood: str = attrs.field(default="density", validator=_one_of("density", "censored"))
     normalize_obs: bool = True
+    reward_scale: str = attrs.field(default="none", validator=_one_of("none", "return_range"))
     critic_mode: str = attrs.field(default="bmm", validator=_one_of("loop", "bmm"))
     seed: int = attrs.field(default=0, validator=_ge(0))
     device: str = attrs.field(default="cpu", validator=_device)

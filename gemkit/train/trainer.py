@@ -23,7 +23,7 @@ from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.train import losses as L
-from gemkit.train.batches import PackedTransitions
+from gemkit.train.batches import PackedTransitions, reward_multiplier
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
 from gemkit.train.init import init_parameters, make_gmm
@@ -83,7 +83,12 @@ class Trainer:
         high = transitions.action_high.detach().cpu().float()
 
         # ---- the data, normalised once and packed for one gather per step
-        self.data = PackedTransitions(transitions, config.normalize_obs, self.device)
+        self.data = PackedTransitions(
+            transitions,
+            config.normalize_obs,
+            self.device,
+            reward_multiplier(transitions, config.reward_scale),
+        )
         self.obs_mean, self.obs_std = self.data.obs_mean, self.data.obs_std
         self.n_transitions = self.data.n_transitions
         self.fingerprint = self.data.fingerprint
@@ -239,6 +244,7 @@ class Trainer:
             "pretrain_steps": self.pretrain_steps,
             "actor_kind": self.config.actor,
             "normalize_obs": self.config.normalize_obs,
+            "reward_scale": self.data.reward_scale,
             "obs_mean": self.obs_mean.tolist(),
             "obs_std": self.obs_std.tolist(),
             "action_low": self.actor.action_low.tolist(),
