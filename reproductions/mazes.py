@@ -1,22 +1,32 @@
-"""GEM on the D4RL-recipe PointMazes: the paper's knob protocol, a fair baseline, results.
+"""GEM on a suite of D4RL-style tasks: the paper's knob protocol, a fair baseline, results.
+
+A *suite* picks the tasks (``--suite``): ``mazes`` (the default: the three D4RL-recipe
+PointMazes, ``docs/results.md``) or ``locomotion`` (``gemkit/hopper-medium-v0``,
+``gemkit/hopper-medium-replay-v0``, ...: D4RL's MuJoCo locomotion recipe,
+``docs/results-locomotion.md``; ``reproductions/locomotion.py`` is this script with
+``--suite locomotion``). The suite sets the defaults (tasks, training options, episodes,
+budgets, where the report goes); every one of them is a flag.
 
 Stages (each resumable; every evaluated cell is cached in ``<out>/cells-*.jsonl``):
 
 ``train``
-    Phase I for every maze and training seed, one ``gemkit train`` run each (the fair
+    Phase I for every task and training seed, one ``gemkit train`` run each (the fair
     same-critic unimodal baseline trains in the same run), with model snapshots for the learning
-    curves. Runs that finished are skipped, interrupted ones resumed.
+    curves. Runs that finished are skipped, interrupted ones resumed. A missing dataset is made
+    first (locomotion: its SAC run too, in ``--sac-root``, resumable).
 ``validate``
     The paper's protocol (method page, section 3): an inference-only sweep of ``beta`` and
     ``lambda_T`` at ``N = 64`` on *validation* evaluation seeds, for every checkpoint. The knobs
-    with the best mean validation score over the suite (all mazes and training seeds) are
+    with the best mean validation score over the suite (all tasks and training seeds) are
     chosen once for the whole suite.
 ``test``
     With the chosen knobs, on *test* evaluation seeds (disjoint from validation): GEM over
     ``N``, the same-critic unimodal baseline (single-shot and with ``N`` candidates), ``no_pw``
-    at the largest ``N``, the ``lambda_T`` frontier; the learning curves on the snapshots.
+    at the largest ``N``, the ``lambda_T`` frontier; the learning curves on the snapshots; and,
+    for the tasks in ``--mass-tasks``, GEM and the baseline with every MuJoCo body mass scaled
+    by each of ``--mass-scales`` (MassScale; locomotion only).
 ``report``
-    Tables (CSV/JSON), plots (PNG) and ``docs/results.md``.
+    Tables (CSV/JSON), plots (PNG) and the suite's doc (``docs/results.md`` for the mazes).
 
 Run everything (``--workers 2`` splits the evaluation cells over two processes, one per core)::
 
@@ -27,8 +37,9 @@ Run everything (``--workers 2`` splits the evaluation cells over two processes, 
     python reproductions/mazes.py test --worker 1/2; wait
     python reproductions/mazes.py report
 
-``auto`` evaluates checkpoints as their runs finish (validation first; the test stage starts
-once every checkpoint is validated), so it can run beside ``train``.
+(the same with ``reproductions/locomotion.py`` for the locomotion suite). ``auto`` evaluates
+checkpoints as their runs finish (validation first; the test stage starts once every checkpoint
+is validated), so it can run beside ``train``.
 """
 
 from __future__ import annotations
@@ -41,14 +52,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MAZE_NAMES = ("umaze", "medium", "large")
+LOCOMOTION_NAMES = tuple(f"{t}-{k}" for t in ("hopper", "walker2d", "halfcheetah")
+                         for k in ("medium", "medium-replay"))
 
 #: Validation and test evaluation seeds never overlap (seed s runs envs s * 1000 + i).
 VAL_SEEDS = (100,)
@@ -61,26 +75,129 @@ PAPER = {
     "medium": {"GEM": 117.61, "IQL": 34.85},
     "large": {"GEM": 90.16, "IQL": 61.72},
 }
+#: The paper's Table 1 (Locomotion, D4RL *-v2, 1M gradient steps, 3 seeds; H-M, H-MR, W-M,
+#: W-MR, HC-M, HC-MR): other data and another budget, shown for reference only.
+PAPER_LOCOMOTION = {
+    "hopper-medium": {"GEM": 100.08, "IQL": 67.53},
+    "hopper-medium-replay": {"GEM": 101.23, "IQL": 97.43},
+    "walker2d-medium": {"GEM": 83.51, "IQL": 80.91},
+    "walker2d-medium-replay": {"GEM": 97.02, "IQL": 82.15},
+    "halfcheetah-medium": {"GEM": 54.42, "IQL": 48.31},
+    "halfcheetah-medium-replay": {"GEM": 49.60, "IQL": 44.46},
+}
+
+
+# ---------------------------------------------------------------------------- suites
+@attrs.frozen
+class Suite:
+    """What differs between suites: the tasks, their paper numbers, defaults and where the
+    report goes. Everything else (cells, knob protocol, report) is shared."""
+
+    name: str  #: ``--suite``; also the prefix of the report's CSV/JSON/PNG files
+    script: str  #: the command that runs it
+    title: str  #: the doc's heading
+    word: str  #: what a task is called in the tables ("maze", "task")
+    tasks: tuple[str, ...]  #: the tasks ``--tasks`` takes
+    default_tasks: tuple[str, ...]
+    paper: Mapping[str, Mapping[str, float]]
+    paper_note: str  #: what the paper's numbers are (other data, another budget)
+    data_line: str  #: the report's data line; ``{tasks}`` and ``{sizes}`` are filled in
+    doc: str  #: the report, relative to ``docs/``
+    figures: str  #: its tables and plots, relative to ``docs/``
+    defaults: Mapping[str, Any]  #: argparse defaults of this suite (``dest`` -> value)
+    steps_flag: str = "--task-steps"  #: the per-task budget flag the report names
+    train_note: str = ""  #: why the suite's ``--train-set`` (follows the defaults in the report)
+    timing_note: str = ""  #: measured training speed, for the report
+    findings: str = ""  #: notes appended to the report (``reproductions/<findings>``)
+
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "steps": 100_000, "snapshot_every": 20_000, "train_set": ["n_critics=5", "hidden=128,128"],
+    "budgets": [0, 1, 16, 64, 256, 1024], "episodes": 10, "test_episodes": 30,
+    "curve_episodes": 10, "big_episodes": 10, "mass_scales": [], "mass_tasks": [],
+}  # fmt: skip
+
+SUITES: dict[str, Suite] = {
+    "mazes": Suite(
+        name="mazes", script="reproductions/mazes.py",
+        title="Results: GEM on the D4RL-recipe PointMazes", word="maze",
+        tasks=MAZE_NAMES, default_tasks=MAZE_NAMES, paper=PAPER,
+        paper_note="The paper's Table 1 (Maze2D): D4RL's `maze2d-*-v1` data (not ours), 1M "
+        "gradient steps, its own networks and evaluation.",
+        data_line="`gemkit/pointmaze-{{{tasks}}}-v1`, made by `gemkit data make pointmaze-<maze>` "
+        "with Minari's D4RL pointmaze recipe ({sizes}); see `docs/datasets.md` for the "
+        "comparison with Minari's cards.",
+        doc="results.md", figures="results", defaults=COMMON_DEFAULTS,
+        steps_flag="--maze-steps",
+        timing_note="Training ran at 80-130 gradient steps/s per job here (two jobs and the "
+        "evaluation sharing two cores), about 15-20 minutes per 100,000 steps. ",
+        findings="mazes_findings.md",
+    ),
+    # 1000-step episodes make evaluation dearer per episode than the mazes' (300-800 steps):
+    # D4RL's 10 test episodes, 5 validation ones, N up to 256 (``--budgets ... 1024`` adds the
+    # paper's stress point).
+    "locomotion": Suite(
+        name="locomotion", script="reproductions/locomotion.py",
+        title="Results: GEM on the D4RL-recipe locomotion datasets", word="task",
+        tasks=LOCOMOTION_NAMES, default_tasks=("hopper-medium", "hopper-medium-replay"),
+        paper=PAPER_LOCOMOTION,
+        paper_note="The paper's Table 1 (Locomotion): D4RL's `*-v2` data in its mujoco-py "
+        "envs (not ours: gymnasium's v5 envs and our own SAC behaviour policy), 1M gradient "
+        "steps, its own networks and evaluation (its appendix's per-environment GEM table, at "
+        "the ablations' defaults, gives less on some tasks, e.g. 74.89 on hopper-medium-v2).",
+        train_note=" (256x256 networks: D4RL locomotion's usual size, IQL's and SAC's, and "
+        "gemkit's default; 5 critics instead of the default 10: the ensemble size of the maze "
+        "runs, at half the critic's cost on these CPUs; rewards x 1000 / (max - min episode "
+        "return): IQL's recipe on D4RL locomotion, so alpha and the expectile act in the same "
+        "units on every task)",
+        data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
+        "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
+        "steps of its policy, medium-replay: its replay buffer; {sizes}); see "
+        "`docs/datasets.md`.",
+        doc="results-locomotion.md", figures="results/locomotion",
+        defaults={**COMMON_DEFAULTS, "steps": 300_000, "snapshot_every": 50_000,
+                  "train_set": ["n_critics=5", "hidden=256,256", "reward_scale=return_range"],
+                  "budgets": [0, 1, 16, 64, 256], "episodes": 5, "test_episodes": 10,
+                  "curve_episodes": 5, "big_episodes": 10,
+                  "mass_scales": [0.5, 0.75, 1.0, 1.25, 1.5],
+                  "mass_tasks": ["hopper-medium"]},
+    ),
+}  # fmt: skip
+
+
+def suite_of(args: argparse.Namespace) -> Suite:
+    return SUITES[args.suite]
 
 
 # ---------------------------------------------------------------------------- arguments
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--suite", choices=list(SUITES), default="mazes")
+    suite = SUITES[pre.parse_known_args(argv)[0].suite]
+    d = suite.defaults
+    out = ROOT / "reproductions" / "out" / suite.name
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("stage", choices=["train", "validate", "test", "auto", "report", "all"])
-    p.add_argument("--runs", type=Path, default=ROOT / "reproductions" / "out" / "mazes" / "runs",
-                   help="checkpoint directories <maze>-s<seed>")
-    p.add_argument("--out", type=Path, default=ROOT / "reproductions" / "out" / "mazes",
-                   help="cell cache")
-    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
-    p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--mazes", nargs="+", default=list(MAZE_NAMES))
+    p.add_argument("--suite", choices=list(SUITES), default="mazes",
+                   help="the tasks and their defaults: mazes (docs/results.md) or locomotion")
+    p.add_argument("--runs", type=Path, default=out / "runs",
+                   help="checkpoint directories <task>-s<seed>")
+    p.add_argument("--out", type=Path, default=out, help="cell cache")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / suite.doc)
+    p.add_argument("--figures", type=Path, default=ROOT / "docs" / suite.figures)
+    p.add_argument("--tasks", "--mazes", dest="tasks", nargs="+", choices=suite.tasks,
+                   default=list(suite.default_tasks))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
-    p.add_argument("--maze-steps", nargs="*", default=[], metavar="MAZE=STEPS",
-                   help="a different budget for some mazes (e.g. medium=300000)")
-    p.add_argument("--snapshot-every", type=int, default=20_000)
-    p.add_argument("--train-set", nargs="*", default=["n_critics=5", "hidden=128,128"],
+    p.add_argument("--steps", type=int, default=d["steps"], help="gradient steps per run")
+    p.add_argument("--task-steps", "--maze-steps", dest="task_steps", nargs="*", default=[],
+                   metavar="TASK=STEPS",
+                   help="a different budget for some tasks (e.g. medium=300000)")
+    p.add_argument("--snapshot-every", type=int, default=d["snapshot_every"])
+    p.add_argument("--train-set", nargs="*", default=list(d["train_set"]),
                    help="TrainConfig overrides of every run")
+    p.add_argument("--sac-root", type=Path, default=None,
+                   help="locomotion: where a missing dataset's SAC run goes (<sac-root>/"
+                        "<env>-seed0; default gemkit's gemkit-sac/<env>-seed0)")
     p.add_argument("--betas", nargs="+", type=float, default=[0.5, 1.0, 2.0])
     p.add_argument("--lam0", type=float, default=1.0, help="lambda at t = 0 (cosine schedule)")
     p.add_argument("--lam-const", nargs="*", type=float, default=[0.003, 0.01, 0.03],
@@ -93,35 +210,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="constant lambdas of the test frontier (beside the chosen knobs)")
     p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
     p.add_argument("--val-n", type=int, default=64)
-    p.add_argument("--budgets", nargs="+", type=int, default=[0, 1, 16, 64, 256, 1024])
+    p.add_argument("--budgets", nargs="+", type=int, default=list(d["budgets"]))
     p.add_argument("--baseline-n", type=int, default=64)
-    p.add_argument("--episodes", type=int, default=10, help="validation episodes per checkpoint")
-    p.add_argument("--test-episodes", type=int, default=30,
+    p.add_argument("--episodes", type=int, default=d["episodes"],
+                   help="validation episodes per checkpoint")
+    p.add_argument("--test-episodes", type=int, default=d["test_episodes"],
                    help="test episodes per checkpoint (one batch of environments)")
-    p.add_argument("--curve-episodes", type=int, default=10)
-    p.add_argument("--big-episodes", type=int, default=10,
+    p.add_argument("--curve-episodes", type=int, default=d["curve_episodes"])
+    p.add_argument("--big-episodes", type=int, default=d["big_episodes"],
                    help="test episodes per checkpoint at the largest N (GEM and no_pw)")
+    p.add_argument("--mass-scales", nargs="*", type=float, default=list(d["mass_scales"]),
+                   help="MassScale factors of the robustness cells (1.0 is the nominal test)")
+    p.add_argument("--mass-tasks", nargs="*", choices=suite.tasks, default=list(d["mass_tasks"]),
+                   help="the tasks evaluated at every --mass-scales factor")
     p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true",
                    help="tiny budget into a scratch folder (never touches docs/)")
     args = p.parse_args(argv)
     try:
-        args.maze_steps = {k: int(v) for k, v in (kv.split("=") for kv in args.maze_steps)}
+        args.task_steps = {k: int(v) for k, v in (kv.split("=") for kv in args.task_steps)}
     except ValueError:
-        p.error("--maze-steps takes MAZE=STEPS pairs, e.g. medium=300000")
+        p.error(f"{suite.steps_flag} takes TASK=STEPS pairs, e.g. medium=300000")
     if args.smoke:
-        scratch = ROOT / "reproductions" / "out" / "mazes-smoke"
+        scratch = ROOT / "reproductions" / "out" / f"{suite.name}-smoke"
         # a scratch Minari store too: smoke datasets never shadow the real ones
         os.environ["MINARI_DATASETS_PATH"] = str(scratch / "minari")
-        args.runs, args.out = scratch / "runs", scratch
-        args.doc, args.figures = scratch / "results.md", scratch / "figures"
+        args.runs, args.out, args.sac_root = scratch / "runs", scratch, scratch / "sac"
+        args.doc, args.figures = scratch / suite.doc, scratch / "figures"
         args.steps, args.snapshot_every, args.seeds = 300, 150, [0]
         args.train_set = ["n_critics=2", "hidden=32,32", "gmm_pretrain_steps=100"]
         args.betas, args.lam_T, args.budgets = [1.0], [0.0, 0.3], [0, 16]
         args.lam_const, args.frontier, args.lam_z = [0.01], [0.0, 1.0], [0.3]
         args.val_n = args.baseline_n = 16
         args.episodes = args.curve_episodes = args.test_episodes = args.big_episodes = 2
+        args.mass_scales = [0.5, 1.0] if args.mass_scales else []
     return args
 
 
@@ -129,31 +252,77 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def dataset_id(maze: str) -> str:
-    from gemkit.data import pointmaze_dataset_id
-
-    return pointmaze_dataset_id(maze)
-
-
-def steps_for(args: argparse.Namespace, maze: str) -> int:
-    """The gradient-step budget of ``maze``'s runs (``--maze-steps``, else ``--steps``)."""
-    return int(args.maze_steps.get(maze, args.steps))
+def _locomotion(task: str) -> tuple[str, str]:
+    """``"hopper-medium-replay"`` -> ``("hopper", "medium-replay")``."""
+    env, kind = task.split("-", 1)
+    return env, kind
 
 
-def run_dir(args: argparse.Namespace, maze: str, seed: int) -> Path:
-    return Path(args.runs) / f"{maze}-s{seed}"
+def dataset_id(task: str) -> str:
+    """The Minari id of a maze (``umaze``, ...) or a locomotion task (``hopper-medium``, ...)."""
+    if task in MAZE_NAMES:
+        from gemkit.data import pointmaze_dataset_id
+
+        return pointmaze_dataset_id(task)
+    from gemkit.data import locomotion_dataset_id
+
+    return locomotion_dataset_id(*_locomotion(task))
+
+
+def horizon(task: str) -> int:
+    """``H`` of the cosine lambda schedule: the task's episode length."""
+    if task in MAZE_NAMES:
+        from gemkit.data import MAZES
+
+        return int(MAZES[task].horizon)
+    import gymnasium as gym
+
+    from gemkit.data import LOCOMOTION_TASKS
+
+    steps = gym.spec(LOCOMOTION_TASKS[_locomotion(task)[0]].env_id).max_episode_steps
+    return int(steps or 1000)
+
+
+def make_dataset(args: argparse.Namespace, task: str) -> None:
+    """Make ``task``'s dataset (a tiny one with ``--smoke``)."""
+    _log(f"making {dataset_id(task)}")
+    if task in MAZE_NAMES:
+        from gemkit.data import make_pointmaze
+
+        make_pointmaze(task, steps=20_000 if args.smoke else None, seed=0,
+                       ref_episodes=5 if args.smoke else 100)  # fmt: skip
+        return
+    import torch
+
+    from gemkit.data import make_locomotion
+    from gemkit.data.locomotion import default_sac_dir
+
+    torch.set_num_threads(args.threads)
+    env, kind = _locomotion(task)
+    sac_dir = default_sac_dir(env, 0) if args.sac_root is None else args.sac_root / f"{env}-seed0"
+    make_locomotion(env, kind, steps=2_000 if args.smoke else None, seed=0, sac_dir=sac_dir,
+                    sac_steps=300 if args.smoke else None)  # fmt: skip
+
+
+def steps_for(args: argparse.Namespace, task: str) -> int:
+    """The gradient-step budget of ``task``'s runs (``--task-steps``, else ``--steps``)."""
+    return int(args.task_steps.get(task, args.steps))
+
+
+def run_dir(args: argparse.Namespace, task: str, seed: int) -> Path:
+    return Path(args.runs) / f"{task}-s{seed}"
 
 
 # ---------------------------------------------------------------------------- train
-def train_command(args: argparse.Namespace, maze: str, seed: int) -> list[str]:
+def train_command(args: argparse.Namespace, task: str, seed: int) -> list[str]:
     """The exact ``gemkit train`` command of one run (resumes a run that exists)."""
-    out = run_dir(args, maze, seed)
-    common = ["--steps", str(steps_for(args, maze)), "--compile", "--snapshot-every",
+    out = run_dir(args, task, seed)
+    common = ["--steps", str(steps_for(args, task)), "--compile", "--snapshot-every",
               str(args.snapshot_every), "--threads", str(args.threads), "--quiet"]
     if (out / "trainer_state.safetensors").is_file():
         return ["gemkit", "train", "--resume", str(out), *common]
     sets = [x for kv in args.train_set for x in ("--set", kv)]
-    return ["gemkit", "train", "--dataset", dataset_id(maze), "--seed", str(seed),
+    return ["gemkit", "train", "--dataset", dataset_id(task), "--seed", str(seed),
             "--out", str(out), *sets, *common]
 
 
@@ -163,19 +332,16 @@ def _fresh(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def stage_train(args: argparse.Namespace) -> None:
-    from gemkit.data import make_pointmaze
     from gemkit.data.minari_io import dataset_exists
 
-    for maze in args.mazes:
-        if not dataset_exists(dataset_id(maze)):
-            _log(f"making {dataset_id(maze)}")
-            make_pointmaze(maze, steps=20_000 if args.smoke else None, seed=0,
-                           ref_episodes=5 if args.smoke else 100)
-    for maze in args.mazes:
+    for task in args.tasks:
+        if not dataset_exists(dataset_id(task)):
+            make_dataset(args, task)
+    for task in args.tasks:
         for seed in args.seeds:
-            if models_dir(args, maze, seed, steps_for(args, maze)) is not None:
+            if models_dir(args, task, seed, steps_for(args, task)) is not None:
                 continue  # finished (or trained past its budget, with its snapshot there)
-            cmd = train_command(args, maze, seed)
+            cmd = train_command(args, task, seed)
             _log(" ".join(cmd))
             subprocess.run(cmd, check=True)
 
@@ -189,34 +355,43 @@ def _final_step(directory: Path) -> int | None:
 
 # ---------------------------------------------------------------------------- cells
 def cell_key(cell: dict[str, Any]) -> str:
-    """The identity of an evaluation cell: everything that determines its numbers."""
-    ident = {k: cell[k] for k in ("stage", "maze", "train_seed", "step", "actor", "config",
+    """The identity of an evaluation cell: everything that determines its numbers.
+
+    The task is hashed under its first name, ``"maze"``, and a MassScale factor only where
+    there is one, so the cells cached before the suites keep their keys.
+    """
+    ident = {k: cell[k] for k in ("stage", "train_seed", "step", "actor", "config",
                                   "eval_seeds", "episodes")}
+    ident["maze"] = cell["task"]
+    if cell.get("mass_scale") is not None:
+        ident["mass_scale"] = cell["mass_scale"]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_cells(out: Path) -> dict[str, dict[str, Any]]:
-    """Every cached cell (all workers' files), by key."""
+    """Every cached cell (all workers' files), by key; a row of the maze-only script names
+    its task ``maze``."""
     cells: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(out).glob("cells-*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
+                if "task" not in row and "maze" in row:
+                    row["task"] = row.pop("maze")
                 cells[row["key"]] = row
     return cells
 
 
-def selector_params(args: argparse.Namespace, maze: str, **knobs: Any) -> dict[str, Any]:
+def selector_params(args: argparse.Namespace, task: str, **knobs: Any) -> dict[str, Any]:
     from gemkit.config import SelectorConfig
-    from gemkit.data import MAZES
 
-    cfg = SelectorConfig(**{"lam": args.lam0, "horizon": MAZES[maze].horizon, **knobs})
+    cfg = SelectorConfig(**{"lam": args.lam0, "horizon": horizon(task), **knobs})
     return dict(cfg.to_dict()["params"])
 
 
-def _cell(stage: str, maze: str, seed: int, step: int, actor: str, config: dict[str, Any],
+def _cell(stage: str, task: str, seed: int, step: int, actor: str, config: dict[str, Any],
           eval_seeds: Sequence[int], episodes: int, **tags: Any) -> dict[str, Any]:
-    cell = {"stage": stage, "maze": maze, "train_seed": seed, "step": step, "actor": actor,
+    cell = {"stage": stage, "task": task, "train_seed": seed, "step": step, "actor": actor,
             "config": config, "eval_seeds": list(eval_seeds), "episodes": episodes, **tags}
     cell["key"] = cell_key(cell)
     return cell
@@ -224,15 +399,15 @@ def _cell(stage: str, maze: str, seed: int, step: int, actor: str, config: dict[
 
 def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = []
-    for maze in args.mazes:
+    for task in args.tasks:
         for seed in args.seeds:
             grid = [(b, args.lam0, lt, "lcb") for b in args.betas for lt in args.lam_T]
             grid += [(1.0, c, c, "lcb") for c in args.lam_const]
             grid += [(1.0, c, c, "lcb_z") for c in args.lam_z]
             for beta, lam, lam_t, value in grid:
-                cfg = selector_params(args, maze, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t,
+                cfg = selector_params(args, task, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t,
                                       value=value)  # fmt: skip
-                cells.append(_cell("validate", maze, seed, steps_for(args, maze), "gem", cfg,
+                cells.append(_cell("validate", task, seed, steps_for(args, task), "gem", cfg,
                                    VAL_SEEDS, args.episodes))
     return cells
 
@@ -257,7 +432,7 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def suite_knobs(args: argparse.Namespace) -> dict[str, Any]:
-    """The knobs chosen on *this* suite's validation cells (its mazes, seeds and budgets), never
+    """The knobs chosen on *this* suite's validation cells (its tasks, seeds and budgets), never
     on cached cells of other checkpoints (e.g. a shorter budget of the same runs)."""
     keys = {c["key"] for c in validation_cells(args)}
     return choose_knobs(r for r in read_cells(args.out).values() if r["key"] in keys)
@@ -274,23 +449,27 @@ def test_cells(
     """
     big = max(args.budgets)
     cells = []
-    for maze in args.mazes:
+    for task in args.tasks:
         for seed in args.seeds:
-            def add(actor: str, tag: str, step: int = steps_for(args, maze),
+            def add(actor: str, tag: str, step: int = steps_for(args, task),
                     seeds: Sequence[int] = TEST_SEEDS, episodes: int = args.test_episodes,
-                    maze: str = maze, seed: int = seed, **knob: Any) -> None:
+                    task: str = task, seed: int = seed, mass: float | None = None,
+                    **knob: Any) -> None:
                 if knob["n"] == 0:
                     parts = {k: v for k, v in knob.items() if k in ("anchor", "proposer")}
-                    cfg = selector_params(args, maze, n=0, **parts)
+                    cfg = selector_params(args, task, n=0, **parts)
                 elif knobs is None:
                     return
                 else:
                     cfg = selector_params(
-                        args, maze, **{"beta": knobs["beta"], "lam": knobs["lam"],
+                        args, task, **{"beta": knobs["beta"], "lam": knobs["lam"],
                                        "lam_T": knobs["lam_T"], "value": knobs["value"], **knob}
                     )
-                cells.append(_cell("test", maze, seed, step, actor, cfg, seeds, episodes,
-                                   series=tag))
+                tags: dict[str, Any] = {"series": tag}
+                if mass is not None:
+                    tags["mass_scale"] = mass
+                cells.append(_cell("test", task, seed, step, actor, cfg, seeds, episodes,
+                                   **tags))
 
             # the largest N costs ~N/64 times more per step: fewer episodes there
             for n in args.budgets:
@@ -303,43 +482,54 @@ def test_cells(
             for lam in args.frontier:
                 if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
                     add("gem", "frontier", n=args.val_n, lam=lam, lam_T=lam)
-            for step in range(args.snapshot_every, steps_for(args, maze), args.snapshot_every):
+            for step in range(args.snapshot_every, steps_for(args, task), args.snapshot_every):
                 for actor in ("gem", "baseline"):
                     add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
                         episodes=args.curve_episodes, n=0)
+            if task in args.mass_tasks:
+                # scale 1.0 is the nominal test cells above (MassScale(1.0) changes nothing)
+                for mass in (m for m in args.mass_scales if m != 1.0):
+                    for actor, n in mass_actors(args):
+                        add(actor, "mass", n=n, mass=mass)
     return cells
 
 
-def _models(args: argparse.Namespace, maze: str, seed: int, step: int, actor: str) -> Any:
+def mass_actors(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The selectors of the MassScale cells: GEM at N = ``--baseline-n`` (the chosen knobs) and
+    the fair baseline single-shot and with the same candidates."""
+    return [("gem", args.baseline_n), ("baseline", 0), ("baseline", args.baseline_n)]
+
+
+def _models(args: argparse.Namespace, task: str, seed: int, step: int, actor: str) -> Any:
     from gemkit.models import load_models
 
-    d = models_dir(args, maze, seed, step)
+    d = models_dir(args, task, seed, step)
     if d is None:
-        raise SystemExit(f"no networks of {maze} seed {seed} at step {step} yet.")
+        raise SystemExit(f"no networks of {task} seed {seed} at step {step} yet.")
     models = load_models(d)
     if models.meta.get("step") != step:
         raise SystemExit(f"{d} is at step {models.meta.get('step')}, expected {step}.")
     return models.unimodal() if actor == "baseline" else models
 
 
-def models_dir(args: argparse.Namespace, maze: str, seed: int, step: int) -> Path | None:
+def models_dir(args: argparse.Namespace, task: str, seed: int, step: int) -> Path | None:
     """Where the networks of a run at ``step`` are: the run's export or its snapshot.
 
     A run trained past ``step`` (continued for a longer budget) still has its snapshot there;
     without an LR schedule, the snapshot is exactly what a run stopped at ``step`` exports.
     """
-    d = run_dir(args, maze, seed)
+    d = run_dir(args, task, seed)
     snap = d / "snapshots" / f"step_{step:08d}"
     if (snap / "models.json").is_file():
         return snap
-    if step == steps_for(args, maze) and _final_step(d) == step:
+    if step == steps_for(args, task) and _final_step(d) == step:
         return d
     return None
 
 
 def available(args: argparse.Namespace, cell: dict[str, Any]) -> bool:
     """Whether the networks of ``cell`` exist yet."""
-    return models_dir(args, cell["maze"], cell["train_seed"], cell["step"]) is not None
+    return models_dir(args, cell["task"], cell["train_seed"], cell["step"]) is not None
 
 
 def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int:
@@ -364,21 +554,22 @@ def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int
     cache: dict[tuple[str, int, int, str], Any] = {}
     t_stage = time.perf_counter()
     for j, c in enumerate(mine):
-        mkey = (c["maze"], c["train_seed"], c["step"], c["actor"])
+        mkey = (c["task"], c["train_seed"], c["step"], c["actor"])
         if mkey not in cache:
             cache.clear()
             cache[mkey] = _models(args, *mkey)
         t0 = time.perf_counter()
-        s = evaluate_config(cache[mkey], SelectorConfig(**c["config"]), dataset_id(c["maze"]),
+        s = evaluate_config(cache[mkey], SelectorConfig(**c["config"]), dataset_id(c["task"]),
                             episodes=c["episodes"], seeds=c["eval_seeds"],
-                            num_envs=min(c["episodes"], 30))
+                            mass_scale=c.get("mass_scale"), num_envs=min(c["episodes"], 30))
         row = {**c, **{f: v for f, v in s.row().items() if f not in c["config"]},
                "eval_s": time.perf_counter() - t0}
         row["returns"] = [float(x) for r in s.results for x in r.returns]
         with sink.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        _log(f"{j + 1}/{len(mine)} {c['stage']} {c['maze']} s{c['train_seed']} "
-             f"step {c['step']} {c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} "
+        mass = f" mass {c['mass_scale']:g}" if c.get("mass_scale") is not None else ""
+        _log(f"{j + 1}/{len(mine)} {c['stage']} {c['task']} s{c['train_seed']} "
+             f"step {c['step']} {c['actor']} n={c['config']['n']}{mass} -> {s.score_mean:.1f} "
              f"({time.perf_counter() - t0:.0f}s; {time.perf_counter() - t_stage:.0f}s total)")
     return len(todo) - len(mine)
 
@@ -437,12 +628,12 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
     return out
 
 
-def claims(test: list[dict[str, Any]], mazes: Sequence[str], big: int, base_n: int,
+def claims(test: list[dict[str, Any]], tasks: Sequence[str], big: int, base_n: int,
            budgets: Sequence[int]) -> list[dict[str, Any]]:
-    """The issue's claims per maze, each with the measured figures and a verdict."""
+    """The issue's claims per task, each with the measured figures and a verdict."""
     out = []
-    for maze in mazes:
-        rows = [r for r in test if r["maze"] == maze and r["series"] != "curve"]
+    for task in tasks:
+        rows = [r for r in test if r["task"] == task and r["series"] not in ("curve", "mass")]
         gem = {a["n"]: a for a in aggregate([r for r in rows if r["series"] == "gem"], ["n"])}
         base = {a["n"]: a for a in aggregate([r for r in rows if r["actor"] == "baseline"],
                                               ["n"])}
@@ -452,13 +643,13 @@ def claims(test: list[dict[str, Any]], mazes: Sequence[str], big: int, base_n: i
         g64 = gem.get(base_n)
         b0 = base.get(0)
         if g64 is not None and b0 is not None:
-            out.append({"maze": maze, "claim": f"GEM N={base_n} above the fair unimodal baseline "
+            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
                         "(single-shot)", "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f}"
                         f" vs {b0['score']:.1f} ± {b0['score_std']:.1f}",
                         "holds": g64["score"] > b0["score"]})
         bn = base.get(base_n)
         if g64 is not None and bn is not None:
-            out.append({"maze": maze, "claim": f"GEM N={base_n} above the fair unimodal baseline "
+            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
                         f"given the same N={base_n} candidates", "measured":
                         f"{g64['score']:.1f} ± {g64['score_std']:.1f} vs {bn['score']:.1f} ± "
                         f"{bn['score_std']:.1f}", "holds": g64["score"] > bn["score"]})
@@ -468,25 +659,26 @@ def claims(test: list[dict[str, Any]], mazes: Sequence[str], big: int, base_n: i
         tol = [gem[n]["score_std"] for n in ns]
         mono = all(b >= a - max(ta, tb) for a, b, ta, tb in
                    zip(seq, seq[1:], tol, tol[1:], strict=False))
-        out.append({"maze": maze, "claim": "GEM score non-decreasing in N (within one seed-std)",
+        out.append({"task": task, "claim": "GEM score non-decreasing in N (within one seed-std)",
                     "measured": " → ".join(f"N={n}: {s:.1f}" for n, s in zip(ns, seq, strict=True)),
                     "holds": mono})
         if nopw and big in gem:
             v_g, v_n = gem[big]["violation"], nopw[0]["violation"]
-            out.append({"maze": maze, "claim": f"Violation at N={big}: GEM far below no_pw",
+            out.append({"task": task, "claim": f"Violation at N={big}: GEM far below no_pw",
                         "measured": f"GEM {100 * v_g:.1f}% vs no_pw {100 * v_n:.1f}%",
                         "holds": bool(v_g < 0.5 * v_n)})
     return out
 
 
 # ---------------------------------------------------------------------------- plots
-def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) -> Path:
+def plot_budget(test: list[dict[str, Any]], tasks: Sequence[str], paper: Mapping[str, Any],
+                path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.2 * len(mazes), 6.4))
-    axes = fig.subplots(2, len(mazes), squeeze=False)
-    for j, maze in enumerate(mazes):
-        rows = [r for r in test if r["maze"] == maze and r["series"] != "curve"]
+    fig = Figure(figsize=(4.2 * len(tasks), 6.4))
+    axes = fig.subplots(2, len(tasks), squeeze=False)
+    for j, task in enumerate(tasks):
+        rows = [r for r in test if r["task"] == task and r["series"] not in ("curve", "mass")]
         gem = aggregate([r for r in rows if r["series"] == "gem"], ["n"])
         base = aggregate([r for r in rows if r["actor"] == "baseline"], ["n"])
         nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
@@ -500,18 +692,18 @@ def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) ->
                         capsize=3, label="fair unimodal baseline" if a is base[0] else None)
         for a in nopw:
             ax.plot([a["n"]], [a["score"]], "x", color="C3", ms=9, label="no_pw")
-        if maze in PAPER:
-            ax.axhline(PAPER[maze]["GEM"], color="C0", ls=":", lw=1, label="paper GEM (D4RL, 1M)")
-            ax.axhline(PAPER[maze]["IQL"], color="C2", ls=":", lw=1, label="paper IQL (D4RL, 1M)")
+        if task in paper:
+            ax.axhline(paper[task]["GEM"], color="C0", ls=":", lw=1, label="paper GEM (D4RL, 1M)")
+            ax.axhline(paper[task]["IQL"], color="C2", ls=":", lw=1, label="paper IQL (D4RL, 1M)")
         ax.set_xscale("log")
-        ax.set_title(f"{maze}: normalised score")
+        ax.set_title(f"{task}: normalised score")
         ax.set_xlabel("candidates N (N=0 plotted at 0.5)")
         axv = axes[1, j]
         axv.plot(x, [100 * a["violation"] for a in gem], "o-", color="C0", label="GEM")
         for a in nopw:
             axv.plot([a["n"]], [100 * a["violation"]], "x", color="C3", ms=9, label="no_pw")
         axv.set_xscale("log")
-        axv.set_title(f"{maze}: Violation (% of steps)")
+        axv.set_title(f"{task}: Violation (% of steps)")
         axv.set_xlabel("candidates N")
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
@@ -521,19 +713,19 @@ def plot_budget(test: list[dict[str, Any]], mazes: Sequence[str], path: Path) ->
     return path
 
 
-def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_steps: dict[str, int],
+def plot_curves(test: list[dict[str, Any]], tasks: Sequence[str], final_steps: dict[str, int],
                 n_curve: int, path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.2 * len(mazes), 3.4))
-    axes = fig.subplots(1, len(mazes), squeeze=False)[0]
+    fig = Figure(figsize=(4.2 * len(tasks), 3.4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     series = (("gem", 0, "GEM actor, single-shot (N=0)", "C0", "-"),
               ("baseline", 0, "fair unimodal baseline (N=0)", "C1", "-"))
-    for ax, maze in zip(axes, mazes, strict=True):
+    for ax, task in zip(axes, tasks, strict=True):
         for actor, n, label, color, style in series:
-            rows = [r for r in test if r["maze"] == maze and r["actor"] == actor
+            rows = [r for r in test if r["task"] == task and r["actor"] == actor
                     and r["config"]["n"] == n and (r["series"] == "curve"
-                    or (r["step"] == final_steps[maze] and r["series"] in ("gem", "baseline")))]
+                    or (r["step"] == final_steps[task] and r["series"] in ("gem", "baseline")))]
             # the final point: the test cells' first episodes, the same starts as the curve cells
             pts = aggregate([_first_episodes(r, n_curve) for r in rows], ["step"])
             if not pts:
@@ -542,7 +734,7 @@ def plot_curves(test: list[dict[str, Any]], mazes: Sequence[str], final_steps: d
             y, sd = np.array([p["score"] for p in pts]), np.array([p["score_std"] for p in pts])
             ax.plot(x, y, style, marker="o", ms=3, color=color, label=label)
             ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.12)
-        ax.set_title(f"{maze}: score vs gradient steps")
+        ax.set_title(f"{task}: score vs gradient steps")
         ax.set_xlabel("gradient steps")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
@@ -556,7 +748,7 @@ def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
     if len(row["returns"]) <= n:
         return row
     first = row["returns"][:n]
-    ref = _refs(row["maze"])
+    ref = _refs(row["task"])
     score = float(np.mean([100 * (x - ref[0]) / (ref[1] - ref[0]) for x in first]))
     return {**row, "score_mean": score, "returns": first}
 
@@ -564,22 +756,30 @@ def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
 _REFS: dict[str, tuple[float, float]] = {}
 
 
-def _refs(maze: str) -> tuple[float, float]:
-    if maze not in _REFS:
-        from gemkit.data import read_metadata
+def _refs(task: str) -> tuple[float, float]:
+    """D4RL's random and expert returns of ``task``: a maze's from its dataset's metadata, a
+    locomotion task's from gemkit's table (the same numbers, no dataset needed)."""
+    if task not in _REFS:
+        if task in MAZE_NAMES:
+            from gemkit.data import read_metadata
 
-        meta = read_metadata(dataset_id(maze))
-        _REFS[maze] = (float(meta["ref_min_score"]), float(meta["ref_max_score"]))
-    return _REFS[maze]
+            meta = read_metadata(dataset_id(task))
+            _REFS[task] = (float(meta["ref_min_score"]), float(meta["ref_max_score"]))
+        else:
+            from gemkit.data import LOCOMOTION_TASKS
+
+            spec = LOCOMOTION_TASKS[_locomotion(task)[0]]
+            _REFS[task] = (spec.d4rl_random, spec.d4rl_expert)
+    return _REFS[task]
 
 
-def plot_frontier(test: list[dict[str, Any]], mazes: Sequence[str], n: int, path: Path) -> Path:
+def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.2 * len(mazes), 3.4))
-    axes = fig.subplots(1, len(mazes), squeeze=False)[0]
-    for ax, maze in zip(axes, mazes, strict=True):
-        rows = [r for r in test if r["maze"] == maze and r["actor"] == "gem"
+    fig = Figure(figsize=(4.2 * len(tasks), 3.4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        rows = [r for r in test if r["task"] == task and r["actor"] == "gem"
                 and r["config"]["n"] == n and r["series"] in ("gem", "frontier")]
         pts = aggregate(rows, ["lam_T"])
         ax.plot([100 * p["violation"] for p in pts], [p["score"] for p in pts], "o-")
@@ -587,7 +787,7 @@ def plot_frontier(test: list[dict[str, Any]], mazes: Sequence[str], n: int, path
             ax.annotate(f"λ={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
         ax.set_xlabel("Violation (% of steps)")
         ax.set_ylabel("normalised score")
-        ax.set_title(f"{maze}: λ frontier at N={n}")
+        ax.set_title(f"{task}: λ frontier at N={n}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -608,26 +808,58 @@ def _f(x: float, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
 
 
-def dataset_stats(mazes: Sequence[str]) -> list[dict[str, Any]]:
+def dataset_stats(tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """Size and reference scores of each task's dataset (``steps`` None: not on this machine)."""
     from gemkit.data import load
+    from gemkit.data.minari_io import dataset_exists
 
-    out = []
-    for maze in mazes:
-        d = load(dataset_id(maze))
-        ends = d.timeouts.numpy() > 0
-        out.append({"maze": maze, "steps": len(d), "episodes": int(ends.sum()),
-                    "ref_min": _refs(maze)[0], "ref_max": _refs(maze)[1],
+    out: list[dict[str, Any]] = []
+    for task in tasks:
+        if not dataset_exists(dataset_id(task)):
+            out.append({"task": task, "steps": None, "episodes": None, "ref_min": _refs(task)[0],
+                        "ref_max": _refs(task)[1], "reward_sum": None})
+            continue
+        d = load(dataset_id(task))
+        ends = (d.terminals.numpy() + d.timeouts.numpy()) > 0
+        out.append({"task": task, "steps": len(d), "episodes": int(ends.sum()),
+                    "ref_min": _refs(task)[0], "ref_max": _refs(task)[1],
                     "reward_sum": float(d.rewards.sum())})
+    return out
+
+
+def _named(row: dict[str, Any], word: str) -> dict[str, Any]:
+    """``row`` with its ``task`` field under the suite's word (the mazes' tables say ``maze``)."""
+    return {(word if k == "task" else k): v for k, v in row.items()}
+
+
+def mass_points(test: list[dict[str, Any]], task: str,
+                args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Score vs MassScale factor of each MassScale selector on ``task``, by label; the
+    nominal test cells are the factor 1.0."""
+    out = {}
+    for actor, n in mass_actors(args):
+        rows = [{**r, "mass_scale": 1.0 if r["series"] != "mass" else r["mass_scale"]}
+                for r in test if r["task"] == task and r["actor"] == actor
+                and r["config"]["n"] == n and r["series"] in ("mass", actor)]
+        name = "GEM" if actor == "gem" else "fair unimodal"
+        out[f"{name} N={n}"] = aggregate(rows, ["mass_scale"])
     return out
 
 
 def stage_report(args: argparse.Namespace) -> None:
     import csv
 
+    from gemkit.eval.plots import plot_mass_scale
     from gemkit.eval.profile import cpu_name
 
+    suite, w = suite_of(args), suite_of(args).word
     cells = list(read_cells(args.out).values())
-    knobs = suite_knobs(args)
+    try:
+        knobs = suite_knobs(args)
+    except SystemExit:
+        _write_empty_doc(args)
+        _log(f"no validation cells in {args.out}: wrote {args.doc} saying so")
+        return
     want = {c["key"] for c in test_cells(args, knobs)} | {c["key"] for c in validation_cells(args)}
     cells = [c for c in cells if c["key"] in want]
     val = [c for c in cells if c["stage"] == "validate"]
@@ -635,114 +867,155 @@ def stage_report(args: argparse.Namespace) -> None:
     figs = Path(args.figures)
     figs.mkdir(parents=True, exist_ok=True)
     big = max(args.budgets)
-    claim_rows = claims(test, args.mazes, big, args.baseline_n, args.budgets)
+    claim_rows = claims(test, args.tasks, big, args.baseline_n, args.budgets)
 
     # tables
     flat = []
     for c in cells:
-        flat.append({"stage": c["stage"], "series": c.get("series", "validate"), "maze": c["maze"],
+        flat.append({"stage": c["stage"], "series": c.get("series", "validate"), w: c["task"],
                      "train_seed": c["train_seed"], "step": c["step"], "actor": c["actor"],
                      **{k: c["config"][k] for k in ("n", "beta", "lam", "lam_T", "horizon")},
+                     **({"mass_scale": c.get("mass_scale")} if args.mass_tasks else {}),
                      "eval_seeds": " ".join(map(str, c["eval_seeds"])),
                      "episodes_per_seed": c["episodes"], "score_mean": c["score_mean"],
                      "score_std_over_eval_seeds": c["score_std"], "violation": c["violation"],
                      "support_z": c["support_z"], "collapse_dist": c["collapse_dist"],
                      "success_rate": c["success_rate"], "steps_per_s": c["steps_per_s"]})
-    flat.sort(key=lambda r: (r["stage"], r["maze"], r["series"], r["actor"], r["step"], r["n"],
-                             r["train_seed"], r["lam_T"], r["beta"]))
-    csv_path = figs / "mazes_cells.csv"
+    flat.sort(key=lambda r: (r["stage"], r[w], r["series"], r["actor"], r["step"], r["n"],
+                             r["train_seed"], r["lam_T"], r["beta"], r.get("mass_scale") or 1.0))
+    csv_path = figs / f"{suite.name}_cells.csv"
     with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(flat[0]))
-        w.writeheader()
-        w.writerows(flat)
-    summary = {
+        wr = csv.DictWriter(f, fieldnames=list(flat[0]))
+        wr.writeheader()
+        wr.writerows(flat)
+    budget = {"steps": args.steps, f"{w}_steps": args.task_steps,
+              **{k: getattr(args, k) for k in ("seeds", "train_set", "betas", "lam0", "lam_const",
+                                               "frontier", "lam_T", "val_n", "budgets",
+                                               "episodes", "test_episodes")}}
+    summary: dict[str, Any] = {
         "knobs": knobs,
-        "claims": claim_rows,
-        "datasets": dataset_stats(args.mazes),
-        "budget": {k: getattr(args, k) for k in ("steps", "maze_steps", "seeds", "train_set",
-                                                 "betas", "lam0",
-                                                 "lam_const", "frontier",
-                                                 "lam_T", "val_n", "budgets", "episodes",
-                                                 "test_episodes")},
-        "per_maze": {
-            maze: {
-                "gem": aggregate([r for r in test if r["maze"] == maze and r["series"] == "gem"],
-                                 ["n"]),
-                "baseline": aggregate([r for r in test if r["maze"] == maze
-                                       and r["series"] == "baseline"], ["n"]),
-                "no_pw": aggregate([r for r in test if r["maze"] == maze
-                                    and r["series"] == "no_pw"], ["n"]),
-                "bary": aggregate([r for r in test if r["maze"] == maze
-                                   and r["series"] == "bary"], ["n"]),
+        "claims": [_named(c, w) for c in claim_rows],
+        "datasets": [_named(d, w) for d in dataset_stats(args.tasks)],
+        "budget": budget,
+        f"per_{w}": {
+            task: {
+                series: aggregate([r for r in test if r["task"] == task
+                                   and r["series"] == series], ["n"])
+                for series in ("gem", "baseline", "no_pw", "bary")
             }
-            for maze in args.mazes
+            for task in args.tasks
         },
         "cpu": cpu_name(),
     }
-    (figs / "mazes_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_budget(test, args.mazes, figs / "mazes_budget.png")
-    plot_curves(test, args.mazes, {m: steps_for(args, m) for m in args.mazes},
-                args.curve_episodes, figs / "mazes_curves.png")
-    plot_frontier(test, args.mazes, args.val_n, figs / "mazes_frontier.png")
+    if args.mass_tasks:
+        budget.update(mass_scales=args.mass_scales, mass_tasks=args.mass_tasks)
+        summary["mass"] = {t: mass_points(test, t, args) for t in args.mass_tasks
+                           if t in args.tasks}  # fmt: skip
+    (figs / f"{suite.name}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_budget(test, args.tasks, suite.paper, figs / f"{suite.name}_budget.png")
+    plot_curves(test, args.tasks, {m: steps_for(args, m) for m in args.tasks},
+                args.curve_episodes, figs / f"{suite.name}_curves.png")
+    plot_frontier(test, args.tasks, args.val_n, figs / f"{suite.name}_frontier.png")
+    if summary.get("mass"):
+        plot_mass_scale([{"label": f"{t}: {label}", "mass_scale": a["mass_scale"],
+                          "score_mean": a["score"], "score_std": a["score_std"]}
+                         for t, by in summary["mass"].items() for label, pts in by.items()
+                         for a in pts], figs / f"{suite.name}_mass.png")  # fmt: skip
     _write_doc(args, knobs, val, test, claim_rows, summary)
     _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
+
+
+def _rel(args: argparse.Namespace, path: Path) -> Path:
+    """``path`` relative to the doc's folder (how the doc links to it)."""
+    return Path(os.path.relpath(path, Path(args.doc).parent))
+
+
+def _intro(args: argparse.Namespace) -> list[str]:
+    """The doc's heading and, on a full run, one line pointing to the other suites' docs."""
+    suite = suite_of(args)
+    L = [f"# {suite.title}", ""]
+    if not args.smoke:
+        # the suites' docs sit side by side in docs/
+        here = Path(suite.doc).parent
+        others = [f"[{s.title.removeprefix('Results: ')}]"
+                  f"({Path(os.path.relpath(s.doc, here)).as_posix()})"
+                  for s in SUITES.values() if s.name != suite.name]  # fmt: skip
+        L += [f"The same protocol on other tasks: {', '.join(others)}.", ""]
+    return L
+
+
+def _write_empty_doc(args: argparse.Namespace) -> None:
+    """The doc of a suite with no validation cells yet: says so and how to get them."""
+    suite = suite_of(args)
+    L = _intro(args)
+    L += ["**No results yet**: the cell cache holds no validation cells of this suite's "
+          f"checkpoints ({', '.join(args.tasks)}; training seeds {args.seeds}; "
+          f"{', '.join(f'{t} {steps_for(args, t):,}' for t in args.tasks)} gradient steps), "
+          "so no knobs are chosen and nothing is measured. Run the stages, then `report` again:",
+          "", "```bash", *(f"python {suite.script} {st}" for st in
+                             ("train", "validate", "test", "report")),
+          "```", "", "(`docs/experiments.md` has the whole recipe.)"]  # fmt: skip
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text("\n".join(L) + "\n")
 
 
 def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[str, Any]],
                test: list[dict[str, Any]], claim_rows: list[dict[str, Any]],
                summary: dict[str, Any]) -> None:
-    rel = Path("results")
-    max(args.budgets)
-    L: list[str] = ["# Results: GEM on the D4RL-recipe PointMazes", ""]
-    L += [f"Regenerated by `python reproductions/mazes.py report` from the cached cells of the "
+    suite, w = suite_of(args), suite_of(args).word
+    rel = _rel(args, Path(args.figures)).as_posix()
+    name = suite.name
+    L = _intro(args)
+    L += [f"Regenerated by `python {suite.script} report` from the cached cells of the "
           "`train`, `validate` and `test` stages (see the script's docstring for the commands). "
           "Every number below was measured by that pipeline; the tables behind it are "
-          f"[`{rel}/mazes_cells.csv`]({rel}/mazes_cells.csv) (one row per evaluated cell) and "
-          f"[`{rel}/mazes_summary.json`]({rel}/mazes_summary.json).", ""]
+          f"[`{rel}/{name}_cells.csv`]({rel}/{name}_cells.csv) (one row per evaluated cell) and "
+          f"[`{rel}/{name}_summary.json`]({rel}/{name}_summary.json).", ""]
     L += ["## The claims, checked", ""]
-    L += _table(["maze", "claim", "measured (mean ± std over training seeds)", "holds?"],
-                [[c["maze"], c["claim"], c["measured"], "holds" if c["holds"] else
+    L += _table([w, "claim", "measured (mean ± std over training seeds)", "holds?"],
+                [[c["task"], c["claim"], c["measured"], "holds" if c["holds"] else
                   "**does not hold**"] for c in claim_rows])
     L += [""]
-    L += ["## Score by maze, beside the paper's Table 1", ""]
+    L += [f"## Score by {w}, beside the paper's Table 1", ""]
     rows = []
-    for maze in args.mazes:
-        pm = summary["per_maze"][maze]
+    for task in args.tasks:
+        pm = summary[f"per_{w}"][task]
         g = {a["n"]: a for a in pm["gem"]}
         b = {a["n"]: a for a in pm["baseline"]}
 
         def cell(d: dict[int, Any], n: int) -> str:
             return f"{_f(d[n]['score'])} ± {_f(d[n]['score_std'])}" if n in d else "n/a"
 
-        rows.append([maze, cell(g, args.baseline_n), cell(g, 0), cell(b, 0),
-                     cell(b, args.baseline_n), f"{PAPER[maze]['GEM']:.2f}",
-                     f"{PAPER[maze]['IQL']:.2f}"])
-    L += _table(["maze", f"GEM N={args.baseline_n}", "GEM anchor (N=0)",
+        paper = suite.paper.get(task, {})
+        rows.append([task, cell(g, args.baseline_n), cell(g, 0), cell(b, 0),
+                     cell(b, args.baseline_n), f"{paper['GEM']:.2f}" if paper else "",
+                     f"{paper['IQL']:.2f}" if paper else ""])
+    L += _table([w, f"GEM N={args.baseline_n}", "GEM anchor (N=0)",
                  "fair unimodal (N=0)", f"fair unimodal N={args.baseline_n}",
                  "paper GEM*", "paper IQL*"], rows)
-    L += ["", "\\* The paper's Table 1 (Maze2D): D4RL's `maze2d-*-v1` data (not ours), 1M "
-          "gradient steps, its own networks and evaluation. Other data and another budget: "
+    L += ["", f"\\* {suite.paper_note} Other data and another budget: "
           "shown for orientation, not as a like-for-like comparison.", ""]
-    L += [f"![score and Violation vs N]({rel}/mazes_budget.png)", ""]
+    L += [f"![score and Violation vs N]({rel}/{name}_budget.png)", ""]
     L += ["## Budget of every number", ""]
-    ds = summary["datasets"]
-    sizes = ", ".join(f"{d['maze']} {d['steps']:,} steps / {d['episodes']:,} episodes" for d in ds)
-    cmd = " ".join(train_command(_fresh(args), "<maze>", 0))
+    sizes = ", ".join(f"{d[w]} {d['steps']:,} steps / {d['episodes']:,} episodes"
+                      if d["steps"] is not None else f"{d[w]}: not on this machine"
+                      for d in summary["datasets"])  # fmt: skip
+    train_note = suite.train_note if args.train_set == suite.defaults["train_set"] else ""
+    t0 = args.tasks[0]
+    cmd = " ".join(train_command(_fresh(args), t0, 0)).replace(t0, f"<{w}>")
     cmd = cmd.replace("-s0", "-s<seed>").replace("--seed 0", "--seed <seed>")
-    cmd = cmd.replace(f"--steps {args.steps}", "--steps <steps>")
-    L += [f"- Data: `gemkit/pointmaze-{{{','.join(args.mazes)}}}-v1`, made by "
-          "`gemkit data make pointmaze-<maze>` with Minari's D4RL pointmaze recipe "
-          f"({sizes}"
-          "); see `docs/datasets.md` for the comparison with Minari's cards.",
+    cmd = cmd.replace(f"--steps {steps_for(args, t0)}", "--steps <steps>")
+    L += ["- Data: " + suite.data_line.format(tasks=",".join(args.tasks), sizes=sizes),
           "- Phase I: "
-          + ", ".join(f"{m} {steps_for(args, m):,}" for m in args.mazes)
+          + ", ".join(f"{m} {steps_for(args, m):,}" for m in args.tasks)
           + " gradient steps per run (the paper: 1M), "
           f"{' '.join(args.train_set)} on top of the defaults (10,000 behavior-only pretraining "
-          f"steps, batch 256, K = 5, alpha = 3), `--compile`; training seeds {args.seeds}. "
+          f"steps, batch 256, K = 5, alpha = 3){train_note}, `--compile`; training seeds "
+          f"{args.seeds}. "
           "The fair unimodal baseline (K = 1) is trained in the same runs, from the same "
           "minibatches, critic and value, for the same steps.",
           f"- Knob protocol (the paper's): `beta` in {args.betas} × `lambda_T` in {args.lam_T} "
-          f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the maze's horizon), plus "
+          f"(cosine schedule from `lambda_0 = {args.lam0:g}` over the {w}'s horizon), plus "
           f"constant `lambda` in {args.lam_const} at `beta = 1`, and the z-scored value term "
           f"(`value = lcb_z`: the LCB standardised within each candidate set, like the support) "
           f"with constant `lambda` in {args.lam_z} at `beta = 1`, at "
@@ -752,22 +1025,22 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
           f"{knobs['lam']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
           f"{knobs['val_score']:.1f}).",
           f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
-          f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per maze "
+          f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per {w} "
           f"and configuration; {args.big_episodes} per checkpoint at N = {max(args.budgets)}), "
           "disjoint from validation. Scores are D4RL-normalised "
           "(100 × (R − R_random) / (R_expert − R_random)) with the dataset's reference scores; "
           "± is the std over training seeds of the per-checkpoint mean.",
           f"- Machine: {summary['cpu']}, one thread per job.",
-          "- Commands: `python reproductions/mazes.py train` runs, for each maze and seed, "
+          f"- Commands: `python {suite.script} train` runs, for each {w} and seed, "
           f"`{cmd}`; then `validate` and `test` (two `--worker i/2` processes "
-          "each) and `report`. Training ran at 80-130 gradient steps/s per job here (two jobs "
-          "and the evaluation sharing two cores), about 15-20 minutes per 100,000 steps. A run "
-          "trained further is resumed with `gemkit train --resume <runs>/<maze>-s<seed> "
-          "--steps <steps>` (`--maze-steps`; no LR schedule, so it is the longer run).", ""]
+          f"each) and `report`. {suite.timing_note}A run "
+          f"trained further is resumed with `gemkit train --resume <runs>/<{w}>-s<seed> "
+          f"--steps <steps>` (`{suite.steps_flag}`; no LR schedule, so it is the longer run).",
+          ""]
     L += ["## Score vs N at the chosen knobs, with the audits", ""]
-    for maze in args.mazes:
-        pm = summary["per_maze"][maze]
-        L += [f"### {maze}", ""]
+    for task in args.tasks:
+        pm = summary[f"per_{w}"][task]
+        L += [f"### {task}", ""]
         trs = [[f"GEM N={a['n']}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                 _f(a["violation"], True), _f(a["support_z"]), _f(a["collapse_dist"]),
                 f"{a['steps_per_s']:.0f}"] for a in pm["gem"]]
@@ -786,21 +1059,23 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
     L += [f"## The lambda frontier (N = {args.val_n})", "",
           f"Score against Violation for constant `lambda` in {args.frontier}, beside the chosen "
           "knobs (same beta), on the test episodes.", "",
-          f"![score vs Violation as lambda varies]({rel}/mazes_frontier.png)", ""]
+          f"![score vs Violation as lambda varies]({rel}/{name}_frontier.png)", ""]
     fr = []
-    for maze in args.mazes:
-        rows_m = [r for r in test if r["maze"] == maze and r["actor"] == "gem"
+    for task in args.tasks:
+        rows_m = [r for r in test if r["task"] == task and r["actor"] == "gem"
                   and r["config"]["n"] == args.val_n and r["series"] in ("gem", "frontier")]
         for a in aggregate(rows_m, ["lam_T"]):
-            fr.append([maze, f"{a['lam_T']:g}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
+            fr.append([task, f"{a['lam_T']:g}", f"{_f(a['score'])} ± {_f(a['score_std'])}",
                        _f(a["violation"], True)])
-    L += [*_table(["maze", f"lambda (constant; {knobs['lam']:g} = chosen)", "score",
+    L += [*_table([w, f"lambda (constant; {knobs['lam']:g} = chosen)", "score",
                    "Violation"], fr), ""]
+    if summary.get("mass"):
+        L += _mass_section(args, summary["mass"], f"{rel}/{name}_mass.png")
     L += ["## Validation sweep (inference only, same networks)", ""]
-    vs = aggregate(val, ["maze", "value", "beta", "lam", "lam_T"])
-    L += _table(["maze", "value", "beta", "lambda_0", "lambda_T", "validation score",
+    vs = aggregate(val, ["task", "value", "beta", "lam", "lam_T"])
+    L += _table([w, "value", "beta", "lambda_0", "lambda_T", "validation score",
                  "Violation"],
-                [[a["maze"], a["value"], f"{a['beta']:g}", f"{a['lam']:g}", f"{a['lam_T']:g}",
+                [[a["task"], a["value"], f"{a['beta']:g}", f"{a['lam']:g}", f"{a['lam_T']:g}",
                   f"{_f(a['score'])} ± "
                   f"{_f(a['score_std'])}", _f(a["violation"], True)] for a in vs])
     L += [""]
@@ -809,12 +1084,33 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
           "(GEM's anchor, i.e. N = 0, and the fair unimodal baseline), from the model "
           f"snapshots every {args.snapshot_every:,} steps ({args.curve_episodes}"
           " episodes per snapshot and training seed; mean ± std over training seeds).", "",
-          f"![learning curves]({rel}/mazes_curves.png)", ""]
-    notes = ROOT / "reproductions" / "mazes_findings.md"
-    if notes.is_file() and not args.smoke:
+          f"![learning curves]({rel}/{name}_curves.png)", ""]
+    notes = ROOT / "reproductions" / suite.findings
+    if suite.findings and notes.is_file() and not args.smoke:
         L += [notes.read_text().rstrip(), ""]
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(L) + "\n")
+
+
+def _mass_section(args: argparse.Namespace, mass: dict[str, dict[str, list[dict[str, Any]]]],
+                  png: str) -> list[str]:
+    """The MassScale robustness table: score at each body-mass factor, per selector."""
+    labels = [f"{'GEM' if a == 'gem' else 'fair unimodal'} N={n}" for a, n in mass_actors(args)]
+    rows = []
+    for task, by in mass.items():
+        pts = {label: {p["mass_scale"]: p for p in by[label]} for label in labels}
+        for m in sorted({x for p in pts.values() for x in p}):
+            rows.append([task, f"{m:g}", *(f"{_f(p[m]['score'])} ± {_f(p[m]['score_std'])}"
+                                           if m in p else "n/a" for p in pts.values())])
+    return [
+        "## Robustness to body mass (MassScale)", "",
+        "Every MuJoCo body mass scaled by the factor at test time (`gemkit.envs.MassScale`), "
+        "the same networks and chosen knobs, on the test evaluation seeds "
+        f"({args.test_episodes} episodes per checkpoint; 1.0 is the nominal test above). The "
+        "paper's appendix A.4 runs the same perturbation (against BC).", "",
+        *_table(["task", "mass scale", *labels], rows), "",
+        f"![score vs MassScale factor]({png})", "",
+    ]  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

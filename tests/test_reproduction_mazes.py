@@ -25,7 +25,7 @@ def mazes() -> ModuleType:
 def _row(stage: str, maze: str, seed: int, score: float, **kw: Any) -> dict[str, Any]:
     cfg = {"n": kw.pop("n", 64), "beta": kw.pop("beta", 1.0), "lam": 1.0,
            "lam_T": kw.pop("lam_T", 0.0)}  # fmt: skip
-    return {"stage": stage, "maze": maze, "train_seed": seed, "score_mean": score,
+    return {"stage": stage, "task": maze, "train_seed": seed, "score_mean": score,
             "config": cfg, "violation": kw.pop("violation", 0.0), "support_z": 0.0,
             "collapse_dist": 0.0, "success_rate": 1.0, "steps_per_s": 1.0, "returns": [1.0],
             **cfg, **kw}  # fmt: skip

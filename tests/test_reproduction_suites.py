@@ -1,0 +1,199 @@
+"""reproductions/mazes.py's suites: the maze cells keep their cache keys, the locomotion suite's
+defaults, cells (MassScale included) and report, on fake cached cells (no training)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A maze test cell's selector config, as the maze-only script wrote it.
+CONFIG = {"proposer": "actor", "anchor": "mode", "value": "lcb_z", "support": "zscore",
+          "reducer": "top1", "n": 64, "k": 1, "beta": 1.0, "lam": 0.3, "lam_T": 0.3,
+          "horizon": 600, "z_min": -1.0}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def suites() -> ModuleType:
+    path = ROOT / "reproductions" / "mazes.py"
+    spec = importlib.util.spec_from_file_location("repro_mazes", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["repro_mazes"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_maze_cell_keys_are_the_ones_cached_before_the_suites(
+    suites: ModuleType, tmp_path: Path
+) -> None:
+    """Keys computed by the maze-only script (commit 79a0b81) for fixed cells: every cell
+    cached before the suites is still found."""
+    cell = suites._cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, series="gem")
+    assert cell["key"] == "7604416c03bc0147"
+    val = suites._cell("validate", "umaze", 0, 100_000, "baseline", {**CONFIG, "n": 0}, [100], 10)
+    assert val["key"] == "5f9f25f9f95800f7"
+    # a row of the old cache names its task "maze": read back under "task", same key
+    old = {k: v for k, v in cell.items() if k != "task"} | {"maze": "medium", "score_mean": 1.0}
+    (tmp_path / "cells-0of1.jsonl").write_text(json.dumps(old) + "\n")
+    row = suites.read_cells(tmp_path)["7604416c03bc0147"]
+    assert row["task"] == "medium" and "maze" not in row
+    assert suites.cell_key(row) == "7604416c03bc0147"
+    # a MassScale factor is part of the identity
+    mass = suites._cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, mass_scale=0.5)
+    assert mass["key"] != cell["key"]
+
+
+def test_maze_suite_is_the_default(suites: ModuleType) -> None:
+    args = suites.parse_args(["report", "--maze-steps", "medium=300000"])
+    assert args.suite == "mazes" and args.tasks == ["umaze", "medium", "large"]
+    assert args.doc == ROOT / "docs" / "results.md"
+    assert args.figures == ROOT / "docs" / "results"
+    assert args.train_set == ["n_critics=5", "hidden=128,128"]
+    assert args.budgets == [0, 1, 16, 64, 256, 1024] and args.test_episodes == 30
+    assert args.mass_tasks == [] and suites.steps_for(args, "medium") == 300_000
+    assert suites.parse_args(["report", "--mazes", "umaze"]).tasks == ["umaze"]
+    assert not any(c.get("series") == "mass" for c in suites.test_cells(args, None))
+    # the maze doc points to the locomotion one
+    intro = "\n".join(suites._intro(args))
+    assert "](results-locomotion.md)" in intro
+
+
+def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
+    args = suites.parse_args(["train", "--suite", "locomotion"])
+    assert args.tasks == ["hopper-medium", "hopper-medium-replay"]
+    assert args.train_set == ["n_critics=5", "hidden=256,256", "reward_scale=return_range"]
+    assert (args.episodes, args.test_episodes) == (5, 10)
+    assert args.budgets == [0, 1, 16, 64, 256]
+    assert args.mass_tasks == ["hopper-medium"] and 1.0 in args.mass_scales
+    assert args.doc == ROOT / "docs" / "results-locomotion.md"
+    assert args.figures == ROOT / "docs" / "results" / "locomotion"
+    assert args.out == ROOT / "reproductions" / "out" / "locomotion"
+    assert suites.dataset_id("hopper-medium-replay") == "gemkit/hopper-medium-replay-v0"
+    assert suites.horizon("hopper-medium") == 1000  # the 1000-step episodes
+    cmd = suites.train_command(args, "hopper-medium", 2)
+    assert cmd[:8] == ["gemkit", "train", "--dataset", "gemkit/hopper-medium-v0", "--seed", "2",
+                       "--out", str(args.runs / "hopper-medium-s2")]  # fmt: skip
+    assert cmd[8:14] == ["--set", "n_critics=5", "--set", "hidden=256,256", "--set",
+                         "reward_scale=return_range"]  # fmt: skip
+    assert cmd[14:16] == ["--steps", "300000"]
+    more = suites.parse_args(["test", "--suite", "locomotion", "--tasks", "walker2d-medium",
+                              "halfcheetah-medium", "--budgets", "0", "64", "1024"])  # fmt: skip
+    assert more.tasks == ["walker2d-medium", "halfcheetah-medium"] and max(more.budgets) == 1024
+    with pytest.raises(SystemExit):
+        suites.parse_args(["test", "--suite", "locomotion", "--tasks", "umaze"])
+
+
+def _tiny(suites: ModuleType, out: Path, *extra: str) -> Any:
+    return suites.parse_args(
+        ["report", "--suite", "locomotion", "--out", str(out), "--runs", str(out / "runs"),
+         "--doc", str(out / "results-locomotion.md"), "--figures", str(out / "figs"),
+         "--seeds", "0", "1", "--steps", "200", "--snapshot-every", "100", "--betas", "1",
+         "--lam-T", "0", "--lam-const", "--lam-z", "0.3", "--frontier", "0.01", "--budgets", "0",
+         "16", "--val-n", "16", "--baseline-n", "16", "--mass-scales", "0.5", "1.0", "1.5",
+         *extra]
+    )  # fmt: skip
+
+
+def test_locomotion_cells_keep_the_protocol_and_add_mass_scale(
+    suites: ModuleType, tmp_path: Path
+) -> None:
+    args = _tiny(suites, tmp_path)
+    val = suites.validation_cells(args)
+    assert {c["task"] for c in val} == {"hopper-medium", "hopper-medium-replay"}
+    assert {tuple(c["eval_seeds"]) for c in val} == {suites.VAL_SEEDS}
+    assert all(c["episodes"] == 5 and c["config"]["horizon"] == 1000 for c in val)
+    knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
+    test = suites.test_cells(args, knobs)
+    assert not set(suites.VAL_SEEDS) & {s for c in test for s in c["eval_seeds"]}
+    keys = [c["key"] for c in val + test]
+    assert len(keys) == len(set(keys))
+    mass = [c for c in test if c["series"] == "mass"]
+    # scale 1.0 is the nominal test cells; 3 selectors x 2 factors x 2 seeds, hopper-medium only
+    assert {c["task"] for c in mass} == {"hopper-medium"}
+    assert {c["mass_scale"] for c in mass} == {0.5, 1.5}
+    assert {(c["actor"], c["config"]["n"]) for c in mass} == {("gem", 16), ("baseline", 0),
+                                                             ("baseline", 16)}  # fmt: skip
+    assert len(mass) == 3 * 2 * 2
+    gem = [c for c in mass if c["actor"] == "gem"]
+    assert all((c["config"]["beta"], c["config"]["value"]) == (1.0, "lcb_z") for c in gem)
+    # before the knobs are chosen, only the single-shot baseline's MassScale cells exist
+    early = [c for c in suites.test_cells(args, None) if c["series"] == "mass"]
+    assert {(c["actor"], c["config"]["n"]) for c in early} == {("baseline", 0)}
+
+
+def _fake(cell: dict[str, Any], score: float) -> dict[str, Any]:
+    return {**cell, "score_mean": score, "score_std": 0.0, "violation": 0.01, "support_z": 1.0,
+            "collapse_dist": 0.1, "success_rate": 0.0, "steps_per_s": 100.0,
+            "returns": [10.0 * score] * cell["episodes"], "mass_scale": cell.get("mass_scale")}
+
+
+def test_locomotion_report_on_fake_cells(
+    suites: ModuleType, tmp_path: Path, minari_store: Path
+) -> None:
+    """The report from cached cells alone (no dataset on this machine, no checkpoint)."""
+    args = _tiny(suites, tmp_path)
+    val = suites.validation_cells(args)
+    rows = [_fake(c, 50.0 + 10.0 * (c["config"]["value"] == "lcb_z")) for c in val]
+    knobs = suites.choose_knobs(rows)
+    assert knobs["value"] == "lcb_z"
+    for c in suites.test_cells(args, knobs):
+        score = 40.0 + c["config"]["n"] + 10.0 * (c["actor"] == "gem")
+        score -= 20.0 * abs((c.get("mass_scale") or 1.0) - 1.0)
+        rows.append(_fake(c, score))
+    (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suites.stage_report(args)
+
+    doc = args.doc.read_text()
+    assert doc.startswith("# Results: GEM on the D4RL-recipe locomotion datasets")
+    assert "| hopper-medium | 66.0 ± 0.0 |" in doc  # GEM N=16 = 40 + 16 + 10
+    assert "100.08" in doc and "67.53" in doc and "101.23" in doc  # the paper, beside ours
+    assert "## Robustness to body mass (MassScale)" in doc
+    assert "| hopper-medium | 0.5 | 56.0 ± 0.0 | 30.0 ± 0.0 | 46.0 ± 0.0 |" in doc
+    assert "| hopper-medium | 1 | 66.0 ± 0.0 | 40.0 ± 0.0 | 56.0 ± 0.0 |" in doc
+    assert "not on this machine" in doc and "](results.md)" in doc
+    cmd = "gemkit train --dataset gemkit/<task>-v0 --seed <seed> --out <runs>/<task>-s<seed>"
+    assert cmd in doc
+    figs = args.figures
+    assert {p.name for p in figs.iterdir()} >= {"locomotion_cells.csv", "locomotion_mass.png",
+                                                "locomotion_budget.png", "locomotion_curves.png",
+                                                "locomotion_frontier.png",
+                                                "locomotion_summary.json"}  # fmt: skip
+    summary = json.loads((figs / "locomotion_summary.json").read_text())
+    assert set(summary["per_task"]) == {"hopper-medium", "hopper-medium-replay"}
+    assert summary["claims"][0]["task"] == "hopper-medium"
+    mass = summary["mass"]["hopper-medium"]["GEM N=16"]
+    assert [p["mass_scale"] for p in mass] == [0.5, 1.0, 1.5]
+    with (figs / "locomotion_cells.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert {r["mass_scale"] for r in table if r["series"] == "mass"} == {"0.5", "1.5"}
+    assert "task" in table[0] and "maze" not in table[0]
+
+
+def test_locomotion_report_without_cells_says_so(suites: ModuleType, tmp_path: Path) -> None:
+    args = _tiny(suites, tmp_path)
+    suites.stage_report(args)
+    doc = args.doc.read_text()
+    assert "**No results yet**" in doc and "python reproductions/locomotion.py train" in doc
+    assert not args.figures.exists()
+
+
+def test_locomotion_script_is_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """reproductions/locomotion.py runs the shared script with --suite locomotion."""
+    sys.path.insert(0, str(ROOT / "reproductions"))
+    try:
+        import locomotion
+    finally:
+        sys.path.remove(str(ROOT / "reproductions"))
+    seen: list[list[str]] = []
+    monkeypatch.setattr(locomotion, "suite_main", seen.append)
+    locomotion.main(["report", "--out", "x"])
+    assert seen == [["--suite", "locomotion", "report", "--out", "x"]]
