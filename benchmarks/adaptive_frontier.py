@@ -40,7 +40,7 @@ import mazes  # noqa: E402
 
 def fixed_rows(mz: argparse.Namespace, maze: str, knobs: dict[str, float]) -> list[dict[str, Any]]:
     """The reproduction's test cells of GEM over N at the chosen knobs, with their compute."""
-    want = {c["key"] for c in mazes.test_cells(mz, knobs) if c["maze"] == maze
+    want = {c["key"] for c in mazes.test_cells(mz, knobs) if c["task"] == maze
             and c.get("series") == "gem"}  # fmt: skip
     out = []
     for r in mazes.read_cells(mz.out).values():
