@@ -197,3 +197,25 @@ def test_locomotion_script_is_the_suite(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(locomotion, "suite_main", seen.append)
     locomotion.main(["report", "--out", "x"])
     assert seen == [["--suite", "locomotion", "report", "--out", "x"]]
+
+
+def test_adaptive_frontier_finds_the_fixed_budget_cells(
+    suites: ModuleType, tmp_path: Path
+) -> None:
+    """benchmarks/adaptive_frontier.py reads the reproduction's GEM-over-N test cells."""
+    path = ROOT / "benchmarks" / "adaptive_frontier.py"
+    spec = importlib.util.spec_from_file_location("bench_adaptive_frontier", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = suites.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
+                              "--seeds", "0", "1"])  # fmt: skip
+    knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
+    rows = [_fake(c, 40.0 + c["config"]["n"]) for c in suites.test_cells(args, knobs)]
+    (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mz = bench.mazes.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
+                                 "--seeds", "0", "1"])  # fmt: skip
+    got = bench.fixed_rows(mz, "medium", knobs)
+    assert sorted({r["n"] for r in got}) == list(args.budgets)
+    assert len(got) == 2 * len(args.budgets)
+    assert all(r["critic_evals"] == r["n"] + 1 and r["score"] == 40.0 + r["n"] for r in got)
