@@ -1,0 +1,193 @@
+"""Why GEM's actor trails early: Phase I variants retrained on one maze, scored side by side.
+
+The maze reproduction's learning curves show the K = 5 guided-EM actor's anchor below the fair
+K = 1 baseline for the first ~150k steps on medium, then level with it. This script retrains one
+factor at a time and scores each run at the same step with the suite's chosen knobs:
+
+- ``density``: the reference (the reproduction's own run, or one trained here);
+- ``censored``: ``gmm_likelihood=censored`` (clipped actions score the mass beyond the edge);
+- ``undetached``: ``detach_gamma=false`` (gradients through the responsibilities);
+- ``k2``: ``n_components=2`` (actor and behavior GMMs);
+- ``c_ent0``: ``c_ent=0`` (no gating-entropy bonus);
+- ``alpha1`` / ``alpha10``: guidance strength 1 or 10 (ours: 3).
+
+Each run is scored on the test evaluation seeds: GEM's anchor alone (N = 0), the run's own fair
+baseline (N = 0), and GEM at N = 64. One training seed per variant by default: read the table as
+a screen, not a verdict.
+
+Usage::
+
+    python reproductions/ablations.py train --runs RUNS --steps 60000 --variants censored undetached
+    python reproductions/ablations.py eval --runs RUNS --out CELLS --reference REF_RUN_DIR \\
+        --knobs-from MAZE_CELLS --maze-steps medium=300000
+    python reproductions/ablations.py report --out CELLS --json docs/results/ablations.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mazes
+
+VARIANTS: dict[str, list[str]] = {
+    "density": [],
+    "censored": ["gmm_likelihood=censored"],
+    "undetached": ["detach_gamma=false"],
+    "k2": ["n_components=2"],
+    "c_ent0": ["c_ent=0"],
+    "alpha1": ["alpha=1.0"],
+    "alpha10": ["alpha=10.0"],
+}
+BASE_SET = ["n_critics=5", "hidden=128,128"]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("stage", choices=["train", "eval", "report"])
+    p.add_argument("--runs", type=Path, default=Path("reproductions/out/ablations/runs"))
+    p.add_argument("--out", type=Path, default=Path("reproductions/out/ablations"))
+    p.add_argument("--maze", default="medium", choices=mazes.MAZE_NAMES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=60_000)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--reference", type=Path, default=None,
+                   help="a run directory to score as 'density' instead of training one")
+    p.add_argument("--knobs-from", type=Path, default=None,
+                   help="the maze reproduction's cell cache: use the knobs its validation chose")
+    p.add_argument("--maze-steps", nargs="*", default=[])
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, default=None, help="report: also write the table here")
+    return p.parse_args(argv)
+
+
+def run_dir(args: argparse.Namespace, variant: str) -> Path:
+    if variant == "density" and args.reference is not None:
+        return args.reference
+    return args.runs / f"{args.maze}-{variant}-s{args.seed}"
+
+
+def models_at(directory: Path, step: int) -> Path | None:
+    snap = directory / "snapshots" / f"step_{step:08d}"
+    if (snap / "models.json").is_file():
+        return snap
+    man = directory / "models.json"
+    if man.is_file() and json.loads(man.read_text()).get("meta", {}).get("step") == step:
+        return directory
+    return None
+
+
+def stage_train(args: argparse.Namespace) -> None:
+    for v in args.variants:
+        out = run_dir(args, v)
+        if models_at(out, args.steps) is not None:
+            continue
+        common = ["--steps", str(args.steps), "--compile", "--snapshot-every", "20000",
+                  "--threads", str(args.threads), "--quiet"]  # fmt: skip
+        if (out / "trainer_state.safetensors").is_file():
+            cmd = ["gemkit", "train", "--resume", str(out), *common]
+        else:
+            sets = [x for kv in [*BASE_SET, *VARIANTS[v]] for x in ("--set", kv)]
+            cmd = ["gemkit", "train", "--dataset", mazes.dataset_id(args.maze), "--seed",
+                   str(args.seed), "--out", str(out), *sets, *common]  # fmt: skip
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+
+
+def knobs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.knobs_from is None:
+        return {"beta": 1.0, "lam": 1.0, "lam_T": 1.0, "value": "lcb_z"}
+    mz = mazes.parse_args(["report", "--out", str(args.knobs_from), *(
+        ["--maze-steps", *args.maze_steps] if args.maze_steps else [])])  # fmt: skip
+    k = mazes.suite_knobs(mz)
+    return {key: k[key] for key in ("beta", "lam", "lam_T", "value")}
+
+
+def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
+    mz = mazes.parse_args(["report"])
+    kn = knobs(args)
+    out = []
+    for v in args.variants:
+        for actor, n in (("gem", 0), ("baseline", 0), ("gem", args.n)):
+            cfg = mazes.selector_params(mz, args.maze, n=n, **kn)
+            out.append({"variant": v, "actor": actor, "n": n, "config": cfg})
+    return out
+
+
+def read_rows(out: Path) -> list[dict[str, Any]]:
+    path = out / "ablations.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
+
+
+def _ident(c: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (c["variant"], c["actor"], c["n"], json.dumps(c["config"], sort_keys=True))
+
+
+def stage_eval(args: argparse.Namespace) -> None:
+    import torch
+
+    from gemkit.config import SelectorConfig
+    from gemkit.eval.runs import evaluate_config
+    from gemkit.models import load_models
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    done = {_ident(r) for r in read_rows(args.out) if r["steps"] == args.steps}
+    for c in cells(args):
+        d = models_at(run_dir(args, c["variant"]), args.steps)
+        if _ident(c) in done or d is None:
+            continue
+        models = load_models(d)
+        if c["actor"] == "baseline":
+            models = models.unimodal()
+        t0 = time.perf_counter()
+        s = evaluate_config(models, SelectorConfig(**c["config"]), mazes.dataset_id(args.maze),
+                            episodes=args.episodes, seeds=mazes.TEST_SEEDS,
+                            num_envs=min(args.episodes, 30))  # fmt: skip
+        row = {**c, "maze": args.maze, "seed": args.seed, "steps": args.steps,
+               "run": str(d), "score": s.score_mean, "violation": s.row()["violation"],
+               "returns": [float(x) for r in s.results for x in r.returns],
+               "eval_s": time.perf_counter() - t0}  # fmt: skip
+        with (args.out / "ablations.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{c['variant']:>10} {c['actor']:>8} N={c['n']:<4} -> {s.score_mean:.1f}", flush=True)
+
+
+def stage_report(args: argparse.Namespace) -> None:
+    rows = [r for r in read_rows(args.out) if r["steps"] == args.steps]
+    by = {(r["variant"], r["actor"], r["n"]): r for r in rows}
+    order = [v for v in VARIANTS if any(k[0] == v for k in by)]
+    cols = [("gem", 0), ("baseline", 0), ("gem", args.n)]
+    print(f"| variant | --set | GEM anchor (N=0) | fair baseline (N=0) | GEM N={args.n} |")
+    print("|---|---|---:|---:|---:|")
+    table = []
+    for v in order:
+        got = [by.get((v, a, n)) for a, n in cols]
+        cells_ = [f"{g['score']:.1f}" if g else "-" for g in got]
+        print(f"| {v} | {' '.join(VARIANTS[v]) or '(reference)'} | " + " | ".join(cells_) + " |")
+        scores = {f"{a}_n{n}": (g["score"] if g else None)
+                  for (a, n), g in zip(cols, got, strict=True)}  # fmt: skip
+        table.append({"variant": v, "set": VARIANTS[v], **scores})
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"maze": args.maze, "seed": args.seed, "steps": args.steps,
+                                         "episodes": args.episodes, "rows": table}, indent=1))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    {"train": stage_train, "eval": stage_eval, "report": stage_report}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()

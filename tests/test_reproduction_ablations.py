@@ -1,0 +1,60 @@
+"""reproductions/ablations.py: its cells and its report (no training here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def abl() -> ModuleType:
+    path = ROOT / "reproductions" / "ablations.py"
+    spec = importlib.util.spec_from_file_location("repro_ablations", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["repro_ablations"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_variant_changes_one_setting_and_gets_three_cells(abl: ModuleType) -> None:
+    args = abl.parse_args(["eval", "--variants", "density", "censored", "k2"])
+    assert abl.VARIANTS["density"] == [] and all(len(v) == 1 for k, v in abl.VARIANTS.items()
+                                                 if k != "density")  # fmt: skip
+    cells = abl.cells(args)
+    assert [(c["variant"], c["actor"], c["n"]) for c in cells[:3]] == [
+        ("density", "gem", 0), ("density", "baseline", 0), ("density", "gem", 64)]
+    assert len(cells) == 9
+    assert {c["config"]["value"] for c in cells} == {"lcb_z"}
+    assert all(c["config"]["n"] == c["n"] for c in cells)
+
+
+def test_reference_run_replaces_density(abl: ModuleType, tmp_path: Path) -> None:
+    args = abl.parse_args(["train", "--runs", str(tmp_path), "--reference", "/ref"])
+    assert abl.run_dir(args, "density") == Path("/ref")
+    assert abl.run_dir(args, "censored") == tmp_path / "medium-censored-s0"
+
+
+def test_report_table_and_json(abl: ModuleType, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    rows = []
+    for v, base in (("density", 10.0), ("censored", 20.0)):
+        for actor, n, add in (("gem", 0, 0.0), ("baseline", 0, 5.0), ("gem", 64, 9.0)):
+            rows.append({"variant": v, "actor": actor, "n": n, "config": {}, "steps": 60000,
+                         "score": base + add})  # fmt: skip
+    (tmp_path / "ablations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "abl.json"
+    abl.main(["report", "--out", str(tmp_path), "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "| density | (reference) | 10.0 | 15.0 | 19.0 |" in text
+    assert "| censored | gmm_likelihood=censored | 20.0 | 25.0 | 29.0 |" in text
+    saved = json.loads(out.read_text())
+    assert saved["rows"][1] == {"variant": "censored", "set": ["gmm_likelihood=censored"],
+                                "gem_n0": 20.0, "baseline_n0": 25.0, "gem_n64": 29.0}  # fmt: skip
