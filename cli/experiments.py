@@ -227,9 +227,15 @@ def eval_cmd(
         list(parse_floats(mass_scale, "--mass-scale")) if mass_scale else [None]
     )
     seed_list = parse_ints(seeds, "--seeds")
+    budget = None
+    if adaptive:
+        from gemkit.budget import AdaptiveBudget
+
+        budget = AdaptiveBudget(n0=n0, n_max=n_max, kappa=kappa, cue=cue)
     console = make_console()
     with progress_bar(console) as bar:
-        task = bar.add_task(f"evaluating on {target}", total=len(ns) * len(masses))
+        rows_total = (len(ns) + (budget is not None)) * len(masses)
+        task = bar.add_task(f"evaluating on {target}", total=rows_total)
         summaries = evaluate_budgets(
             models,
             cfg,
@@ -240,16 +246,8 @@ def eval_cmd(
             seeds=seed_list,
             name=choice_name(preset) or "gem",
             progress=lambda: bar.advance(task),
+            adaptive=budget,
         )
-        if adaptive:
-            from gemkit.budget import AdaptiveBudget
-            from gemkit.eval.runs import evaluate_config
-
-            budget = AdaptiveBudget(n0=n0, n_max=n_max, kappa=kappa, cue=cue)
-            label = f"{choice_name(preset) or 'gem'} adaptive N={n0}..{n_max} {cue}={kappa:g}"
-            summaries += [evaluate_config(models, cfg, target, episodes=episodes, seeds=seed_list,
-                                          mass_scale=m, label=label, budget=budget)
-                          for m in masses]  # fmt: skip
     rows = [s.row() for s in summaries]
     shown = [{**r, "score": plus_minus(r["score_mean"], r["score_std"])} for r in rows]
     title = f"{target}: {len(seed_list)} seed(s) x {episodes} episodes, checkpoint {checkpoint}"

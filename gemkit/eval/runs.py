@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -20,6 +20,9 @@ from gemkit.eval.evaluate import EvalResult, evaluate, resolve_env_spec
 from gemkit.eval.results import METRICS, reduce_seeds
 from gemkit.models.io import Models
 from gemkit.selector import compose
+
+if TYPE_CHECKING:
+    from gemkit.budget import AdaptiveBudget
 
 __all__ = [
     "SEED_STRIDE",
@@ -238,27 +241,38 @@ def evaluate_budgets(
     seeds: Sequence[int],
     name: str = "gem",
     progress: Callable[[], None] | None = None,
+    adaptive: AdaptiveBudget | None = None,
 ) -> list[RunSummary]:
     """:func:`evaluate_config` for ``config`` at every candidate budget in ``ns`` and every
-    MassScale factor in ``mass_scales`` (``None``: unchanged dynamics), in that order.
+    MassScale factor in ``mass_scales`` (``None``: unchanged dynamics), in that order; then,
+    with ``adaptive`` (a :class:`gemkit.budget.AdaptiveBudget`), the adaptive budget at every
+    MassScale factor.
 
-    Rows are labelled ``"<name> N=<n>"``, plus the actor kind when it is not the GMM;
-    ``progress()`` is called after each evaluation.
+    Rows are labelled ``"<name> N=<n>"`` (``"<name> adaptive N=<n0>..<n_max> <cue>=<kappa>"``),
+    plus the actor kind when it is not the GMM; ``progress()`` is called after each evaluation.
     """
     actor_kind = models.meta.get("actor_kind")
     kind = f" ({actor_kind} actor)" if actor_kind and actor_kind != "gmm" else ""
+    runs: list[tuple[SelectorConfig, str, AdaptiveBudget | None]] = [
+        (config.evolve(n=n), f"{name} N={n}{kind}", None) for n in ns
+    ]
+    if adaptive is not None:
+        a = adaptive
+        label = f"{name} adaptive N={a.n0}..{a.n_max} {a.cue}={a.kappa:g}{kind}"
+        runs.append((config, label, adaptive))
     out: list[RunSummary] = []
-    for n in ns:
+    for cfg, label, budget in runs:
         for mass in mass_scales:
             out.append(
                 evaluate_config(
                     models,
-                    config.evolve(n=n),
+                    cfg,
                     target,
                     episodes=episodes,
                     seeds=seeds,
                     mass_scale=mass,
-                    label=f"{name} N={n}{kind}",
+                    label=label,
+                    budget=budget,
                 )
             )
             if progress is not None:
