@@ -23,6 +23,8 @@ Usage::
 
     python reproductions/actor_diagnostics.py --runs runs/ckpt \
         --out docs/results/actor_diagnostics.json
+    python reproductions/actor_diagnostics.py --runs runs/ckpt --only medium-s0 medium-s1 \
+        medium-s2 --step 20000 60000 100000 200000 300000 --out docs/results/actor_evolution.json
 """
 
 from __future__ import annotations
@@ -102,16 +104,22 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "actor_diagnostics.json")
     p.add_argument("--states", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step", type=int, default=None, help="use each run's snapshot at this step")
+    p.add_argument("--step", type=int, nargs="*", default=[None],
+                   help="use each run's snapshot at these steps (one row per run and step)")
+    p.add_argument("--only", nargs="*", default=None, help="only these run names")
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = []
     for run in sorted(args.runs.iterdir()):
-        if (run / "done").is_file() or (run / "models.json").is_file():
+        if args.only is not None and run.name not in args.only:
+            continue
+        if not ((run / "done").is_file() or (run / "models.json").is_file()):
+            continue
+        for step in args.step:
             try:
-                rows.append(diagnose(run, args.states, args.seed, args.step))
+                rows.append(diagnose(run, args.states, args.seed, step))
             except (AssertionError, KeyError) as exc:
-                print(f"skip {run.name}: {exc!r}")
+                print(f"skip {run.name} at step {step}: {exc!r}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     keys = [k for k in rows[0] if k not in ("run",)] if rows else []
