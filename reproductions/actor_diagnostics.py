@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from pathlib import Path
@@ -40,15 +41,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def diagnose(run: Path, states: int, seed: int, step: int | None = None) -> dict[str, Any]:
+@functools.lru_cache(maxsize=2)
+def _data(dataset_id: str) -> Any:
     from gemkit.data import load
+
+    return load(dataset_id)
+
+
+def diagnose(run: Path, states: int, seed: int, step: int | None = None) -> dict[str, Any]:
     from gemkit.models import load_models
 
     snap = run / "snapshots" / f"step_{step:08d}" if step is not None else None
     models = load_models(snap if snap is not None and snap.is_dir() else run)
     if step is not None and models.meta.get("step") != step:
         raise KeyError(f"no models at step {step}")
-    data = load(models.meta["dataset_id"])
+    data = _data(models.meta["dataset_id"])  # one read per dataset
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(data), (states,), generator=g)
     s = models.normalize_obs(data.observations[idx])
