@@ -145,18 +145,21 @@ SUITES: dict[str, Suite] = {
         "envs (not ours: gymnasium's v5 envs and our own SAC behaviour policy), 1M gradient "
         "steps, its own networks and evaluation (its appendix's per-environment GEM table, at "
         "the ablations' defaults, gives less on some tasks, e.g. 74.89 on hopper-medium-v2).",
-        train_note=" (256x256 networks: D4RL locomotion's usual size, IQL's and SAC's, and "
-        "gemkit's default; 5 critics instead of the default 10: the ensemble size of the maze "
-        "runs, at half the critic's cost on these CPUs; rewards x 1000 / (max - min episode "
-        "return): IQL's recipe on D4RL locomotion, so alpha and the expectile act in the same "
-        "units on every task)",
+        train_note=" (128x128 networks and 5 critics: the maze runs' sizes, which trained at "
+        "~80 steps/s per core here; the paper's profile, 10 critics and 256x256, runs ~27 "
+        "steps/s on these CPUs, docs/performance.md; rewards "
+        "x 1000 / (max - min episode return): IQL's recipe on D4RL locomotion, so alpha and the "
+        "expectile act in the same units on every task)",
+        timing_note="Training ran at about 80 gradient steps/s per job here (one job per core), "
+        "about 20 minutes per 100,000 steps; the whole evaluation took about 10 minutes. ",
+        findings="locomotion_findings.md",
         data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
         "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
         "steps of its policy, medium-replay: its replay buffer; {sizes}); see "
         "`docs/datasets.md`.",
         doc="results-locomotion.md", figures="results/locomotion",
-        defaults={**COMMON_DEFAULTS, "steps": 300_000, "snapshot_every": 50_000,
-                  "train_set": ["n_critics=5", "hidden=256,256", "reward_scale=return_range"],
+        defaults={**COMMON_DEFAULTS, "steps": 100_000, "snapshot_every": 20_000,
+                  "train_set": ["n_critics=5", "hidden=128,128", "reward_scale=return_range"],
                   "budgets": [0, 1, 16, 64, 256], "episodes": 5, "test_episodes": 10,
                   "curve_episodes": 5, "big_episodes": 10,
                   "mass_scales": [0.5, 0.75, 1.0, 1.25, 1.5],

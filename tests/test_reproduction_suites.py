@@ -70,7 +70,7 @@ def test_maze_suite_is_the_default(suites: ModuleType) -> None:
 def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
     args = suites.parse_args(["train", "--suite", "locomotion"])
     assert args.tasks == ["hopper-medium", "hopper-medium-replay"]
-    assert args.train_set == ["n_critics=5", "hidden=256,256", "reward_scale=return_range"]
+    assert args.train_set == ["n_critics=5", "hidden=128,128", "reward_scale=return_range"]
     assert (args.episodes, args.test_episodes) == (5, 10)
     assert args.budgets == [0, 1, 16, 64, 256]
     assert args.mass_tasks == ["hopper-medium"] and 1.0 in args.mass_scales
@@ -82,9 +82,9 @@ def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
     cmd = suites.train_command(args, "hopper-medium", 2)
     assert cmd[:8] == ["gemkit", "train", "--dataset", "gemkit/hopper-medium-v0", "--seed", "2",
                        "--out", str(args.runs / "hopper-medium-s2")]  # fmt: skip
-    assert cmd[8:14] == ["--set", "n_critics=5", "--set", "hidden=256,256", "--set",
+    assert cmd[8:14] == ["--set", "n_critics=5", "--set", "hidden=128,128", "--set",
                          "reward_scale=return_range"]  # fmt: skip
-    assert cmd[14:16] == ["--steps", "300000"]
+    assert cmd[14:16] == ["--steps", "100000"]
     more = suites.parse_args(["test", "--suite", "locomotion", "--tasks", "walker2d-medium",
                               "halfcheetah-medium", "--budgets", "0", "64", "1024"])  # fmt: skip
     assert more.tasks == ["walker2d-medium", "halfcheetah-medium"] and max(more.budgets) == 1024
