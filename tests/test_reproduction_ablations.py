@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_fixtures import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def abl() -> ModuleType:
-    path = ROOT / "reproductions" / "ablations.py"
-    spec = importlib.util.spec_from_file_location("repro_ablations", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["repro_ablations"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("reproductions/ablations.py", "repro_ablations")
 
 
 def test_every_variant_changes_one_setting_and_gets_three_cells(abl: ModuleType) -> None:

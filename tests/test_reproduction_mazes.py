@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from script_fixtures import load_script
 
 
 @pytest.fixture(scope="module")
 def mazes() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "reproductions" / "mazes.py"
-    spec = importlib.util.spec_from_file_location("repro_mazes", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["repro_mazes"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("reproductions/mazes.py", "repro_mazes")
 
 
 def _row(stage: str, maze: str, seed: int, score: float, **kw: Any) -> dict[str, Any]:

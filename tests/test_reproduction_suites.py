@@ -4,7 +4,6 @@ defaults, cells (MassScale included) and report, on fake cached cells (no traini
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from script_fixtures import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,13 +23,7 @@ CONFIG = {"proposer": "actor", "anchor": "mode", "value": "lcb_z", "support": "z
 
 @pytest.fixture(scope="module")
 def suites() -> ModuleType:
-    path = ROOT / "reproductions" / "mazes.py"
-    spec = importlib.util.spec_from_file_location("repro_mazes", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["repro_mazes"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("reproductions/mazes.py", "repro_mazes")
 
 
 def test_maze_cell_keys_are_the_ones_cached_before_the_suites(
@@ -203,11 +197,7 @@ def test_adaptive_frontier_finds_the_fixed_budget_cells(
     suites: ModuleType, tmp_path: Path
 ) -> None:
     """benchmarks/adaptive_frontier.py reads the reproduction's GEM-over-N test cells."""
-    path = ROOT / "benchmarks" / "adaptive_frontier.py"
-    spec = importlib.util.spec_from_file_location("bench_adaptive_frontier", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/adaptive_frontier.py", "bench_adaptive_frontier")
     args = suites.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
                               "--seeds", "0", "1"])  # fmt: skip
     knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
