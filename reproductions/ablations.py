@@ -129,8 +129,8 @@ def read_rows(out: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
 
 
-def _ident(c: dict[str, Any]) -> tuple[str, str, int, str]:
-    return (c["variant"], c["actor"], c["n"], json.dumps(c["config"], sort_keys=True))
+def _ident(c: dict[str, Any], seed: int) -> tuple[str, int, str, int, str]:
+    return (c["variant"], seed, c["actor"], c["n"], json.dumps(c["config"], sort_keys=True))
 
 
 def stage_eval(args: argparse.Namespace) -> None:
@@ -142,10 +142,10 @@ def stage_eval(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    done = {_ident(r) for r in read_rows(args.out) if r["steps"] == args.steps}
+    done = {_ident(r, r["seed"]) for r in read_rows(args.out) if r["steps"] == args.steps}
     for c in cells(args):
         d = models_at(run_dir(args, c["variant"]), args.steps)
-        if _ident(c) in done or d is None:
+        if _ident(c, args.seed) in done or d is None:
             continue
         models = load_models(d)
         if c["actor"] == "baseline":
@@ -164,7 +164,8 @@ def stage_eval(args: argparse.Namespace) -> None:
 
 
 def stage_report(args: argparse.Namespace) -> None:
-    rows = [r for r in read_rows(args.out) if r["steps"] == args.steps]
+    rows = [r for r in read_rows(args.out)
+            if r["steps"] == args.steps and r.get("seed", 0) == args.seed]  # fmt: skip
     by = {(r["variant"], r["actor"], r["n"]): r for r in rows}
     order = [v for v in VARIANTS if any(k[0] == v for k in by)]
     cols = [("gem", 0), ("baseline", 0), ("gem", args.n)]

@@ -41,7 +41,9 @@ def test_report_table_and_json(abl: ModuleType, tmp_path: Path,
     for v, base in (("density", 10.0), ("censored", 20.0)):
         for actor, n, add in (("gem", 0, 0.0), ("baseline", 0, 5.0), ("gem", 64, 9.0)):
             rows.append({"variant": v, "actor": actor, "n": n, "config": {}, "steps": 60000,
-                         "score": base + add})  # fmt: skip
+                         "score": base + add, "seed": 0})  # fmt: skip
+            rows.append({"variant": v, "actor": actor, "n": n, "config": {}, "steps": 60000,
+                         "score": -1.0, "seed": 1})  # another training seed: not in seed 0's table
     (tmp_path / "ablations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "abl.json"
     abl.main(["report", "--out", str(tmp_path), "--json", str(out)])
