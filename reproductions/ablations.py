@@ -181,8 +181,11 @@ def stage_report(args: argparse.Namespace) -> None:
         table.append({"variant": v, "set": VARIANTS[v], **scores})
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        every = [{k: r[k] for k in ("variant", "seed", "actor", "n", "score")}
+                 for r in read_rows(args.out) if r["steps"] == args.steps]  # fmt: skip
         args.json.write_text(json.dumps({"maze": args.maze, "seed": args.seed, "steps": args.steps,
-                                         "episodes": args.episodes, "rows": table}, indent=1))
+                                         "episodes": args.episodes, "rows": table,
+                                         "every_seed": every}, indent=1))  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
