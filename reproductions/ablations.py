@@ -47,7 +47,6 @@ VARIANTS: dict[str, list[str]] = {
     "alpha1": ["alpha=1.0"],
     "alpha10": ["alpha=10.0"],
 }
-BASE_SET = ["n_critics=5", "hidden=128,128"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -77,29 +76,17 @@ def run_dir(args: argparse.Namespace, variant: str) -> Path:
     return args.runs / f"{args.maze}-{variant}-s{args.seed}"
 
 
-def models_at(directory: Path, step: int) -> Path | None:
-    snap = directory / "snapshots" / f"step_{step:08d}"
-    if (snap / "models.json").is_file():
-        return snap
-    man = directory / "models.json"
-    if man.is_file() and json.loads(man.read_text()).get("meta", {}).get("step") == step:
-        return directory
-    return None
-
-
 def stage_train(args: argparse.Namespace) -> None:
+    from gemkit.train import models_at
+
+    # the maze reproduction's training command: its --train-set plus the variant's one change
+    mz = mazes.parse_args(["train", "--steps", str(args.steps), "--threads", str(args.threads)])
     for v in args.variants:
         out = run_dir(args, v)
         if models_at(out, args.steps) is not None:
             continue
-        common = ["--steps", str(args.steps), "--compile", "--snapshot-every", "20000",
-                  "--threads", str(args.threads), "--quiet"]  # fmt: skip
-        if (out / "trainer_state.safetensors").is_file():
-            cmd = ["gemkit", "train", "--resume", str(out), *common]
-        else:
-            sets = [x for kv in [*BASE_SET, *VARIANTS[v]] for x in ("--set", kv)]
-            cmd = ["gemkit", "train", "--dataset", mazes.dataset_id(args.maze), "--seed",
-                   str(args.seed), "--out", str(out), *sets, *common]  # fmt: skip
+        cmd = mazes.train_command(mz, args.maze, args.seed, out=out,
+                                  train_set=[*mz.train_set, *VARIANTS[v]])  # fmt: skip
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
 
@@ -139,6 +126,7 @@ def stage_eval(args: argparse.Namespace) -> None:
     from gemkit.config import SelectorConfig
     from gemkit.eval.runs import evaluate_config
     from gemkit.models import load_models
+    from gemkit.train import models_at
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -50,11 +50,12 @@ def _data(dataset_id: str) -> Any:
 
 def diagnose(run: Path, states: int, seed: int, step: int | None = None) -> dict[str, Any]:
     from gemkit.models import load_models
+    from gemkit.train import models_at
 
-    snap = run / "snapshots" / f"step_{step:08d}" if step is not None else None
-    models = load_models(snap if snap is not None and snap.is_dir() else run)
-    if step is not None and models.meta.get("step") != step:
+    found = run if step is None else models_at(run, step)
+    if found is None:
         raise KeyError(f"no models at step {step}")
+    models = load_models(found)
     data = _data(models.meta["dataset_id"])  # one read per dataset
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(data), (states,), generator=g)

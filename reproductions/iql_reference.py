@@ -99,13 +99,13 @@ def stage_test(args: argparse.Namespace) -> None:
     from gemkit.adapters import from_d3rlpy, load_d3rlpy, policy_from_d3rlpy
     from gemkit.eval.runs import evaluate_config
     from gemkit.models import load_models
+    from gemkit.train import models_at
 
     torch.set_num_threads(args.threads)
     snap = run_dir(args) / "snapshots" / f"step_{args.steps:08d}.d3"
     algo = load_d3rlpy(snap)
     gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
-    gem_snap = gem_run / "snapshots" / f"step_{args.steps:08d}"
-    behavior = load_models(gem_snap if gem_snap.is_dir() else gem_run)
+    behavior = load_models(models_at(gem_run, args.steps) or gem_run)
     anchor, source = policy_from_d3rlpy(algo)
     critic = from_d3rlpy(algo)
     behavior.critic = critic

@@ -317,14 +317,17 @@ def run_dir(args: argparse.Namespace, task: str, seed: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- train
-def train_command(args: argparse.Namespace, task: str, seed: int) -> list[str]:
-    """The exact ``gemkit train`` command of one run (resumes a run that exists)."""
-    out = run_dir(args, task, seed)
+def train_command(args: argparse.Namespace, task: str, seed: int, out: Path | None = None,
+                  train_set: Sequence[str] | None = None) -> list[str]:
+    """The exact ``gemkit train`` command of one run (resumes a run that exists), in ``out``
+    (default :func:`run_dir`) with ``train_set`` (default ``--train-set``)."""
+    out = run_dir(args, task, seed) if out is None else out
     common = ["--steps", str(steps_for(args, task)), "--compile", "--snapshot-every",
               str(args.snapshot_every), "--threads", str(args.threads), "--quiet"]
     if (out / "trainer_state.safetensors").is_file():
         return ["gemkit", "train", "--resume", str(out), *common]
-    sets = [x for kv in args.train_set for x in ("--set", kv)]
+    sets = [x for kv in (args.train_set if train_set is None else train_set)
+            for x in ("--set", kv)]  # fmt: skip
     return ["gemkit", "train", "--dataset", dataset_id(task), "--seed", str(seed),
             "--out", str(out), *sets, *common]
 
@@ -347,13 +350,6 @@ def stage_train(args: argparse.Namespace) -> None:
             cmd = train_command(args, task, seed)
             _log(" ".join(cmd))
             subprocess.run(cmd, check=True)
-
-
-def _final_step(directory: Path) -> int | None:
-    man = directory / "models.json"
-    if not man.is_file():
-        return None
-    return int(json.loads(man.read_text()).get("meta", {}).get("step", -1))
 
 
 # ---------------------------------------------------------------------------- cells
@@ -521,13 +517,12 @@ def models_dir(args: argparse.Namespace, task: str, seed: int, step: int) -> Pat
     A run trained past ``step`` (continued for a longer budget) still has its snapshot there;
     without an LR schedule, the snapshot is exactly what a run stopped at ``step`` exports.
     """
+    from gemkit.train import models_at
+
     d = run_dir(args, task, seed)
-    snap = d / "snapshots" / f"step_{step:08d}"
-    if (snap / "models.json").is_file():
-        return snap
-    if step == steps_for(args, task) and _final_step(d) == step:
-        return d
-    return None
+    found = models_at(d, step)
+    # the run's own export answers only for its budget (the curves read snapshots)
+    return None if found == d and step != steps_for(args, task) else found
 
 
 def available(args: argparse.Namespace, cell: dict[str, Any]) -> bool:

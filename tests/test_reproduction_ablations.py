@@ -53,3 +53,17 @@ def test_report_table_and_json(abl: ModuleType, tmp_path: Path,
     saved = json.loads(out.read_text())
     assert saved["rows"][1] == {"variant": "censored", "set": ["gmm_likelihood=censored"],
                                 "gem_n0": 20.0, "baseline_n0": 25.0, "gem_n64": 29.0}  # fmt: skip
+
+
+def test_train_command_is_the_reproductions_plus_one_change(abl: ModuleType, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            ) -> None:  # fmt: skip
+    ran: list[list[str]] = []
+    monkeypatch.setattr(abl.subprocess, "run", lambda cmd, check: ran.append(cmd))
+    abl.main(["train", "--runs", str(tmp_path), "--steps", "600", "--variants", "censored"])
+    out = str(tmp_path / "medium-censored-s0")
+    assert ran == [["gemkit", "train", "--dataset", "gemkit/pointmaze-medium-v1", "--seed", "0",
+                    "--out", out, "--set", "n_critics=5", "--set", "hidden=128,128", "--set",
+                    "gmm_likelihood=censored", "--steps", "600", "--compile", "--snapshot-every",
+                    "20000", "--threads", "1", "--quiet"]]  # fmt: skip

@@ -247,3 +247,22 @@ def test_checkpoint_without_recorded_pretraining_resumes_with_its_config(
         train(fork, cfg, tmp_path / "short", 6, resume=True)  # type: ignore[arg-type]
     train(fork, cfg, tmp_path / "short", 40, save_every=100, resume=True)  # type: ignore[arg-type]
     assert load_models(tmp_path / "short").meta["pretrain_steps"] == 8
+
+
+def test_models_at_prefers_the_snapshot_then_the_export_at_that_step(tmp_path) -> None:
+    import json as _json
+
+    from gemkit.train import models_at, snapshot_dir
+
+    run = tmp_path / "run"
+    assert snapshot_dir(run, 20_000) == run / "snapshots" / "step_00020000"
+    assert models_at(run, 20_000) is None
+    run.mkdir()
+    (run / "models.json").write_text(_json.dumps({"meta": {"step": 60_000}}))
+    snap = snapshot_dir(run, 20_000)
+    snap.mkdir(parents=True)
+    assert models_at(run, 20_000) is None  # a snapshot folder without its manifest
+    (snap / "models.json").write_text(_json.dumps({"meta": {"step": 20_000}}))
+    assert models_at(run, 20_000) == snap
+    assert models_at(run, 60_000) == run  # the run stopped there: its own export
+    assert models_at(run, 40_000) is None

@@ -21,7 +21,7 @@ from gemkit.train.checkpoint import load_config, load_trainer_state, save_checkp
 from gemkit.train.config import PROFILES, ConfigError, TrainConfig, apply_overrides
 from gemkit.train.metrics import LOSS_NAMES, TrainProgress
 from gemkit.train.plan import PRETRAIN_SHARE, TrainPlan, plan_run
-from gemkit.train.run import TrainingInterrupted, train
+from gemkit.train.run import TrainingInterrupted, models_at, snapshot_dir, train
 from gemkit.train.trainer import Trainer
 
 __all__ = [
@@ -38,7 +38,9 @@ __all__ = [
     "fit_behavior_gmm",
     "load_config",
     "load_trainer_state",
+    "models_at",
     "plan_run",
     "save_checkpoint",
+    "snapshot_dir",
     "train",
 ]

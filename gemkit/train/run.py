@@ -4,6 +4,7 @@ reports, checkpoints, resumes and stops cleanly on Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -15,14 +16,14 @@ from torch import Tensor
 
 from gemkit.data.transitions import Transitions
 from gemkit.errors import CheckpointError
-from gemkit.models.io import Models, save_models
+from gemkit.models.io import MANIFEST, Models, save_models
 from gemkit.train.checkpoint import STATE_FILE, load_trainer_state, save_checkpoint
 from gemkit.train.config import TrainConfig
 from gemkit.train.metrics import LOSS_NAMES, MetricsLog, TrainProgress
 from gemkit.train.plan import plan_run
 from gemkit.train.trainer import Trainer
 
-__all__ = ["TrainingInterrupted", "check_output_dir", "train"]
+__all__ = ["TrainingInterrupted", "check_output_dir", "models_at", "snapshot_dir", "train"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -51,6 +52,28 @@ def _windows(start: int, stop: int, every: int) -> Iterator[int]:
         nxt += every
     if stop > start:
         yield stop
+
+
+def snapshot_dir(run: str | Path, step: int) -> Path:
+    """Where :func:`train` (``snapshot_every``) writes the models of the run in ``run`` at
+    ``step``: ``<run>/snapshots/step_<step, 8 digits>``."""
+    return Path(run) / "snapshots" / f"step_{step:08d}"
+
+
+def models_at(run: str | Path, step: int) -> Path | None:
+    """The model directory of the run in ``run`` at ``step``: its snapshot there, else the
+    run's own export when the run stopped at ``step``; ``None`` when neither exists.
+
+    Without an LR schedule, a snapshot is exactly what a run stopped at that step exports, so
+    a run trained further still answers for its earlier steps.
+    """
+    snap = snapshot_dir(run, step)
+    if (snap / MANIFEST).is_file():
+        return snap
+    manifest = Path(run) / MANIFEST
+    if manifest.is_file() and json.loads(manifest.read_text()).get("meta", {}).get("step") == step:
+        return Path(run)
+    return None
 
 
 def check_output_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
@@ -194,9 +217,7 @@ def train(
                     if trainer.step % save_every == 0 and trainer.step != steps:
                         save()
                     if snapshot_every is not None and trainer.step % snapshot_every == 0:
-                        save_models(
-                            out / "snapshots" / f"step_{trainer.step:08d}", trainer.models()
-                        )
+                        save_models(snapshot_dir(out, trainer.step), trainer.models())
                 if trainer.step == n0:  # stopped before this window's first step
                     break
                 metrics = {
