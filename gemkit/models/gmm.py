@@ -275,7 +275,8 @@ class ConditionalGMM(nn.Module):
         log_w, means, log_std = params
         inv_std = torch.exp(-log_std)  # [K, A]
         z = (actions.unsqueeze(2) - means.unsqueeze(1)) * inv_std  # [B, M, K, A]
-        log_norm = -0.5 * (z.square().sum(-1)) - log_std.sum(-1) - 0.5 * means.shape[-1] * _LOG_2PI
+        z2 = z.square()
+        log_norm = -0.5 * (z2.sum(-1)) - log_std.sum(-1) - 0.5 * means.shape[-1] * _LOG_2PI
         density = log_w.unsqueeze(1) + log_norm  # [B, M, K]
         if likelihood == "density":
             return density
@@ -290,7 +291,7 @@ class ConditionalGMM(nn.Module):
         # the tail masses depend on the state and the component only: [B, 1, K, A]
         tail_low = log_ndtr((low - means) * inv_std).unsqueeze(1)
         tail_high = log_ndtr((means - high) * inv_std).unsqueeze(1)
-        per_dim = -0.5 * z.square() - log_std - 0.5 * _LOG_2PI  # [B, M, K, A]
+        per_dim = -0.5 * z2 - log_std - 0.5 * _LOG_2PI  # [B, M, K, A]
         per_dim = torch.where(at_low, tail_low, torch.where(at_high, tail_high, per_dim))
         censored = log_w.unsqueeze(1) + per_dim.sum(-1)
         any_edge = (at_low | at_high).any(-1)  # [B, M, 1]
