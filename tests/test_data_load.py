@@ -126,3 +126,66 @@ def test_continues_matches_a_plain_loop(fork_transitions) -> None:
         same = bool((t.next_observations[i] == t.observations[i + 1]).all())
         assert got[i] == (not ended and same), i
     assert len(got) == len(t) - 1 and 0 < sum(got) < len(got)
+
+
+def _same(a, b) -> None:
+    import attrs
+
+    for f in attrs.fields(type(a)):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, torch.Tensor):
+            assert x.dtype == y.dtype, f.name
+            assert torch.equal(x, y), f.name
+        else:
+            assert x == y, f.name
+
+
+def _cache_files(store: pathlib.Path) -> list[pathlib.Path]:
+    return sorted((store / FORK_ID / ".gemkit-cache").glob("*"))
+
+
+def test_second_load_reads_the_cache(
+    minari_store: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gemkit.data.minari_io as io
+
+    make_fork(200, seed=1, ref_episodes=2)
+    first = load(FORK_ID)
+    assert len(_cache_files(minari_store)) == 1
+
+    def no_decoding(dataset_id: str) -> None:
+        raise AssertionError("the dataset was decoded again")
+
+    monkeypatch.setattr(io, "_read_episodes", no_decoding)
+    _same(load(FORK_ID), first)  # tensors, dtypes, statistics and meta all identical
+
+
+def test_rewritten_dataset_is_never_read_from_a_stale_cache(minari_store: pathlib.Path) -> None:
+    make_fork(200, seed=1, ref_episodes=2)
+    assert len(load(FORK_ID)) == 200
+    make_fork(300, seed=2, ref_episodes=2, overwrite=True)
+    fresh = load(FORK_ID)
+    assert len(fresh) == 300
+    assert len(_cache_files(minari_store)) == 1  # the stale cache was replaced
+    _same(load(FORK_ID), fresh)
+
+
+def test_corrupt_cache_is_read_afresh_and_rewritten(minari_store: pathlib.Path) -> None:
+    make_fork(200, seed=1, ref_episodes=2)
+    first = load(FORK_ID)
+    (cache,) = _cache_files(minari_store)
+    cache.write_bytes(b"not a safetensors file")
+    _same(load(FORK_ID), first)
+    assert cache.stat().st_size > 100
+
+
+def test_cache_off_or_unwritable_still_loads(
+    minari_store: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_fork(200, seed=1, ref_episodes=2)
+    monkeypatch.setenv("GEMKIT_DATASET_CACHE", "0")
+    first = load(FORK_ID)
+    assert not (minari_store / FORK_ID / ".gemkit-cache").exists()
+    monkeypatch.delenv("GEMKIT_DATASET_CACHE")
+    (minari_store / FORK_ID / ".gemkit-cache").write_text("a file where the folder would go")
+    _same(load(FORK_ID), first)

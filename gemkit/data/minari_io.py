@@ -6,6 +6,10 @@ The local store is ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import pathlib
 import warnings
 from collections.abc import Mapping
@@ -160,6 +164,79 @@ def _reference_meta(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_CACHE_VERSION = 1
+_CACHE_DIR = ".gemkit-cache"
+_CACHE_OFF = "GEMKIT_DATASET_CACHE"
+_CACHED = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts",
+           "action_low", "action_high")  # fmt: skip
+
+
+def _cache_file(dataset_id: str) -> pathlib.Path | None:
+    """Where :func:`load` keeps the flat arrays of ``dataset_id``'s current files (or None:
+    caching is off, ``GEMKIT_DATASET_CACHE=0``).
+
+    The name holds a fingerprint of every file in the dataset's ``data/`` folder (name, size,
+    modification time) and of the cache format, so a dataset that is rewritten or edited is
+    never read from a stale cache.
+    """
+    if os.environ.get(_CACHE_OFF, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    data = dataset_path(dataset_id) / "data"
+    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in data.iterdir() if p.is_file())  # fmt: skip
+    key = json.dumps([_CACHE_VERSION, dataset_id, stats]).encode()
+    name = hashlib.sha256(key).hexdigest()[:20]
+    return dataset_path(dataset_id) / _CACHE_DIR / f"{name}.safetensors"
+
+
+def _read_cache(path: pathlib.Path | None) -> Transitions | None:
+    """The cached transitions at ``path``; None where there is none or it cannot be read (then
+    :func:`load` reads the dataset again and rewrites it)."""
+    if path is None or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["meta"])
+            arrays = {k: f.get_tensor(k) for k in _CACHED}
+    except Exception:
+        return None
+    return _transitions(arrays, meta)
+
+
+def _write_cache(path: pathlib.Path | None, data: Transitions) -> None:
+    """Write ``data`` to ``path`` atomically, replacing older caches of the dataset; a store
+    that cannot be written (read-only, full) only loses the speed-up."""
+    if path is None:
+        return
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        meta = json.dumps(data.meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: getattr(data, k).contiguous() for k in _CACHED}, str(tmp),
+                  metadata={"meta": meta})  # fmt: skip
+        os.replace(tmp, path)
+        for old in path.parent.glob("*.safetensors"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except (OSError, TypeError, ValueError):
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _transitions(arrays: Mapping[str, torch.Tensor], meta: dict[str, Any]) -> Transitions:
+    obs = arrays["observations"]
+    return Transitions(
+        **{k: arrays[k] for k in _CACHED},
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0, unbiased=False).clamp_min(1e-3),
+        meta=meta,
+    )
+
+
 def load(dataset_id: str) -> Transitions:
     """Load a local Minari dataset as flat transition tensors.
 
@@ -174,6 +251,11 @@ def load(dataset_id: str) -> Transitions:
     - ``obs_mean``/``obs_std`` are over ``observations`` (as CORL/D4RL; std clamped at ``1e-3``).
     - ``meta`` holds ``dataset_id``, ``env_id``, ``eval_env_spec`` (JSON), ``ref_min_score``/
       ``ref_max_score`` when stored, ``total_episodes``, ``obs_keys``.
+    - The first load of a dataset keeps its flat arrays in ``<dataset>/.gemkit-cache/`` (one
+      safetensors file, about the size of the data); later loads read that file instead of
+      decoding every episode (a 1M-step PointMaze: ~40 s -> well under a second). The cache
+      is keyed by the dataset files' names, sizes and modification times, so an edited or
+      rewritten dataset is read afresh; ``GEMKIT_DATASET_CACHE=0`` turns it off.
 
     Args:
         dataset_id: a Minari dataset id in the local store.
@@ -190,6 +272,19 @@ def load(dataset_id: str) -> Transitions:
         >>> data.observations.shape  # doctest: +SKIP
         torch.Size([50000, 2])
     """
+    if not dataset_exists(dataset_id):
+        raise _not_found(dataset_id)
+    cache = _cache_file(dataset_id)
+    cached = _read_cache(cache)
+    if cached is not None:
+        return cached
+    data = _read_episodes(dataset_id)
+    _write_cache(cache, data)
+    return data
+
+
+def _read_episodes(dataset_id: str) -> Transitions:
+    """:func:`load` without the cache: every episode decoded through Minari."""
     ds = load_minari(dataset_id)
     try:
         storage = ds.storage
@@ -215,7 +310,6 @@ def load(dataset_id: str) -> Transitions:
     cat = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
     if cat["observations"].shape[0] == 0:
         raise DatasetError(f"dataset {dataset_id!r} holds no transitions.")
-    obs = torch.from_numpy(cat["observations"])
     env_spec = metadata.get("env_spec")
     meta: dict[str, Any] = {
         "dataset_id": dataset_id,
@@ -228,19 +322,11 @@ def load(dataset_id: str) -> Transitions:
         else None,
         **_reference_meta(metadata),
     }
-    return Transitions(
-        observations=obs,
-        actions=torch.from_numpy(cat["actions"]),
-        rewards=torch.from_numpy(cat["rewards"]),
-        next_observations=torch.from_numpy(cat["next_observations"]),
-        terminals=torch.from_numpy(cat["terminals"]),
-        timeouts=torch.from_numpy(cat["timeouts"]),
-        action_low=torch.as_tensor(np.asarray(act_space.low, dtype=np.float32).reshape(-1)),
-        action_high=torch.as_tensor(np.asarray(act_space.high, dtype=np.float32).reshape(-1)),
-        obs_mean=obs.mean(0),
-        obs_std=obs.std(0, unbiased=False).clamp_min(1e-3),
-        meta=meta,
-    )
+    arrays = {k: torch.from_numpy(v) for k, v in cat.items()}
+    for bound in ("low", "high"):
+        box = np.asarray(getattr(act_space, bound), dtype=np.float32).reshape(-1)
+        arrays[f"action_{bound}"] = torch.from_numpy(box)
+    return _transitions(arrays, meta)
 
 
 def _env_id(env_spec: Any) -> str | None:
