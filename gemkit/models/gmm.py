@@ -215,8 +215,12 @@ class ConditionalGMM(nn.Module):
     def forward(self, states: Tensor) -> GMMParams:
         """Mixture parameters at ``states [B, S]`` (once per states tensor in a
         :func:`shared_forward` block)."""
+        # Training (autograd on) and compiled code never share: checking those first keeps the
+        # ContextVar out of torch.compile's trace, where reading it is a graph break.
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._params(states)
         cache = _SHARED.get()
-        if cache is None or torch.is_grad_enabled():
+        if cache is None:
             return self._params(states)
         key = (id(self), id(states))
         hit = cache.get(key)
