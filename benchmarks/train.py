@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from gemkit.data.transitions import Transitions
 from gemkit.train import TrainConfig, Trainer
+from gemkit.train.trainer import COMPILE_MODES
 
 
 # ---------------------------------------------------------------- the CORL-style IQL baseline
@@ -190,6 +191,13 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256, help="width of every 2-layer MLP")
     p.add_argument("--compile", action="store_true", help="also time compiled GEM trainers")
     p.add_argument(
+        "--compile-modes",
+        nargs="+",
+        default=["default"],
+        choices=list(COMPILE_MODES),
+        help="torch.compile modes to time with --compile (default: default)",
+    )
+    p.add_argument(
         "--matmul-share",
         action="store_true",
         help="profile every loop and print the share of its time spent in matrix multiplies "
@@ -220,8 +228,11 @@ def main() -> None:
                 hidden=(h, h),
             )
             loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
-            if args.compile:
-                loops[f"gem_E{e}_{mode}_compiled"] = Trainer(data, cfg, compile=True).train_step
+            for cmode in args.compile_modes if args.compile else []:
+                tag = "" if cmode == "default" else f"[{cmode}]"
+                loops[f"gem_E{e}_{mode}_compiled{tag}"] = Trainer(
+                    data, cfg, compile=True, compile_mode=cmode
+                ).train_step
     warmup: dict[str, float] = {}
     for name, fn in loops.items():  # warm-up (compilation happens here)
         t0 = time.perf_counter()
@@ -237,17 +248,17 @@ def main() -> None:
         f"threads={args.threads}, S={s}, A={a}, hidden={h}x2, batch={bs}, K={args.components}, "
         f"best of {args.rounds} rounds x {args.steps} steps"
     )
-    print(f"{'loop':<24} {'steps/s':>9} {'ratio vs IQL':>13} {'vs eager':>9} {'warm-up s':>10}")
+    print(f"{'loop':<48} {'steps/s':>9} {'ratio vs IQL':>13} {'vs eager':>9} {'warm-up s':>10}")
     for name, v in best.items():
-        eager = best.get(name.removesuffix("_compiled"), v)
+        eager = best.get(name.split("_compiled")[0], v)
         print(
-            f"{name:<24} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} {warmup[name]:10.1f}"
+            f"{name:<48} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} {warmup[name]:10.1f}"
         )
     if args.matmul_share:
-        print(f"\n{'loop':<24} {'matmul share':>13} {'ceiling (GEMMs unchanged)':>26}")
+        print(f"\n{'loop':<48} {'matmul share':>13} {'ceiling (GEMMs unchanged)':>26}")
         for name, fn in loops.items():
             share = matmul_share(fn)
-            print(f"{name:<24} {100 * share:12.1f}% {1 / share:25.2f}x")
+            print(f"{name:<48} {100 * share:12.1f}% {1 / share:25.2f}x")
 
 
 if __name__ == "__main__":

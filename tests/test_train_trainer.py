@@ -292,10 +292,11 @@ def test_models_without_baseline_say_how_to_get_one(fork: object) -> None:
 
 
 # ---------------------------------------------------------------- compiled training
-def test_compiled_step_matches_eager(fork: object) -> None:
+@pytest.mark.parametrize("mode", ["default", "max-autotune-no-cudagraphs"])
+def test_compiled_step_matches_eager(fork: object, mode: str) -> None:
     """torch.compile'd losses give the eager step's losses and parameters (float tolerance)."""
     eager = Trainer(fork, small())  # type: ignore[arg-type]
-    comp = Trainer(fork, small(), compile=True)  # type: ignore[arg-type]
+    comp = Trainer(fork, small(), compile=True, compile_mode=mode)  # type: ignore[arg-type]
     for _ in range(3):
         se, sc = eager.train_step(), comp.train_step()
         for k in se:
@@ -305,6 +306,13 @@ def test_compiled_step_matches_eager(fork: object) -> None:
         other = comp.networks()[name].state_dict()
         for k, v in net.state_dict().items():
             torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}.{k}")
+
+
+def test_unknown_compile_mode_lists_the_valid_ones(fork: object) -> None:
+    from gemkit.errors import GemkitError
+
+    with pytest.raises(GemkitError, match="default, reduce-overhead, max-autotune"):
+        Trainer(fork, small(), compile=True, compile_mode="fast")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("phase", ["pretrain", "joint"])

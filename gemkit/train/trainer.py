@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from gemkit.data.transitions import Transitions
-from gemkit.errors import DatasetError
+from gemkit.errors import DatasetError, GemkitError
 from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
@@ -28,7 +28,10 @@ from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "Trainer"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer"]
+
+#: ``torch.compile`` modes a :class:`Trainer` accepts.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 BASELINE_SEED_OFFSET = 7919
 """The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
@@ -44,6 +47,9 @@ class Trainer:
         pretrain_steps: behavior-only steps at the start (default
             ``config.gmm_pretrain_steps``; :func:`train` passes its plan's).
         compile: run :meth:`compute_losses` through ``torch.compile``.
+        compile_mode: ``torch.compile``'s ``mode`` when ``compile`` is on: one of
+            :data:`COMPILE_MODES` (``default``; on CPU, ``max-autotune-no-cudagraphs`` was no
+            faster, ``docs/performance.md``; the CUDA-graph modes are for GPUs).
 
     Attributes:
         actor: the guided-EM GMM actor (``K = 1`` for ``actor="unimodal"``).
@@ -64,7 +70,12 @@ class Trainer:
         *,
         pretrain_steps: int | None = None,
         compile: bool = False,
+        compile_mode: str = "default",
     ) -> None:
+        if compile_mode not in COMPILE_MODES:
+            raise GemkitError(
+                f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}."
+            )
         self.config = config
         self.pretrain_steps = (
             config.gmm_pretrain_steps if pretrain_steps is None else pretrain_steps
@@ -128,7 +139,7 @@ class Trainer:
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
-            self._losses = torch.compile(self.compute_losses)
+            self._losses = torch.compile(self.compute_losses, mode=compile_mode)
 
     # ------------------------------------------------------------------ one step
     @property
