@@ -844,6 +844,24 @@ def mass_points(test: list[dict[str, Any]], task: str,
     return out
 
 
+def planned_results(args: argparse.Namespace, knobs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cached result of every validation and test cell the plan has at ``knobs``, one row
+    per planned cell, tagged with the plan's ``series`` (and MassScale factor).
+
+    A cell's key is what determines its numbers, not the series it was first evaluated for: a
+    frontier point (GEM at ``N = --val-n`` with a constant ``lambda``) *is* the GEM cell at that
+    ``N`` once the knobs choose that ``lambda``, and is not evaluated again. Its cached row
+    still says ``frontier``, so the plan's tags, not the cache's, decide where it is reported.
+    """
+    cached = read_cells(args.out)
+    rows = []
+    for c in [*validation_cells(args), *test_cells(args, knobs)]:
+        if c["key"] in cached:
+            tags = {t: c[t] for t in ("series", "mass_scale") if t in c}
+            rows.append({**cached[c["key"]], **tags})
+    return rows
+
+
 def stage_report(args: argparse.Namespace) -> None:
     import csv
 
@@ -851,15 +869,13 @@ def stage_report(args: argparse.Namespace) -> None:
     from gemkit.eval.profile import cpu_name
 
     suite, w = suite_of(args), suite_of(args).word
-    cells = list(read_cells(args.out).values())
     try:
         knobs = suite_knobs(args)
     except SystemExit:
         _write_empty_doc(args)
         _log(f"no validation cells in {args.out}: wrote {args.doc} saying so")
         return
-    want = {c["key"] for c in test_cells(args, knobs)} | {c["key"] for c in validation_cells(args)}
-    cells = [c for c in cells if c["key"] in want]
+    cells = planned_results(args, knobs)
     val = [c for c in cells if c["stage"] == "validate"]
     test = [c for c in cells if c["stage"] == "test"]
     figs = Path(args.figures)
@@ -873,6 +889,7 @@ def stage_report(args: argparse.Namespace) -> None:
         flat.append({"stage": c["stage"], "series": c.get("series", "validate"), w: c["task"],
                      "train_seed": c["train_seed"], "step": c["step"], "actor": c["actor"],
                      **{k: c["config"][k] for k in ("n", "beta", "lam", "lam_T", "horizon")},
+                     "value": c["config"].get("value", "lcb"),
                      **({"mass_scale": c.get("mass_scale")} if args.mass_tasks else {}),
                      "eval_seeds": " ".join(map(str, c["eval_seeds"])),
                      "episodes_per_seed": c["episodes"], "score_mean": c["score_mean"],
@@ -880,7 +897,8 @@ def stage_report(args: argparse.Namespace) -> None:
                      "support_z": c["support_z"], "collapse_dist": c["collapse_dist"],
                      "success_rate": c["success_rate"], "steps_per_s": c["steps_per_s"]})
     flat.sort(key=lambda r: (r["stage"], r[w], r["series"], r["actor"], r["step"], r["n"],
-                             r["train_seed"], r["lam_T"], r["beta"], r.get("mass_scale") or 1.0))
+                             r["train_seed"], r["value"], r["lam_T"], r["beta"],
+                             r.get("mass_scale") or 1.0))
     csv_path = figs / f"{suite.name}_cells.csv"
     with csv_path.open("w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(flat[0]))

@@ -170,6 +170,32 @@ def test_locomotion_report_on_fake_cells(
         table = list(csv.DictReader(f))
     assert {r["mass_scale"] for r in table if r["series"] == "mass"} == {"0.5", "1.5"}
     assert "task" in table[0] and "maze" not in table[0]
+    assert {r["value"] for r in table if r["stage"] == "validate"} == {"lcb", "lcb_z"}
+
+
+def test_a_frontier_cell_is_reported_as_the_gem_cell_when_the_knobs_pick_its_lambda(
+    suites: ModuleType, tmp_path: Path
+) -> None:
+    """The cache keeps the series a cell was first evaluated for; the report goes by the plan.
+
+    The maze report of session 5 lost GEM's N = 64 rows on medium and large: the knobs moved to
+    a lambda the frontier had already evaluated, so those cells were cached as frontier points.
+    """
+    args = _tiny(suites, tmp_path)
+    first = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
+    rows = [_fake(c, 40.0 + c["config"]["n"] + 5.0 * (c["series"] == "frontier"))
+            for c in suites.test_cells(args, first)]  # fmt: skip
+    assert any(c["series"] == "frontier" and c["config"]["lam"] == 0.01 for c in rows)
+    (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    then = {**first, "lam": 0.01, "lam_T": 0.01}  # the frontier's lambda is now the chosen one
+    got = suites.planned_results(args, then)
+    gem16 = [r for r in got if r["series"] == "gem" and r["config"]["n"] == 16]
+    assert len(gem16) == 2 * 2  # two tasks x two training seeds, none lost
+    assert all(r["score_mean"] == 61.0 for r in gem16)  # the frontier point's own result
+    assert not [r for r in got if r["series"] == "frontier" and r["config"]["lam"] == 0.01]
+    cached = {r["key"] for r in rows}
+    assert len(got) == sum(c["key"] in cached for c in suites.test_cells(args, then))
 
 
 def test_locomotion_report_without_cells_says_so(suites: ModuleType, tmp_path: Path) -> None:
