@@ -182,8 +182,11 @@ def _cache_file(dataset_id: str) -> pathlib.Path | None:
     if os.environ.get(_CACHE_OFF, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     data = dataset_path(dataset_id) / "data"
-    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in data.iterdir() if p.is_file())  # fmt: skip
+    try:
+        stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in data.iterdir() if p.is_file())  # fmt: skip
+    except OSError:  # unreadable: load() reads (and reports) it the slow way
+        return None
     key = json.dumps([_CACHE_VERSION, dataset_id, stats]).encode()
     name = hashlib.sha256(key).hexdigest()[:20]
     return dataset_path(dataset_id) / _CACHE_DIR / f"{name}.safetensors"
