@@ -844,6 +844,33 @@ def mass_points(test: list[dict[str, Any]], task: str,
     return out
 
 
+def training_rates(args: argparse.Namespace) -> str:
+    """The report's sentence on training speed, measured: each run's median logged
+    ``steps_per_s`` (its ``metrics.csv``, joint steps), per task; empty where no run's log is
+    on this machine (the report then prints the suite's note)."""
+    import csv
+
+    parts = []
+    for task in args.tasks:
+        medians = []
+        for seed in args.seeds:
+            log = run_dir(args, task, seed) / "metrics.csv"
+            if not log.is_file():
+                continue
+            with log.open() as f:
+                rates = [float(r["steps_per_s"]) for r in csv.DictReader(f)
+                         if r.get("phase") == "joint" and r.get("steps_per_s")]  # fmt: skip
+            if rates:
+                medians.append(float(np.median(rates)))
+        if medians:
+            parts.append(f"{task} {min(medians):.0f}-{max(medians):.0f}")
+    if not parts:
+        return ""
+    return ("Training ran at " + ", ".join(parts) + " gradient steps/s per job (each run's "
+            "median logged rate, over the seeds; one thread per job, with other runs and the "
+            "evaluation sharing the two cores). ")
+
+
 def planned_results(args: argparse.Namespace, knobs: dict[str, Any]) -> list[dict[str, Any]]:
     """The cached result of every validation and test cell the plan has at ``knobs``, one row
     per planned cell, tagged with the plan's ``series`` (and MassScale factor).
@@ -1049,7 +1076,7 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
           f"- Machine: {summary['cpu']}, one thread per job.",
           f"- Commands: `python {suite.script} train` runs, for each {w} and seed, "
           f"`{cmd}`; then `validate` and `test` (two `--worker i/2` processes "
-          f"each) and `report`. {suite.timing_note}A run "
+          f"each) and `report`. {training_rates(args) or suite.timing_note}A run "
           f"trained further is resumed with `gemkit train --resume <runs>/<{w}>-s<seed> "
           f"--steps <steps>` (`{suite.steps_flag}`; no LR schedule, so it is the longer run).",
           ""]

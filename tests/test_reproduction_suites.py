@@ -235,3 +235,19 @@ def test_adaptive_frontier_finds_the_fixed_budget_cells(
     assert sorted({r["n"] for r in got}) == list(args.budgets)
     assert len(got) == 2 * len(args.budgets)
     assert all(r["critic_evals"] == r["n"] + 1 and r["score"] == 40.0 + r["n"] for r in got)
+
+
+def test_report_states_the_training_rate_each_run_logged(
+    suites: ModuleType, tmp_path: Path
+) -> None:
+    args = _tiny(suites, tmp_path)
+    assert suites.training_rates(args) == ""  # no run on this machine: the suite's note
+    for seed, rates in ((0, [10.0, 50.0, 52.0, 54.0]), (1, [60.0, 62.0, 64.0])):
+        run = suites.run_dir(args, "hopper-medium", seed)
+        run.mkdir(parents=True)
+        lines = ["step,phase,steps_per_s", "100,pretrain,500.0"]
+        lines += [f"{200 + 100 * i},joint,{r}" for i, r in enumerate(rates)]
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    text = suites.training_rates(args)
+    assert text.startswith("Training ran at hopper-medium 51-62 gradient steps/s per job")
+    assert "hopper-medium-replay" not in text
