@@ -1,0 +1,78 @@
+"""reproductions/phase1_probe.py: run parsing, critic statistics of a gemkit checkpoint, outputs."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from types import ModuleType
+
+import pytest
+import torch
+from core_fixtures import tiny_models
+from script_fixtures import load_script
+
+from gemkit.eval.critic_stats import critic_statistics
+from gemkit.models import CriticEnsemble, Models, ValueNetwork
+
+
+@pytest.fixture(scope="module")
+def probe() -> ModuleType:
+    return load_script("reproductions/phase1_probe.py", "phase1_probe_script")
+
+
+def test_run_labels_may_contain_equals_signs(probe: ModuleType) -> None:
+    assert probe._parse_run("E=5 128x128=/runs/a") == ("E=5 128x128", pathlib.Path("/runs/a"))
+    with pytest.raises(Exception, match="LABEL=DIR"):
+        probe._parse_run("/runs/a")
+
+
+def test_gemkit_stats_feed_the_critic_normalised_states_and_scaled_rewards(
+    probe: ModuleType,
+) -> None:
+    torch.manual_seed(0)
+    m = tiny_models()
+    m = Models(actor=m.actor, behavior=m.behavior, critic=CriticEnsemble(3, 2, 5, hidden=(16,)),
+               value=ValueNetwork(3, (16,)),
+               meta={"obs_mean": [5.0, -3.0, 1.0], "obs_std": [2.0, 0.5, 4.0],
+                     "reward_scale": 10.0,
+                     "train_config": {"alpha": 3.0, "discount": 0.9}})  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "obs": torch.randn(64, 3, generator=g) * 3 + 2,
+        "act": torch.rand(64, 2, generator=g) * 2 - 1,
+        "next_obs": torch.randn(64, 3, generator=g) * 3 + 2,
+        "rewards": torch.rand(64, generator=g),
+        "terminals": (torch.rand(64, generator=g) < 0.2).float(),
+    }
+    mean, std = torch.tensor([5.0, -3.0, 1.0]), torch.tensor([2.0, 0.5, 4.0])
+    with torch.no_grad():
+        o, n = (batch["obs"] - mean) / std, (batch["next_obs"] - mean) / std
+        want = critic_statistics(m.critic(o, batch["act"]), m.value(o), m.value(n),
+                                 batch["rewards"] * 10.0, batch["terminals"], alpha=3.0,
+                                 discount=0.9).to_dict()  # fmt: skip
+        raw = critic_statistics(m.critic(batch["obs"], batch["act"]), m.value(batch["obs"]),
+                                m.value(batch["next_obs"]), batch["rewards"],
+                                batch["terminals"], discount=0.9).to_dict()  # fmt: skip
+    got = probe.gemkit_stats(m, batch)
+    assert got == pytest.approx(want)
+    assert got != pytest.approx(raw)  # the test can tell raw states from normalised ones
+
+
+def test_outputs_keep_one_maze_and_draw_every_series(
+    probe: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    rows = []
+    for run in ("A", "B"):
+        for step in (20_000, 40_000):
+            for series in ("fair baseline, N=0", "GEM anchor, N=0", "GEM, N=64"):
+                rows.append({"key": f"{run}{step}{series}", "maze": "medium", "run": run,
+                             "step": step, "series": series, "score_mean": step / 1e3})  # fmt: skip
+    rows.append({"key": "iql", "maze": "medium", "run": probe.IQL_LABEL, "step": 20_000,
+                 "series": "own action", "score_mean": 30.0})  # fmt: skip
+    rows.append({"key": "other", "maze": "large", "run": "A", "step": 20_000,
+                 "series": "GEM, N=64", "score_mean": 1.0})  # fmt: skip
+    args = type("A", (), {"maze": "medium", "out": tmp_path / "probe.json"})()
+    probe.write_outputs(args, rows)
+    data = json.loads((tmp_path / "probe.json").read_text())
+    assert len(data["cells"]) == 13 and all(c["maze"] == "medium" for c in data["cells"])
+    assert (tmp_path / "probe.png").stat().st_size > 10_000
