@@ -88,7 +88,7 @@ def gemkit_stats(models: Any, batch: dict[str, Any]) -> dict[str, Any]:
     rewards = batch["rewards"] * float(models.meta.get("reward_scale", 1.0))
     return critic_statistics(q, v, nv, rewards, batch["terminals"],
                              alpha=cfg.get("alpha", 3.0),
-                             discount=cfg.get("discount", 0.99)).to_dict()  # fmt: skip
+                             discount=cfg.get("discount", 0.99)).row()  # fmt: skip
 
 
 def iql_stats(algo: Any, batch: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def iql_stats(algo: Any, batch: dict[str, Any]) -> dict[str, Any]:
         nv = mods.value_func(nxt).squeeze(-1)
     return critic_statistics(q, v, nv, batch["rewards"], batch["terminals"],
                              alpha=algo.config.weight_temp,
-                             discount=algo.config.gamma).to_dict()  # fmt: skip
+                             discount=algo.config.gamma).row()  # fmt: skip
 
 
 def _cells(path: Path) -> dict[str, dict[str, Any]]:

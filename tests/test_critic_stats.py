@@ -44,7 +44,7 @@ def test_critic_statistics_match_a_plain_loop(e: int) -> None:
     nv = torch.randn(b, generator=gen)
     r = torch.rand(b, generator=gen)
     d = (torch.rand(b, generator=gen) < 0.1).float()
-    got = critic_statistics(q, v, nv, r, d, alpha=3.0, discount=0.99, max_weight=5.0).to_dict()
+    got = critic_statistics(q, v, nv, r, d, alpha=3.0, discount=0.99, max_weight=5.0).row()
     want = ref_stats(q.double().numpy(), v.double().numpy(), nv.double().numpy(),
                      r.double().numpy(), d.double().numpy(), 3.0, 0.99, 5.0)  # fmt: skip
     assert got["n"] == b

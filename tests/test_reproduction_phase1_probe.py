@@ -49,10 +49,10 @@ def test_gemkit_stats_feed_the_critic_normalised_states_and_scaled_rewards(
         o, n = (batch["obs"] - mean) / std, (batch["next_obs"] - mean) / std
         want = critic_statistics(m.critic(o, batch["act"]), m.value(o), m.value(n),
                                  batch["rewards"] * 10.0, batch["terminals"], alpha=3.0,
-                                 discount=0.9).to_dict()  # fmt: skip
+                                 discount=0.9).row()  # fmt: skip
         raw = critic_statistics(m.critic(batch["obs"], batch["act"]), m.value(batch["obs"]),
                                 m.value(batch["next_obs"]), batch["rewards"],
-                                batch["terminals"], discount=0.9).to_dict()  # fmt: skip
+                                batch["terminals"], discount=0.9).row()  # fmt: skip
     got = probe.gemkit_stats(m, batch)
     assert got == pytest.approx(want)
     assert got != pytest.approx(raw)  # the test can tell raw states from normalised ones

@@ -59,8 +59,8 @@ class CriticStats:
     td_rms: float
     member_std: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """The statistics as a plain dict (JSON/CSV rows)."""
+    def row(self) -> dict[str, Any]:
+        """A flat dict (CSV/JSON-ready)."""
         return attrs.asdict(self)
 
 
