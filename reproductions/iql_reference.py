@@ -69,7 +69,8 @@ def stage_train(args: argparse.Namespace) -> None:
         _log(f"resuming {d} at step {step}")
     else:
         algo = d3rlpy.algos.IQLConfig(
-            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler()
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+            weight_temp=args.weight_temp,
         ).create(device="cpu:0")
         algo.build_with_dataset(data)
     t0, start = time.perf_counter(), step
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--snapshot-every", type=int, default=20_000)
+    p.add_argument("--weight-temp", type=float, default=3.0,
+                   help="train: IQL's inverse temperature (0: the actor is behaviour cloning)")
     p.add_argument("--runs", default="runs/iql")
     p.add_argument("--gem-runs", default="runs/mazes", help="gemkit runs (behavior GMM)")
     p.add_argument("--out", default="runs/mazes-cells")

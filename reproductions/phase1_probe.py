@@ -1,13 +1,13 @@
 """Phase I recipes side by side: learning curves and critic statistics against d3rlpy's IQL.
 
-Each ``--run LABEL=DIR`` is a ``gemkit train`` run (with ``--snapshot-every``) on one maze; the
-optional ``--iql DIR`` is a ``reproductions/iql_reference.py train`` run on the same data. At
+Each ``--run LABEL=DIR`` is a ``gemkit train`` run (with ``--snapshot-every``) on one maze; each
+``--iql LABEL=DIR`` a ``reproductions/iql_reference.py train`` run on the same data. At
 every ``--steps`` step where a run has a snapshot, this scores on ``reproductions/mazes.py``'s
 test seeds (30 episodes):
 
 - gemkit runs: the fair unimodal baseline single-shot (``Models.unimodal()``, ``N = 0``), GEM's
   anchor (``N = 0``) and GEM at ``N = --n`` (``beta = 1``, ``lambda = --lam`` constant);
-- the IQL run: its own deterministic action;
+- the IQL runs: their own deterministic action;
 
 and measures each critic on the same 20,000 dataset transitions
 (:func:`gemkit.eval.critic_statistics`: the level of ``min_e Q_e`` and ``V``, the advantage
@@ -20,7 +20,7 @@ Usage::
 
     python reproductions/phase1_probe.py --maze medium \
         --run "E=5 128x128=RUNS/ckpt/medium-s0" --run "E=2 256x256=RUNS/probe/medium-e2w256-s0" \
-        --iql RUNS/iql/medium-s0 --steps 20000 40000 ... 200000 \
+        --iql "d3rlpy IQL (2 x 256x256)=RUNS/iql/medium-s0" --steps 20000 40000 ... 200000 \
         --cells RUNS/probe/cells.jsonl --out docs/results/phase1_probe.json
 """
 
@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mazes import TEST_SEEDS, dataset_id
 
 STATS_TRANSITIONS = 20_000
-IQL_LABEL = "d3rlpy IQL (2 x 256x256)"
 
 
 def _log(msg: str) -> None:
@@ -120,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
     p.add_argument("--run", type=_parse_run, action="append", default=[], metavar="LABEL=DIR")
-    p.add_argument("--iql", type=Path, default=None, help="a reproductions/iql_reference.py run")
+    p.add_argument("--iql", type=_parse_run, action="append", default=[], metavar="LABEL=DIR",
+                   help="a reproductions/iql_reference.py run")
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--lam", type=float, default=0.003)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cells", type=Path, required=True, help="JSONL cache of finished cells")
     p.add_argument("--out", type=Path, required=True, help="JSON of cells and statistics")
     args = p.parse_args(argv)
-    if not args.run and args.iql is None:
+    if not args.run and not args.iql:
         p.error("give at least one --run or --iql")
 
     import torch
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             for name, sel in series.items():
                 cell(f"{args.maze}|{label}|{step}|{name}|{args.lam:g}", label, step, name, sel,
                      stats)  # fmt: skip
-        if args.iql is not None:
-            snap = args.iql / "snapshots" / f"step_{step:08d}.d3"
+        for label, iql_dir in args.iql:
+            snap = iql_dir / "snapshots" / f"step_{step:08d}.d3"
             if snap.is_file():
                 from gemkit.adapters import load_d3rlpy
 
@@ -187,16 +187,17 @@ def main(argv: list[str] | None = None) -> None:
                 def own(states: torch.Tensor, algo: Any = algo) -> torch.Tensor:
                     return torch.as_tensor(algo.predict(states.cpu().numpy()))
 
-                cell(f"{args.maze}|{IQL_LABEL}|{step}|own action", IQL_LABEL, step,
-                     "own action", own, iql_stats(algo, batch))  # fmt: skip
+                cell(f"{args.maze}|{label}|{step}|own action", label, step, "own action", own,
+                     iql_stats(algo, batch))  # fmt: skip
     write_outputs(args, list(done.values()))
 
 
 def write_outputs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    """The JSON of every cell of this maze and the PNG of the curves."""
+    """The JSON of the cells of this maze and these runs, and the PNG of the curves."""
     from gemkit.eval.io import write_json
 
-    rows = sorted((r for r in rows if r["maze"] == args.maze),
+    runs = {label for label, _ in [*args.run, *args.iql]}
+    rows = sorted((r for r in rows if r["maze"] == args.maze and r["run"] in runs),
                   key=lambda r: (r["run"], r["series"], r["step"]))  # fmt: skip
     write_json(args.out, {
         "what": "Phase I recipes against d3rlpy's IQL: scores on the test seeds and critic "
@@ -223,9 +224,11 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str) -> None:
             pts = sorted((r["step"], r["score_mean"]) for r in rows
                          if r["run"] == run and r["series"] == kind)  # fmt: skip
             ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=run)
-        iql = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == IQL_LABEL)
-        if iql:
-            ax.plot(*zip(*iql, strict=True), "k--", marker="s", ms=3, label=IQL_LABEL + " own")
+        iql_runs = sorted({r["run"] for r in rows if r["series"] == "own action"})
+        for shade, run in zip(("k", "0.45", "0.7"), iql_runs, strict=False):
+            pts = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == run)
+            ax.plot(*zip(*pts, strict=True), "--", color=shade, marker="s", ms=3,
+                    label=run + ", own action")  # fmt: skip
         ax.set_title(kind)
         ax.set_xlabel("gradient steps")
         ax.grid(alpha=0.3)

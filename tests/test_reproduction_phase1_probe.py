@@ -67,12 +67,17 @@ def test_outputs_keep_one_maze_and_draw_every_series(
             for series in ("fair baseline, N=0", "GEM anchor, N=0", "GEM, N=64"):
                 rows.append({"key": f"{run}{step}{series}", "maze": "medium", "run": run,
                              "step": step, "series": series, "score_mean": step / 1e3})  # fmt: skip
-    rows.append({"key": "iql", "maze": "medium", "run": probe.IQL_LABEL, "step": 20_000,
+    rows.append({"key": "iql", "maze": "medium", "run": "IQL", "step": 20_000,
                  "series": "own action", "score_mean": 30.0})  # fmt: skip
     rows.append({"key": "other", "maze": "large", "run": "A", "step": 20_000,
                  "series": "GEM, N=64", "score_mean": 1.0})  # fmt: skip
-    args = type("A", (), {"maze": "medium", "out": tmp_path / "probe.json"})()
+    rows.append({"key": "C", "maze": "medium", "run": "C", "step": 20_000,
+                 "series": "GEM, N=64", "score_mean": 1.0})  # fmt: skip
+    runs = [("A", tmp_path / "a"), ("B", tmp_path / "b")]
+    args = type("A", (), {"maze": "medium", "out": tmp_path / "probe.json", "run": runs,
+                          "iql": [("IQL", tmp_path / "iql")]})()  # fmt: skip
     probe.write_outputs(args, rows)
     data = json.loads((tmp_path / "probe.json").read_text())
     assert len(data["cells"]) == 13 and all(c["maze"] == "medium" for c in data["cells"])
+    assert {c["run"] for c in data["cells"]} == {"A", "B", "IQL"}
     assert (tmp_path / "probe.png").stat().st_size > 10_000
