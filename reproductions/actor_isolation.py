@@ -5,7 +5,8 @@ Separates the actor half of Phase I from its critic. The guidance weights
 critic and value (a gemkit checkpoint, a d3rlpy IQL snapshot, or all ones: behaviour
 cloning), then a ``K = 1`` Gaussian actor is trained on them alone (Adam 3e-4, batch 256,
 256x256, standardised observations, initialisation and minibatches from one seeded generator)
-and scored single-shot on ``reproductions/mazes.py``'s test seeds (30 episodes) at ``--eval-at`` steps.
+and scored single-shot on ``reproductions/mazes.py``'s test seeds (30 episodes) at the
+``--eval-at`` steps.
 
 Two actors with the same objective:
 
