@@ -84,11 +84,11 @@ class GaussianPolicy(nn.Module):
 class IQL:
     """CORL's IQL update, plainly (``iql.py``: ImplicitQLearning.train)."""
 
-    def __init__(self, s: int, a: int, h: int, max_steps: int) -> None:
-        self.qf = TwinQ(s, a, h)
+    def __init__(self, s: int, a: int, h: int, max_steps: int, device: str = "cpu") -> None:
+        self.qf = TwinQ(s, a, h).to(device)
         self.q_target = copy.deepcopy(self.qf).requires_grad_(False)
-        self.vf = _mlp([s, h, h, 1])
-        self.actor = GaussianPolicy(s, a, h)
+        self.vf = _mlp([s, h, h, 1]).to(device)
+        self.actor = GaussianPolicy(s, a, h).to(device)
         self.v_opt = torch.optim.Adam(self.vf.parameters(), lr=3e-4)
         self.q_opt = torch.optim.Adam(self.qf.parameters(), lr=3e-4)
         self.a_opt = torch.optim.Adam(self.actor.parameters(), lr=3e-4)
@@ -154,10 +154,17 @@ def synthetic(n: int, s: int, a: int, seed: int = 0) -> Transitions:
     )
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def steps_per_s(step: Callable[[], object], steps: int) -> float:
+    _sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync()  # queued GPU work belongs to these steps
     return steps / (time.perf_counter() - t0)
 
 
@@ -178,6 +185,10 @@ def matmul_share(step: Callable[[], object], steps: int = 50) -> float:
     return mm / max(total, 1e-9)
 
 
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
@@ -190,6 +201,7 @@ def main() -> None:
     p.add_argument("--critic-modes", nargs="+", default=["loop", "bmm"], choices=["loop", "bmm"])
     p.add_argument("--hidden", type=int, default=256, help="width of every 2-layer MLP")
     p.add_argument("--compile", action="store_true", help="also time compiled GEM trainers")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (every loop and its data)")
     p.add_argument(
         "--compile-modes",
         nargs="+",
@@ -208,13 +220,14 @@ def main() -> None:
     s, a, h, bs = args.state_dim, args.action_dim, args.hidden, 256
     data = synthetic(100_000, s, a)
 
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(device=args.device).manual_seed(1)
     cols = [data.observations, data.actions, data.rewards, data.next_observations, data.terminals]
+    cols = [c.to(args.device) for c in cols]
 
-    iql = IQL(s, a, h, max_steps=10**6)
+    iql = IQL(s, a, h, max_steps=10**6, device=args.device)
 
     def iql_step() -> None:
-        idx = torch.randint(0, len(data), (bs,), generator=g)
+        idx = torch.randint(0, len(data), (bs,), generator=g, device=args.device)
         iql.train([c[idx] for c in cols])
 
     loops: dict[str, Callable[[], object]] = {"iql": iql_step}
@@ -226,6 +239,7 @@ def main() -> None:
                 gmm_pretrain_steps=0,
                 critic_mode=mode,
                 hidden=(h, h),
+                device=args.device,
             )
             loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
             for cmode in args.compile_modes if args.compile else []:
@@ -245,6 +259,7 @@ def main() -> None:
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"device={_device_name(args.device)}, "
         f"threads={args.threads}, S={s}, A={a}, hidden={h}x2, batch={bs}, K={args.components}, "
         f"best of {args.rounds} rounds x {args.steps} steps"
     )

@@ -17,7 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gemkit.errors import GemkitError
+from gemkit.errors import GemkitError, unknown_name_message
+from gemkit.train.trainer import COMPILE_MODES
 
 from ._backend import (
     ADDRESS,
@@ -66,6 +67,7 @@ def resume_command(
     *,
     threads: int | None = None,
     compile: bool = False,
+    compile_mode: str = "default",
     save_every: int = SAVE_EVERY,
     log_every: int = LOG_EVERY,
     snapshot_every: int | None = None,
@@ -82,6 +84,8 @@ def resume_command(
         args += ["--threads", str(threads)]
     if compile:
         args.append("--compile")
+        if compile_mode != "default":
+            args += ["--compile-mode", compile_mode]
     return shlex.join(args)
 
 
@@ -124,6 +128,12 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     compile: bool = typer.Option(
         False, "--compile", help="torch.compile the loss computation (eager fallback)."
+    ),
+    compile_mode: str = typer.Option(
+        "default",
+        "--compile-mode",
+        help="torch.compile mode with --compile: default, reduce-overhead (CUDA graphs: 4x "
+        "eager on an H200, docs/performance.md), max-autotune, max-autotune-no-cudagraphs.",
     ),
     snapshot_every: Optional[int] = typer.Option(
         None, "--snapshot-every", min=1, help="Export models every N steps (learning curves)."
@@ -187,6 +197,8 @@ def train_command(
     if device is not None:
         extra.append(f"device={device.value}")
     cfg = apply_overrides(cfg, extra)
+    if compile_mode not in COMPILE_MODES:
+        raise GemkitError(unknown_name_message("compile mode", compile_mode, COMPILE_MODES))
     if seeds is not None:
         if resume is not None or seed is not None or overwrite:
             raise GemkitError(
@@ -195,7 +207,8 @@ def train_command(
         _train_seeds(dataset, cfg, out, steps, parse_ints(seeds, "--seeds"),
                      backend=(backend, address, cpus_per_task, gpus_per_task, local_cpus),
                      threads=threads, save_every=save_every, log_every=log_every,
-                     compile=compile, snapshot_every=snapshot_every)  # fmt: skip
+                     compile=compile, compile_mode=compile_mode,
+                     snapshot_every=snapshot_every)  # fmt: skip
         return
     check_output_dir(out, resume=resume is not None, overwrite=overwrite)
     if header is None:
@@ -258,12 +271,14 @@ def train_command(
             dataset_id=dataset,
             progress=report,
             compile=compile,
+            compile_mode=compile_mode,
             snapshot_every=snapshot_every,
         )
     except TrainingInterrupted as stop:
         bar.stop()
         command = resume_command(
-            out, steps, threads=threads, compile=compile, save_every=save_every,
+            out, steps, threads=threads, compile=compile, compile_mode=compile_mode,
+            save_every=save_every,
             log_every=log_every, snapshot_every=snapshot_every,
         )  # fmt: skip
         typer.echo(

@@ -191,7 +191,9 @@ def test_truncated_and_foreign_checkpoints_raise_one_line_errors(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_run_resumes_and_loads_on_cpu(fork: object, tmp_path: Path) -> None:
     full, part = tmp_path / "full", tmp_path / "part"
-    cfg = _cfg(device="cuda")
+    # 2 behavior-only steps in both plans: a fresh run takes min(gmm_pretrain_steps, steps // 4),
+    # so CFG's 5 would give the 8-step run 2 and the 12-step run 3, two different runs
+    cfg = _cfg(device="cuda", gmm_pretrain_steps=2)
     train(fork, cfg, full, 12, save_every=4)  # type: ignore[arg-type]
     train(fork, cfg, part, 8, save_every=4)  # type: ignore[arg-type]
     train(fork, cfg, part, 12, save_every=4, resume=True)  # type: ignore[arg-type]

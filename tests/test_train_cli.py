@@ -215,3 +215,16 @@ def test_default_profile_5000_steps_trains_all_and_gem_scores_at_least_its_ancho
     anchor = evaluate_config(models, SelectorConfig(n=0, horizon=100), FORK_ID, episodes=20,
                              seeds=seeds)  # fmt: skip
     assert gem.score_mean >= anchor.score_mean, (gem.score_mean, anchor.score_mean)
+
+
+def test_compile_mode_is_checked_and_kept_in_the_resume_command(tmp_path: pathlib.Path) -> None:
+    from cli.train import resume_command
+
+    code, text = _run("train", "--dataset", FORK_ID, "--out", str(tmp_path / "x"), "--steps",
+                      "4", "--compile", "--compile-mode", "fast", *TINY)  # fmt: skip
+    assert code != 0
+    assert "unknown compile mode 'fast'" in text and "reduce-overhead" in text
+    assert not (tmp_path / "x").exists()
+    cmd = resume_command(tmp_path, 9, compile=True, compile_mode="reduce-overhead")
+    assert cmd.endswith("--compile --compile-mode reduce-overhead")
+    assert "--compile-mode" not in resume_command(tmp_path, 9, compile=True)

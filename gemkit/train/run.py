@@ -130,6 +130,7 @@ def train(
     progress: Callable[[TrainProgress], None] | None = None,
     tensorboard: bool = True,
     compile: bool = False,
+    compile_mode: str = "default",
     snapshot_every: int | None = None,
 ) -> Models:
     """Run GEM's Phase I for ``steps`` gradient steps and checkpoint it in ``out_dir``.
@@ -162,6 +163,9 @@ def train(
         tensorboard: also write TensorBoard scalars when tensorboard is installed.
         compile: run the loss computation (forward and backward) through ``torch.compile``
             (same maths; falls back to eager with a warning where it cannot compile).
+        compile_mode: the ``torch.compile`` mode with ``compile`` (see
+            :data:`gemkit.train.trainer.COMPILE_MODES`; ``reduce-overhead`` uses CUDA graphs
+            on a GPU).
         snapshot_every: also export the models every this many steps to
             ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
 
@@ -181,14 +185,15 @@ def train(
     if snapshot_every is not None and snapshot_every < 1:
         raise ValueError("snapshot_every must be >= 1.")
     if resume:
-        trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile)
+        trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile,
+                          compile_mode=compile_mode)  # fmt: skip
         load_trainer_state(out, trainer)
         plan_run(config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
     else:
         plan = plan_run(config, steps)
         trainer = Trainer(
             transitions, config, dataset_id=dataset_id, pretrain_steps=plan.pretrain,
-            compile=compile,
+            compile=compile, compile_mode=compile_mode,
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.csv", trainer.step if resume else None, tensorboard)
