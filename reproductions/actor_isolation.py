@@ -52,14 +52,11 @@ class D3rlpyStylePolicy(nn.Module):
 
     def __init__(self, state_dim: int, action_dim: int, hidden: tuple[int, ...] = HIDDEN,
                  min_logstd: float = -5.0, max_logstd: float = 2.0) -> None:  # fmt: skip
+        from gemkit.models.mlp import mlp
+
         super().__init__()
-        layers: list[nn.Module] = []
-        d = state_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU()]
-            d = h
-        self.encoder = nn.Sequential(*layers)
-        self.mu = nn.Linear(d, action_dim)
+        self.encoder = mlp(state_dim, hidden)  # Linear -> ReLU per width, like d3rlpy's encoder
+        self.mu = nn.Linear(hidden[-1], action_dim)
         self.logstd = nn.Parameter(torch.zeros(1, action_dim))
         self.min_logstd, self.max_logstd = min_logstd, max_logstd
 
