@@ -268,3 +268,19 @@ def test_models_at_prefers_the_snapshot_then_the_export_at_that_step(tmp_path) -
     assert models_at(run, 20_000) == snap
     assert models_at(run, 60_000) == run  # the run stopped there: its own export
     assert models_at(run, 40_000) is None
+
+
+def test_resume_keeps_the_rows_of_a_metrics_csv_with_older_columns(tmp_path: Path) -> None:
+    """A run logged before a column was added keeps its rows on resume, by column name."""
+    from gemkit.train.metrics import MetricsLog
+
+    path = tmp_path / "metrics.csv"
+    old = [c for c in MetricsLog.COLUMNS if c != "guidance_ess"]
+    rows = [old] + [[str(s), "joint", *(["0.5"] * (len(old) - 2))] for s in (100, 200, 300)]
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    MetricsLog(path, resume_step=200, tensorboard=False)
+    with path.open() as f:
+        got = list(csv.DictReader(f))
+    assert [r["step"] for r in got] == ["100", "200"]
+    assert all(r["guidance_ess"] == "nan" and r["q_mean"] == "0.5" for r in got)
+    assert tuple(got[0].keys()) == MetricsLog.COLUMNS

@@ -168,3 +168,12 @@ def test_polyak_update_matches_numpy(tau: float) -> None:
 def test_polyak_update_rejects_mismatched_networks() -> None:
     with pytest.raises(ValueError, match="parameters"):
         L.polyak_update(torch.nn.Linear(2, 2), torch.nn.Sequential(), 0.1)
+
+
+def test_guidance_ess_matches_numpy_and_reads_uniform_weights_as_one() -> None:
+    g = torch.exp(_rand(500, seed=4, scale=0.7))
+    ref = float(g.numpy().sum() ** 2 / (500 * (g.numpy() ** 2).sum()))
+    assert float(L.guidance_ess(g)) == pytest.approx(ref, rel=RTOL)
+    assert float(L.guidance_ess(torch.full((7,), 2.5))) == pytest.approx(1.0)
+    one_pair = torch.tensor([100.0] + [1e-6] * 99)
+    assert float(L.guidance_ess(one_pair)) == pytest.approx(0.01, rel=1e-3)

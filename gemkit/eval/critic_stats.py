@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
-from gemkit.train.losses import EXP_ADV_MAX, guidance_weight, td_target
+from gemkit.train.losses import EXP_ADV_MAX, guidance_ess, guidance_weight, td_target
 
 __all__ = ["CriticStats", "critic_statistics"]
 
@@ -120,7 +120,7 @@ def critic_statistics(
         adv_std=float(adv.std()),
         weight_moved=float(((alpha * adv).abs() > 1.0).double().mean()),
         guidance_mean=float(g.mean()),
-        guidance_ess=float(g.sum() ** 2 / (b * g.square().sum())),
+        guidance_ess=float(guidance_ess(g)),
         td_mean=float(td.mean()),
         td_rms=float(td.square().mean().sqrt()),
         member_std=float(member_std),

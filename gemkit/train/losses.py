@@ -20,6 +20,7 @@ __all__ = [
     "em_surrogate",
     "expectile_loss",
     "gating_entropy",
+    "guidance_ess",
     "guidance_weight",
     "polyak_update",
     "td_target",
@@ -88,6 +89,23 @@ def guidance_weight(advantage: Tensor, alpha: float, max_weight: float = EXP_ADV
         Weights of the shape of ``advantage``, in ``(0, max_weight]``, with no gradient.
     """
     return torch.exp(alpha * advantage.detach()).clamp(max=max_weight)
+
+
+def guidance_ess(weights: Tensor) -> Tensor:
+    """Effective sample size of guidance weights as a fraction of the batch:
+    ``(sum g)^2 / (B * sum g^2)`` in ``(0, 1]``.
+
+    1 means every pair weighs the same, i.e. the advantage-weighted update is behaviour cloning
+    (what the sparse-reward mazes give at ``alpha = 3``); small means a few pairs carry it.
+
+    Args:
+        weights: ``[B]`` positive weights ``g``.
+
+    Returns:
+        A scalar tensor (no gradient).
+    """
+    g = weights.detach()
+    return g.sum().square() / (g.numel() * g.square().sum())
 
 
 def em_surrogate(log_joint: Tensor, detach_gamma: bool = True) -> Tensor:

@@ -21,6 +21,7 @@ LOSS_NAMES = (
     "v_mean",
     "adv_mean",
     "guidance_mean",
+    "guidance_ess",
     "gating_entropy",
 )
 """The per-step statistics the trainer reports, in ``metrics.csv`` column order."""
@@ -64,8 +65,15 @@ class MetricsLog:
         if resume_step is not None and path.is_file():
             with path.open(newline="") as f:
                 rows = list(csv.reader(f))
-            if rows and tuple(rows[0]) == self.COLUMNS:
-                keep = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+            if rows and rows[0] and rows[0][0] == "step":
+                # by column name, so a run logged by an older gemkit keeps its rows ("nan" where
+                # it had no such column)
+                col = {name: i for i, name in enumerate(rows[0])}
+                keep = [
+                    [r[col[c]] if c in col and col[c] < len(r) else "nan" for c in self.COLUMNS]
+                    for r in rows[1:]
+                    if r and r[0].isdigit() and int(r[0]) <= resume_step
+                ]
         with path.open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(self.COLUMNS)

@@ -203,6 +203,7 @@ class Trainer:
         out["v_mean"] = v.detach().mean()
         out["adv_mean"] = adv.mean()
         out["guidance_mean"] = g.mean()
+        out["guidance_ess"] = L.guidance_ess(g)
         out["gating_entropy"] = entropy.detach().mean()
         return out
 
