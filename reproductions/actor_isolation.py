@@ -103,12 +103,9 @@ def guidance_weights(spec: str, obs: Tensor, act: Tensor) -> Tensor:
         from gemkit.models import load_models
 
         m = load_models(path)
-        stats = m.obs_stats()
         alpha = m.meta.get("train_config", {}).get("alpha", 3.0)
         for i in range(0, obs.shape[0], CHUNK):
-            o, u = obs[i : i + CHUNK], act[i : i + CHUNK]
-            if stats is not None:
-                o = (o - stats[0]) / stats[1]
+            o, u = m.normalize_obs(obs[i : i + CHUNK]), act[i : i + CHUNK]
             adv.append(m.critic(o, u).amin(0) - m.value(o))
     else:
         raise SystemExit(f"--weights must be uniform, iql:PATH or gemkit:DIR, got {spec!r}")

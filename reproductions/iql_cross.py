@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from iql_reference import iql_snapshot
 from mazes import TEST_SEEDS, dataset_id
 
 
@@ -51,8 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     from gemkit.train import models_at
 
     torch.set_num_threads(args.threads)
-    snap = Path(args.iql_runs) / f"{args.maze}-s{args.seed}" / "snapshots"
-    algo = load_d3rlpy(snap / f"step_{args.step:08d}.d3")
+    algo = load_d3rlpy(iql_snapshot(Path(args.iql_runs) / f"{args.maze}-s{args.seed}", args.step))
     anchor, source = policy_from_d3rlpy(algo)
     gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
     models = models_at(gem_run, args.step) or gem_run

@@ -46,6 +46,11 @@ def run_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs) / f"{args.maze}-s{args.seed}"
 
 
+def iql_snapshot(run: Path, step: int) -> Path:
+    """The ``.d3`` snapshot a ``train`` run in ``run`` wrote at ``step``."""
+    return run / "snapshots" / f"step_{step:08d}.d3"
+
+
 def stage_train(args: argparse.Namespace) -> None:
     import d3rlpy
     import torch
@@ -87,7 +92,7 @@ def stage_train(args: argparse.Namespace) -> None:
         tmp = d / ".latest.d3.tmp"
         algo.save(str(tmp))
         os.replace(tmp, d / "latest.d3")
-        (d / "snapshots" / f"step_{step:08d}.d3").write_bytes((d / "latest.d3").read_bytes())
+        iql_snapshot(d, step).write_bytes((d / "latest.d3").read_bytes())
         state_path.write_text(json.dumps({"step": step, "metrics": metrics}))
         rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
         _log(f"{args.maze} s{args.seed} step {step}: {metrics} ({rate:.0f} steps/s so far)")
@@ -103,8 +108,7 @@ def stage_test(args: argparse.Namespace) -> None:
     from gemkit.train import models_at
 
     torch.set_num_threads(args.threads)
-    snap = run_dir(args) / "snapshots" / f"step_{args.steps:08d}.d3"
-    algo = load_d3rlpy(snap)
+    algo = load_d3rlpy(iql_snapshot(run_dir(args), args.steps))
     gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
     behavior = load_models(models_at(gem_run, args.steps) or gem_run)
     anchor, source = policy_from_d3rlpy(algo)

@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from iql_reference import iql_snapshot
 from mazes import TEST_SEEDS, dataset_id
 
 STATS_TRANSITIONS = 20_000
@@ -77,11 +78,8 @@ def gemkit_stats(models: Any, batch: dict[str, Any]) -> dict[str, Any]:
     from gemkit.eval.critic_stats import critic_statistics
 
     cfg = models.meta.get("train_config", {})
-    stats = models.obs_stats()
     with torch.no_grad():
-        obs, nxt = batch["obs"], batch["next_obs"]
-        if stats is not None:
-            obs, nxt = (obs - stats[0]) / stats[1], (nxt - stats[0]) / stats[1]
+        obs, nxt = models.normalize_obs(batch["obs"]), models.normalize_obs(batch["next_obs"])
         q = models.critic(obs, batch["act"])
         v, nv = models.value(obs), models.value(nxt)
     rewards = batch["rewards"] * float(models.meta.get("reward_scale", 1.0))
@@ -162,24 +160,26 @@ def main(argv: list[str] | None = None) -> None:
         _log(f"{run} {step} {series}: {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
     knobs = {"beta": 1.0, "lam": args.lam, "lam_T": args.lam}
+    names = ["fair baseline, N=0", "GEM anchor, N=0", f"GEM, N={args.n}"]
     for step in args.steps:
         for label, run_dir in args.run:
+            keys = [f"{args.maze}|{label}|{step}|{name}|{args.lam:g}" for name in names]
             where = models_at(run_dir, step)
-            if where is None:
-                continue
+            if where is None or all(k in done for k in keys):
+                continue  # no snapshot there, or every cell cached: load nothing
             m = load_models(where)
             stats = gemkit_stats(m, batch)
-            series = {
-                "fair baseline, N=0": compose(preset="gem", models=m.unimodal(), n=0, **knobs),
-                "GEM anchor, N=0": compose(preset="gem", models=m, n=0, **knobs),
-                f"GEM, N={args.n}": compose(preset="gem", models=m, n=args.n, **knobs),
-            }
-            for name, sel in series.items():
-                cell(f"{args.maze}|{label}|{step}|{name}|{args.lam:g}", label, step, name, sel,
-                     stats)  # fmt: skip
+            selectors = [
+                compose(preset="gem", models=m.unimodal(), n=0, **knobs),
+                compose(preset="gem", models=m, n=0, **knobs),
+                compose(preset="gem", models=m, n=args.n, **knobs),
+            ]
+            for key, name, sel in zip(keys, names, selectors, strict=True):
+                cell(key, label, step, name, sel, stats)
         for label, iql_dir in args.iql:
-            snap = iql_dir / "snapshots" / f"step_{step:08d}.d3"
-            if snap.is_file():
+            key = f"{args.maze}|{label}|{step}|own action"
+            snap = iql_snapshot(iql_dir, step)
+            if snap.is_file() and key not in done:
                 from gemkit.adapters import load_d3rlpy
 
                 algo = load_d3rlpy(snap)
@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                 def own(states: torch.Tensor, algo: Any = algo) -> torch.Tensor:
                     return torch.as_tensor(algo.predict(states.cpu().numpy()))
 
-                cell(f"{args.maze}|{label}|{step}|own action", label, step, "own action", own,
-                     iql_stats(algo, batch))  # fmt: skip
+                cell(key, label, step, "own action", own, iql_stats(algo, batch))
     write_outputs(args, list(done.values()))
 
 

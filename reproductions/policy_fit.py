@@ -26,6 +26,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from iql_reference import iql_snapshot
 from mazes import dataset_id
 from phase1_probe import _parse_run
 
@@ -67,13 +68,11 @@ def main(argv: list[str] | None = None) -> None:
                 if where is None:
                     continue
                 m = load_models(where)
-                stats = m.obs_stats()
-                s = obs if stats is None else (obs - stats[0]) / stats[1]
-                params = m.unimodal().actor(s)
+                params = m.unimodal().actor(m.normalize_obs(obs))
                 fit = gaussian_fit(params.means[:, 0], params.log_std[0], act)
                 rows.append({"run": label, "step": step, **fit})
             for label, run in args.iql:
-                snap = run / "snapshots" / f"step_{step:08d}.d3"
+                snap = iql_snapshot(run, step)
                 if not snap.is_file():
                     continue
                 from gemkit.adapters import load_d3rlpy
