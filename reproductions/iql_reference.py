@@ -14,8 +14,9 @@ Needs d3rlpy (``pip install --no-deps d3rlpy==2.8.1`` plus its runtime deps, see
     On the test evaluation seeds of ``reproductions/mazes.py``: IQL's own deterministic policy,
     and GEM's selection rule over IQL's critic (``gemkit.adapters.from_d3rlpy``): candidates
     from IQL's policy (its action as anchor), scored by the critic's LCB plus the z-scored
-    support of the behavior GMM of the gemkit run with the same maze and seed. Cells go to the
-    same ``cells-*.jsonl`` cache format as ``mazes.py``.
+    support of the behavior GMM of the gemkit run with the same maze and seed (``--n`` with no
+    values: IQL's own action only, no gemkit run needed). Cells go to the same
+    ``cells-*.jsonl`` cache format as ``mazes.py``.
 
 Usage::
 
@@ -109,11 +110,12 @@ def stage_test(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     algo = load_d3rlpy(iql_snapshot(run_dir(args), args.steps))
-    gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
-    behavior = load_models(models_at(gem_run, args.steps) or gem_run)
+    behavior: Any = None
+    if args.n:  # GEM over IQL needs the behavior GMM of the gemkit run; IQL's own action does not
+        gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
+        behavior = load_models(models_at(gem_run, args.steps) or gem_run)
+        behavior.critic = from_d3rlpy(algo)
     anchor, source = policy_from_d3rlpy(algo)
-    critic = from_d3rlpy(algo)
-    behavior.critic = critic
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sink = out / "cells-iql.jsonl"

@@ -9,7 +9,11 @@ test seeds (30 episodes):
   anchor (``N = 0``) and GEM at ``N = --n`` (``beta = 1``, ``lambda = --lam`` constant);
 - the IQL runs: their own deterministic action;
 
-and measures each critic on the same 20,000 dataset transitions
+``--suite-csv`` (``docs/results/mazes_cells.csv``, the committed table of
+``reproductions/mazes.py``) adds the suite's own learning curves for the maze (its ``curve``
+cells: GEM's anchor and the fair baseline, single-shot, mean +- std over training seeds), so an
+IQL run can be set beside the suite without the suite's checkpoints. It also
+measures each critic on the same 20,000 dataset transitions
 (:func:`gemkit.eval.critic_statistics`: the level of ``min_e Q_e`` and ``V``, the advantage
 spread, the guidance weights' effective sample size, the Bellman residual). Scores are cached
 in ``--cells`` (JSONL; finished cells are skipped), so a run still training can be scored
@@ -36,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from iql_reference import iql_snapshot
-from mazes import TEST_SEEDS, dataset_id
+from mazes import TEST_SEEDS, _mean_std, dataset_id
 
 STATS_TRANSITIONS = 20_000
 
@@ -106,6 +110,34 @@ def iql_stats(algo: Any, batch: dict[str, Any]) -> dict[str, Any]:
                              discount=algo.config.gamma).row()  # fmt: skip
 
 
+SUITE_SERIES = {"baseline": "fair baseline, N=0", "gem": "GEM anchor, N=0"}
+
+
+def suite_curves(path: Path, maze: str) -> list[dict[str, Any]]:
+    """The suite's learning curves for ``maze`` from ``mazes.py``'s cells CSV: per step and actor,
+    the mean and std over training seeds of the single-shot ``curve`` cells."""
+    import csv
+
+    groups: dict[tuple[str, int], list[float]] = {}
+    episodes: dict[tuple[str, int], int] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            if r["maze"] == maze and r["series"] == "curve" and r["actor"] in SUITE_SERIES:
+                key = (SUITE_SERIES[r["actor"]], int(r["step"]))
+                groups.setdefault(key, []).append(float(r["score_mean"]))
+                episodes[key] = int(r["episodes_per_seed"])
+    if not groups:
+        raise SystemExit(f"{path} has no learning-curve cells for {maze}: give the CSV that "
+                         "`python reproductions/mazes.py report` wrote.")  # fmt: skip
+    out = []
+    for (series, step), scores in sorted(groups.items()):
+        mean, std = _mean_std(scores)
+        out.append({"series": series, "step": step, "score_mean": mean, "score_std": std,
+                    "train_seeds": len(scores),
+                    "episodes": episodes[series, step]})  # fmt: skip
+    return out
+
+
 def _cells(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
@@ -124,11 +156,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lam", type=float, default=0.003)
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--suite-csv", type=Path, default=None,
+                   help="mazes.py's cells CSV: add the suite's learning curves")  # fmt: skip
     p.add_argument("--cells", type=Path, required=True, help="JSONL cache of finished cells")
     p.add_argument("--out", type=Path, required=True, help="JSON of cells and statistics")
     args = p.parse_args(argv)
     if not args.run and not args.iql:
         p.error("give at least one --run or --iql")
+    if args.suite_csv is not None and not args.suite_csv.is_file():
+        p.error(f"--suite-csv {args.suite_csv}: no such file")
 
     import torch
 
@@ -198,18 +234,22 @@ def write_outputs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     runs = {label for label, _ in [*args.run, *args.iql]}
     rows = sorted((r for r in rows if r["maze"] == args.maze and r["run"] in runs),
                   key=lambda r: (r["run"], r["series"], r["step"]))  # fmt: skip
+    suite = suite_curves(args.suite_csv, args.maze) if args.suite_csv else []
     write_json(args.out, {
         "what": "Phase I recipes against d3rlpy's IQL: scores on the test seeds and critic "
                 f"statistics on {STATS_TRANSITIONS} fixed dataset transitions",
         "command": "python reproductions/phase1_probe.py " + " ".join(sys.argv[1:]),
         "cells": rows,
+        **({"suite_curves": suite, "suite_csv": str(args.suite_csv)} if suite else {}),
     })  # fmt: skip
-    plot_curves(rows, args.out.with_suffix(".png"), args.maze)
+    plot_curves(rows, args.out.with_suffix(".png"), args.maze, suite)
     _log(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
-def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str) -> None:
-    """Score vs gradient steps, one panel per series kind, one line per run."""
+def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str,
+                suite: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
+    """Score vs gradient steps, one panel per series kind, one line per run (and the suite's
+    curve, mean +- std over its training seeds, where ``suite`` has it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,6 +268,16 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str) -> None:
             pts = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == run)
             ax.plot(*zip(*pts, strict=True), "--", color=shade, marker="s", ms=3,
                     label=run + ", own action")  # fmt: skip
+        pts = [r for r in suite or [] if r["series"] == kind]
+        if pts:
+            import numpy as np
+
+            x = np.array([r["step"] for r in pts])
+            y = np.array([r["score_mean"] for r in pts])
+            sd = np.array([r["score_std"] for r in pts])
+            label = f"suite ({pts[0]['train_seeds']} seeds x {pts[0]['episodes']} episodes)"
+            ax.plot(x, y, color="C3", marker="o", ms=3, label=label)
+            ax.fill_between(x, y - sd, y + sd, color="C3", alpha=0.12)
         ax.set_title(kind)
         ax.set_xlabel("gradient steps")
         ax.grid(alpha=0.3)

@@ -6,6 +6,7 @@ import json
 import pathlib
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from core_fixtures import tiny_models
@@ -75,9 +76,56 @@ def test_outputs_keep_one_maze_and_draw_every_series(
                  "series": "GEM, N=64", "score_mean": 1.0})  # fmt: skip
     runs = [("A", tmp_path / "a"), ("B", tmp_path / "b")]
     args = type("A", (), {"maze": "medium", "out": tmp_path / "probe.json", "run": runs,
-                          "iql": [("IQL", tmp_path / "iql")]})()  # fmt: skip
+                          "iql": [("IQL", tmp_path / "iql")], "suite_csv": None})()  # fmt: skip
     probe.write_outputs(args, rows)
     data = json.loads((tmp_path / "probe.json").read_text())
     assert len(data["cells"]) == 13 and all(c["maze"] == "medium" for c in data["cells"])
     assert {c["run"] for c in data["cells"]} == {"A", "B", "IQL"}
+    assert "suite_curves" not in data
+    assert (tmp_path / "probe.png").stat().st_size > 10_000
+
+
+def _suite_csv(path: pathlib.Path, rows: list[tuple[str, str, str, int, int, float]]) -> None:
+    head = "stage,series,maze,train_seed,step,actor,episodes_per_seed,score_mean"
+    lines = [head] + [f"test,{series},{maze},{seed},{step},{actor},10,{score}"
+                      for series, maze, actor, seed, step, score in rows]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_suite_curves_average_the_curve_cells_of_one_maze_over_training_seeds(
+    probe: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    csv_path = tmp_path / "cells.csv"
+    scores = {0: 10.0, 1: 20.0, 2: 45.0}
+    rows = [("curve", "umaze", "gem", seed, 20_000, x) for seed, x in scores.items()]
+    rows += [("curve", "umaze", "baseline", 0, 20_000, 7.0),
+             ("curve", "large", "gem", 0, 20_000, 99.0),  # another maze
+             ("gem", "umaze", "gem", 0, 20_000, 99.0)]  # a test cell, not a curve cell  # fmt: skip
+    _suite_csv(csv_path, rows)
+    got = {(r["series"], r["step"]): r for r in probe.suite_curves(csv_path, "umaze")}
+    assert set(got) == {("GEM anchor, N=0", 20_000), ("fair baseline, N=0", 20_000)}
+    anchor = got["GEM anchor, N=0", 20_000]
+    want = np.array(list(scores.values()))
+    assert anchor["score_mean"] == pytest.approx(want.mean())
+    assert anchor["score_std"] == pytest.approx(want.std())
+    assert anchor["train_seeds"] == 3 and anchor["episodes"] == 10
+    assert got["fair baseline, N=0", 20_000]["score_mean"] == pytest.approx(7.0)
+    with pytest.raises(SystemExit, match="no learning-curve cells for medium"):
+        probe.suite_curves(csv_path, "medium")
+
+
+def test_outputs_carry_and_draw_the_suite_curves(
+    probe: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    csv_path = tmp_path / "cells.csv"
+    _suite_csv(csv_path, [("curve", "medium", a, s, st, 1.0 + s)
+                          for a in ("gem", "baseline") for s in (0, 1)
+                          for st in (20_000, 40_000)])  # fmt: skip
+    rows = [{"key": "iql", "maze": "medium", "run": "IQL", "step": 20_000,
+             "series": "own action", "score_mean": 30.0}]  # fmt: skip
+    args = type("A", (), {"maze": "medium", "out": tmp_path / "probe.json", "run": [],
+                          "iql": [("IQL", tmp_path / "iql")], "suite_csv": csv_path})()  # fmt: skip
+    probe.write_outputs(args, rows)
+    data = json.loads((tmp_path / "probe.json").read_text())
+    assert len(data["suite_curves"]) == 4 and data["suite_csv"] == str(csv_path)
     assert (tmp_path / "probe.png").stat().st_size > 10_000
