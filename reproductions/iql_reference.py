@@ -14,14 +14,16 @@ Needs d3rlpy (``pip install --no-deps d3rlpy==2.8.1`` plus its runtime deps, see
     On the test evaluation seeds of ``reproductions/mazes.py``: IQL's own deterministic policy,
     and GEM's selection rule over IQL's critic (``gemkit.adapters.from_d3rlpy``): candidates
     from IQL's policy (its action as anchor), scored by the critic's LCB plus the z-scored
-    support of the behavior GMM of the gemkit run with the same maze and seed (``--n`` with no
-    values: IQL's own action only, no gemkit run needed). Cells go to the same
+    support of the behavior GMM of the gemkit run with the same maze and seed, or of the model
+    directory ``--support`` names (``gemkit fit-support``'s output: the behavior GMM fitted alone;
+    ``--n`` with no values: IQL's own action only, no behavior GMM needed). Cells go to the same
     ``cells-*.jsonl`` cache format as ``mazes.py``.
 
 Usage::
 
     python reproductions/iql_reference.py train --maze medium --seed 0 --steps 300000
     python reproductions/iql_reference.py test --maze medium --seed 0 --steps 300000
+    python reproductions/iql_reference.py report --maze medium --seed 0
 """
 
 from __future__ import annotations
@@ -111,10 +113,16 @@ def stage_test(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     algo = load_d3rlpy(iql_snapshot(run_dir(args), args.steps))
     behavior: Any = None
-    if args.n:  # GEM over IQL needs the behavior GMM of the gemkit run; IQL's own action does not
-        gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
-        behavior = load_models(models_at(gem_run, args.steps) or gem_run)
+    support = ""
+    if args.n:  # GEM over IQL needs a behavior GMM; IQL's own action does not
+        if args.support:  # e.g. `gemkit fit-support`'s model directory
+            support_dir = Path(args.support)
+        else:  # the behavior GMM of the gemkit run with the same maze and seed, at this step
+            gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
+            support_dir = models_at(gem_run, args.steps) or gem_run
+        behavior = load_models(support_dir)
         behavior.critic = from_d3rlpy(algo)
+        support = str(support_dir)
     anchor, source = policy_from_d3rlpy(algo)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +161,7 @@ def stage_test(args: argparse.Namespace) -> None:
             "beta": args.beta,
             "lam": args.lam,
             "value": args.value,
+            "support": support if n is not None else "",
             "eval_seeds": list(TEST_SEEDS),
             "episodes": args.episodes,
             **s.row(),
@@ -163,9 +172,66 @@ def stage_test(args: argparse.Namespace) -> None:
         _log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
 
+def gem_over_iql_curves(rows: list[dict[str, Any]], maze: str, seed: int
+                        ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """The ``test`` cells of one run as curves: per series (``iql``, ``gem-over-iql n=...``),
+    its cells sorted by step (the last cell of a key wins, as a rerun's would)."""
+    latest = {r["key"]: r for r in rows if r["maze"] == maze and r["train_seed"] == seed}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(latest.values(), key=lambda r: (r["n"] is not None, r["n"] or 0, r["step"])):
+        curves.setdefault(r["series"], []).append(r)
+    return curves
+
+
+def stage_report(args: argparse.Namespace) -> None:
+    """The ``test`` cells of ``--maze`` / ``--seed`` in ``--out``: a JSON of the curves and a
+    PNG (score vs IQL's gradient steps, IQL's own action beside GEM's rule at each N)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gemkit.eval.io import write_json
+
+    sink = Path(args.out) / "cells-iql.jsonl"
+    if not sink.is_file():
+        raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
+    rows = [json.loads(line) for line in sink.read_text().splitlines() if line]
+    curves = gem_over_iql_curves(rows, args.maze, args.seed)
+    if not curves:
+        raise SystemExit(f"{sink} has no cells of {args.maze} seed {args.seed}")
+    report = Path(args.report or f"docs/results/gem_over_iql_{args.maze}.json")
+    write_json(report, {
+        "what": f"d3rlpy IQL on {args.maze}, seed {args.seed}: its own action and GEM's rule "
+                "over its critic and policy, per snapshot, on the test seeds",
+        "command": "python reproductions/iql_reference.py " + " ".join(sys.argv[1:]),
+        "curves": {k: [{f: r.get(f) for f in ("step", "n", "lam", "beta", "value", "support",
+                                              "episodes", "score_mean", "score_ep_std",
+                                              "violation", "support_z")} for r in v]
+                   for k, v in curves.items()},
+    })  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for cells in curves.values():
+        first = cells[0]
+        own = first["n"] is None
+        label = "IQL, its own action" if own else (
+            f"GEM over IQL, N = {first['n']}, {first['value']}, lambda = {first['lam']:g}")
+        style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(marker="o")
+        ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3, label=label,
+                **style)  # fmt: skip
+    ax.set_xlabel("IQL gradient steps")
+    ax.set_ylabel(f"normalised score ({args.maze}, test seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(report.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    _log(f"wrote {report} and {report.with_suffix('.png')}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("stage", choices=["train", "test"])
+    p.add_argument("stage", choices=["train", "test", "report"])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=300_000)
@@ -174,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="train: IQL's inverse temperature (0: the actor is behaviour cloning)")
     p.add_argument("--runs", default="runs/iql")
     p.add_argument("--gem-runs", default="runs/mazes", help="gemkit runs (behavior GMM)")
+    p.add_argument("--support", default="",
+                   help="a model directory with a behavior GMM (e.g. from `gemkit fit-support`) "
+                        "instead of the gemkit run's")  # fmt: skip
     p.add_argument("--out", default="runs/mazes-cells")
     p.add_argument("--n", type=int, nargs="*", default=[64])
     p.add_argument("--beta", type=float, default=1.0)
@@ -181,10 +250,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--value", default="lcb", choices=["lcb", "lcb_z", "mean", "min"])
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report", default="",
+                   help="report: the JSON to write (default docs/results/gem_over_iql_MAZE.json)")
     args = p.parse_args(argv)
     if args.steps % args.snapshot_every:
         p.error("--steps must be a multiple of --snapshot-every")
-    {"train": stage_train, "test": stage_test}[args.stage](args)
+    {"train": stage_train, "test": stage_test, "report": stage_report}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""reproductions/iql_reference.py: the report stage's curves of the test cells."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from types import ModuleType
+from typing import Any
+
+import pytest
+from script_fixtures import load_script
+
+
+@pytest.fixture(scope="module")
+def iqlref() -> ModuleType:
+    return load_script("reproductions/iql_reference.py", "iql_reference_script")
+
+
+def _cell(maze: str, step: int, n: int | None, score: float, seed: int = 0) -> dict[str, Any]:
+    series = "iql" if n is None else f"gem-over-iql n={n} lcb lam=0.003"
+    return {"key": f"{maze}-s{seed}-{step}-{series}", "maze": maze, "train_seed": seed,
+            "step": step, "series": series, "n": n, "lam": 0.003, "beta": 1.0, "value": "lcb",
+            "support": "" if n is None else "/runs/support", "episodes": 30,
+            "score_mean": score, "score_ep_std": 1.0, "violation": 0.1,
+            "support_z": 0.5}  # fmt: skip
+
+
+def test_curves_group_by_series_sort_by_step_and_keep_a_reruns_last_cell(
+    iqlref: ModuleType,
+) -> None:
+    rows = [_cell("umaze", 40_000, 64, 10.0), _cell("umaze", 20_000, 64, 20.0),
+            _cell("umaze", 20_000, None, 30.0), _cell("umaze", 20_000, 16, 40.0),
+            _cell("umaze", 20_000, 64, 25.0),  # a rerun of the same key: this one counts
+            _cell("large", 20_000, 64, 99.0), _cell("umaze", 20_000, 64, 98.0, seed=1)]  # fmt: skip
+    curves = iqlref.gem_over_iql_curves(rows, "umaze", 0)
+    assert list(curves) == ["iql", "gem-over-iql n=16 lcb lam=0.003",
+                            "gem-over-iql n=64 lcb lam=0.003"]  # fmt: skip
+    gem64 = curves["gem-over-iql n=64 lcb lam=0.003"]
+    assert [(c["step"], c["score_mean"]) for c in gem64] == [(20_000, 25.0), (40_000, 10.0)]
+    assert [c["score_mean"] for c in curves["iql"]] == [30.0]
+
+
+def test_report_writes_the_curves_and_a_plot(iqlref: ModuleType, tmp_path: pathlib.Path) -> None:
+    rows = [_cell("large", s, n, float(s // 1000 + (n or 0)))
+            for s in (20_000, 40_000) for n in (None, 1, 64)]  # fmt: skip
+    (tmp_path / "cells-iql.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "report.json"
+    iqlref.main(["report", "--maze", "large", "--out", str(tmp_path), "--report", str(out)])
+    got = json.loads(out.read_text())["curves"]
+    assert got["gem-over-iql n=64 lcb lam=0.003"] == [
+        {k: r[k] for k in got["iql"][0]} for r in rows if r["n"] == 64
+    ]
+    assert [c["score_mean"] for c in got["iql"]] == [20.0, 40.0]
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_report_without_cells_says_what_to_run(iqlref: ModuleType, tmp_path: pathlib.Path) -> None:
+    with pytest.raises(SystemExit, match="run the test stage"):
+        iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path)])
+    (tmp_path / "cells-iql.jsonl").write_text(json.dumps(_cell("large", 20_000, 1, 1.0)) + "\n")
+    with pytest.raises(SystemExit, match="no cells of umaze seed 0"):
+        iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path)])
