@@ -183,6 +183,17 @@ def gem_over_iql_curves(rows: list[dict[str, Any]], maze: str, seed: int
     return curves
 
 
+def curve_means(curves: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per series: the mean score over all its snapshots and over the later half of them
+    (steps above half of the last step), so a summary picks no snapshot by hand."""
+    out = {}
+    for series, cells in curves.items():
+        late = [c["score_mean"] for c in cells if c["step"] > cells[-1]["step"] / 2]
+        out[series] = {"all": sum(c["score_mean"] for c in cells) / len(cells),
+                       "later_half": sum(late) / len(late), "snapshots": len(cells)}  # fmt: skip
+    return out
+
+
 def stage_report(args: argparse.Namespace) -> None:
     """The ``test`` cells of ``--maze`` / ``--seed`` in ``--out``: a JSON of the curves and a
     PNG (score vs IQL's gradient steps, IQL's own action beside GEM's rule at each N)."""
@@ -205,24 +216,30 @@ def stage_report(args: argparse.Namespace) -> None:
         "what": f"d3rlpy IQL on {args.maze}, seed {args.seed}: its own action and GEM's rule "
                 "over its critic and policy, per snapshot, on the test seeds",
         "command": "python reproductions/iql_reference.py " + " ".join(sys.argv[1:]),
+        "mean_score": curve_means(curves),
         "curves": {k: [{f: r.get(f) for f in ("step", "n", "lam", "beta", "value", "support",
                                               "episodes", "score_mean", "score_ep_std",
                                               "violation", "support_z")} for r in v]
                    for k, v in curves.items()},
     })  # fmt: skip
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(9.6, 4.2))
+    gem = [c[0] for c in curves.values() if c[0]["n"] is not None]
+    colour = {n: f"C{i}" for i, n in enumerate(sorted({c["n"] for c in gem}))}
+    line = dict(zip(sorted({(c["value"], c["lam"]) for c in gem}), ("-", ":", "-.", "--"),
+                    strict=False))  # fmt: skip
     for cells in curves.values():
         first = cells[0]
         own = first["n"] is None
         label = "IQL, its own action" if own else (
             f"GEM over IQL, N = {first['n']}, {first['value']}, lambda = {first['lam']:g}")
-        style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(marker="o")
+        style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(
+            marker="o", color=colour[first["n"]], ls=line.get((first["value"], first["lam"]), "-"))
         ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3, label=label,
                 **style)  # fmt: skip
     ax.set_xlabel("IQL gradient steps")
     ax.set_ylabel(f"normalised score ({args.maze}, test seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(report.with_suffix(".png"), dpi=120)
     plt.close(fig)

@@ -7,6 +7,7 @@ import pathlib
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 from script_fixtures import load_script
 
@@ -60,3 +61,13 @@ def test_report_without_cells_says_what_to_run(iqlref: ModuleType, tmp_path: pat
     (tmp_path / "cells-iql.jsonl").write_text(json.dumps(_cell("large", 20_000, 1, 1.0)) + "\n")
     with pytest.raises(SystemExit, match="no cells of umaze seed 0"):
         iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path)])
+
+
+def test_curve_means_match_numpy_over_all_and_the_later_half(iqlref: ModuleType) -> None:
+    scores = [64.7, 62.5, 57.9, 68.6, 58.2, 44.8]
+    rows = [_cell("umaze", 20_000 * (i + 1), 64, x) for i, x in enumerate(scores)]
+    got = iqlref.curve_means(iqlref.gem_over_iql_curves(rows, "umaze", 0))
+    m = got["gem-over-iql n=64 lcb lam=0.003"]
+    assert m["snapshots"] == 6
+    np.testing.assert_allclose(m["all"], np.mean(scores))
+    np.testing.assert_allclose(m["later_half"], np.mean(scores[3:]))  # steps 80k-120k > 60k
