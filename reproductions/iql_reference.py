@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mazes import TEST_SEEDS, dataset_id
+from mazes import TEST_SEEDS, dataset_id, read_cell_file
 
 
 def _log(msg: str) -> None:
@@ -127,9 +127,7 @@ def stage_test(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sink = out / "cells-iql.jsonl"
-    done = set()
-    if sink.is_file():
-        done = {json.loads(line)["key"] for line in sink.read_text().splitlines() if line}
+    done = set(read_cell_file(sink))
     cells: list[tuple[str, Any]] = [("iql", None)]
     for n in args.n:
         cells.append((f"gem-over-iql n={n} {args.value} lam={args.lam:g}", n))
@@ -207,8 +205,7 @@ def stage_report(args: argparse.Namespace) -> None:
     sink = Path(args.out) / "cells-iql.jsonl"
     if not sink.is_file():
         raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
-    rows = [json.loads(line) for line in sink.read_text().splitlines() if line]
-    curves = gem_over_iql_curves(rows, args.maze, args.seed)
+    curves = gem_over_iql_curves(list(read_cell_file(sink).values()), args.maze, args.seed)
     if not curves:
         raise SystemExit(f"{sink} has no cells of {args.maze} seed {args.seed}")
     report = Path(args.report or f"docs/results/gem_over_iql_{args.maze}.json")

@@ -367,17 +367,24 @@ def cell_key(cell: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def read_cell_file(path: Path) -> dict[str, dict[str, Any]]:
+    """The cells cached in one ``.jsonl`` file, by key (a rerun's later line wins); empty when
+    the file does not exist."""
+    if not Path(path).is_file():
+        return {}
+    rows = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
+    return {row["key"]: row for row in rows}
+
+
 def read_cells(out: Path) -> dict[str, dict[str, Any]]:
     """Every cached cell (all workers' files), by key; a row of the maze-only script names
     its task ``maze``."""
     cells: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(out).glob("cells-*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if "task" not in row and "maze" in row:
-                    row["task"] = row.pop("maze")
-                cells[row["key"]] = row
+        for row in read_cell_file(path).values():
+            if "task" not in row and "maze" in row:
+                row["task"] = row.pop("maze")
+            cells[row["key"]] = row
     return cells
 
 

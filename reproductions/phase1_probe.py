@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from iql_reference import iql_snapshot
-from mazes import TEST_SEEDS, _mean_std, dataset_id
+from mazes import TEST_SEEDS, _mean_std, dataset_id, read_cell_file
 
 STATS_TRANSITIONS = 20_000
 
@@ -138,13 +138,6 @@ def suite_curves(path: Path, maze: str) -> list[dict[str, Any]]:
     return out
 
 
-def _cells(path: Path) -> dict[str, dict[str, Any]]:
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {r["key"]: r for r in rows}
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
@@ -175,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     batch = _batch(args.maze)
-    done = _cells(args.cells)
+    done = read_cell_file(args.cells)
     args.cells.parent.mkdir(parents=True, exist_ok=True)
 
     def cell(key: str, run: str, step: int, series: str, policy: Any, stats: dict[str, Any]
