@@ -7,7 +7,8 @@ actor with a state-independent log std, three default Adam optimizers and a cosi
 for the actor. Same hidden sizes (256, 256), batch 256, synthetic D4RL-sized data.
 
 Both loops run in one process, interleaved in rounds, and the best round of each is reported
-(the least disturbed by other processes on a shared machine).
+(the least disturbed by other processes on a shared machine), with the ratio of the median
+rounds beside it (a shared machine moves single rounds by 20-30 %).
 
 ``--compile`` adds, for every GEM loop, the same trainer with its loss computation (forward and
 backward) compiled by ``torch.compile`` (``Trainer(compile=True)``), and prints the compiled vs
@@ -33,6 +34,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 import argparse
 import copy
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
@@ -185,6 +187,17 @@ def matmul_share(step: Callable[[], object], steps: int = 50) -> float:
     return mm / max(total, 1e-9)
 
 
+def compile_ablations(data: Transitions, cfg: TrainConfig) -> dict[str, Trainer]:
+    """Compiled trainers with a compile-time saving of the trainer's undone.
+
+    ``python-wrapper``: inductor's default Python wrapper around the compiled kernels (the
+    trainer asks for the C++ one on a CPU, :func:`gemkit.train.trainer.compile_options`).
+    """
+    python_wrapper = Trainer(data, cfg, compile=True)
+    python_wrapper._losses = torch.compile(python_wrapper.compute_losses)
+    return {"python-wrapper": python_wrapper}
+
+
 def _device_name(device: str) -> str:
     return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
@@ -208,6 +221,12 @@ def main() -> None:
         default=["default"],
         choices=list(COMPILE_MODES),
         help="torch.compile modes to time with --compile (default: default)",
+    )
+    p.add_argument(
+        "--compile-ablation",
+        action="store_true",
+        help="with --compile, also time a compiled trainer with inductor's Python wrapper "
+        "(what the trainer's C++ wrapper is worth)",
     )
     p.add_argument(
         "--matmul-share",
@@ -247,15 +266,20 @@ def main() -> None:
                 loops[f"gem_E{e}_{mode}_compiled{tag}"] = Trainer(
                     data, cfg, compile=True, compile_mode=cmode
                 ).train_step
+            if args.compile and args.compile_ablation:
+                for label, ablated in compile_ablations(data, cfg).items():
+                    loops[f"gem_E{e}_{mode}_compiled[{label}]"] = ablated.train_step
     warmup: dict[str, float] = {}
     for name, fn in loops.items():  # warm-up (compilation happens here)
         t0 = time.perf_counter()
         steps_per_s(fn, 20)
         warmup[name] = time.perf_counter() - t0
-    best = dict.fromkeys(loops, 0.0)
+    rounds: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(args.rounds):
         for name, fn in loops.items():
-            best[name] = max(best[name], steps_per_s(fn, args.steps))
+            rounds[name].append(steps_per_s(fn, args.steps))
+    best = {name: max(v) for name, v in rounds.items()}
+    median = {name: statistics.median(v) for name, v in rounds.items()}
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
@@ -263,11 +287,16 @@ def main() -> None:
         f"threads={args.threads}, S={s}, A={a}, hidden={h}x2, batch={bs}, K={args.components}, "
         f"best of {args.rounds} rounds x {args.steps} steps"
     )
-    print(f"{'loop':<48} {'steps/s':>9} {'ratio vs IQL':>13} {'vs eager':>9} {'warm-up s':>10}")
+    print(
+        f"{'loop':<48} {'steps/s':>9} {'ratio vs IQL':>13} {'vs eager':>9} "
+        f"{'median vs eager':>16} {'warm-up s':>10}"
+    )
     for name, v in best.items():
-        eager = best.get(name.split("_compiled")[0], v)
+        base = name.split("_compiled")[0]
+        eager, eager_median = best.get(base, v), median.get(base, median[name])
         print(
-            f"{name:<48} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} {warmup[name]:10.1f}"
+            f"{name:<48} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} "
+            f"{median[name] / eager_median:16.2f} {warmup[name]:10.1f}"
         )
     if args.matmul_share:
         print(f"\n{'loop':<48} {'matmul share':>13} {'ceiling (GEMMs unchanged)':>26}")

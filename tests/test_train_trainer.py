@@ -308,6 +308,36 @@ def test_compiled_step_matches_eager(fork: object, mode: str) -> None:
             torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}.{k}")
 
 
+def test_compiled_steps_cross_the_phase_boundary_like_eager(fork: object) -> None:
+    """The switch from pretraining to joint steps compiles and runs the joint graph (run with the
+    pretraining graph, a joint step would have no critic, value or actor loss and update none
+    of them)."""
+    eager = Trainer(fork, small(), pretrain_steps=2)  # type: ignore[arg-type]
+    comp = Trainer(fork, small(), pretrain_steps=2, compile=True)  # type: ignore[arg-type]
+    for _ in range(5):
+        phase = comp.phase
+        se, sc = eager.train_step(), comp.train_step()
+        assert sorted(sc) == sorted(se), phase
+        for k in se:
+            torch.testing.assert_close(sc[k], se[k], rtol=1e-4, atol=1e-5, msg=f"{phase} {k}")
+    assert comp.compiled
+    for name, net in eager.networks().items():
+        other = comp.networks()[name].state_dict()
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}.{k}")
+
+
+def test_compile_options_merge_the_mode_and_ask_for_the_cpp_wrapper_on_cpu() -> None:
+    from gemkit.train.trainer import compile_options
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert compile_options("default", cpu) == {"cpp_wrapper": True}
+    assert compile_options("default", gpu) == {}
+    tuned = compile_options("max-autotune-no-cudagraphs", cpu)
+    assert tuned["max_autotune"] is True and tuned["cpp_wrapper"] is True
+    assert compile_options("reduce-overhead", gpu) == {"triton.cudagraphs": True}
+
+
 def test_unknown_compile_mode_lists_the_valid_ones(fork: object) -> None:
     from gemkit.errors import GemkitError
 

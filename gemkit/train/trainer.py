@@ -28,13 +28,30 @@ from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
 
 #: ``torch.compile`` modes a :class:`Trainer` accepts.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 BASELINE_SEED_OFFSET = 7919
 """The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
+
+
+def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
+    """Inductor's options for ``torch.compile``'s ``mode`` on ``device``.
+
+    On a CPU, the compiled graph's wrapper (the code that calls its kernels and GEMMs) is
+    generated as C++ rather than Python (``cpp_wrapper``): a training step is a few hundred
+    small kernels, and their Python launch code was ~10 % of a compiled step at the maze sizes
+    (``docs/performance.md``). ``torch.compile`` takes a mode or options, not both, so the
+    mode's own options are merged in.
+    """
+    import torch._inductor
+
+    options: dict[str, Any] = dict(torch._inductor.list_mode_options(mode))
+    if device.type == "cpu":
+        options["cpp_wrapper"] = True
+    return options
 
 
 class Trainer:
@@ -46,7 +63,8 @@ class Trainer:
         dataset_id: recorded in the models' metadata.
         pretrain_steps: behavior-only steps at the start (default
             ``config.gmm_pretrain_steps``; :func:`train` passes its plan's).
-        compile: run :meth:`compute_losses` through ``torch.compile``.
+        compile: run :meth:`compute_losses` through ``torch.compile`` (see
+            :func:`compile_options`).
         compile_mode: ``torch.compile``'s ``mode`` when ``compile`` is on: one of
             :data:`COMPILE_MODES` (``default``; on CPU, ``max-autotune-no-cudagraphs`` was no
             faster, ``docs/performance.md``; the CUDA-graph modes are for GPUs).
@@ -139,7 +157,9 @@ class Trainer:
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
-            self._losses = torch.compile(self.compute_losses, mode=compile_mode)
+            self._losses = torch.compile(
+                self.compute_losses, options=compile_options(compile_mode, self.device)
+            )
 
     # ------------------------------------------------------------------ one step
     @property
