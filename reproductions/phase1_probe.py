@@ -257,7 +257,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str,
                          if r["run"] == run and r["series"] == kind)  # fmt: skip
             ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=run)
         iql_runs = sorted({r["run"] for r in rows if r["series"] == "own action"})
-        for shade, run in zip(("k", "0.45", "0.7"), iql_runs, strict=False):
+        # greys from black to light, as many as there are IQL runs (a fixed list dropped runs)
+        shades = [f"{0.75 * i / max(len(iql_runs) - 1, 1):.2f}" for i in range(len(iql_runs))]
+        for shade, run in zip(shades, iql_runs, strict=True):
             pts = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == run)
             ax.plot(*zip(*pts, strict=True), "--", color=shade, marker="s", ms=3,
                     label=run + ", own action")  # fmt: skip
