@@ -42,9 +42,10 @@ def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
 
     On a CPU, the compiled graph's wrapper (the code that calls its kernels and GEMMs) is
     generated as C++ rather than Python (``cpp_wrapper``): a training step is a few hundred
-    small kernels, and their Python launch code was ~10 % of a compiled step at the maze sizes
-    (``docs/performance.md``). ``torch.compile`` takes a mode or options, not both, so the
-    mode's own options are merged in.
+    small kernels. At the maze sizes a profiled compiled step took 8.2 ms against 11.3 ms with
+    the Python wrapper, and wall-clock rounds ran about 3 % faster (median 1.45x against 1.41x
+    eager, ``docs/performance.md``). ``torch.compile`` takes a mode or options, not both, so
+    the mode's own options are merged in.
     """
     import torch._inductor
 
