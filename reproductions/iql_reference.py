@@ -24,6 +24,7 @@ Usage::
     python reproductions/iql_reference.py train --maze medium --seed 0 --steps 300000
     python reproductions/iql_reference.py test --maze medium --seed 0 --steps 300000
     python reproductions/iql_reference.py report --maze medium --seed 0
+    python reproductions/iql_reference.py report --maze medium --seeds 1 2 --report R.json
 """
 
 from __future__ import annotations
@@ -192,9 +193,28 @@ def curve_means(curves: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, 
     return out
 
 
+def seed_means(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per series present in every seed: the mean and std over seeds of each seed's
+    :func:`curve_means` (``all`` and ``later_half``), with the seeds it covers."""
+    seeds = sorted(per_seed)
+    common = [s for s in per_seed[seeds[0]] if all(s in per_seed[k] for k in seeds)]
+    out: dict[str, dict[str, Any]] = {}
+    for series in common:
+        row: dict[str, Any] = {"seeds": seeds}
+        for part in ("all", "later_half"):
+            xs = [per_seed[k][series][part] for k in seeds]
+            mean = sum(xs) / len(xs)
+            row[part] = mean
+            row[f"{part}_std"] = (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5
+        out[series] = row
+    return out
+
+
 def stage_report(args: argparse.Namespace) -> None:
-    """The ``test`` cells of ``--maze`` / ``--seed`` in ``--out``: a JSON of the curves and a
-    PNG (score vs IQL's gradient steps, IQL's own action beside GEM's rule at each N)."""
+    """The ``test`` cells of ``--maze`` and each seed of ``--seeds`` (default: ``--seed``) in
+    ``--out``: a JSON of the curves and per-series means (per seed, and over the seeds when
+    there are several) and a PNG with one panel per seed (score vs IQL's gradient steps, IQL's
+    own action beside GEM's rule at each N)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,38 +225,60 @@ def stage_report(args: argparse.Namespace) -> None:
     sink = Path(args.out) / "cells-iql.jsonl"
     if not sink.is_file():
         raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
-    curves = gem_over_iql_curves(list(read_cell_file(sink).values()), args.maze, args.seed)
-    if not curves:
-        raise SystemExit(f"{sink} has no cells of {args.maze} seed {args.seed}")
+    rows = list(read_cell_file(sink).values())
+    seeds = args.seeds or [args.seed]
+    per_seed = {seed: gem_over_iql_curves(rows, args.maze, seed) for seed in seeds}
+    for seed, curves in per_seed.items():
+        if not curves:
+            raise SystemExit(f"{sink} has no cells of {args.maze} seed {seed}")
     report = Path(args.report or f"docs/results/gem_over_iql_{args.maze}.json")
-    write_json(report, {
-        "what": f"d3rlpy IQL on {args.maze}, seed {args.seed}: its own action and GEM's rule "
-                "over its critic and policy, per snapshot, on the test seeds",
-        "command": "python reproductions/iql_reference.py " + " ".join(sys.argv[1:]),
-        "mean_score": curve_means(curves),
-        "curves": {k: [{f: r.get(f) for f in ("step", "n", "lam", "beta", "value", "support",
-                                              "episodes", "score_mean", "score_ep_std",
-                                              "violation", "support_z")} for r in v]
-                   for k, v in curves.items()},
-    })  # fmt: skip
-    fig, ax = plt.subplots(figsize=(9.6, 4.2))
-    gem = [c[0] for c in curves.values() if c[0]["n"] is not None]
+
+    def curve_table(curves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        fields = ("step", "n", "lam", "beta", "value", "support", "episodes", "score_mean",
+                  "score_ep_std", "violation", "support_z")  # fmt: skip
+        return {k: [{f: r.get(f) for f in fields} for r in v] for k, v in curves.items()}
+
+    what = (f"d3rlpy IQL on {args.maze}, seed(s) {', '.join(map(str, seeds))}: its own action "
+            "and GEM's rule over its critic and policy, per snapshot, on the test seeds")
+    body: dict[str, Any] = {"what": what,
+                            "command": "python reproductions/iql_reference.py "
+                                       + " ".join(sys.argv[1:])}  # fmt: skip
+    if len(seeds) == 1:
+        body |= {"mean_score": curve_means(per_seed[seeds[0]]),
+                 "curves": curve_table(per_seed[seeds[0]])}  # fmt: skip
+    else:
+        means = {seed: curve_means(c) for seed, c in per_seed.items()}
+        body |= {"mean_over_seeds": seed_means(means),
+                 "seeds": {str(seed): {"mean_score": means[seed], "curves": curve_table(c)}
+                           for seed, c in per_seed.items()}}  # fmt: skip
+    write_json(report, body)
+    fig, axes = plt.subplots(1, len(seeds), figsize=(4.6 * len(seeds) + 2.4, 4.2), sharey=True,
+                             squeeze=False)  # fmt: skip
+    gem = [c[0] for curves in per_seed.values() for c in curves.values() if c[0]["n"] is not None]
     colour = {n: f"C{i}" for i, n in enumerate(sorted({c["n"] for c in gem}))}
     line = dict(zip(sorted({(c["value"], c["lam"]) for c in gem}), ("-", ":", "-.", "--"),
                     strict=False))  # fmt: skip
-    for cells in curves.values():
-        first = cells[0]
-        own = first["n"] is None
-        label = "IQL, its own action" if own else (
-            f"GEM over IQL, N = {first['n']}, {first['value']}, lambda = {first['lam']:g}")
-        style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(
-            marker="o", color=colour[first["n"]], ls=line.get((first["value"], first["lam"]), "-"))
-        ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3, label=label,
-                **style)  # fmt: skip
-    ax.set_xlabel("IQL gradient steps")
-    ax.set_ylabel(f"normalised score ({args.maze}, test seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for ax, (seed, curves) in zip(axes[0], per_seed.items(), strict=True):
+        for cells in curves.values():
+            first = cells[0]
+            own = first["n"] is None
+            label = "IQL, its own action" if own else (
+                f"GEM over IQL, N = {first['n']}, {first['value']}, lambda = {first['lam']:g}")
+            style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(
+                marker="o", color=colour[first["n"]],
+                ls=line.get((first["value"], first["lam"]), "-"))  # fmt: skip
+            ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3,
+                    label=label, **style)  # fmt: skip
+        ax.set_title(f"{args.maze}, IQL seed {seed}", fontsize=9)
+        ax.set_xlabel("IQL gradient steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"normalised score ({args.maze}, test seeds)")
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0))  # fmt: skip
     fig.tight_layout()
     fig.savefig(report.with_suffix(".png"), dpi=120)
     plt.close(fig)
@@ -248,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("stage", choices=["train", "test", "report"])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="report: the training seeds to report together (default: --seed)")
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--snapshot-every", type=int, default=20_000)
     p.add_argument("--weight-temp", type=float, default=3.0,

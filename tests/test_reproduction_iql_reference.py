@@ -71,3 +71,38 @@ def test_curve_means_match_numpy_over_all_and_the_later_half(iqlref: ModuleType)
     assert m["snapshots"] == 6
     np.testing.assert_allclose(m["all"], np.mean(scores))
     np.testing.assert_allclose(m["later_half"], np.mean(scores[3:]))  # steps 80k-120k > 60k
+
+
+def test_seed_means_match_numpy_over_the_seeds_common_series(iqlref: ModuleType) -> None:
+    scores = {1: [10.0, 30.0, 50.0, 70.0], 2: [20.0, 20.0, 40.0, 90.0]}
+    rows = [_cell("medium", 20_000 * (i + 1), 64, x, seed=k)
+            for k, xs in scores.items() for i, x in enumerate(xs)]  # fmt: skip
+    rows.append(_cell("medium", 20_000, 16, 5.0, seed=1))  # only in seed 1: left out
+    got = iqlref.seed_means({k: iqlref.curve_means(iqlref.gem_over_iql_curves(rows, "medium", k))
+                             for k in scores})  # fmt: skip
+    assert list(got) == ["gem-over-iql n=64 lcb lam=0.003"]
+    m = got["gem-over-iql n=64 lcb lam=0.003"]
+    per_all = [np.mean(xs) for xs in scores.values()]
+    per_late = [np.mean(xs[2:]) for xs in scores.values()]  # steps 60k, 80k > 40k
+    np.testing.assert_allclose([m["all"], m["all_std"]], [np.mean(per_all), np.std(per_all)])
+    np.testing.assert_allclose([m["later_half"], m["later_half_std"]],
+                               [np.mean(per_late), np.std(per_late)])  # fmt: skip
+    assert m["seeds"] == [1, 2]
+
+
+def test_report_over_several_seeds_keeps_each_seeds_curves(
+    iqlref: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    rows = [_cell("medium", s, n, float(s // 1000 + (n or 0) + 100 * k), seed=k)
+            for k in (1, 2) for s in (20_000, 40_000) for n in (None, 64)]  # fmt: skip
+    (tmp_path / "cells-iql.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "report.json"
+    iqlref.main(["report", "--maze", "medium", "--seeds", "1", "2", "--out", str(tmp_path),
+                 "--report", str(out)])  # fmt: skip
+    got = json.loads(out.read_text())
+    assert [c["score_mean"] for c in got["seeds"]["2"]["curves"]["iql"]] == [220.0, 240.0]
+    np.testing.assert_allclose(got["mean_over_seeds"]["iql"]["all"], (130.0 + 230.0) / 2)
+    assert out.with_suffix(".png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="no cells of medium seed 3"):
+        iqlref.main(["report", "--maze", "medium", "--seeds", "1", "3", "--out", str(tmp_path),
+                     "--report", str(out)])  # fmt: skip
