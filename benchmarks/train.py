@@ -161,13 +161,19 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def steps_per_s(step: Callable[[], object], steps: int) -> float:
+def steps_per_s(step: Callable[[], object], steps: int, per_call: int = 1) -> float:
+    """Steps/s of ``step`` (which takes ``per_call`` gradient steps per call) over ``steps``."""
+    calls = max(1, steps // per_call)
     _sync()
     t0 = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(calls):
         step()
     _sync()  # queued GPU work belongs to these steps
-    return steps / (time.perf_counter() - t0)
+    return calls * per_call / (time.perf_counter() - t0)
+
+
+#: gradient steps per call of a CUDA-graph loop (``Trainer.train_steps``, as ``train()`` runs it)
+GRAPH_STEPS_PER_CALL = 50
 
 
 #: the profiler's names for dense matrix multiplies (eager aten ops and inductor's extern calls)
@@ -216,6 +222,26 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also time compiled GEM trainers")
     p.add_argument("--device", default="cpu", help="cpu or cuda (every loop and its data)")
     p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="also time GEM trainers whose whole step is one captured CUDA graph "
+        "(Trainer(cuda_graph=True); with --compile, also compiled + graph); needs --device cuda",
+    )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="float32 matrix multiplies on TF32 tensor cores "
+        "(torch.set_float32_matmul_precision('high'); GPUs from Ampere on)",
+    )
+    p.add_argument(
+        "--loop-steps",
+        type=int,
+        default=0,
+        help="then run gemkit's real training loop (train(): metrics, checkpoints) for this many "
+        "steps on 1M synthetic transitions with the first --critics/--critic-modes and the "
+        "fastest options asked for, and project the time of 1M updates",
+    )
+    p.add_argument(
         "--compile-modes",
         nargs="+",
         default=["default"],
@@ -236,6 +262,8 @@ def main() -> None:
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     s, a, h, bs = args.state_dim, args.action_dim, args.hidden, 256
     data = synthetic(100_000, s, a)
 
@@ -250,6 +278,7 @@ def main() -> None:
         iql.train([c[idx] for c in cols])
 
     loops: dict[str, Callable[[], object]] = {"iql": iql_step}
+    per_call: dict[str, int] = {}
     for e in args.critics:
         for mode in args.critic_modes:
             cfg = TrainConfig(
@@ -269,15 +298,22 @@ def main() -> None:
             if args.compile and args.compile_ablation:
                 for label, ablated in compile_ablations(data, cfg).items():
                     loops[f"gem_E{e}_{mode}_compiled[{label}]"] = ablated.train_step
+            for compiled in (False, True) if args.cuda_graph else ():
+                if compiled and not args.compile:
+                    continue
+                graphed = Trainer(data, cfg, compile=compiled, cuda_graph=True)
+                name = f"gem_E{e}_{mode}{'_compiled' if compiled else ''}_graph"
+                loops[name] = lambda t=graphed: t.train_steps(GRAPH_STEPS_PER_CALL)
+                per_call[name] = GRAPH_STEPS_PER_CALL
     warmup: dict[str, float] = {}
-    for name, fn in loops.items():  # warm-up (compilation happens here)
+    for name, fn in loops.items():  # warm-up (compilation and graph capture happen here)
         t0 = time.perf_counter()
-        steps_per_s(fn, 20)
+        steps_per_s(fn, 20 * per_call.get(name, 1), per_call.get(name, 1))
         warmup[name] = time.perf_counter() - t0
     rounds: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(args.rounds):
         for name, fn in loops.items():
-            rounds[name].append(steps_per_s(fn, args.steps))
+            rounds[name].append(steps_per_s(fn, args.steps, per_call.get(name, 1)))
     best = {name: max(v) for name, v in rounds.items()}
     median = {name: statistics.median(v) for name, v in rounds.items()}
 
@@ -292,7 +328,7 @@ def main() -> None:
         f"{'median vs eager':>16} {'warm-up s':>10}"
     )
     for name, v in best.items():
-        base = name.split("_compiled")[0]
+        base = name.split("_compiled")[0].removesuffix("_graph")
         eager, eager_median = best.get(base, v), median.get(base, median[name])
         print(
             f"{name:<48} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} "
@@ -303,6 +339,40 @@ def main() -> None:
         for name, fn in loops.items():
             share = matmul_share(fn)
             print(f"{name:<48} {100 * share:12.1f}% {1 / share:25.2f}x")
+    if args.loop_steps:
+        real_loop(args, s, a, h)
+
+
+def real_loop(args: argparse.Namespace, s: int, a: int, h: int) -> None:
+    """Time ``gemkit.train.train`` itself (pretraining, metrics, two checkpoints)."""
+    import tempfile
+
+    from gemkit.train import train
+    from gemkit.train.plan import plan_run
+
+    cfg = TrainConfig(
+        n_critics=args.critics[0],
+        n_components=args.components,
+        critic_mode=args.critic_modes[0],
+        hidden=(h, h),
+        device=args.device,
+    )
+    steps = args.loop_steps
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        train(synthetic(1_000_000, s, a), cfg, out, steps, save_every=max(1, steps // 2),
+              log_every=1000, tensorboard=False, compile=args.compile,
+              cuda_graph=args.cuda_graph)  # fmt: skip
+        _sync()
+        wall = time.perf_counter() - t0
+    flags = (("compiled", args.compile), ("CUDA graph", args.cuda_graph), ("TF32", args.tf32))
+    options = ", ".join(name for name, on in flags if on) or "eager"
+    print(
+        f"\ntrain() E={cfg.n_critics} {cfg.critic_mode} {h}x2 ({options}), {steps:,} steps "
+        f"({plan_run(cfg, steps).pretrain:,} behavior-only) incl. warm-up and 2 "
+        f"checkpoints: {wall:.1f} s, {steps / wall:.1f} steps/s; 1M updates: "
+        f"{1e6 / (steps / wall) / 60:.1f} min at that rate"
+    )
 
 
 if __name__ == "__main__":

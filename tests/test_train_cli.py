@@ -228,3 +228,16 @@ def test_compile_mode_is_checked_and_kept_in_the_resume_command(tmp_path: pathli
     cmd = resume_command(tmp_path, 9, compile=True, compile_mode="reduce-overhead")
     assert cmd.endswith("--compile --compile-mode reduce-overhead")
     assert "--compile-mode" not in resume_command(tmp_path, 9, compile=True)
+
+
+def test_cuda_graph_on_a_cpu_config_is_one_line_and_kept_in_the_resume_command(
+    store: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from cli.train import resume_command
+
+    code, text = _run("train", "--dataset", FORK_ID, "--out", str(tmp_path / "x"), "--steps",
+                      "4", "--cuda-graph", "--device", "cpu", *TINY)  # fmt: skip
+    assert code != 0
+    assert "cuda_graph needs a CUDA device" in text and "Traceback" not in text
+    cmd = resume_command(tmp_path, 9, compile=True, cuda_graph=True, tf32=True)
+    assert cmd.endswith("--compile --cuda-graph --tf32")

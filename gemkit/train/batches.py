@@ -11,7 +11,7 @@ from torch import Tensor
 from gemkit.data.transitions import Transitions
 from gemkit.errors import DatasetError
 
-__all__ = ["PackedTransitions", "dataset_fingerprint", "reward_multiplier"]
+__all__ = ["IndexStream", "PackedTransitions", "dataset_fingerprint", "reward_multiplier"]
 
 
 def dataset_fingerprint(transitions: Transitions) -> str:
@@ -111,7 +111,11 @@ class PackedTransitions:
         ``generator``: ``observations [B, S]``, ``actions [B, A]``, ``rewards [B]``,
         ``next_observations [B, S]``, ``terminals [B]``."""
         idx = torch.randint(0, self.n_transitions, (batch_size,), generator=generator)
-        rows = self._data.index_select(0, idx.to(self.device))
+        return self.gather(idx.to(self.device))
+
+    def gather(self, idx: Tensor) -> dict[str, Tensor]:
+        """The minibatch of rows ``idx [B]`` (int64, on :attr:`device`), as :meth:`sample`."""
+        rows = self._data.index_select(0, idx)
         obs, act, rew, nxt, term = rows.split(self._splits, dim=1)
         return {
             "observations": obs,
@@ -120,3 +124,64 @@ class PackedTransitions:
             "next_observations": nxt,
             "terminals": term.squeeze(1),
         }
+
+
+class IndexStream:
+    """Minibatch indices drawn ahead, ``chunk`` minibatches at a time, into one device buffer.
+
+    A captured CUDA graph cannot draw from a CPU generator, so the indices of the next
+    ``chunk`` minibatches are drawn at once and copied to :attr:`buffer` (``[chunk, B]``
+    int64 on ``device``, always the same tensor, so a graph can read its rows). torch's CPU
+    generator fills a tensor element by element, so these are the same numbers, in the same
+    order, as ``chunk`` draws of one minibatch each (:meth:`PackedTransitions.sample`), and
+    :meth:`state` gives the generator's state as if the minibatches handed out so far had been
+    drawn one by one: a checkpoint taken mid-chunk resumes on the same indices.
+
+    Args:
+        generator: the run's CPU generator (drawn from only here while the stream is used).
+        n: number of transitions (indices are in ``[0, n)``).
+        batch_size: indices per minibatch.
+        chunk: minibatches per draw.
+        device: where :attr:`buffer` lives.
+    """
+
+    def __init__(
+        self, generator: torch.Generator, n: int, batch_size: int, chunk: int, device: torch.device
+    ) -> None:
+        if chunk < 1 or batch_size < 1 or n < 1:
+            raise ValueError("n, batch_size and chunk must all be >= 1.")
+        self.generator, self.n, self.batch_size, self.chunk = generator, n, batch_size, chunk
+        self.buffer = torch.zeros(chunk, batch_size, dtype=torch.int64, device=device)
+        self.pos = chunk  #: rows of :attr:`buffer` handed out (``chunk``: none left)
+        self._drawn_from: Tensor | None = None  # the generator state the buffer was drawn from
+
+    def take(self, k: int) -> tuple[int, int]:
+        """Hand out up to ``k`` consecutive minibatches: ``(first row, how many)``.
+
+        Fewer than ``k`` (never 0) when the buffer's end comes first; a spent buffer is
+        refilled (stream-ordered on a GPU: work queued before still reads the old rows).
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}.")
+        if self.pos >= self.chunk:
+            self._drawn_from = self.generator.get_state()
+            draw = torch.randint(0, self.n, (self.chunk, self.batch_size), generator=self.generator)
+            self.buffer.copy_(draw)
+            self.pos = 0
+        start, got = self.pos, min(k, self.chunk - self.pos)
+        self.pos += got
+        return start, got
+
+    def state(self) -> Tensor:
+        """The generator's state after the minibatches handed out so far (one by one)."""
+        if self._drawn_from is None or self.pos >= self.chunk:
+            return self.generator.get_state()
+        g = torch.Generator()
+        g.set_state(self._drawn_from)
+        torch.randint(0, self.n, (self.pos * self.batch_size,), generator=g)
+        return g.get_state()
+
+    def set_state(self, state: Tensor) -> None:
+        """Restore the generator (a checkpoint's) and drop the rows drawn ahead."""
+        self.generator.set_state(state)
+        self.pos, self._drawn_from = self.chunk, None

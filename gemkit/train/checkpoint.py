@@ -72,7 +72,7 @@ def _state_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
             if not isinstance(v, torch.Tensor):
                 raise CheckpointError(f"optimizer state {k!r} is not a tensor; cannot save it.")
             tensors[f"optim.{pid}.{k}"] = v.detach().to("cpu").contiguous()
-    tensors["rng.generator"] = trainer.generator.get_state()
+    tensors["rng.generator"] = trainer.rng_state()
     return tensors
 
 
@@ -222,7 +222,7 @@ def load_trainer_state(directory: str | Path, trainer: Trainer) -> None:
                 state.setdefault(int(pid), {})[key] = v.to(dev)
         opt_sd["state"] = state
         trainer.optimizer.load_state_dict(opt_sd)
-        trainer.generator.set_state(tensors["rng.generator"])
+        trainer.set_rng_state(tensors["rng.generator"])
     except (RuntimeError, KeyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} does not fit this trainer ({first}).") from None

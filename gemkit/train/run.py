@@ -132,6 +132,7 @@ def train(
     compile: bool = False,
     compile_mode: str = "default",
     snapshot_every: int | None = None,
+    cuda_graph: bool = False,
 ) -> Models:
     """Run GEM's Phase I for ``steps`` gradient steps and checkpoint it in ``out_dir``.
 
@@ -168,6 +169,8 @@ def train(
             on a GPU).
         snapshot_every: also export the models every this many steps to
             ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
+        cuda_graph: replay each step as one captured CUDA graph (a GPU only; same
+            minibatches, see :class:`~gemkit.train.trainer.Trainer`).
 
     Returns:
         The trained :class:`~gemkit.models.Models` (actor, behavior, critic, value, meta).
@@ -186,14 +189,14 @@ def train(
         raise ValueError("snapshot_every must be >= 1.")
     if resume:
         trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile,
-                          compile_mode=compile_mode)  # fmt: skip
+                          compile_mode=compile_mode, cuda_graph=cuda_graph)  # fmt: skip
         load_trainer_state(out, trainer)
         plan_run(config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
     else:
         plan = plan_run(config, steps)
         trainer = Trainer(
             transitions, config, dataset_id=dataset_id, pretrain_steps=plan.pretrain,
-            compile=compile, compile_mode=compile_mode,
+            compile=compile, compile_mode=compile_mode, cuda_graph=cuda_graph,
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out / "metrics.csv", trainer.step if resume else None, tensorboard)
@@ -215,10 +218,17 @@ def train(
                 t0 = time.perf_counter()
                 n0 = trainer.step
                 while trainer.step < end and not stop[0]:
-                    stats = trainer.train_step()
-                    for k, v in stats.items():
-                        sums[k] = sums[k] + v if k in sums else v.clone()
-                        counts[k] = counts.get(k, 0) + 1
+                    # up to the next checkpoint or snapshot, in one call (one read of the sums)
+                    stop_at = min(end, (trainer.step // save_every + 1) * save_every)
+                    if snapshot_every is not None:
+                        next_snapshot = (trainer.step // snapshot_every + 1) * snapshot_every
+                        stop_at = min(stop_at, next_snapshot)
+                    step_sums, step_counts = trainer.train_steps(
+                        stop_at - trainer.step, stop=lambda: stop[0]
+                    )
+                    for k, v in step_sums.items():
+                        sums[k] = sums[k] + v if k in sums else v
+                        counts[k] = counts.get(k, 0) + step_counts[k]
                     if trainer.step % save_every == 0 and trainer.step != steps:
                         save()
                     if snapshot_every is not None and trainer.step % snapshot_every == 0:

@@ -23,18 +23,27 @@ from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.train import losses as L
-from gemkit.train.batches import PackedTransitions, reward_multiplier
+from gemkit.train.batches import IndexStream, PackedTransitions, reward_multiplier
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "GRAPH_CHUNK", "GRAPH_WARMUP", "Trainer",
+           "compile_options"]
 
 #: ``torch.compile`` modes a :class:`Trainer` accepts.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 BASELINE_SEED_OFFSET = 7919
 """The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
+
+#: with ``cuda_graph``, eager steps of a phase before its step is captured (PyTorch's recipe)
+GRAPH_WARMUP = 3
+#: with ``cuda_graph``, minibatches whose indices are drawn and copied to the GPU at once
+GRAPH_CHUNK = 1000
+
+#: ``torch.compile`` modes that capture CUDA graphs of their own
+_CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
@@ -69,6 +78,14 @@ class Trainer:
         compile_mode: ``torch.compile``'s ``mode`` when ``compile`` is on: one of
             :data:`COMPILE_MODES` (``default``; on CPU, ``max-autotune-no-cudagraphs`` was no
             faster, ``docs/performance.md``; the CUDA-graph modes are for GPUs).
+        cuda_graph: capture the whole step (minibatch gather, losses, backward, Adam step,
+            Polyak update and the running sums of the statistics) as one CUDA graph per phase
+            and replay it (a GPU only; combines with ``compile`` in a mode without graphs of
+            its own). The minibatch indices still come from the run's CPU generator, drawn
+            :data:`GRAPH_CHUNK` minibatches ahead (:class:`IndexStream`), so a run with graphs
+            takes the same minibatches as one without. The first :data:`GRAPH_WARMUP` steps
+            of each phase run eagerly; a capture that fails warns once and training goes on
+            without graphs.
 
     Attributes:
         actor: the guided-EM GMM actor (``K = 1`` for ``actor="unimodal"``).
@@ -90,10 +107,21 @@ class Trainer:
         pretrain_steps: int | None = None,
         compile: bool = False,
         compile_mode: str = "default",
+        cuda_graph: bool = False,
     ) -> None:
         if compile_mode not in COMPILE_MODES:
             raise GemkitError(
                 f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}."
+            )
+        if cuda_graph and compile and compile_mode in _CUDAGRAPH_MODES:
+            raise GemkitError(
+                f"compile_mode {compile_mode!r} captures CUDA graphs of its own; with "
+                "cuda_graph use compile_mode 'default' or 'max-autotune-no-cudagraphs'."
+            )
+        if cuda_graph and torch.device(config.device).type != "cuda":
+            raise GemkitError(
+                f"cuda_graph needs a CUDA device, but the config's device is {config.device!r}; "
+                "set device=cuda or train without CUDA graphs."
             )
         self.config = config
         self.pretrain_steps = (
@@ -153,8 +181,18 @@ class Trainer:
         # Adam's state is per parameter and every network has the same lr, so one group (one
         # fused kernel call per step) is the same arithmetic as one optimizer per network.
         params = [p for net in trained for p in net.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
+        # ``capturable`` keeps Adam's step counts on the device, as a graph replay needs
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True, capturable=cuda_graph)
         self.step = 0
+        self.cuda_graph = cuda_graph
+        self._stream: IndexStream | None = None
+        if cuda_graph:
+            self._stream = IndexStream(
+                self.generator, self.n_transitions, config.batch_size, GRAPH_CHUNK, self.device
+            )
+        self._graphs: dict[str, _StepGraph] = {}
+        self._warm: dict[str, int] = {}
+        self._keys: dict[str, list[str]] = {}
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
@@ -175,7 +213,21 @@ class Trainer:
 
     def sample_batch(self) -> dict[str, Tensor]:
         """A minibatch of normalised transitions, indices drawn from :attr:`generator`."""
+        if self._stream is not None:
+            start, _ = self._stream.take(1)
+            return self.data.gather(self._stream.buffer[start])
         return self.data.sample(self.config.batch_size, self.generator)
+
+    def rng_state(self) -> Tensor:
+        """The run's generator state as checkpoints store it (minibatches drawn one by one)."""
+        return self._stream.state() if self._stream is not None else self.generator.get_state()
+
+    def set_rng_state(self, state: Tensor) -> None:
+        """Restore :meth:`rng_state` (from a checkpoint)."""
+        if self._stream is not None:
+            self._stream.set_state(state)
+        else:
+            self.generator.set_state(state)
 
     def compute_losses(self, batch: dict[str, Tensor], phase: str = "joint") -> dict[str, Tensor]:
         """The four losses of one step (with graphs) and detached statistics.
@@ -230,8 +282,43 @@ class Trainer:
 
     def train_step(self) -> dict[str, Tensor]:
         """One gradient step on a fresh minibatch; returns detached losses and statistics."""
-        phase = self.phase
-        batch = self.sample_batch()
+        if self.cuda_graph:
+            return self.train_steps(1)[0]
+        out = self._update(self.sample_batch(), self.phase)
+        self.step += 1
+        return {k: v.detach() for k, v in out.items()}
+
+    def train_steps(
+        self, n: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, int]]:
+        """Up to ``n`` gradient steps; returns each statistic's sum over them and its count.
+
+        A statistic is counted at the steps that compute it (``loss_critic`` not in
+        pretraining). Equal to ``n`` calls of :meth:`train_step` summed; with ``cuda_graph``
+        the sums are kept on the GPU by the graph itself, and read once per call. ``stop``
+        is asked before every step; once it says true, no more steps are taken (:attr:`step`
+        tells how many were).
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}.")
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        done = 0
+        while done < n and not (stop is not None and stop()):
+            if self.cuda_graph:
+                stats, k = self._graph_steps(n - done, stop)
+            else:
+                stats, k = self.train_step(), 1
+            if k == 0:
+                break
+            for key, v in stats.items():
+                sums[key] = sums[key] + v if key in sums else v.clone()
+                counts[key] = counts.get(key, 0) + k
+            done += k
+        return sums, counts
+
+    def _update(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
+        """The step's losses, backward, Adam step and Polyak update (also what a graph holds)."""
         out = (
             self._compiled_losses(batch, phase)
             if self.compiled
@@ -247,8 +334,76 @@ class Trainer:
             self.optimizer.step()
         if phase == "joint":
             L.polyak_update(self.target_critic, self.critic, self.config.tau)
-        self.step += 1
-        return {k: v.detach() for k, v in out.items()}
+        return out
+
+    # ------------------------------------------------------------------ CUDA graphs
+    def _graph_steps(
+        self, n: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, Tensor], int]:
+        """Up to ``n`` steps of the current phase with its graph; returns (sums, steps)."""
+        assert self._stream is not None
+        phase = self.phase
+        if phase == "pretrain":
+            n = min(n, self.pretrain_steps - self.step)
+        else:
+            self._graphs.pop("pretrain", None)  # never replayed again: free its memory
+        graph = self._graphs.get(phase)
+        if graph is None and self._warm.get(phase, 0) >= GRAPH_WARMUP:
+            graph = self._capture(phase)
+        if graph is None:  # a warm-up step, eager, on a side stream as PyTorch's recipe has it
+            self._warm[phase] = self._warm.get(phase, 0) + 1
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                out = self._update(self.sample_batch(), phase)
+                stats = {k: v.detach().clone() for k, v in out.items()}
+            self._keys[phase] = sorted(stats)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.step += 1
+            return stats, 1
+        start, k = self._stream.take(n)
+        graph.sums.zero_()
+        graph.row.fill_(start)
+        for i in range(k):
+            if i and stop is not None and stop():
+                k = i
+                self._stream.pos = start + k  # the rows not trained on stay for the next call
+                break
+            graph.graph.replay()
+        self.step += k
+        return dict(zip(graph.keys, graph.sums.clone().unbind(0), strict=True)), k
+
+    def _capture(self, phase: str) -> _StepGraph | None:
+        """Capture one step of ``phase``; on failure warn, turn graphs off, return None."""
+        assert self._stream is not None
+        stream, data = self._stream, self.data
+        row = torch.zeros(1, dtype=torch.int64, device=self.device)
+        keys = self._keys[phase]  # the statistics the warm-up steps returned
+        sums = torch.zeros(len(keys), device=self.device)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            torch.cuda.synchronize(self.device)
+            with torch.cuda.graph(graph):
+                out = self._update(data.gather(stream.buffer.index_select(0, row).view(-1)), phase)
+                if sorted(out) != keys:
+                    raise RuntimeError(f"the step returned {sorted(out)}, not {keys}")
+                sums.add_(torch.stack([out[k].detach().float() for k in keys]))
+                row.add_(1)
+        except Exception as exc:  # capture raises RuntimeErrors from deep inside torch
+            import warnings
+
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            warnings.warn(
+                f"CUDA graph capture failed ({type(exc).__name__}: {first}); training without "
+                "CUDA graphs.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.cuda_graph = False
+            self._graphs.clear()
+            return None
+        self._graphs[phase] = _StepGraph(graph, keys, sums, row)
+        return self._graphs[phase]
 
     def _compiled_losses(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
         """The compiled :meth:`compute_losses`; on a compiler failure, eager from then on."""
@@ -311,3 +466,11 @@ class Trainer:
         if self.baseline is not None:
             nets["baseline"] = self.baseline
         return nets
+
+
+class _StepGraph:
+    """One phase's captured step: replaying ``graph`` trains on minibatch ``row`` of the index
+    stream, adds the step's statistics (``keys``, sorted) to ``sums`` and moves ``row`` on."""
+
+    def __init__(self, graph: Any, keys: list[str], sums: Tensor, row: Tensor) -> None:
+        self.graph, self.keys, self.sums, self.row = graph, keys, sums, row
