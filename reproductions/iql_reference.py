@@ -10,6 +10,11 @@ Needs d3rlpy (``pip install --no-deps d3rlpy==2.8.1`` plus its runtime deps, see
     :func:`gemkit.data.bridges.to_d3rlpy` (every transition kept). A ``.d3`` file every
     ``--snapshot-every`` steps; an interrupted run resumes from the latest one (weights and
     optimizer states; the sampling RNG restarts).
+``restore``
+    Writes the cells of a committed ``report`` JSON (``--report``; its single seed is
+    ``--seed``) back into ``--out``'s cell cache, marked ``restored_from``, so that a new seed
+    can be reported beside runs whose snapshots are gone (machines are not kept between
+    sessions).
 ``test``
     On the test evaluation seeds of ``reproductions/mazes.py``: IQL's own deterministic policy,
     and GEM's selection rule over IQL's critic (``gemkit.adapters.from_d3rlpy``): candidates
@@ -25,6 +30,8 @@ Usage::
     python reproductions/iql_reference.py test --maze medium --seed 0 --steps 300000
     python reproductions/iql_reference.py report --maze medium --seed 0
     python reproductions/iql_reference.py report --maze medium --seeds 1 2 --report R.json
+    python reproductions/iql_reference.py restore --maze umaze --seed 0 --report R.json --out O
+    python reproductions/iql_reference.py report --maze umaze --seeds 0 1 --up-to 200000
 """
 
 from __future__ import annotations
@@ -171,11 +178,18 @@ def stage_test(args: argparse.Namespace) -> None:
         _log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
 
-def gem_over_iql_curves(rows: list[dict[str, Any]], maze: str, seed: int
-                        ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+#: the fields of a cell that a report keeps (and that ``restore`` reads back)
+CURVE_FIELDS = ("step", "n", "lam", "beta", "value", "support", "episodes", "score_mean",
+                "score_ep_std", "violation", "support_z")  # fmt: skip
+
+
+def gem_over_iql_curves(rows: list[dict[str, Any]], maze: str, seed: int,
+                        up_to: int | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """The ``test`` cells of one run as curves: per series (``iql``, ``gem-over-iql n=...``),
-    its cells sorted by step (the last cell of a key wins, as a rerun's would)."""
-    latest = {r["key"]: r for r in rows if r["maze"] == maze and r["train_seed"] == seed}
+    its cells sorted by step (the last cell of a key wins, as a rerun's would); only the
+    snapshots at or below ``up_to`` when given."""
+    latest = {r["key"]: r for r in rows if r["maze"] == maze and r["train_seed"] == seed
+              and (up_to is None or r["step"] <= up_to)}  # fmt: skip
     curves: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(latest.values(), key=lambda r: (r["n"] is not None, r["n"] or 0, r["step"])):
         curves.setdefault(r["series"], []).append(r)
@@ -227,16 +241,14 @@ def stage_report(args: argparse.Namespace) -> None:
         raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
     rows = list(read_cell_file(sink).values())
     seeds = args.seeds or [args.seed]
-    per_seed = {seed: gem_over_iql_curves(rows, args.maze, seed) for seed in seeds}
+    per_seed = {seed: gem_over_iql_curves(rows, args.maze, seed, args.up_to) for seed in seeds}
     for seed, curves in per_seed.items():
         if not curves:
             raise SystemExit(f"{sink} has no cells of {args.maze} seed {seed}")
     report = Path(args.report or f"docs/results/gem_over_iql_{args.maze}.json")
 
     def curve_table(curves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-        fields = ("step", "n", "lam", "beta", "value", "support", "episodes", "score_mean",
-                  "score_ep_std", "violation", "support_z")  # fmt: skip
-        return {k: [{f: r.get(f) for f in fields} for r in v] for k, v in curves.items()}
+        return {k: [{f: r.get(f) for f in CURVE_FIELDS} for r in v] for k, v in curves.items()}
 
     what = (f"d3rlpy IQL on {args.maze}, seed(s) {', '.join(map(str, seeds))}: its own action "
             "and GEM's rule over its critic and policy, per snapshot, on the test seeds")
@@ -285,9 +297,41 @@ def stage_report(args: argparse.Namespace) -> None:
     _log(f"wrote {report} and {report.with_suffix('.png')}")
 
 
+def stage_restore(args: argparse.Namespace) -> None:
+    """Append the cells of the report ``--report`` to ``--out``'s cache (see the module doc)."""
+    path = Path(args.report)
+    if not path.is_file():
+        raise SystemExit(f"--report {path}: no such file")
+    body = json.loads(path.read_text())
+    if "seeds" in body:
+        per_seed = {int(k): v["curves"] for k, v in body["seeds"].items()}
+    elif "curves" in body:
+        per_seed = {args.seed: body["curves"]}
+    else:
+        raise SystemExit(f"{path} is not a report of this script (no curves)")
+    sink = Path(args.out) / "cells-iql.jsonl"
+    sink.parent.mkdir(parents=True, exist_ok=True)
+    done = read_cell_file(sink)
+    added = 0
+    with sink.open("a") as f:
+        for seed, curves in per_seed.items():
+            for series, cells in curves.items():
+                for c in cells:
+                    key = f"{args.maze}-s{seed}-{c['step']}-{series}"
+                    if key in done:
+                        continue
+                    row = {"stage": "test", "maze": args.maze, "train_seed": seed,
+                           "actor": "iql (d3rlpy)", "series": series, "key": key,
+                           **{k: c.get(k) for k in CURVE_FIELDS},
+                           "eval_seeds": list(TEST_SEEDS), "restored_from": str(path)}  # fmt: skip
+                    f.write(json.dumps(row) + "\n")
+                    added += 1
+    _log(f"restored {added} cell(s) of seed(s) {sorted(per_seed)} from {path} into {sink}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("stage", choices=["train", "test", "report"])
+    p.add_argument("stage", choices=["train", "test", "report", "restore"])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -309,11 +353,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report", default="",
-                   help="report: the JSON to write (default docs/results/gem_over_iql_MAZE.json)")
+                   help="report: the JSON to write (default docs/results/gem_over_iql_MAZE.json);"
+                        " restore: the JSON to read")  # fmt: skip
+    p.add_argument("--up-to", type=int, default=None,
+                   help="report: only the snapshots at or below this step (compare seeds over "
+                        "the same steps)")  # fmt: skip
     args = p.parse_args(argv)
     if args.steps % args.snapshot_every:
         p.error("--steps must be a multiple of --snapshot-every")
-    {"train": stage_train, "test": stage_test, "report": stage_report}[args.stage](args)
+    stages = {"train": stage_train, "test": stage_test, "report": stage_report,
+              "restore": stage_restore}  # fmt: skip
+    stages[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -106,3 +106,35 @@ def test_report_over_several_seeds_keeps_each_seeds_curves(
     with pytest.raises(SystemExit, match="no cells of medium seed 3"):
         iqlref.main(["report", "--maze", "medium", "--seeds", "1", "3", "--out", str(tmp_path),
                      "--report", str(out)])  # fmt: skip
+
+
+def test_restore_puts_a_reports_cells_back_and_up_to_cuts_the_curves(
+    iqlref: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    rows = [_cell("umaze", s, n, float(s // 1000 + (n or 0)))
+            for s in (20_000, 40_000, 60_000) for n in (None, 64)]  # fmt: skip
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "cells-iql.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = tmp_path / "first.json"
+    iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path / "a"), "--report",
+                 str(first)])  # fmt: skip
+    # a fresh cache: the report's cells come back, and a second restore adds nothing
+    for _ in range(2):
+        iqlref.main(["restore", "--maze", "umaze", "--seed", "0", "--report", str(first),
+                     "--out", str(tmp_path / "b")])  # fmt: skip
+    cache = (tmp_path / "b" / "cells-iql.jsonl").read_text()
+    restored = [json.loads(x) for x in cache.splitlines()]
+    assert len(restored) == len(rows) and all(r["restored_from"] == str(first) for r in restored)
+    again = tmp_path / "again.json"
+    iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path / "b"), "--report",
+                 str(again)])  # fmt: skip
+    assert json.loads(again.read_text())["curves"] == json.loads(first.read_text())["curves"]
+    cut = tmp_path / "cut.json"
+    iqlref.main(["report", "--maze", "umaze", "--out", str(tmp_path / "b"), "--report", str(cut),
+                 "--up-to", "40000"])  # fmt: skip
+    got = json.loads(cut.read_text())
+    assert [c["step"] for c in got["curves"]["iql"]] == [20_000, 40_000]
+    np.testing.assert_allclose(got["mean_score"]["iql"]["later_half"], 40.0)  # steps > 20,000
+    with pytest.raises(SystemExit, match="no such file"):
+        iqlref.main(["restore", "--maze", "umaze", "--report", str(tmp_path / "none.json"),
+                     "--out", str(tmp_path / "b")])  # fmt: skip
