@@ -15,6 +15,7 @@ from gemkit.errors import GemkitError
 from gemkit.train import TrainConfig, Trainer, train
 from gemkit.train.batches import IndexStream
 from gemkit.train.checkpoint import load_trainer_state, save_checkpoint
+from gemkit.train.trainer import GRAPH_CHUNK
 
 
 def _per_step(seed: int, n: int, batch: int, steps: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -23,16 +24,18 @@ def _per_step(seed: int, n: int, batch: int, steps: int) -> tuple[list[torch.Ten
     return draws, g.get_state()
 
 
-@pytest.mark.parametrize("n", [1_000, 1_000_000])
-def test_index_stream_hands_out_the_per_step_draws(n: int) -> None:
-    steps, batch = 23, 256
+@pytest.mark.parametrize(
+    ("n", "chunk", "per_take"), [(1_000, 10, 4), (1_000_000, 10, 4), (1_000_000, GRAPH_CHUNK, 300)]
+)
+def test_index_stream_hands_out_the_per_step_draws(n: int, chunk: int, per_take: int) -> None:
+    steps, batch = 2 * chunk + 3, 256  # two refills (GRAPH_CHUNK: the trainer's real size)
     draws, _ = _per_step(5, n, batch, steps)
     cpu = torch.device("cpu")
-    stream = IndexStream(torch.Generator().manual_seed(5), n, batch, chunk=10, device=cpu)
+    stream = IndexStream(torch.Generator().manual_seed(5), n, batch, chunk=chunk, device=cpu)
     got: list[torch.Tensor] = []
     while len(got) < steps:
-        start, k = stream.take(min(4, steps - len(got)))
-        assert 1 <= k <= 4 and start + k <= 10
+        start, k = stream.take(min(per_take, steps - len(got)))
+        assert 1 <= k <= per_take and start + k <= chunk
         got += [stream.buffer[start + i].clone() for i in range(k)]
     for a, b in zip(got, draws, strict=True):
         assert torch.equal(a, b)
