@@ -26,6 +26,7 @@ from gemkit.train import losses as L
 from gemkit.train.batches import IndexStream, PackedTransitions, reward_multiplier
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
+from gemkit.train.graphs import GRAPH_CHUNK, GRAPH_WARMUP, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
 __all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "GRAPH_CHUNK", "GRAPH_WARMUP", "Trainer",
@@ -36,11 +37,6 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 BASELINE_SEED_OFFSET = 7919
 """The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
-
-#: with ``cuda_graph``, eager steps of a phase before its step is captured (PyTorch's recipe)
-GRAPH_WARMUP = 3
-#: with ``cuda_graph``, minibatches whose indices are drawn and copied to the GPU at once
-GRAPH_CHUNK = 1000
 
 #: ``torch.compile`` modes that capture CUDA graphs of their own
 _CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -190,9 +186,7 @@ class Trainer:
             self._stream = IndexStream(
                 self.generator, self.n_transitions, config.batch_size, GRAPH_CHUNK, self.device
             )
-        self._graphs: dict[str, _StepGraph] = {}
-        self._warm: dict[str, int] = {}
-        self._keys: dict[str, list[str]] = {}
+        self._graphs = StepGraphs(self) if cuda_graph else None
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
@@ -305,8 +299,8 @@ class Trainer:
         counts: dict[str, int] = {}
         done = 0
         while done < n and not (stop is not None and stop()):
-            if self.cuda_graph:
-                stats, k = self._graph_steps(n - done, stop)
+            if self.cuda_graph and self._graphs is not None:
+                stats, k = self._graphs.steps(n - done, stop)
             else:
                 stats, k = self.train_step(), 1
             if k == 0:
@@ -335,75 +329,6 @@ class Trainer:
         if phase == "joint":
             L.polyak_update(self.target_critic, self.critic, self.config.tau)
         return out
-
-    # ------------------------------------------------------------------ CUDA graphs
-    def _graph_steps(
-        self, n: int, stop: Callable[[], bool] | None = None
-    ) -> tuple[dict[str, Tensor], int]:
-        """Up to ``n`` steps of the current phase with its graph; returns (sums, steps)."""
-        assert self._stream is not None
-        phase = self.phase
-        if phase == "pretrain":
-            n = min(n, self.pretrain_steps - self.step)
-        else:
-            self._graphs.pop("pretrain", None)  # never replayed again: free its memory
-        graph = self._graphs.get(phase)
-        if graph is None and self._warm.get(phase, 0) >= GRAPH_WARMUP:
-            graph = self._capture(phase)
-        if graph is None:  # a warm-up step, eager, on a side stream as PyTorch's recipe has it
-            self._warm[phase] = self._warm.get(phase, 0) + 1
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                out = self._update(self.sample_batch(), phase)
-                stats = {k: v.detach().clone() for k, v in out.items()}
-            self._keys[phase] = sorted(stats)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self.step += 1
-            return stats, 1
-        start, k = self._stream.take(n)
-        graph.sums.zero_()
-        graph.row.fill_(start)
-        for i in range(k):
-            if i and stop is not None and stop():
-                k = i
-                self._stream.pos = start + k  # the rows not trained on stay for the next call
-                break
-            graph.graph.replay()
-        self.step += k
-        return dict(zip(graph.keys, graph.sums.clone().unbind(0), strict=True)), k
-
-    def _capture(self, phase: str) -> _StepGraph | None:
-        """Capture one step of ``phase``; on failure warn, turn graphs off, return None."""
-        assert self._stream is not None
-        stream, data = self._stream, self.data
-        row = torch.zeros(1, dtype=torch.int64, device=self.device)
-        keys = self._keys[phase]  # the statistics the warm-up steps returned
-        sums = torch.zeros(len(keys), device=self.device)
-        graph = torch.cuda.CUDAGraph()
-        try:
-            torch.cuda.synchronize(self.device)
-            with torch.cuda.graph(graph):
-                out = self._update(data.gather(stream.buffer.index_select(0, row).view(-1)), phase)
-                if sorted(out) != keys:
-                    raise RuntimeError(f"the step returned {sorted(out)}, not {keys}")
-                sums.add_(torch.stack([out[k].detach().float() for k in keys]))
-                row.add_(1)
-        except Exception as exc:  # capture raises RuntimeErrors from deep inside torch
-            import warnings
-
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            warnings.warn(
-                f"CUDA graph capture failed ({type(exc).__name__}: {first}); training without "
-                "CUDA graphs.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            self.cuda_graph = False
-            self._graphs.clear()
-            return None
-        self._graphs[phase] = _StepGraph(graph, keys, sums, row)
-        return self._graphs[phase]
 
     def _compiled_losses(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
         """The compiled :meth:`compute_losses`; on a compiler failure, eager from then on."""
@@ -467,10 +392,3 @@ class Trainer:
             nets["baseline"] = self.baseline
         return nets
 
-
-class _StepGraph:
-    """One phase's captured step: replaying ``graph`` trains on minibatch ``row`` of the index
-    stream, adds the step's statistics (``keys``, sorted) to ``sums`` and moves ``row`` on."""
-
-    def __init__(self, graph: Any, keys: list[str], sums: Tensor, row: Tensor) -> None:
-        self.graph, self.keys, self.sums, self.row = graph, keys, sums, row
