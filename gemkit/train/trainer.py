@@ -26,11 +26,10 @@ from gemkit.train import losses as L
 from gemkit.train.batches import IndexStream, PackedTransitions, reward_multiplier
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
-from gemkit.train.graphs import GRAPH_CHUNK, GRAPH_WARMUP, StepGraphs
+from gemkit.train.graphs import GRAPH_CHUNK, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "GRAPH_CHUNK", "GRAPH_WARMUP", "Trainer",
-           "compile_options"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
 
 #: ``torch.compile`` modes a :class:`Trainer` accepts.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -77,11 +76,10 @@ class Trainer:
         cuda_graph: capture the whole step (minibatch gather, losses, backward, Adam step,
             Polyak update and the running sums of the statistics) as one CUDA graph per phase
             and replay it (a GPU only; combines with ``compile`` in a mode without graphs of
-            its own). The minibatch indices still come from the run's CPU generator, drawn
-            :data:`GRAPH_CHUNK` minibatches ahead (:class:`IndexStream`), so a run with graphs
-            takes the same minibatches as one without. The first :data:`GRAPH_WARMUP` steps
-            of each phase run eagerly; a capture that fails warns once and training goes on
-            without graphs.
+            its own; :mod:`gemkit.train.graphs`). The minibatch indices still come from the
+            run's CPU generator, drawn ahead (:class:`IndexStream`), so a run with graphs takes
+            the same minibatches as one without. The first steps of each phase run eagerly;
+            a capture that fails warns once and training goes on without graphs.
 
     Attributes:
         actor: the guided-EM GMM actor (``K = 1`` for ``actor="unimodal"``).
@@ -391,4 +389,3 @@ class Trainer:
         if self.baseline is not None:
             nets["baseline"] = self.baseline
         return nets
-
