@@ -21,6 +21,16 @@ Usage::
     python reproductions/ablations.py eval --runs RUNS --out CELLS --reference REF_RUN_DIR \\
         --knobs-from MAZE_CELLS --maze-steps medium=300000
     python reproductions/ablations.py report --out CELLS --json docs/results/ablations.json
+
+The maze cell cache that ``--knobs-from`` reads is not kept between machines; ``--knobs
+value=lcb beta=1 lam=0.003 lam_T=0.003`` gives the chosen knobs directly. ``restore --report
+docs/results/ablations.json --out CELLS`` writes a committed report's scores back into the cache
+(marked ``restored_from``), so runs of new seeds are reported beside the committed ones::
+
+    python reproductions/ablations.py restore --out CELLS --report docs/results/ablations.json
+    python reproductions/ablations.py train --runs RUNS --seed 1 --variants c_ent0 alpha1
+    python reproductions/ablations.py eval --runs RUNS --out CELLS --seed 1 --variants c_ent0 \
+        alpha1 --knobs value=lcb beta=1 lam=0.003 lam_T=0.003
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ VARIANTS: dict[str, list[str]] = {
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("stage", choices=["train", "eval", "report"])
+    p.add_argument("stage", choices=["train", "eval", "report", "restore"])
     p.add_argument("--runs", type=Path, default=Path("reproductions/out/ablations/runs"))
     p.add_argument("--out", type=Path, default=Path("reproductions/out/ablations"))
     p.add_argument("--maze", default="medium", choices=mazes.MAZE_NAMES)
@@ -63,6 +73,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--knobs-from", type=Path, default=None,
                    help="the maze reproduction's cell cache: use the knobs its validation chose")
     p.add_argument("--maze-steps", nargs="*", default=[])
+    p.add_argument("--knobs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"the selection knobs themselves ({', '.join(KNOBS)}), instead of "
+                        "--knobs-from")
+    p.add_argument("--report", type=Path, default=None,
+                   help="restore: the committed report JSON whose scores go back into --out")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
@@ -91,13 +106,39 @@ def stage_train(args: argparse.Namespace) -> None:
         subprocess.run(cmd, check=True)
 
 
+#: the knobs a cell takes from the suite (``--knobs``, or chosen in ``--knobs-from``'s cells)
+KNOBS = ("value", "beta", "lam", "lam_T")
+
+
+def explicit_knobs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["value=lcb", "beta=1", ...]`` as knobs; every one of :data:`KNOBS` must be given."""
+    got: dict[str, Any] = {}
+    for kv in pairs:
+        key, sep, val = kv.partition("=")
+        if not sep or key not in KNOBS:
+            raise SystemExit(f"--knobs {kv!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(KNOBS)}")  # fmt: skip
+        try:
+            got[key] = val if key == "value" else float(val)
+        except ValueError:
+            raise SystemExit(f"--knobs {kv!r}: {key} takes a number") from None
+    missing = [k for k in KNOBS if k not in got]
+    if missing:
+        raise SystemExit(f"--knobs: also give {', '.join(missing)}")
+    return got
+
+
 def knobs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.knobs and args.knobs_from is not None:
+        raise SystemExit("give the knobs by --knobs or by --knobs-from, not both")
+    if args.knobs:
+        return explicit_knobs(args.knobs)
     if args.knobs_from is None:
         return {"beta": 1.0, "lam": 1.0, "lam_T": 1.0, "value": "lcb_z"}
     mz = mazes.parse_args(["report", "--out", str(args.knobs_from), *(
         ["--maze-steps", *args.maze_steps] if args.maze_steps else [])])  # fmt: skip
     k = mazes.suite_knobs(mz)
-    return {key: k[key] for key in ("beta", "lam", "lam_T", "value")}
+    return {key: k[key] for key in KNOBS}
 
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -151,34 +192,99 @@ def stage_eval(args: argparse.Namespace) -> None:
         print(f"{c['variant']:>10} {c['actor']:>8} N={c['n']:<4} -> {s.score_mean:.1f}", flush=True)
 
 
+COLS = (("gem", 0), ("baseline", 0), ("gem", None))  # None: the N of --n
+
+
+def latest_scores(rows: Sequence[dict[str, Any]], steps: int) -> dict[tuple[str, int, str, int],
+                                                                      float]:  # fmt: skip
+    """``(variant, seed, actor, n) -> score`` at ``steps``; a later row of a key wins."""
+    return {(r["variant"], r.get("seed", 0), r["actor"], r["n"]): r["score"]
+            for r in rows if r["steps"] == steps}  # fmt: skip
+
+
+def across_seeds(scores: dict[tuple[str, int, str, int], float],
+                 n: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per variant measured on more than one training seed: its three scores beside the
+    reference's (``density``) on every seed where both have all three, and their means over
+    those seeds (the reference's mean over the same seeds, not over all of its own)."""
+    cols = [(a, n if k is None else k) for a, k in COLS]
+    keys = [f"{a}_n{k}" for a, k in cols]
+    out: dict[str, dict[str, Any]] = {}
+    for v in VARIANTS:
+        if v == "density":
+            continue
+        seeds = sorted({s for (v_, s, _, _) in scores if v_ == v
+                        and all((w, s, a, k) in scores for w in (v, "density") for a, k in cols)})
+        if len(seeds) < 2:
+            continue
+        per = [{"seed": s, **{f"{w}_{key}": scores[(w_, s, a, k)]
+                              for w, w_ in (("reference", "density"), ("variant", v))
+                              for key, (a, k) in zip(keys, cols, strict=True)}}
+               for s in seeds]  # fmt: skip
+        mean = {f: sum(r[f] for r in per) / len(per) for f in per[0] if f != "seed"}
+        out[v] = {"set": VARIANTS[v], "seeds": seeds, "per_seed": per, "mean": mean}
+    return out
+
+
 def stage_report(args: argparse.Namespace) -> None:
-    rows = [r for r in read_rows(args.out)
-            if r["steps"] == args.steps and r.get("seed", 0) == args.seed]  # fmt: skip
-    by = {(r["variant"], r["actor"], r["n"]): r for r in rows}
-    order = [v for v in VARIANTS if any(k[0] == v for k in by)]
-    cols = [("gem", 0), ("baseline", 0), ("gem", args.n)]
+    every_row = read_rows(args.out)
+    scores = latest_scores(every_row, args.steps)
+    cols = [(a, args.n if k is None else k) for a, k in COLS]
+    order = [v for v in VARIANTS if any((v, args.seed, a, k) in scores for a, k in cols)]
     print(f"| variant | --set | GEM anchor (N=0) | fair baseline (N=0) | GEM N={args.n} |")
     print("|---|---|---:|---:|---:|")
     table = []
     for v in order:
-        got = [by.get((v, a, n)) for a, n in cols]
-        cells_ = [f"{g['score']:.1f}" if g else "-" for g in got]
+        got = [scores.get((v, args.seed, a, k)) for a, k in cols]
+        cells_ = [f"{g:.1f}" if g is not None else "-" for g in got]
         print(f"| {v} | {' '.join(VARIANTS[v]) or '(reference)'} | " + " | ".join(cells_) + " |")
-        scores = {f"{a}_n{n}": (g["score"] if g else None)
-                  for (a, n), g in zip(cols, got, strict=True)}  # fmt: skip
-        table.append({"variant": v, "set": VARIANTS[v], **scores})
+        table.append({"variant": v, "set": VARIANTS[v],
+                      **{f"{a}_n{k}": g for (a, k), g in zip(cols, got, strict=True)}})
+    several = across_seeds(scores, args.n)
+    for v, body in several.items():
+        print(f"\n{v} ({' '.join(body['set'])}) against the reference, per training seed "
+              f"(reference / {v}):")
+        print(f"| training seed | anchor | baseline | GEM N={args.n} |")
+        print("|---|---|---|---|")
+        for r in [*body["per_seed"], {"seed": "mean", **body["mean"]}]:
+            print(f"| {r['seed']} | " + " | ".join(
+                f"{r[f'reference_{a}_n{k}']:.1f} / {r[f'variant_{a}_n{k}']:.1f}"
+                for a, k in cols) + " |")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        every = [{k: r[k] for k in ("variant", "seed", "actor", "n", "score")}
-                 for r in read_rows(args.out) if r["steps"] == args.steps]  # fmt: skip
+        every = [{"variant": v, "seed": s, "actor": a, "n": k, "score": x}
+                 for (v, s, a, k), x in scores.items()]  # fmt: skip
         args.json.write_text(json.dumps({"maze": args.maze, "seed": args.seed, "steps": args.steps,
                                          "episodes": args.episodes, "rows": table,
-                                         "every_seed": every}, indent=1))  # fmt: skip
+                                         "across_seeds": several, "every_seed": every},
+                                        indent=1))  # fmt: skip
+
+
+def stage_restore(args: argparse.Namespace) -> None:
+    """Append the scores of the committed report ``--report`` to ``--out``'s cache, marked
+    ``restored_from`` (their run directories are gone; ``eval`` skips nothing because of them,
+    ``report`` counts them)."""
+    if args.report is None or not args.report.is_file():
+        raise SystemExit(f"restore: --report {args.report}: no such file (a JSON that "
+                         "'report --json' wrote)")  # fmt: skip
+    body = json.loads(args.report.read_text())
+    have = latest_scores(read_rows(args.out), body["steps"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    added = 0
+    with (args.out / "ablations.jsonl").open("a") as f:
+        for r in body["every_seed"]:
+            if (r["variant"], r["seed"], r["actor"], r["n"]) in have:
+                continue
+            f.write(json.dumps({**r, "maze": body["maze"], "steps": body["steps"],
+                                "config": None, "restored_from": str(args.report)}) + "\n")
+            added += 1
+    print(f"restored {added} score(s) from {args.report} into {args.out / 'ablations.jsonl'}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    {"train": stage_train, "eval": stage_eval, "report": stage_report}[args.stage](args)
+    {"train": stage_train, "eval": stage_eval, "report": stage_report,
+     "restore": stage_restore}[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 from script_fixtures import load_script
 
@@ -67,3 +68,64 @@ def test_train_command_is_the_reproductions_plus_one_change(abl: ModuleType, tmp
                     "--out", out, "--set", "n_critics=5", "--set", "hidden=128,128", "--set",
                     "gmm_likelihood=censored", "--steps", "600", "--compile", "--snapshot-every",
                     "20000", "--threads", "1", "--quiet"]]  # fmt: skip
+
+
+def test_explicit_knobs_replace_the_lost_cell_cache(abl: ModuleType) -> None:
+    args = abl.parse_args(["eval", "--variants", "c_ent0", "--knobs", "value=lcb", "beta=1",
+                           "lam=0.003", "lam_T=0.003"])  # fmt: skip
+    cells = abl.cells(args)
+    assert len(cells) == 3
+    for c in cells:
+        cfg = c["config"]
+        assert (cfg["value"], cfg["beta"], cfg["lam"], cfg["lam_T"]) == ("lcb", 1.0, 0.003, 0.003)
+    for bad, says in ((["value=lcb"], "also give beta, lam, lam_T"),
+                      (["gamma=1"], "KEY one of value, beta, lam, lam_T"),
+                      (["beta=high", "value=lcb", "lam=0", "lam_T=0"], "beta takes a number")):
+        with pytest.raises(SystemExit, match=says):
+            abl.cells(abl.parse_args(["eval", "--knobs", *bad]))
+    both = abl.parse_args(["eval", "--knobs", "value=lcb", "--knobs-from", "x"])
+    with pytest.raises(SystemExit, match="not both"):
+        abl.cells(both)
+
+
+def _scores(variant: str, seed: int, anchor: float, base: float, n64: float) -> list[dict]:
+    return [{"variant": variant, "seed": seed, "actor": a, "n": n, "score": x, "steps": 60000,
+             "config": {}} for a, n, x in (("gem", 0, anchor), ("baseline", 0, base),
+                                            ("gem", 64, n64))]  # fmt: skip
+
+
+def test_restore_then_report_across_seeds(abl: ModuleType, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # a committed report with seed 0 only, restored; then new seeds' cells as eval writes them
+    committed = tmp_path / "committed"
+    (committed).mkdir()
+    (committed / "ablations.jsonl").write_text("".join(
+        json.dumps(r) + "\n" for r in _scores("density", 0, 6.0, 24.0, 17.0)
+        + _scores("c_ent0", 0, 1.0, 24.0, 18.0)))  # fmt: skip
+    report = tmp_path / "committed.json"
+    abl.main(["report", "--out", str(committed), "--json", str(report)])
+    cache = tmp_path / "cache"
+    abl.main(["restore", "--out", str(cache), "--report", str(report)])
+    abl.main(["restore", "--out", str(cache), "--report", str(report)])  # adds nothing twice
+    restored = abl.read_rows(cache)
+    assert len(restored) == 6 and all(r["restored_from"] == str(report) for r in restored)
+    new = (_scores("density", 1, 10.0, 16.0, 24.0) + _scores("c_ent0", 1, 5.0, 16.0, 20.0)
+           + _scores("c_ent0", 2, 9.0, 20.0, 30.0))  # seed 2 has no reference: left out
+    with (cache / "ablations.jsonl").open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in new))
+    capsys.readouterr()
+    out = tmp_path / "abl.json"
+    abl.main(["report", "--out", str(cache), "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "| mean | 8.0 / 3.0 | 20.0 / 20.0 | 20.5 / 19.0 |" in text
+    body = json.loads(out.read_text())["across_seeds"]
+    assert list(body) == ["c_ent0"] and body["c_ent0"]["seeds"] == [0, 1]
+    ref = np.array([[6.0, 24.0, 17.0], [10.0, 16.0, 24.0]]).mean(axis=0)
+    var = np.array([[1.0, 24.0, 18.0], [5.0, 16.0, 20.0]]).mean(axis=0)
+    mean = body["c_ent0"]["mean"]
+    np.testing.assert_allclose([mean["reference_gem_n0"], mean["reference_baseline_n0"],
+                                mean["reference_gem_n64"]], ref)  # fmt: skip
+    np.testing.assert_allclose([mean["variant_gem_n0"], mean["variant_baseline_n0"],
+                                mean["variant_gem_n64"]], var)  # fmt: skip
+    with pytest.raises(SystemExit, match="no such file"):
+        abl.main(["restore", "--out", str(cache), "--report", str(tmp_path / "none.json")])
