@@ -78,6 +78,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "--knobs-from")
     p.add_argument("--report", type=Path, default=None,
                    help="restore: the committed report JSON whose scores go back into --out")
+    p.add_argument("--only-seeds", type=int, nargs="*", default=None,
+                   help="restore: only these training seeds (default: all; --variants applies)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
@@ -263,7 +265,9 @@ def stage_report(args: argparse.Namespace) -> None:
 def stage_restore(args: argparse.Namespace) -> None:
     """Append the scores of the committed report ``--report`` to ``--out``'s cache, marked
     ``restored_from`` (their run directories are gone; ``eval`` skips nothing because of them,
-    ``report`` counts them)."""
+    ``report`` counts them). Only the variants of ``--variants`` and the seeds of
+    ``--only-seeds``, so that runs retrained on another machine are not paired with a reference
+    trained elsewhere."""
     if args.report is None or not args.report.is_file():
         raise SystemExit(f"restore: --report {args.report}: no such file (a JSON that "
                          "'report --json' wrote)")  # fmt: skip
@@ -273,7 +277,9 @@ def stage_restore(args: argparse.Namespace) -> None:
     added = 0
     with (args.out / "ablations.jsonl").open("a") as f:
         for r in body["every_seed"]:
-            if (r["variant"], r["seed"], r["actor"], r["n"]) in have:
+            if ((r["variant"], r["seed"], r["actor"], r["n"]) in have
+                    or r["variant"] not in args.variants
+                    or (args.only_seeds is not None and r["seed"] not in args.only_seeds)):
                 continue
             f.write(json.dumps({**r, "maze": body["maze"], "steps": body["steps"],
                                 "config": None, "restored_from": str(args.report)}) + "\n")

@@ -129,3 +129,11 @@ def test_restore_then_report_across_seeds(abl: ModuleType, tmp_path: Path,
                                 mean["variant_gem_n64"]], var)  # fmt: skip
     with pytest.raises(SystemExit, match="no such file"):
         abl.main(["restore", "--out", str(cache), "--report", str(tmp_path / "none.json")])
+    # filters: one variant, one seed
+    only = tmp_path / "only"
+    abl.main(["restore", "--out", str(only), "--report", str(report), "--variants", "c_ent0",
+              "--only-seeds", "0"])  # fmt: skip
+    assert {(r["variant"], r["seed"]) for r in abl.read_rows(only)} == {("c_ent0", 0)}
+    abl.main(["restore", "--out", str(tmp_path / "none"), "--report", str(report),
+              "--only-seeds", "5"])  # fmt: skip
+    assert abl.read_rows(tmp_path / "none") == []
