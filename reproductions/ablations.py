@@ -29,7 +29,7 @@ docs/results/ablations.json --out CELLS`` writes a committed report's scores bac
 
     python reproductions/ablations.py restore --out CELLS --report docs/results/ablations.json
     python reproductions/ablations.py train --runs RUNS --seed 1 --variants c_ent0 alpha1
-    python reproductions/ablations.py eval --runs RUNS --out CELLS --seed 1 --variants c_ent0 \
+    python reproductions/ablations.py eval --runs RUNS --out CELLS --seed 1 --variants c_ent0 \\
         alpha1 --knobs value=lcb beta=1 lam=0.003 lam_T=0.003
 """
 
