@@ -194,7 +194,10 @@ def stage_eval(args: argparse.Namespace) -> None:
         print(f"{c['variant']:>10} {c['actor']:>8} N={c['n']:<4} -> {s.score_mean:.1f}", flush=True)
 
 
-COLS = (("gem", 0), ("baseline", 0), ("gem", None))  # None: the N of --n
+def columns(n: int) -> list[tuple[str, int]]:
+    """The ``(actor, N)`` of a report's three columns: GEM's anchor, the fair baseline, GEM at
+    ``n`` candidates."""
+    return [("gem", 0), ("baseline", 0), ("gem", n)]
 
 
 def latest_scores(rows: Sequence[dict[str, Any]], steps: int) -> dict[tuple[str, int, str, int],
@@ -209,7 +212,7 @@ def across_seeds(scores: dict[tuple[str, int, str, int], float],
     """Per variant measured on more than one training seed: its three scores beside the
     reference's (``density``) on every seed where both have all three, and their means over
     those seeds (the reference's mean over the same seeds, not over all of its own)."""
-    cols = [(a, n if k is None else k) for a, k in COLS]
+    cols = columns(n)
     keys = [f"{a}_n{k}" for a, k in cols]
     out: dict[str, dict[str, Any]] = {}
     for v in VARIANTS:
@@ -229,9 +232,8 @@ def across_seeds(scores: dict[tuple[str, int, str, int], float],
 
 
 def stage_report(args: argparse.Namespace) -> None:
-    every_row = read_rows(args.out)
-    scores = latest_scores(every_row, args.steps)
-    cols = [(a, args.n if k is None else k) for a, k in COLS]
+    scores = latest_scores(read_rows(args.out), args.steps)
+    cols = columns(args.n)
     order = [v for v in VARIANTS if any((v, args.seed, a, k) in scores for a, k in cols)]
     print(f"| variant | --set | GEM anchor (N=0) | fair baseline (N=0) | GEM N={args.n} |")
     print("|---|---|---:|---:|---:|")

@@ -98,7 +98,7 @@ def test_restore_then_report_across_seeds(abl: ModuleType, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     # a committed report with seed 0 only, restored; then new seeds' cells as eval writes them
     committed = tmp_path / "committed"
-    (committed).mkdir()
+    committed.mkdir()
     (committed / "ablations.jsonl").write_text("".join(
         json.dumps(r) + "\n" for r in _scores("density", 0, 6.0, 24.0, 17.0)
         + _scores("c_ent0", 0, 1.0, 24.0, 18.0)))  # fmt: skip
