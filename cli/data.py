@@ -26,6 +26,9 @@ class DatasetKind(str, Enum):
     pointmaze_umaze = "pointmaze-umaze"
     pointmaze_medium = "pointmaze-medium"
     pointmaze_large = "pointmaze-large"
+    maze2d_umaze = "maze2d-umaze"
+    maze2d_medium = "maze2d-medium"
+    maze2d_large = "maze2d-large"
     hopper_medium = "hopper-medium"
     hopper_medium_replay = "hopper-medium-replay"
     walker2d_medium = "walker2d-medium"
@@ -42,6 +45,7 @@ def make(
         None,
         "--steps",
         help="Transitions (default: fork 50,000; pointmaze 1M, as Minari's D4RL/pointmaze-v2; "
+        "maze2d 1M / 2M / 4M, as D4RL's maze2d-*-v1; "
         "locomotion medium 1M, medium-replay the whole SAC replay buffer, as D4RL).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the recording."),
@@ -63,14 +67,15 @@ def make(
     ),
 ) -> None:
     """Record a dataset into the local Minari store ($MINARI_DATASETS_PATH)."""
-    from gemkit.data import make_fork, make_pointmaze, read_metadata
+    from gemkit.data import make_fork, make_maze2d, make_pointmaze, read_metadata
 
     set_threads(threads)
 
     pointmaze = kind.value.startswith("pointmaze-")
     if dense and not pointmaze:
         raise typer.BadParameter("--dense applies to pointmaze datasets only.")
-    locomotion = kind is not DatasetKind.fork and not pointmaze
+    maze2d = kind.value.startswith("maze2d-")
+    locomotion = kind is not DatasetKind.fork and not pointmaze and not maze2d
     if not locomotion and (sac_steps, target_return, sac_dir) != (None, None, None):
         raise typer.BadParameter("--sac-steps, --target-return, --sac-dir: locomotion only.")
     # the bar starts with the first report, so an error before recording shows no empty bar;
@@ -113,6 +118,16 @@ def make(
                 progress=progress,
                 **kwargs,
             )
+        elif maze2d:
+            out = make_maze2d(
+                kind.value.removeprefix("maze2d-"),
+                steps,
+                seed,
+                dataset_id=dataset_id,
+                ref_episodes=ref_episodes,
+                overwrite=overwrite,
+                progress=progress,
+            )
         elif locomotion:
             out = _make_locomotion(kind.value, steps, seed, sac_steps, target_return, sac_dir,
                                    dataset_id, overwrite, progress, sac_progress)  # fmt: skip
@@ -130,11 +145,17 @@ def make(
     finally:
         bar.stop()
     meta = read_metadata(out)
+    scale = " (D4RL's published)" if maze2d else ""
     typer.echo(
         f"wrote {out}: {meta['total_steps']:,} steps, {meta['total_episodes']:,} episodes; "
-        f"reference scores random {meta.get('ref_min_score'):.3f}, "
+        f"reference scores{scale} random {meta.get('ref_min_score'):.3f}, "
         f"expert {meta.get('ref_max_score'):.3f}"
     )
+    if maze2d:
+        typer.echo(
+            f"gemkit's own references (random, replanning expert): "
+            f"{meta['gemkit_ref_min_score']:.3f}, {meta['gemkit_ref_max_score']:.3f}"
+        )
 
 
 def _make_locomotion(

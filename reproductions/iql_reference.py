@@ -53,8 +53,22 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def task_maze(args: argparse.Namespace) -> str:
+    """``umaze`` (the Minari-recipe pointmaze) or ``maze2d-umaze`` (D4RL's maze2d recipe)."""
+    return args.maze if args.task == "pointmaze" else f"maze2d-{args.maze}"
+
+
+def task_dataset(args: argparse.Namespace) -> str:
+    """The Minari id of ``--task``'s ``--maze``."""
+    if args.task == "maze2d":
+        from gemkit.data import maze2d_dataset_id
+
+        return maze2d_dataset_id(args.maze)
+    return dataset_id(args.maze)
+
+
 def run_dir(args: argparse.Namespace) -> Path:
-    return Path(args.runs) / f"{args.maze}-s{args.seed}"
+    return Path(args.runs) / f"{task_maze(args)}-s{args.seed}"
 
 
 def iql_snapshot(run: Path, step: int) -> Path:
@@ -79,7 +93,7 @@ def stage_train(args: argparse.Namespace) -> None:
         _log(f"{d} is at step {step} >= {args.steps}: nothing to do")
         return
     d3rlpy.seed(args.seed + 1000 * step)
-    data = to_d3rlpy(load(dataset_id(args.maze)))
+    data = to_d3rlpy(load(task_dataset(args)))
     if step:
         algo = load_d3rlpy(d / "latest.d3")
         _log(f"resuming {d} at step {step}")
@@ -126,7 +140,7 @@ def stage_test(args: argparse.Namespace) -> None:
         if args.support:  # e.g. `gemkit fit-support`'s model directory
             support_dir = Path(args.support)
         else:  # the behavior GMM of the gemkit run with the same maze and seed, at this step
-            gem_run = Path(args.gem_runs) / f"{args.maze}-s{args.seed}"
+            gem_run = Path(args.gem_runs) / f"{task_maze(args)}-s{args.seed}"
             support_dir = models_at(gem_run, args.steps) or gem_run
         behavior = load_models(support_dir)
         behavior.critic = from_d3rlpy(algo)
@@ -144,7 +158,7 @@ def stage_test(args: argparse.Namespace) -> None:
         return torch.as_tensor(algo.predict(states.cpu().numpy()))
 
     for label, n in cells:
-        key = f"{args.maze}-s{args.seed}-{args.steps}-{label}"
+        key = f"{task_maze(args)}-s{args.seed}-{args.steps}-{label}"
         if key in done:
             continue
         t0 = time.perf_counter()
@@ -152,11 +166,12 @@ def stage_test(args: argparse.Namespace) -> None:
         if n is not None:  # GEM's rule over IQL's critic, candidates from IQL's policy
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=n,
                             beta=args.beta, lam=args.lam, value=args.value)  # fmt: skip
-        s = evaluate_config(None, None, dataset_id(args.maze), episodes=args.episodes,
+        s = evaluate_config(None, None, task_dataset(args), episodes=args.episodes,
                             seeds=TEST_SEEDS, num_envs=min(args.episodes, 30),
                             policy=actor)  # fmt: skip
         row = {
             "stage": "test",
+            "task": args.task,
             "maze": args.maze,
             "train_seed": args.seed,
             "step": args.steps,
@@ -184,11 +199,14 @@ CURVE_FIELDS = ("step", "n", "lam", "beta", "value", "support", "episodes", "sco
 
 
 def gem_over_iql_curves(rows: list[dict[str, Any]], maze: str, seed: int,
-                        up_to: int | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+                        up_to: int | None = None,
+                        task: str = "pointmaze") -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """The ``test`` cells of one run as curves: per series (``iql``, ``gem-over-iql n=...``),
     its cells sorted by step (the last cell of a key wins, as a rerun's would); only the
-    snapshots at or below ``up_to`` when given."""
+    snapshots at or below ``up_to`` when given; cells of ``task`` only (older cells, written
+    before maze2d existed, carry no task and are pointmaze's)."""
     latest = {r["key"]: r for r in rows if r["maze"] == maze and r["train_seed"] == seed
+              and r.get("task", "pointmaze") == task
               and (up_to is None or r["step"] <= up_to)}  # fmt: skip
     curves: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(latest.values(), key=lambda r: (r["n"] is not None, r["n"] or 0, r["step"])):
@@ -241,16 +259,21 @@ def stage_report(args: argparse.Namespace) -> None:
         raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
     rows = list(read_cell_file(sink).values())
     seeds = args.seeds or [args.seed]
-    per_seed = {seed: gem_over_iql_curves(rows, args.maze, seed, args.up_to) for seed in seeds}
+    per_seed = {seed: gem_over_iql_curves(rows, args.maze, seed, args.up_to, args.task)
+                for seed in seeds}  # fmt: skip
     for seed, curves in per_seed.items():
         if not curves:
             raise SystemExit(f"{sink} has no cells of {args.maze} seed {seed}")
-    report = Path(args.report or f"docs/results/gem_over_iql_{args.maze}.json")
+    default = (f"docs/results/gem_over_iql_{args.maze}.json" if args.task == "pointmaze"
+               else f"docs/results/maze2d/iql_{args.maze}.json")  # fmt: skip
+    report = Path(args.report or default)
 
     def curve_table(curves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
         return {k: [{f: r.get(f) for f in CURVE_FIELDS} for r in v] for k, v in curves.items()}
 
-    what = (f"d3rlpy IQL on {args.maze}, seed(s) {', '.join(map(str, seeds))}: its own action "
+    scale = "D4RL's maze2d-v1 references" if args.task == "maze2d" else "gemkit's references"
+    what = (f"d3rlpy IQL on {task_maze(args)} (scores on {scale}), seed(s) "
+            f"{', '.join(map(str, seeds))}: its own action "
             "and GEM's rule over its critic and policy, per snapshot, on the test seeds")
     body: dict[str, Any] = {"what": what,
                             "command": "python reproductions/iql_reference.py "
@@ -281,10 +304,10 @@ def stage_report(args: argparse.Namespace) -> None:
                 ls=line.get((first["value"], first["lam"]), "-"))  # fmt: skip
             ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3,
                     label=label, **style)  # fmt: skip
-        ax.set_title(f"{args.maze}, IQL seed {seed}", fontsize=9)
+        ax.set_title(f"{task_maze(args)}, IQL seed {seed}", fontsize=9)
         ax.set_xlabel("IQL gradient steps")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"normalised score ({args.maze}, test seeds)")
+    axes[0][0].set_ylabel(f"normalised score ({task_maze(args)}, test seeds; {scale})")
     handles: dict[str, Any] = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -317,10 +340,11 @@ def stage_restore(args: argparse.Namespace) -> None:
         for seed, curves in per_seed.items():
             for series, cells in curves.items():
                 for c in cells:
-                    key = f"{args.maze}-s{seed}-{c['step']}-{series}"
+                    key = f"{task_maze(args)}-s{seed}-{c['step']}-{series}"
                     if key in done:
                         continue
-                    row = {"stage": "test", "maze": args.maze, "train_seed": seed,
+                    row = {"stage": "test", "task": args.task, "maze": args.maze,
+                           "train_seed": seed,
                            "actor": "iql (d3rlpy)", "series": series, "key": key,
                            **{k: c.get(k) for k in CURVE_FIELDS},
                            "eval_seeds": list(TEST_SEEDS), "restored_from": str(path)}  # fmt: skip
@@ -333,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("stage", choices=["train", "test", "report", "restore"])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
+    p.add_argument("--task", default="pointmaze", choices=["pointmaze", "maze2d"],
+                   help="pointmaze: gemkit/pointmaze-MAZE-v1 (Minari's recipe); maze2d: "
+                        "gemkit/maze2d-MAZE-v1 (D4RL's maze2d-v1 recipe, the paper's task)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="report: the training seeds to report together (default: --seed)")

@@ -40,3 +40,16 @@ def test_malformed_ids_fail_first_and_never_break_the_listing(minari_store) -> N
     (bad / "metadata.json").write_text("{}")
     r = runner.invoke(app, ["data", "list"])
     assert r.exit_code == 0, r.output
+
+
+def test_make_maze2d_reports_both_scales(minari_store: pathlib.Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "make", "maze2d-umaze", "--steps", "500",
+                              "--ref-episodes", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "wrote gemkit/maze2d-umaze-v1: 500 steps" in res.output
+    assert "reference scores (D4RL's published) random 23.850, expert 161.860" in res.output
+    assert "gemkit's own references (random, replanning expert)" in res.output
+    res = runner.invoke(app, ["data", "info", "gemkit/maze2d-umaze-v1"])
+    assert res.exit_code == 0
+    assert "state dim: 4" in res.output and "terminals: 0" in res.output

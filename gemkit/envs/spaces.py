@@ -17,8 +17,8 @@ from gemkit.errors import DatasetError
 
 __all__ = ["DICT_OBS_KEYS", "dict_obs_keys", "flatten_observation", "flatten_space"]
 
-#: Keys of a dict observation that gemkit keeps, in this order (D4RL maze2d: position and
-#: velocity, then the goal). ``achieved_goal`` is the position again and is dropped.
+#: Keys of a dict observation that gemkit keeps, in this order (gymnasium-robotics' mazes:
+#: position and velocity, then the goal). ``achieved_goal`` is the position again and is dropped.
 DICT_OBS_KEYS: tuple[str, ...] = ("observation", "desired_goal")
 
 
@@ -29,7 +29,8 @@ def flatten_space(space: gym.Space[Any]) -> gym.spaces.Box:
         DatasetError: a space gemkit cannot flatten (not a Box or a Dict of Boxes).
     """
     if isinstance(space, gym.spaces.Box):
-        return gym.spaces.Box(space.low.reshape(-1), space.high.reshape(-1), dtype=np.float32)
+        low, high = (np.asarray(b, dtype=np.float32).reshape(-1) for b in (space.low, space.high))
+        return gym.spaces.Box(low, high, dtype=np.float32)
     if isinstance(space, gym.spaces.Dict):
         keys = dict_obs_keys(space.spaces)
         parts = [space.spaces[k] for k in keys]
@@ -51,8 +52,9 @@ def flatten_observation(obs: Any) -> NDArray[np.float32]:
     """Flatten one observation, or a batch or episode of them (leading dims kept).
 
     A dict observation becomes ``observation`` then ``desired_goal`` concatenated on the last
-    axis, as D4RL maze2d (position, velocity, goal); a dict without ``observation`` concatenates
-    all its keys in sorted order. Arrays are flattened past their leading axis only when they are
+    axis (position, velocity, goal: 6-D for PointMaze, where D4RL's maze2d is 4-D without the
+    goal); a dict without ``observation`` concatenates all its keys in sorted order. Arrays are
+    flattened past their leading axis only when they are
     batches of vectors already, so ``[T, S]`` stays ``[T, S]``.
     """
     if isinstance(obs, Mapping):
