@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from enum import Enum
 from typing import Any, Optional
@@ -118,25 +119,15 @@ def make(
                 progress=progress,
                 **kwargs,
             )
-        elif maze2d:
-            out = make_maze2d(
-                kind.value.removeprefix("maze2d-"),
-                steps,
-                seed,
-                dataset_id=dataset_id,
-                ref_episodes=ref_episodes,
-                overwrite=overwrite,
-                progress=progress,
-            )
         elif locomotion:
             out = _make_locomotion(kind.value, steps, seed, sac_steps, target_return, sac_dir,
                                    dataset_id, overwrite, progress, sac_progress)  # fmt: skip
-        else:
-            out = make_pointmaze(
-                kind.value.removeprefix("pointmaze-"),
+        else:  # a maze: D4RL's maze2d recipe or Minari's pointmaze one
+            maker: Any = make_maze2d if maze2d else functools.partial(make_pointmaze, dense=dense)
+            out = maker(
+                kind.value.split("-", 1)[1],
                 steps,
                 seed,
-                dense=dense,
                 dataset_id=dataset_id,
                 ref_episodes=ref_episodes,
                 overwrite=overwrite,
