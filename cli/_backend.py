@@ -32,7 +32,9 @@ class BackendName(str, Enum):
 BACKEND = typer.Option(
     BackendName.serial,
     "--backend",
-    help='serial (here, one after another) or ray (one Ray task each; pip install "gemkit[ray]").',
+    # rich markup would read [ray] as a style tag and drop it: the bracket is escaped
+    help='serial (here, one after another) or ray (one Ray task each; '
+    'pip install "gemkit\\[ray]").',
 )
 ADDRESS: Optional[str] = typer.Option(
     None,

@@ -13,6 +13,23 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gemkit {version('gemkit')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print gemkit's version."
+    ),
+) -> None:
+    """Candidate-based action selection for offline RL (GEM), as composable components."""
+
+
 def _register() -> None:
     # Each module adds its commands to ``app`` on import; one import line per module.
     from . import (

@@ -110,7 +110,7 @@ class Suite:
     steps_flag: str = "--task-steps"  #: the per-task budget flag the report names
     train_note: str = ""  #: why the suite's ``--train-set`` (follows the defaults in the report)
     timing_note: str = ""  #: measured training speed, for the report
-    findings: str = ""  #: notes appended to the report (``reproductions/<findings>``)
+    findings: str = ""  #: notes appended to the report (a path from the repository root)
     scale: str = "the dataset's reference scores"  #: which references normalise the scores
 
 
@@ -144,7 +144,7 @@ SUITES: dict[str, Suite] = {
         steps_flag="--maze-steps",
         timing_note="Training ran at 80-130 gradient steps/s per job here (two jobs and the "
         "evaluation sharing two cores), about 15-20 minutes per 100,000 steps. ",
-        findings="mazes_findings.md",
+        findings="reproductions/mazes_findings.md",
         scale=MAZE_SCALE,
     ),
     "maze2d": Suite(
@@ -159,7 +159,7 @@ SUITES: dict[str, Suite] = {
         "with D4RL's maze2d-v1 recipe ({sizes}); scores on D4RL's published references "
         "(`d4rl/infos.py`); see `docs/datasets.md`.",
         doc="results-maze2d.md", figures="results/maze2d", defaults=COMMON_DEFAULTS,
-        steps_flag="--maze-steps", scale=MAZE2D_SCALE,
+        steps_flag="--maze-steps", scale=MAZE2D_SCALE, findings="docs/findings/maze2d.md",
     ),
     # 1000-step episodes make evaluation dearer per episode than the mazes' (300-800 steps):
     # D4RL's 10 test episodes, 5 validation ones, N up to 256 (``--budgets ... 1024`` adds the
@@ -180,7 +180,7 @@ SUITES: dict[str, Suite] = {
         "expectile act in the same units on every task)",
         timing_note="Training ran at about 80 gradient steps/s per job here (one job per core), "
         "about 20 minutes per 100,000 steps; the whole evaluation took about 10 minutes. ",
-        findings="locomotion_findings.md",
+        findings="reproductions/locomotion_findings.md",
         scale=LOCOMOTION_SCALE,
         data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
         "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
@@ -806,10 +806,15 @@ _REFS: dict[str, tuple[float, float]] = {}
 
 
 def _refs(task: str) -> tuple[float, float]:
-    """D4RL's random and expert returns of ``task``: a maze's from its dataset's metadata, a
-    locomotion task's from gemkit's table (the same numbers, no dataset needed)."""
+    """The random and expert returns of ``task``: a pointmaze's from its dataset's metadata, a
+    maze2d's and a locomotion task's from D4RL's published tables (the numbers their datasets
+    store, no dataset needed)."""
     if task not in _REFS:
-        if task in MAZE_NAMES or task in MAZE2D_NAMES:
+        if task in MAZE2D_NAMES:
+            from gemkit.data.maze2d import D4RL_REF_SCORES
+
+            _REFS[task] = D4RL_REF_SCORES[task.removeprefix("maze2d-")]
+        elif task in MAZE_NAMES:
             from gemkit.data import read_metadata
 
             meta = read_metadata(dataset_id(task))
@@ -1179,11 +1184,52 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
           f"snapshots every {args.snapshot_every:,} steps ({args.curve_episodes}"
           " episodes per snapshot and training seed; mean ± std over training seeds).", "",
           f"![learning curves]({rel}/{name}_curves.png)", ""]
-    notes = ROOT / "reproductions" / suite.findings
+    if suite.name == "maze2d":
+        L += _outside_iql_section(args, summary)
+    notes = ROOT / suite.findings
     if suite.findings and notes.is_file() and not args.smoke:
         L += [notes.read_text().rstrip(), ""]
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(L) + "\n")
+
+
+def _outside_iql_section(args: argparse.Namespace, summary: dict[str, Any]) -> list[str]:
+    """Maze2D: d3rlpy's IQL on the rebuilt data (``reproductions/iql_reference.py --task maze2d``,
+    its committed reports ``<figures>/iql_<maze>.json``) beside published IQL on D4RL's own
+    files and this suite's fair baseline: does the rebuild reproduce IQL's numbers?"""
+    suite = suite_of(args)
+    rows = []
+    for task in args.tasks:
+        path = Path(args.figures) / f"iql_{task.removeprefix('maze2d-')}.json"
+        iql = "not run"
+        if path.is_file():
+            body = json.loads(path.read_text())
+            if "mean_over_seeds" in body:
+                m = body["mean_over_seeds"]["iql"]
+                curves = next(iter(body["seeds"].values()))["curves"]
+                iql = f"{m['later_half']:.1f} ± {m['later_half_std']:.1f} (seeds {m['seeds']})"
+            else:
+                m, curves = body["mean_score"]["iql"], body["curves"]
+                iql = (f"{m['later_half']:.1f} (one seed; last snapshot "
+                       f"{curves['iql'][-1]['score_mean']:.1f})")  # fmt: skip
+            iql += f", to {max(c['step'] for c in curves['iql']):,} steps"
+        base = {a["n"]: a for a in summary[f"per_{suite.word}"][task]["baseline"]}
+        fair = f"{_f(base[0]['score'])} ± {_f(base[0]['score_std'])}" if 0 in base else "n/a"
+        paper = suite.paper.get(task, {})
+        rows.append([task, iql, fair, f"{paper['IQL']:.1f}" if paper else ""])
+    return [
+        "## Validating the rebuild against published IQL", "",
+        "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, standard "
+        "observation scaler) trained on the rebuilt data (`python reproductions/iql_reference.py "
+        "train --task maze2d --maze <maze>`, then `test ... --n --episodes 100` on every "
+        "snapshot), scored on D4RL's scale: the mean over the later half of its snapshots "
+        "(steps above half the last). Beside it this suite's fair unimodal baseline "
+        "(single-shot) and IQL on D4RL's own files as published (CORL's final scores after "
+        "1M steps, also the paper's IQL column). The IQL reports with every snapshot: "
+        "`docs/results/maze2d/iql_<maze>.json` and `.png`.", "",
+        *_table([suite.word, "d3rlpy IQL on the rebuilt data", "fair unimodal (N=0)",
+                 "published IQL (D4RL's files, 1M steps)"], rows), "",
+    ]  # fmt: skip
 
 
 def _mass_section(args: argparse.Namespace, mass: dict[str, dict[str, list[dict[str, Any]]]],

@@ -46,3 +46,14 @@ def test_profile_leaves_the_callers_networks_where_they_are() -> None:
     assert all(p.device.type == "meta" for m in moved.modules().values() for p in m.parameters())
     assert all(p.device.type == "cpu" for m in models.modules().values() for p in m.parameters())
     assert models.actor is not None and torch.isfinite(models.actor.means_head.weight).all()
+
+
+def test_version_and_escaped_extras_in_help() -> None:
+    from importlib.metadata import version
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"gemkit {version('gemkit')}"
+    res = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    assert '"gemkit[ray]"' in res.output  # rich markup would eat an unescaped [ray]

@@ -53,3 +53,4 @@ def test_make_maze2d_reports_both_scales(minari_store: pathlib.Path) -> None:
     res = runner.invoke(app, ["data", "info", "gemkit/maze2d-umaze-v1"])
     assert res.exit_code == 0
     assert "state dim: 4" in res.output and "terminals: 0" in res.output
+
