@@ -307,7 +307,8 @@ def stage_report(args: argparse.Namespace) -> None:
         ax.set_title(f"{task_maze(args)}, IQL seed {seed}", fontsize=9)
         ax.set_xlabel("IQL gradient steps")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"normalised score ({task_maze(args)}, test seeds; {scale})")
+    axes[0][0].set_ylabel("normalised score (test seeds; D4RL's scale)" if args.task == "maze2d"
+                          else f"normalised score ({args.maze}, test seeds)")  # fmt: skip
     handles: dict[str, Any] = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):

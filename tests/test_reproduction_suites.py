@@ -251,3 +251,27 @@ def test_report_states_the_training_rate_each_run_logged(
     text = suites.training_rates(args)
     assert text.startswith("Training ran at hopper-medium 51-62 gradient steps/s per job")
     assert "hopper-medium-replay" not in text
+
+
+def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: Path) -> None:
+    """The maze2d suite: D4RL's datasets, horizons and references (no dataset needed), the
+    scale named in the report, and the IQL validation table from a committed IQL report."""
+    assert suites.dataset_id("maze2d-large") == "gemkit/maze2d-large-v1"
+    assert suites.dataset_id("large") == "gemkit/pointmaze-large-v1"
+    assert [suites.horizon(t) for t in suites.MAZE2D_NAMES] == [300, 600, 800]
+    assert suites._refs("maze2d-medium") == (13.13, 277.39)
+    suite = suites.SUITES["maze2d"]
+    assert "D4RL's published maze2d-v1" in suite.scale
+    assert suite.paper["maze2d-large"]["IQL"] == 61.72
+    cells = [{"step": s, "score_mean": x} for s, x in ((20_000, 10.0), (40_000, 30.0))]
+    report = {"mean_score": {"iql": {"all": 20.0, "later_half": 30.0, "snapshots": 2}},
+              "curves": {"iql": cells}}  # fmt: skip
+    (tmp_path / "iql_large.json").write_text(json.dumps(report))
+    args = suites.parse_args(["report", "--suite", "maze2d", "--tasks", "maze2d-umaze",
+                              "maze2d-large", "--figures", str(tmp_path)])  # fmt: skip
+    base = [{"n": 0, "score": 55.0, "score_std": 1.0}]
+    summary = {"per_maze": {t: {"baseline": base} for t in args.tasks}}
+    lines = "\n".join(suites._outside_iql_section(args, summary))
+    assert "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 55.0 ± 1.0 |" \
+        " 61.7 |" in lines
+    assert "| maze2d-umaze | not run | 55.0 ± 1.0 | 42.1 |" in lines
