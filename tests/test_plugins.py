@@ -71,6 +71,25 @@ def _run(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _see_this_environment(python: Path) -> None:
+    """Make the inner venv see the running environment's packages (gemkit, pip, setuptools).
+
+    ``--system-site-packages`` shows the *base* interpreter's site-packages; when the tests run
+    in a venv (gemkit installed there, not in the base), that is not where gemkit is. A ``.pth``
+    line in the inner venv adds each of this interpreter's site directories with
+    ``site.addsitedir``, so their own ``.pth`` files (an editable install's) are read too; the
+    inner venv's site-packages stays first, so the plug-in installs and uninstalls there."""
+    import site
+    import sysconfig
+
+    inner = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    assert inner.returncode == 0, inner.stderr
+    outer = [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
+    lines = [f"import site; site.addsitedir({p!r})\n" for p in dict.fromkeys(outer)
+             if Path(p).is_dir()]  # fmt: skip
+    (Path(inner.stdout.strip()) / "_gemkit_test_outer_env.pth").write_text("".join(lines))
+
+
 def test_a_pip_installed_plugin_value_is_listed_and_used(tmp_path: Path) -> None:
     pkg = tmp_path / "plugin"
     (pkg / "gemkit_test_plugin").mkdir(parents=True)
@@ -80,6 +99,7 @@ def test_a_pip_installed_plugin_value_is_listed_and_used(tmp_path: Path) -> None
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                     str(venv)], check=True, timeout=120)  # fmt: skip
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    _see_this_environment(python)
     ck = save_models(tmp_path / "ck", tiny_models())
 
     pip = ("-m", "pip", "--disable-pip-version-check", "-q")
