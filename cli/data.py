@@ -54,6 +54,12 @@ def make(
     dataset_id: Optional[str] = typer.Option(None, "--id", help="Minari id to write."),
     ref_episodes: int = typer.Option(100, "--ref-episodes", help="Episodes per reference score."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset."),
+    store: Optional[str] = typer.Option(
+        None,
+        "--store",
+        help="Minari store to write to (default $MINARI_DATASETS_PATH, else ~/.minari/datasets); "
+        "sets MINARI_DATASETS_PATH for this command.",
+    ),
     sac_steps: Optional[int] = typer.Option(
         None, "--sac-steps", help="Locomotion: SAC budget, env steps (default 1M; tiny for tests)."
     ),
@@ -68,9 +74,14 @@ def make(
     ),
 ) -> None:
     """Record a dataset into the local Minari store ($MINARI_DATASETS_PATH)."""
+    import os
+
     from gemkit.data import make_fork, make_maze2d, make_pointmaze, read_metadata
+    from gemkit.data.minari_io import dataset_path
 
     set_threads(threads)
+    if store is not None:
+        os.environ["MINARI_DATASETS_PATH"] = os.path.abspath(os.path.expanduser(store))
 
     pointmaze = kind.value.startswith("pointmaze-")
     if dense and not pointmaze:
@@ -142,6 +153,7 @@ def make(
         f"reference scores{scale} random {meta.get('ref_min_score'):.3f}, "
         f"expert {meta.get('ref_max_score'):.3f}"
     )
+    typer.echo(f"stored in {dataset_path(out)} (the local Minari store; --store to choose)")
     if maze2d:
         typer.echo(
             f"gemkit's own references (random, replanning expert): "

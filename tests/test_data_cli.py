@@ -14,6 +14,7 @@ def test_make_list_info_and_errors(minari_store: pathlib.Path) -> None:
                               "--threads", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "wrote gemkit/fork-v0: 300 steps" in res.output
+    assert f"stored in {minari_store / 'gemkit' / 'fork-v0'}" in res.output
     res = runner.invoke(app, ["data", "list"])
     assert res.exit_code == 0
     assert "gemkit/fork-v0" in res.output
@@ -54,3 +55,12 @@ def test_make_maze2d_reports_both_scales(minari_store: pathlib.Path) -> None:
     assert res.exit_code == 0
     assert "state dim: 4" in res.output and "terminals: 0" in res.output
 
+
+
+def test_make_store_option_chooses_the_store(minari_store: pathlib.Path) -> None:
+    other = minari_store.parent / "elsewhere"
+    res = CliRunner().invoke(app, ["data", "make", "fork", "--steps", "200", "--ref-episodes", "1",
+                                   "--store", str(other)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"stored in {other / 'gemkit' / 'fork-v0'}" in res.output
+    assert (other / "gemkit" / "fork-v0" / "data" / "metadata.json").is_file()
