@@ -233,6 +233,8 @@ def check_critic(
     critic: Critic,
     transitions: Any = None,
     *,
+    state_dim: int | None = None,
+    action_dim: int | None = None,
     discount: float = 0.99,
     ratio: float = 1.5,
 ) -> Tensor:
@@ -244,6 +246,10 @@ def check_critic(
     the data's Bellman equation ``ratio`` times better in the kind of states it did *not*
     declare (:func:`bellman_residuals`); that is a critic that will be fed the wrong states.
     Use it on a trained critic.
+
+    The probe's sizes come from ``state_dim`` / ``action_dim``, else ``transitions``, else the
+    critic's own ``state_dim`` / ``action_dim`` attributes (gemkit's ensemble, the d3rlpy
+    adapter); a one-line error says so when none of them gives them.
     """
     name = type(critic).__name__
     _expect(callable(critic), name, "must be callable (Critic protocol)")
@@ -252,7 +258,14 @@ def check_critic(
     except ValueError as exc:
         _fail(name, str(exc))
     if transitions is None:
-        states, cands = example_inputs()
+        s_dim = state_dim if state_dim is not None else getattr(critic, "state_dim", None)
+        a_dim = action_dim if action_dim is not None else getattr(critic, "action_dim", None)
+        if s_dim is None or a_dim is None:
+            raise ConformanceError(
+                f"{name}: has no state_dim/action_dim to probe it with: pass "
+                "check_critic(critic, transitions) or state_dim=..., action_dim=..."
+            )
+        states, cands = example_inputs(state_dim=int(s_dim), action_dim=int(a_dim))
     else:
         g = torch.Generator().manual_seed(0)
         idx = torch.randint(0, len(transitions), (4,), generator=g)

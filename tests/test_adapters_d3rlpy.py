@@ -114,6 +114,22 @@ def test_adapters_pass_the_conformance_suite(fork, iql) -> None:
     assert q.shape == (2, 4, 3)  # IQL's two critics
 
 
+def test_check_critic_takes_the_sizes_from_the_critic(fork, iql) -> None:
+    """The fork task's states are 2-D: the probe uses the d3rlpy critic's own sizes."""
+    critic = from_d3rlpy(iql)
+    assert (critic.state_dim, critic.action_dim) == (2, 2)
+    assert check_critic(critic).shape == (2, 4, 9)
+
+
+def test_check_critic_sizes_from_arguments_or_one_line_error() -> None:
+    def plain(states, actions):  # a bare callable: no sizes to read
+        return -(states[..., :1] - actions).pow(2).sum(-1)
+
+    with pytest.raises(ConformanceError, match="pass check_critic\\(critic, transitions\\)"):
+        check_critic(plain)
+    assert check_critic(plain, state_dim=5, action_dim=2).shape == (4, 9)
+
+
 def test_the_wrong_observation_kind_is_caught(fork, iql) -> None:
     critic = from_d3rlpy(iql)
     critic.observation = "normalized"  # a lie: d3rlpy scales raw observations itself

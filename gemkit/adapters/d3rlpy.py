@@ -16,6 +16,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -129,6 +130,9 @@ class _D3rlpyPart:
         self._obs_scaler = self.algo.config.observation_scaler
         self._act_scaler = self.algo.config.action_scaler
         self.name = type(self.algo).__name__
+        #: the sizes the algorithm was built for (``gemkit.testing.check_critic`` reads them)
+        self.state_dim = int(np.prod(self.algo.impl.observation_shape))
+        self.action_dim = int(self.algo.impl.action_size)
 
     def _obs(self, states: Tensor) -> Tensor:
         x = states.to(self.device, torch.float32)
