@@ -90,6 +90,18 @@ def test_quickstart_fast_writes_table_png_and_same_critic_baseline(
     assert "Phase I reused from a previous run (step 300)" in text
     assert "results reused from a previous run" in text
     assert json.loads((out / "results.json").read_text())["headline"] == head
+    # at 80 columns: the whole table and its key fit, the columns say what they hold
+    res80 = CliRunner().invoke(app, ["quickstart", "--fast", "--out", str(out), "--episodes", "3"],
+                               env={"COLUMNS": "80"}, terminal_width=80)  # fmt: skip
+    assert res80.exit_code == 0, res80.output
+    lines = res80.output.splitlines()
+    table = [ln for ln in lines if ln.startswith(("┃", "│", "┏", "┡", "└"))]
+    assert table and all(len(ln) <= 80 for ln in table), "\n".join(table)
+    assert "selector" in res80.output and "SupZ: chosen action" in res80.output
+    key = lines[lines.index(table[-1]) + 1 : lines.index(table[-1]) + 8]
+    assert key[0].startswith("selector:") and all(len(ln) <= 80 for ln in key), key
+    assert "…" not in "".join(table)  # no heading or cell cut short
+    assert "unimodal 0.0s" not in res80.output
     # another evaluation budget: the checkpoint is reused, the evaluation runs again
     code, text = _run("quickstart", "--fast", "--out", str(out), "--episodes", "2")
     assert code == 0, text
