@@ -155,7 +155,7 @@ SUITES: dict[str, Suite] = {
         paper_note="The paper's Table 1 (Maze2D): D4RL's own `maze2d-*-v1` files (ours are "
         "rebuilt with the same recipe), 1M gradient steps, its own networks; both on D4RL's "
         "published reference scores.",
-        data_line="`gemkit/maze2d-{{{tasks}}}-v1`, made by `gemkit data make maze2d-<maze>` "
+        data_line="`gemkit/{{{tasks}}}-v1`, made by `gemkit data make maze2d-<maze>` "
         "with D4RL's maze2d-v1 recipe ({sizes}); scores on D4RL's published references "
         "(`d4rl/infos.py`); see `docs/datasets.md`.",
         doc="results-maze2d.md", figures="results/maze2d", defaults=COMMON_DEFAULTS,
