@@ -22,6 +22,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 __all__ = [
+    "QUICKSTART_COLS",
+    "QUICKSTART_KEY",
     "AnchorName",
     "PresetName",
     "ProposerName",
@@ -39,6 +41,7 @@ __all__ = [
     "parse_names",
     "plus_minus",
     "progress_bar",
+    "quickstart_rows",
     "rich_table",
     "set_threads",
     "split_list",
@@ -252,3 +255,43 @@ CRITIC_HELP = (
 SUPPORT_FROM_HELP = (
     "Model directory of 'gemkit fit-support' (behavior GMM), instead of a checkpoint."
 )
+
+
+#: the quickstart table's columns: short headings, so the table fits 80 columns; the key
+#: below says what each holds
+QUICKSTART_COLS = [
+    ("label", "selector"),
+    ("score", "score"),
+    ("success_rate", "succ"),
+    ("support_z", "SupZ"),
+    ("violation", "Viol"),
+    ("critic_evals", "Q/step"),
+    ("collapse_dist", "Coll"),
+    ("steps_per_s", "st/s"),
+]
+#: decimals of the quickstart table's numeric columns
+_QUICKSTART_DIGITS = {"success_rate": 2, "support_z": 2, "violation": 2, "critic_evals": 0,
+                      "collapse_dist": 2, "steps_per_s": 0}  # fmt: skip
+QUICKSTART_KEY = "\n".join([
+    "selector: GEM = the GMM actor's anchor (N=0), or the anchor plus N candidates",
+    "  scored by the critic's LCB and the z-scored behaviour support; unimodal = a",
+    "  K=1 actor trained in the same run, alone or with N candidates, same critic",
+    "score: normalised return, mean +- std over seeds; succ: share reaching the goal",
+    "SupZ: chosen action's behaviour log-likelihood, z-scored in its candidate set",
+    "Viol: share of decisions with SupZ < -1; Q/step: candidates scored per decision",
+    "Coll: distance to the nearest behaviour mode; st/s: env steps per second",
+])  # fmt: skip
+
+
+def _short(value: Any, digits: int) -> str:
+    """A table number with ``digits`` decimals; ``-`` for none."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def quickstart_rows(table: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The quickstart's headline rows formatted for :data:`QUICKSTART_COLS`."""
+    return [{**r, "score": plus_minus(r["score_mean"], r["score_std"]),
+             **{k: _short(r.get(k), d) for k, d in _QUICKSTART_DIGITS.items()}}
+            for r in table]  # fmt: skip

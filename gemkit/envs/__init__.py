@@ -7,11 +7,9 @@ steps) with gymnasium, so ``gymnasium.make("gemkit/Fork-v0")`` works.
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import gymnasium as gym
 
+from gemkit.envs._robotics import register_robotics
 from gemkit.envs.fork import ForkEnv, ForkExpert
 from gemkit.envs.rollout import Rollouts, run_episodes
 from gemkit.envs.wrappers import MassScale
@@ -48,22 +46,6 @@ def register_envs() -> None:
                 max_episode_steps=spec.horizon,
                 kwargs={"maze": maze},
             )
-
-
-def register_robotics() -> bool:
-    """Register gymnasium-robotics' environments (PointMaze, AntMaze, ...); ``False`` if absent.
-
-    Its import prints a notice about Adroit reward versions (on stderr in the installed
-    versions, on stdout in older ones); both streams are kept quiet while it imports, so the
-    notice never reaches gemkit's output.
-    """
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            import gymnasium_robotics
-    except ImportError:  # pragma: no cover - a dependency, absent only in broken installs
-        return False
-    gym.register_envs(gymnasium_robotics)
-    return True
 
 
 register_envs()

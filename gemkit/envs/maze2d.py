@@ -118,7 +118,7 @@ class Maze2dEnv(gym.Env[NDArray[np.float64], NDArray[np.float32]]):
         target: tuple[float, float] | None = None,
         reset_target: bool = False,
     ) -> None:
-        from gemkit.envs import register_robotics
+        from gemkit.envs._robotics import register_robotics
 
         register_robotics()  # imports gymnasium-robotics quietly (its notice stays off the output)
         import gymnasium_robotics.envs.maze as maze_pkg
