@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gemkit.config import PRESETS
-from gemkit.errors import GemkitError
+from gemkit.errors import GemkitError, unknown_name_message
 from gemkit.registry import REGISTRIES
 
 P = ParamSpec("P")
@@ -36,6 +35,7 @@ __all__ = [
     "load_networks",
     "load_target",
     "make_console",
+    "name_option",
     "parse_floats",
     "parse_ints",
     "parse_names",
@@ -82,25 +82,33 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _enum(kind: str, names: list[str]) -> type[Enum]:
-    """A str Enum of the registered names: typer turns it into a choice that lists them."""
-    return Enum(f"{kind.title()}Name", {name: name for name in names}, type=str)  # type: ignore[return-value]
+#: The component-name option types: plain strings (mypy and typer alike); :func:`name_option`
+#: checks a value against the registry and answers an unknown one with the closest valid name.
+ProposerName = str
+AnchorName = str
+ValueName = str
+SupportName = str
+ReducerName = str
+PresetName = str
 
 
-if TYPE_CHECKING:  # mypy sees plain strings; typer sees the choices below
-    ProposerName = str
-    AnchorName = str
-    ValueName = str
-    SupportName = str
-    ReducerName = str
-    PresetName = str
-else:
-    ProposerName = _enum("proposer", REGISTRIES["proposer"].names())
-    AnchorName = _enum("anchor", REGISTRIES["anchor"].names())
-    ValueName = _enum("value", REGISTRIES["value"].names())
-    SupportName = _enum("support", REGISTRIES["support"].names())
-    ReducerName = _enum("reducer", REGISTRIES["reducer"].names())
-    PresetName = _enum("preset", sorted(PRESETS))
+def _valid_names(kind: str) -> list[str]:
+    return sorted(PRESETS) if kind == "preset" else list(REGISTRIES[kind].names())
+
+
+def name_option(kind: str, help: str) -> Any:
+    """A ``--<kind>`` option taking one registered name (default ``None``): the valid names shown
+    in its help, an unknown one answered in one line with the closest valid name (names are
+    read when the value is checked, so plug-ins registered later count)."""
+
+    def parse(value: str) -> str:
+        names = _valid_names(kind)
+        if value not in names:
+            raise typer.BadParameter(unknown_name_message(kind, value, names))
+        return value
+
+    return typer.Option(None, parser=parse, metavar=f"[{'|'.join(_valid_names(kind))}]",
+                        help=help)  # fmt: skip
 
 
 def choice_name(choice: object) -> str | None:

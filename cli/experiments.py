@@ -35,6 +35,7 @@ from ._common import (
     guarded,
     load_target,
     make_console,
+    name_option,
     parse_floats,
     parse_ints,
     parse_names,
@@ -164,12 +165,12 @@ def eval_cmd(
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset or env id to evaluate in (default: the checkpoint's)."
     ),
-    preset: Optional[PresetName] = typer.Option(None, help="Start from a named preset."),
-    proposer: Optional[ProposerName] = typer.Option(None, help="Source of the N candidates."),
-    anchor: Optional[AnchorName] = typer.Option(None, help="Anchor a_0."),
-    value: Optional[ValueName] = typer.Option(None, help="Ensemble reduction."),
-    support: Optional[SupportName] = typer.Option(None, help="Support normalisation."),
-    reducer: Optional[ReducerName] = typer.Option(None, help="Reducer."),
+    preset: Optional[PresetName] = name_option("preset", "Start from a named preset."),
+    proposer: Optional[ProposerName] = name_option("proposer", "Source of the N candidates."),
+    anchor: Optional[AnchorName] = name_option("anchor", "Anchor a_0."),
+    value: Optional[ValueName] = name_option("value", "Ensemble reduction."),
+    support: Optional[SupportName] = name_option("support", "Support normalisation."),
+    reducer: Optional[ReducerName] = name_option("reducer", "Reducer."),
     n: str = typer.Option("", "--n", help="Candidate budget(s) N, e.g. 0,64 (one row each)."),
     adaptive: bool = typer.Option(
         False, "--adaptive", help="Also evaluate the adaptive budget (N grows per state)."

@@ -26,6 +26,7 @@ from ._common import (
     guarded,
     load_networks,
     make_console,
+    name_option,
 )
 from .main import app
 
@@ -33,14 +34,14 @@ from .main import app
 @app.command("compose")
 @guarded
 def compose_cmd(
-    proposer: Optional[ProposerName] = typer.Option(
-        None, help="Source of the N sampled candidates."
+    proposer: Optional[ProposerName] = name_option(
+        "proposer", "Source of the N sampled candidates."
     ),
-    anchor: Optional[AnchorName] = typer.Option(None, help="Anchor a_0."),
-    value: Optional[ValueName] = typer.Option(None, help="Ensemble reduction."),
-    support: Optional[SupportName] = typer.Option(None, help="Support normalisation."),
-    reducer: Optional[ReducerName] = typer.Option(None, help="Reducer."),
-    preset: Optional[PresetName] = typer.Option(None, help="Start from a named ablation preset."),
+    anchor: Optional[AnchorName] = name_option("anchor", "Anchor a_0."),
+    value: Optional[ValueName] = name_option("value", "Ensemble reduction."),
+    support: Optional[SupportName] = name_option("support", "Support normalisation."),
+    reducer: Optional[ReducerName] = name_option("reducer", "Reducer."),
+    preset: Optional[PresetName] = name_option("preset", "Start from a named ablation preset."),
     n: Optional[int] = typer.Option(None, "--n", help="Sampled candidates N (0 = anchor only)."),
     k: Optional[int] = typer.Option(None, "--k", help="k of the topk reducer."),
     beta: Optional[float] = typer.Option(None, help="LCB pessimism beta (>= 0)."),

@@ -55,3 +55,18 @@ def test_compose_errors_are_one_line() -> None:
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["compose", "--checkpoint", "/nonexistent/ck"])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def _flat(text: str) -> str:
+    """The words of an error box, its borders and line breaks gone."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_a_mistyped_component_name_gets_the_closest_valid_one() -> None:
+    r = runner.invoke(app, ["compose", "--support", "zscroe"], terminal_width=200)
+    assert r.exit_code == 2
+    assert "Did you mean 'zscore'? Valid support names: none, raw, zscore." in _flat(r.output)
+    r = runner.invoke(app, ["eval", "--value", "lbc"], terminal_width=200)
+    assert r.exit_code == 2 and "Did you mean 'lcb'?" in _flat(r.output)
+    r = runner.invoke(app, ["compose", "--help"], terminal_width=200)
+    assert "[none|raw|zscore]" in r.output  # the valid names in the help
