@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(
@@ -43,6 +45,27 @@ def _register() -> None:
 
 
 _register()
+
+#: ``gemkit --help`` lists the commands in the order of the work, in panels.
+WORKFLOW: dict[str, str] = {
+    "quickstart": "Start here", "data": "Start here",
+    "train": "Train", "fit-support": "Train",
+    "compose": "Select actions", "components": "Select actions",
+    "eval": "Evaluate", "sweep": "Evaluate",
+    "profile": "Diagnose", "diagnose": "Diagnose",
+}  # fmt: skip
+
+
+def _in_workflow_order() -> None:
+    order = list(WORKFLOW)
+    app.registered_commands.sort(key=lambda c: order.index(c.name) if c.name in order else 99)
+    infos: list[Any] = [*app.registered_commands, *app.registered_groups]
+    for info in infos:
+        if info.name in WORKFLOW:
+            info.rich_help_panel = WORKFLOW[info.name]
+
+
+_in_workflow_order()
 
 
 def main() -> None:

@@ -57,3 +57,13 @@ def test_version_and_escaped_extras_in_help() -> None:
     res = runner.invoke(app, ["train", "--help"], terminal_width=200)
     assert res.exit_code == 0
     assert '"gemkit[ray]"' in res.output  # rich markup would eat an unescaped [ray]
+
+
+def test_help_lists_the_commands_in_the_order_of_the_work() -> None:
+    from gemkit.cli.main import WORKFLOW
+
+    out = CliRunner().invoke(app, ["--help"], terminal_width=120).output
+    at = {name: out.index(f"│ {name} ") for name in WORKFLOW}
+    assert sorted(at, key=at.get) == list(WORKFLOW), at
+    for panel in ("Start here", "Train", "Select actions", "Evaluate", "Diagnose"):
+        assert f"─ {panel} ─" in out
