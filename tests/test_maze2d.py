@@ -230,3 +230,17 @@ def test_make_maze2d_writes_a_minari_dataset(tmp_path, monkeypatch) -> None:
     np.testing.assert_array_equal(data.rewards.numpy(), relabel_sparse(obs, (1, 1)))
     with pytest.raises(GemkitError, match="already exists"):
         make_maze2d("umaze", 3000, seed=1)
+
+
+@pytest.mark.parametrize("flags", [[0, 0, 1, 0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0], [0, 1]])
+def test_episode_slices_against_a_plain_loop(flags: list[int]) -> None:
+    """The stream cutter every recorded dataset uses (pointmaze, maze2d, locomotion)."""
+    from gemkit.data._write import episode_slices
+
+    ends = np.array(flags, dtype=bool)
+    expected, start = [], 0
+    for t, flag in enumerate(ends):
+        if flag or t == len(ends) - 1:
+            expected.append((start, t + 1))
+            start = t + 1
+    assert [(s.start, s.stop) for s in episode_slices(ends)] == expected

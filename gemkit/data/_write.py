@@ -21,6 +21,7 @@ __all__ = [
     "ProgressFn",
     "check_writable",
     "dataset_info",
+    "episode_slices",
     "prepare_write",
     "random_policy",
     "reference_returns",
@@ -50,6 +51,17 @@ class Episode:
         self.rewards = rewards
         self.terminations = terminations
         self.truncations = truncations
+
+
+def episode_slices(ends: NDArray[Any]) -> list[slice]:
+    """The rows of each episode of a recorded stream: one ends at every row flagged in ``ends``
+    (``[T]`` booleans), and the last one at the stream's end whether flagged or not."""
+    n = len(ends)
+    stops = np.flatnonzero(ends)
+    if len(stops) == 0 or stops[-1] != n - 1:
+        stops = np.append(stops, n - 1)
+    starts = np.concatenate([[0], stops[:-1] + 1])
+    return [slice(int(a), int(b) + 1) for a, b in zip(starts, stops, strict=True)]
 
 
 def check_writable(dataset_id: str, overwrite: bool) -> None:

@@ -32,6 +32,7 @@ from gemkit.data._write import (
     ProgressFn,
     check_writable,
     dataset_info,
+    episode_slices,
     prepare_write,
     write_dataset,
 )
@@ -140,23 +141,16 @@ def replay_episodes(
     actions = low + (0.5 * (replay["actions"] + 1.0) * (high - low))
     dones = replay["dones"] > 0
     timeouts = replay["timeouts"] > 0
-    n = len(dones)
-    ends = np.flatnonzero(dones)
-    if len(ends) == 0 or ends[-1] != n - 1:
-        ends = np.append(ends, n - 1)
     episodes: list[Episode] = []
-    start = 0
-    for end in (int(e) for e in ends):
-        sl = slice(start, end + 1)
+    for sl in episode_slices(dones):
         obs = np.concatenate(
-            [replay["observations"][sl], replay["next_observations"][end : end + 1]]
+            [replay["observations"][sl], replay["next_observations"][sl.stop - 1 : sl.stop]]
         )
         terms = dones[sl] & ~timeouts[sl]
         truncs = timeouts[sl].copy()
         if not terms[-1]:
             truncs[-1] = True
         episodes.append(Episode(obs, actions[sl], replay["rewards"][sl], terms, truncs))
-        start = end + 1
     return episodes
 
 

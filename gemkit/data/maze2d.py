@@ -45,7 +45,13 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from gemkit.data._write import Episode, ProgressFn, check_writable, write_dataset
+from gemkit.data._write import (
+    Episode,
+    ProgressFn,
+    check_writable,
+    episode_slices,
+    write_dataset,
+)
 from gemkit.envs.maze2d import MAZE2D, Maze2dEnv, check_maze2d, maze2d_env_id
 from gemkit.errors import GemkitError
 
@@ -331,26 +337,20 @@ def make_maze2d(
     check_writable(dataset_id, overwrite)
     obs, actions, dones, done_next = _record(maze, steps, seed, action_noise, progress)
     rewards = relabel_sparse(obs, spec.goal)
-    ends = np.flatnonzero(dones)
-    if len(ends) == 0 or ends[-1] != steps - 1:
-        ends = np.append(ends, steps - 1)
     episodes: list[Episode] = []
-    start = 0
-    for end in (int(e) for e in ends):
-        last = done_next[end]
-        n = end - start + 1
+    for sl in episode_slices(dones):
+        n = sl.stop - sl.start
         truncs = np.zeros(n, dtype=bool)
         truncs[-1] = True
         episodes.append(
             Episode(
-                np.concatenate([obs[start : end + 1], np.asarray(last)[None]]),
-                actions[start : end + 1],
-                rewards[start : end + 1],
+                np.concatenate([obs[sl], np.asarray(done_next[sl.stop - 1])[None]]),
+                actions[sl],
+                rewards[sl],
                 np.zeros(n, dtype=bool),
                 truncs,
             )
         )
-        start = end + 1
     if progress is not None:
         progress(steps, steps)
     ours = maze2d_reference_scores(maze, ref_episodes, seed)

@@ -34,7 +34,13 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from gemkit.data._write import Episode, ProgressFn, check_writable, write_dataset
+from gemkit.data._write import (
+    Episode,
+    ProgressFn,
+    check_writable,
+    episode_slices,
+    write_dataset,
+)
 from gemkit.data.maze_control import PLANNERS, DFSPlanner, QIterationPlanner, WaypointController
 from gemkit.envs import register_robotics
 from gemkit.errors import GemkitError
@@ -241,25 +247,20 @@ def make_pointmaze(
     env.close()
     # Episodes end at every success (the next one starts from the same observation) and at the
     # end of the stream; all are truncations, the task never terminates.
-    ends = np.flatnonzero(success)
-    if len(ends) == 0 or ends[-1] != steps - 1:
-        ends = np.append(ends, steps - 1)
     episodes: list[Episode] = []
-    start = 0
-    for end in ends:
-        n = int(end) - start + 1
+    for sl in episode_slices(success):
+        n = sl.stop - sl.start
         truncs = np.zeros(n, dtype=bool)
         truncs[-1] = True
         episodes.append(
             Episode(
-                {k: stream[k][start : end + 2] for k in keys},
-                actions[start : end + 1],
-                rewards[start : end + 1],
+                {k: stream[k][sl.start : sl.stop + 1] for k in keys},
+                actions[sl],
+                rewards[sl],
                 np.zeros(n, dtype=bool),
                 truncs,
             )
         )
-        start = int(end) + 1
     if progress is not None:
         progress(steps, steps)
     ref_min, ref_max = pointmaze_reference_scores(maze, dense, ref_episodes, seed)
