@@ -291,15 +291,8 @@ QUICKSTART_KEY = "\n".join([
 ])  # fmt: skip
 
 
-def _short(value: Any, digits: int) -> str:
-    """A table number with ``digits`` decimals; ``-`` for none."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
 def quickstart_rows(table: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The quickstart's headline rows formatted for :data:`QUICKSTART_COLS`."""
     return [{**r, "score": plus_minus(r["score_mean"], r["score_std"]),
-             **{k: _short(r.get(k), d) for k, d in _QUICKSTART_DIGITS.items()}}
+             **{k: fmt_cell(r.get(k), d) for k, d in _QUICKSTART_DIGITS.items()}}
             for r in table]  # fmt: skip

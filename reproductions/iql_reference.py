@@ -58,15 +58,6 @@ def task_maze(args: argparse.Namespace) -> str:
     return args.maze if args.task == "pointmaze" else f"maze2d-{args.maze}"
 
 
-def task_dataset(args: argparse.Namespace) -> str:
-    """The Minari id of ``--task``'s ``--maze``."""
-    if args.task == "maze2d":
-        from gemkit.data import maze2d_dataset_id
-
-        return maze2d_dataset_id(args.maze)
-    return dataset_id(args.maze)
-
-
 def run_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs) / f"{task_maze(args)}-s{args.seed}"
 
@@ -93,7 +84,7 @@ def stage_train(args: argparse.Namespace) -> None:
         _log(f"{d} is at step {step} >= {args.steps}: nothing to do")
         return
     d3rlpy.seed(args.seed + 1000 * step)
-    data = to_d3rlpy(load(task_dataset(args)))
+    data = to_d3rlpy(load(dataset_id(task_maze(args))))
     if step:
         algo = load_d3rlpy(d / "latest.d3")
         _log(f"resuming {d} at step {step}")
@@ -166,7 +157,7 @@ def stage_test(args: argparse.Namespace) -> None:
         if n is not None:  # GEM's rule over IQL's critic, candidates from IQL's policy
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=n,
                             beta=args.beta, lam=args.lam, value=args.value)  # fmt: skip
-        s = evaluate_config(None, None, task_dataset(args), episodes=args.episodes,
+        s = evaluate_config(None, None, dataset_id(task_maze(args)), episodes=args.episodes,
                             seeds=TEST_SEEDS, num_envs=min(args.episodes, 30),
                             policy=actor)  # fmt: skip
         row = {
