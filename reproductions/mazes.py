@@ -110,7 +110,7 @@ class Suite:
     steps_flag: str = "--task-steps"  #: the per-task budget flag the report names
     train_note: str = ""  #: why the suite's ``--train-set`` (follows the defaults in the report)
     timing_note: str = ""  #: measured training speed, for the report
-    findings: str = ""  #: notes appended to the report (a path from the repository root)
+    findings: str = ""  #: the findings page the report links (a path from the repository root)
     scale: str = "the dataset's reference scores"  #: which references normalise the scores
 
 
@@ -144,7 +144,7 @@ SUITES: dict[str, Suite] = {
         steps_flag="--maze-steps",
         timing_note="Training ran at 80-130 gradient steps/s per job here (two jobs and the "
         "evaluation sharing two cores), about 15-20 minutes per 100,000 steps. ",
-        findings="reproductions/mazes_findings.md",
+        findings="docs/findings/pointmaze.md",
         scale=MAZE_SCALE,
     ),
     "maze2d": Suite(
@@ -180,7 +180,7 @@ SUITES: dict[str, Suite] = {
         "expectile act in the same units on every task)",
         timing_note="Training ran at about 80 gradient steps/s per job here (one job per core), "
         "about 20 minutes per 100,000 steps; the whole evaluation took about 10 minutes. ",
-        findings="reproductions/locomotion_findings.md",
+        findings="docs/findings/locomotion.md",
         scale=LOCOMOTION_SCALE,
         data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
         "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
@@ -1188,7 +1188,10 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
         L += _outside_iql_section(args, summary)
     notes = ROOT / suite.findings
     if suite.findings and notes.is_file() and not args.smoke:
-        L += [notes.read_text().rstrip(), ""]
+        link = Path(os.path.relpath(notes, (ROOT / "docs" / suite.doc).parent)).as_posix()
+        L += ["## Findings", "",
+              f"What these results show and where the claims fail, each number with its "
+              f"command and file: [{Path(suite.findings).name}]({link}).", ""]  # fmt: skip
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(L) + "\n")
 
