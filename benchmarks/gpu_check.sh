@@ -5,6 +5,9 @@
 #                                       real training loop for 50,000 steps
 #   bash benchmarks/gpu_check.sh loop   the real training loop at the paper's sizes for
 #                                       100,000 steps, compiled + graphs, fp32 then TF32
+#   bash benchmarks/gpu_check.sh runs   batches of R = 1, 4, 16, 64 runs (RunBatch, eager)
+#                                       against one run (eager, compiled + graph), maze and
+#                                       paper sizes
 # The machine has torch but not gymnasium: its wheels travel in .whl/ (git-ignored), made with
 #   pip download --no-deps --only-binary=:all: gymnasium==1.4.0 farama-notifications==0.0.6 -d .whl
 # Run from the repository root, there; results in $OUT.
@@ -15,6 +18,14 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 B="python3 benchmarks/train.py --device cuda --compile --cuda-graph --critic-modes bmm --threads 1"
+if [ "${1:-check}" = runs ]; then
+  R="python3 benchmarks/train.py --device cuda --critic-modes bmm --threads 1 --runs 1 4 16 64"
+  timeout 200 $R --compile --cuda-graph --critics 5 --hidden 128 --state-dim 4 --action-dim 2 \
+    --steps 640 --rounds 2 2>&1 | grep -v -i warn | tee "$OUT/runs_maze.txt"
+  timeout 200 $R --compile --cuda-graph --critics 10 --hidden 256 --steps 640 --rounds 2 \
+    2>&1 | grep -v -i warn | tee "$OUT/runs_paper.txt"
+  exit
+fi
 if [ "${1:-check}" = loop ]; then
   L="--critics 10 --hidden 256 --steps 20 --rounds 1 --loop-steps 100000"
   timeout 140 $B $L 2>&1 | grep -v -i warn | tee "$OUT/loop_paper_100k.txt"

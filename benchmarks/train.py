@@ -10,6 +10,11 @@ Both loops run in one process, interleaved in rounds, and the best round of each
 (the least disturbed by other processes on a shared machine), with the ratio of the median
 rounds beside it (a shared machine moves single rounds by 20-30 %).
 
+``--runs R ...`` adds, for every GEM loop, R runs of it (seeds 0..R-1) trained as one batch
+(:class:`gemkit.train.batch.RunBatch`, every network with a run axis), and prints their
+aggregate run-steps/s against one run's steps/s measured in the same script: R separate runs
+on the same cores take R times one run's time, so that ratio is the batch's speedup.
+
 ``--compile`` adds, for every GEM loop, the same trainer with its loss computation (forward and
 backward) compiled by ``torch.compile`` (``Trainer(compile=True)``), and prints the compiled vs
 eager ratio measured in the same run (compilation warm-up excluded and reported apart).
@@ -19,6 +24,8 @@ Usage::
     python benchmarks/train.py --threads 1 --steps 300 --rounds 3
     python benchmarks/train.py --compile --critics 5 --critic-modes bmm --hidden 128 \
         --state-dim 6 --action-dim 2      # the maze reproduction's sizes
+    python benchmarks/train.py --critics 5 --critic-modes loop --hidden 128 --state-dim 4 \
+        --action-dim 2 --compile --runs 3 8   # batches of runs at the Maze2D sizes
 """
 
 from __future__ import annotations
@@ -38,12 +45,14 @@ import statistics
 import time
 from collections.abc import Callable
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from gemkit.data.transitions import Transitions
 from gemkit.train import TrainConfig, Trainer
-from gemkit.train.trainer import COMPILE_MODES
+from gemkit.train.batch import RunBatch
+from gemkit.train.trainer import COMPILE_MODES, pack_for
 
 
 # ---------------------------------------------------------------- the CORL-style IQL baseline
@@ -260,6 +269,14 @@ def main() -> None:
         help="profile every loop and print the share of its time spent in matrix multiplies "
         "(and the speedup ceiling for a compiler that leaves the GEMMs as they are)",
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        nargs="+",
+        default=[],
+        help="also time batches of this many runs of every GEM loop (RunBatch), reported as "
+        "aggregate run-steps/s against one run",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.tf32:
@@ -290,6 +307,12 @@ def main() -> None:
                 device=args.device,
             )
             loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
+            packed = pack_for(data, cfg) if args.runs else None
+            for r in args.runs:
+                batch = RunBatch([Trainer(data, attrs.evolve(cfg, seed=i), data=packed)
+                                  for i in range(r)])  # fmt: skip
+                loops[f"gem_E{e}_{mode}_runs{r}"] = batch.train_step
+                per_call[f"gem_E{e}_{mode}_runs{r}"] = r
             for cmode in args.compile_modes if args.compile else []:
                 tag = "" if cmode == "default" else f"[{cmode}]"
                 loops[f"gem_E{e}_{mode}_compiled{tag}"] = Trainer(
@@ -328,12 +351,23 @@ def main() -> None:
         f"{'median vs eager':>16} {'warm-up s':>10}"
     )
     for name, v in best.items():
-        base = name.split("_compiled")[0].removesuffix("_graph")
+        base = name.split("_compiled")[0].split("_runs")[0].removesuffix("_graph")
         eager, eager_median = best.get(base, v), median.get(base, median[name])
         print(
             f"{name:<48} {v:9.1f} {v / best['iql']:13.2f} {v / eager:9.2f} "
             f"{median[name] / eager_median:16.2f} {warmup[name]:10.1f}"
         )
+    if args.runs:
+        print(f"\n{'batch of runs':<48} {'run-steps/s':>11} {'vs one run':>11} "
+              f"{'median':>7} {'vs one compiled run':>20}")  # fmt: skip
+        for name, v in best.items():
+            if "_runs" not in name:
+                continue
+            base = name.split("_runs")[0]
+            comp = best.get(f"{base}_compiled")
+            vs_comp = f"{v / comp:20.2f}" if comp else f"{'-':>20}"
+            print(f"{name:<48} {v:11.1f} {v / best[base]:11.2f} "
+                  f"{median[name] / median[base]:7.2f} {vs_comp}")  # fmt: skip
     if args.matmul_share:
         print(f"\n{'loop':<48} {'matmul share':>13} {'ceiling (GEMMs unchanged)':>26}")
         for name, fn in loops.items():

@@ -125,11 +125,23 @@ def split_list(text: str, what: str) -> list[str]:
 
 
 def parse_ints(text: str, what: str, minimum: int = 0) -> list[int]:
-    """Comma-separated integers, each >= ``minimum`` (one-line error otherwise)."""
-    try:
-        vals = [int(x) for x in split_list(text, what)]
-    except ValueError:
-        raise GemkitError(f"{what} must be comma-separated integers, got {text!r}.") from None
+    """Comma-separated integers or ranges ``a-b`` (both ends included, ``a <= b``), each
+    ``>= minimum`` (one-line error otherwise): ``0-2,5`` is ``[0, 1, 2, 5]``."""
+    vals: list[int] = []
+    for x in split_list(text, what):
+        lo, dash, hi = x.partition("-")
+        try:
+            if dash and lo.strip():
+                a, b = int(lo), int(hi)
+                if a > b:
+                    raise ValueError
+                vals.extend(range(a, b + 1))
+            else:
+                vals.append(int(x))
+        except ValueError:
+            raise GemkitError(
+                f"{what} must be comma-separated integers or ranges like 0-4, got {text!r}."
+            ) from None
     if any(v < minimum for v in vals):
         raise GemkitError(f"{what} values must be >= {minimum}, got {text!r}.")
     return vals

@@ -221,3 +221,30 @@ def test_cli_train_seeds_on_ray_equals_serial_and_resumes(
     assert res.exit_code == 0 and "already trained to step 12: seed(s) [0, 1]" in res.output
     res = _cli([*args, "--out", str(ray_out), "--seed", "3"])
     assert res.exit_code == 2 and "--seeds trains" in res.output
+
+
+def test_cli_train_seeds_in_batches_of_runs_on_ray_equals_serial(
+    ray_local: Any, fork_store: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """``--runs-per-task 2`` makes a Ray task (and a serial one) a batch of two runs."""
+    from safetensors.torch import load_file
+
+    from gemkit.train.checkpoint import STATE_FILE
+
+    torch.set_num_threads(1)
+    args = ["train", "--dataset", FORK_ID, "--steps", "12", "--seeds", "0-2", "--runs-per-task",
+            "2", "--set", "hidden=16,16", "--set", "n_critics=2",
+            "--set", "batch_size=32"]  # fmt: skip
+    ray_out, serial_out = tmp_path / "ray", tmp_path / "serial"
+    for out, more, name in ((ray_out, ["--backend", "ray"], "ray"), (serial_out, [], "serial")):
+        res = _cli([*args, "--out", str(out), *more])
+        assert res.exit_code == 0, res.output
+        assert f"time: {name}: 2 task(s)" in res.output  # seeds (0, 1) and (2,)
+    for s in (0, 1, 2):
+        a = load_file(str(ray_out / f"seed-{s}" / STATE_FILE))
+        b = load_file(str(serial_out / f"seed-{s}" / STATE_FILE))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    res = _cli(["train", "--dataset", FORK_ID, "--steps", "12", "--runs-per-task", "2",
+                "--out", str(tmp_path / "x")])  # fmt: skip
+    assert res.exit_code == 2 and "give --seeds too" in res.output
+    assert not (tmp_path / "x").exists()

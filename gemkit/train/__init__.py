@@ -11,8 +11,11 @@ One idea per module:
 - :mod:`~gemkit.train.plan`: :func:`plan_run`, how many steps pretrain the behavior GMM;
 - :mod:`~gemkit.train.metrics`: :data:`LOSS_NAMES`, :class:`TrainProgress`, ``metrics.csv``;
 - :mod:`~gemkit.train.checkpoint`: checkpoints with bit-for-bit resume;
-- :mod:`~gemkit.train.run`: :func:`train`, the run around the trainer (reports, checkpoints,
-  resume, Ctrl-C);
+- :mod:`~gemkit.train.batch`: :class:`~gemkit.train.batch.RunBatch`, R trainers stepped as one
+  batch (runs as a batch dimension);
+- :mod:`~gemkit.train.loop`: the loop of a run or a batch (reports, checkpoints, Ctrl-C);
+- :mod:`~gemkit.train.run`: :func:`train` (one run) and :func:`train_runs` (a batch of
+  :class:`Run`), the runs around the trainer (checkpoints, resume);
 - :mod:`~gemkit.train.behavior`: :func:`fit_behavior_gmm`, a behavior GMM fitted alone.
 """
 
@@ -21,7 +24,7 @@ from gemkit.train.checkpoint import load_config, load_trainer_state, save_checkp
 from gemkit.train.config import PROFILES, ConfigError, TrainConfig, apply_overrides
 from gemkit.train.metrics import LOSS_NAMES, TrainProgress
 from gemkit.train.plan import PRETRAIN_SHARE, TrainPlan, plan_run
-from gemkit.train.run import TrainingInterrupted, models_at, snapshot_dir, train
+from gemkit.train.run import Run, TrainingInterrupted, models_at, snapshot_dir, train, train_runs
 from gemkit.train.trainer import Trainer
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "PRETRAIN_SHARE",
     "PROFILES",
     "ConfigError",
+    "Run",
     "TrainConfig",
     "TrainPlan",
     "TrainProgress",
@@ -43,4 +47,5 @@ __all__ = [
     "save_checkpoint",
     "snapshot_dir",
     "train",
+    "train_runs",
 ]

@@ -1,63 +1,37 @@
-"""A training run: :func:`train` drives the :class:`~gemkit.train.trainer.Trainer` to a step,
-reports, checkpoints, resumes and stops cleanly on Ctrl-C."""
+"""Training runs: :func:`train` drives one :class:`~gemkit.train.trainer.Trainer` to a step,
+:func:`train_runs` several as one batch (:mod:`gemkit.train.batch`); both report, checkpoint,
+resume and stop cleanly on Ctrl-C (the loop is :mod:`gemkit.train.loop`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+import attrs
 
 from gemkit.data.transitions import Transitions
-from gemkit.errors import CheckpointError
-from gemkit.models.io import MANIFEST, Models, save_models
-from gemkit.train.checkpoint import STATE_FILE, load_trainer_state, save_checkpoint
+from gemkit.errors import CheckpointError, GemkitError
+from gemkit.models.io import MANIFEST, Models
+from gemkit.train.batch import RunBatch, check_batch
+from gemkit.train.batches import PackedTransitions
+from gemkit.train.checkpoint import STATE_FILE, load_trainer_state
 from gemkit.train.config import TrainConfig
-from gemkit.train.metrics import LOSS_NAMES, MetricsLog, TrainProgress
+from gemkit.train.loop import Live, Solo, TrainingInterrupted, drive, snapshot_dir
+from gemkit.train.metrics import MetricsLog, TrainProgress
 from gemkit.train.plan import plan_run
-from gemkit.train.trainer import Trainer
+from gemkit.train.trainer import Trainer, pack_for
 
-__all__ = ["TrainingInterrupted", "check_output_dir", "models_at", "snapshot_dir", "train"]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped :func:`train` between two steps, after it saved a checkpoint.
-
-    A ``KeyboardInterrupt``, so code that does not know it still stops as on any Ctrl-C.
-
-    Attributes:
-        step: the step the checkpoint holds.
-        steps: the step the interrupted run was to reach.
-        directory: the checkpoint directory (``train(..., resume=True)`` continues from it).
-    """
-
-    def __init__(self, step: int, steps: int, directory: Path) -> None:
-        super().__init__(f"training interrupted at step {step}; checkpoint saved in {directory}")
-        self.step = step
-        self.steps = steps
-        self.directory = directory
-
-
-def _windows(start: int, stop: int, every: int) -> Iterator[int]:
-    """Ends of the report windows in ``(start, stop]``: multiples of ``every`` and ``stop``."""
-    nxt = (start // every + 1) * every
-    while nxt < stop:
-        yield nxt
-        nxt += every
-    if stop > start:
-        yield stop
-
-
-def snapshot_dir(run: str | Path, step: int) -> Path:
-    """Where :func:`train` (``snapshot_every``) writes the models of the run in ``run`` at
-    ``step``: ``<run>/snapshots/step_<step, 8 digits>``."""
-    return Path(run) / "snapshots" / f"step_{step:08d}"
+__all__ = [
+    "Run",
+    "TrainingInterrupted",
+    "check_output_dir",
+    "models_at",
+    "snapshot_dir",
+    "train",
+    "train_runs",
+]
 
 
 def models_at(run: str | Path, step: int) -> Path | None:
@@ -90,30 +64,24 @@ def check_output_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> N
         )
 
 
-@contextlib.contextmanager
-def _ctrl_c_flag() -> Iterator[list[bool]]:
-    """While active, a first Ctrl-C (SIGINT) sets ``flag[0]`` instead of raising.
+@attrs.frozen
+class Run:
+    """One run of :func:`train_runs`: its data, its config (seed included) and its directory.
 
-    The loop then stops at the next step boundary and saves; a second Ctrl-C raises
-    ``KeyboardInterrupt`` at once. Outside the main thread no handler can be installed, and
-    Ctrl-C behaves as usual.
+    Attributes:
+        transitions: the dataset (runs on the same dataset object share one packed copy).
+        config: the run's hyperparameters (on resume, must equal the checkpoint's but
+            ``device``).
+        out_dir: the run's checkpoint directory (created if needed).
+        dataset_id: recorded in the models' metadata (default: ``transitions.meta``'s).
+        resume: continue from the checkpoint in ``out_dir``.
     """
-    flag = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
 
-    def handler(signum: int, frame: Any) -> None:
-        if flag[0]:
-            raise KeyboardInterrupt
-        flag[0] = True
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    transitions: Transitions
+    config: TrainConfig
+    out_dir: Path = attrs.field(converter=Path)
+    dataset_id: str | None = None
+    resume: bool = False
 
 
 def train(
@@ -122,17 +90,9 @@ def train(
     out_dir: str | Path,
     steps: int,
     *,
-    save_every: int = 10_000,
-    log_every: int = 100,
     resume: bool = False,
-    overwrite: bool = False,
     dataset_id: str | None = None,
-    progress: Callable[[TrainProgress], None] | None = None,
-    tensorboard: bool = True,
-    compile: bool = False,
-    compile_mode: str = "default",
-    snapshot_every: int | None = None,
-    cuda_graph: bool = False,
+    **kwargs: Any,
 ) -> Models:
     """Run GEM's Phase I for ``steps`` gradient steps and checkpoint it in ``out_dir``.
 
@@ -154,23 +114,12 @@ def train(
         out_dir: checkpoint directory (created if needed).
         steps: total gradient steps of the run, pretraining included (on resume, the step to
             reach, counted from zero).
-        save_every: checkpoint period in steps.
-        log_every: report period in steps (metrics row and ``progress`` call).
         resume: continue from the checkpoint in ``out_dir``.
-        overwrite: start afresh even if ``out_dir`` already holds a checkpoint.
         dataset_id: recorded in the models' metadata (default:
             ``transitions.meta["dataset_id"]``).
-        progress: called with a :class:`TrainProgress` at every report.
-        tensorboard: also write TensorBoard scalars when tensorboard is installed.
-        compile: run the loss computation (forward and backward) through ``torch.compile``
-            (same maths; falls back to eager with a warning where it cannot compile).
-        compile_mode: the ``torch.compile`` mode with ``compile`` (see
-            :data:`gemkit.train.trainer.COMPILE_MODES`; ``reduce-overhead`` uses CUDA graphs
-            on a GPU).
-        snapshot_every: also export the models every this many steps to
-            ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
-        cuda_graph: replay each step as one captured CUDA graph (a GPU only; same
-            minibatches, see :class:`~gemkit.train.trainer.Trainer`).
+        kwargs: the options of :func:`train_runs` (``save_every``, ``log_every``,
+            ``overwrite``, ``progress``, ``tensorboard``, ``compile``, ``compile_mode``,
+            ``snapshot_every``, ``cuda_graph``).
 
     Returns:
         The trained :class:`~gemkit.models.Models` (actor, behavior, critic, value, meta).
@@ -181,89 +130,124 @@ def train(
             holds a checkpoint (without ``overwrite``).
         TrainingInterrupted: Ctrl-C; the checkpoint in ``out_dir`` is at the step it names.
     """
+    run = Run(transitions, config, Path(out_dir), dataset_id, resume)
+    return train_runs([run], steps, **kwargs)[0]
+
+
+def train_runs(
+    runs: Sequence[Run],
+    steps: int,
+    *,
+    save_every: int = 10_000,
+    log_every: int = 100,
+    overwrite: bool = False,
+    progress: Callable[[TrainProgress], None] | None = None,
+    tensorboard: bool = True,
+    compile: bool = False,
+    compile_mode: str = "default",
+    snapshot_every: int | None = None,
+    cuda_graph: bool = False,
+) -> list[Models]:
+    """Train several runs to ``steps`` in this process, as one batch (:mod:`gemkit.train.batch`).
+
+    Each run behaves as :func:`train` of it alone: its own seed, minibatches, directory,
+    checkpoints, snapshots and ``metrics.csv``, resumable alone or in the batch. One run is
+    :func:`train` exactly (no batch). Runs resumed from different steps (a kill between two
+    runs' checkpoints) first bring the ones behind to the furthest step alone.
+
+    Args:
+        runs: the runs (configs equal but for ``seed``; datasets of the same shapes).
+        steps: the step every run reaches (pretraining included).
+        save_every: checkpoint period in steps.
+        log_every: report period in steps (metrics rows and ``progress`` call).
+        overwrite: start afresh even where an ``out_dir`` already holds a checkpoint.
+        progress: called with a :class:`TrainProgress` at every report (the runs' mean
+            statistics).
+        tensorboard: also write TensorBoard scalars when tensorboard is installed.
+        compile: run one run's loss computation through ``torch.compile`` (same maths; eager
+            fallback). A batch of several runs is vectorised eagerly instead (compiling the
+            vectorised step was slower on a CPU, ``docs/performance.md``).
+        compile_mode: the ``torch.compile`` mode with ``compile`` (see
+            :data:`gemkit.train.trainer.COMPILE_MODES`).
+        snapshot_every: also export each run's models every this many steps to
+            ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
+        cuda_graph: replay each step as one captured CUDA graph (one run on a GPU only).
+
+    Returns:
+        Each run's trained :class:`~gemkit.models.Models`, in ``runs`` order.
+
+    Raises:
+        GemkitError: runs that cannot share a batch (:func:`~gemkit.train.batch.check_batch`),
+            or two runs with one directory; before anything is written.
+        CheckpointError, TrainingInterrupted: as :func:`train`.
+    """
     if steps < 0 or save_every < 1 or log_every < 1:
         raise ValueError("steps must be >= 0 and save_every, log_every >= 1.")
-    out = Path(out_dir)
-    check_output_dir(out, resume=resume, overwrite=overwrite)
     if snapshot_every is not None and snapshot_every < 1:
         raise ValueError("snapshot_every must be >= 1.")
-    if resume:
-        trainer = Trainer(transitions, config, dataset_id=dataset_id, compile=compile,
-                          compile_mode=compile_mode, cuda_graph=cuda_graph)  # fmt: skip
-        load_trainer_state(out, trainer)
-        plan_run(config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
-    else:
-        plan = plan_run(config, steps)
-        trainer = Trainer(
-            transitions, config, dataset_id=dataset_id, pretrain_steps=plan.pretrain,
-            compile=compile, compile_mode=compile_mode, cuda_graph=cuda_graph,
-        )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(out / "metrics.csv", trainer.step if resume else None, tensorboard)
-    t_start = time.perf_counter()
-    saved_at = -1
-
-    def save() -> None:
-        nonlocal saved_at
-        save_checkpoint(out, trainer)
-        saved_at = trainer.step
-
+    if not runs:
+        raise GemkitError("train_runs needs at least one run.")
+    dirs = [r.out_dir.resolve() for r in runs]
+    if len(set(dirs)) != len(dirs):
+        raise GemkitError("two runs of the batch share one directory; give each its own.")
+    opts = dict(compile=compile and len(runs) == 1, compile_mode=compile_mode,
+                cuda_graph=cuda_graph)  # fmt: skip
+    packed: dict[int, PackedTransitions] = {}
+    trainers = []
+    for r in runs:
+        check_output_dir(r.out_dir, resume=r.resume, overwrite=overwrite)
+        key = id(r.transitions)
+        if key not in packed:
+            packed[key] = pack_for(r.transitions, r.config)
+        if r.resume:
+            trainer = Trainer(r.transitions, r.config, dataset_id=r.dataset_id,
+                              data=packed[key], **opts)  # type: ignore[arg-type]  # fmt: skip
+            load_trainer_state(r.out_dir, trainer)
+            plan_run(r.config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
+        else:
+            trainer = Trainer(r.transitions, r.config, dataset_id=r.dataset_id,
+                              pretrain_steps=plan_run(r.config, steps).pretrain,
+                              data=packed[key], **opts)  # type: ignore[arg-type]  # fmt: skip
+        trainers.append(trainer)
+    if len(runs) > 1:
+        _check_alike(trainers)
+    live = []
+    for r, t in zip(runs, trainers, strict=True):
+        r.out_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(r.out_dir / "metrics.csv", t.step if r.resume else None, tensorboard)
+        live.append(Live(r.out_dir, r.resume, t, log))
     try:
-        with _ctrl_c_flag() as stop:
-            if trainer.step == 0 and not resume:
-                save()
-            for end in _windows(trainer.step, steps, log_every):
-                sums: dict[str, Tensor] = {}
-                counts: dict[str, int] = {}
-                t0 = time.perf_counter()
-                n0 = trainer.step
-                while trainer.step < end and not stop[0]:
-                    # up to the next checkpoint or snapshot, in one call (one read of the sums)
-                    stop_at = min(end, (trainer.step // save_every + 1) * save_every)
-                    if snapshot_every is not None:
-                        next_snapshot = (trainer.step // snapshot_every + 1) * snapshot_every
-                        stop_at = min(stop_at, next_snapshot)
-                    step_sums, step_counts = trainer.train_steps(
-                        stop_at - trainer.step, stop=lambda: stop[0]
-                    )
-                    for k, v in step_sums.items():
-                        sums[k] = sums[k] + v if k in sums else v
-                        counts[k] = counts.get(k, 0) + step_counts[k]
-                    if trainer.step % save_every == 0 and trainer.step != steps:
-                        save()
-                    if snapshot_every is not None and trainer.step % snapshot_every == 0:
-                        save_models(snapshot_dir(out, trainer.step), trainer.models())
-                if trainer.step == n0:  # stopped before this window's first step
-                    break
-                metrics = {
-                    k: float(sums[k]) / counts[k] if k in sums else float("nan") for k in LOSS_NAMES
-                }
-                dt = time.perf_counter() - t0
-                report = TrainProgress(
-                    step=trainer.step,
-                    total=steps,
-                    metrics=metrics,
-                    steps_per_s=(trainer.step - n0) / dt if dt > 0 else float("inf"),
-                    phase="pretrain" if trainer.step <= trainer.pretrain_steps else "joint",
-                )
-                if trainer.step == steps:
-                    save()
-                log.write(report, time.perf_counter() - t_start)
-                if progress is not None:
-                    try:
-                        progress(report)
-                    except KeyboardInterrupt:  # raised between two steps: a clean stop
-                        stop[0] = True
-                if stop[0]:
-                    break
-            if stop[0] and trainer.step < steps:
-                if saved_at != trainer.step:
-                    save()
-                raise TrainingInterrupted(trainer.step, steps, out)
-        if trainer.step == steps and not (out / STATE_FILE).is_file():
-            save()
+        furthest = max(t.step for t in trainers)
+        for lv in live:  # runs resumed behind the others catch up alone
+            if lv.trainer.step < furthest:
+                drive([lv], Solo(lv.trainer), furthest, save_every, log_every, None,
+                       snapshot_every)  # fmt: skip
+        stepper: Solo | RunBatch = Solo(trainers[0]) if len(live) == 1 else RunBatch(trainers)
+        drive(live, stepper, steps, save_every, log_every, progress, snapshot_every)
     finally:
-        log.close()
-    for net in trainer.networks().values():
-        net.eval()
-    return trainer.models()
+        for lv in live:
+            lv.log.close()
+    models = []
+    for t in trainers:
+        for net in t.networks().values():
+            net.eval()
+        models.append(t.models())
+    return models
+
+
+def _check_alike(trainers: Sequence[Trainer]) -> None:
+    """:func:`check_batch` on the runs' configs and shapes, whatever steps they are at."""
+    first = trainers[0]
+    saved = [(t.step, t.pretrain_steps) for t in trainers]
+    try:
+        for t in trainers:
+            t.step, t.pretrain_steps = first.step, first.pretrain_steps
+        check_batch(trainers)
+    finally:
+        for t, (step, pre) in zip(trainers, saved, strict=True):
+            t.step, t.pretrain_steps = step, pre
+    if len({pre for _, pre in saved}) > 1:
+        raise GemkitError(
+            "the runs of the batch pretrain for different numbers of steps "
+            f"({sorted({pre for _, pre in saved})}); train them as separate runs."
+        )

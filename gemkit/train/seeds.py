@@ -1,6 +1,8 @@
-"""Phase I for several seeds, each a run of :func:`gemkit.train.run.train` in ``OUT/seed-<s>``.
+"""Phase I for several seeds, each a run in ``OUT/seed-<s>``, alone or in batches of runs.
 
-The runs go through a :mod:`gemkit.backends` backend (serial here, or one Ray task per seed).
+The runs go through a :mod:`gemkit.backends` backend (serial here, or Ray tasks), one task per
+``runs_per_task`` seeds: a task of several seeds trains them as one batch
+(:func:`gemkit.train.run.train_runs`), each still a normal run in its own folder.
 Each run loads its dataset itself, by id, from the Minari store (a path every node must see;
 the driver's ``MINARI_DATASETS_PATH`` is forwarded to Ray tasks). A seed whose folder already
 holds a checkpoint at ``steps`` or beyond is not run again; one stopped earlier (a task that
@@ -16,7 +18,7 @@ from typing import Any
 import attrs
 
 from gemkit.backends import Backend, FanOutReport, SerialBackend
-from gemkit.errors import CheckpointError
+from gemkit.errors import CheckpointError, GemkitError
 from gemkit.train.checkpoint import STATE_FILE, read_state_header
 from gemkit.train.config import TrainConfig
 
@@ -38,17 +40,23 @@ def _step(directory: Path) -> int | None:
         return None  # a state file cut short: the run starts afresh
 
 
-def _train_one(shared: tuple[str, TrainConfig, Path, int, dict[str, Any]], seed: int) -> str:
-    """One seed's run (what every backend runs): train, or resume, into its folder."""
+def _train_group(
+    shared: tuple[str, TrainConfig, Path, int, dict[str, Any]], seeds: tuple[int, ...]
+) -> list[str]:
+    """One task's seeds (what every backend runs): train, or resume, each into its folder, as
+    one batch when there are several."""
     from gemkit.data import load
-    from gemkit.train.run import train
+    from gemkit.train.run import Run, train_runs
 
     dataset_id, config, out_dir, steps, kwargs = shared
-    out = seed_dir(out_dir, seed)
-    resume = _step(out) is not None
-    train(load(dataset_id), attrs.evolve(config, seed=seed), out, steps, resume=resume,
-          overwrite=not resume, dataset_id=dataset_id, **kwargs)  # fmt: skip
-    return str(out)
+    data = load(dataset_id)
+    dirs = [seed_dir(out_dir, s) for s in seeds]
+    runs = [
+        Run(data, attrs.evolve(config, seed=s), d, dataset_id, resume=_step(d) is not None)
+        for s, d in zip(seeds, dirs, strict=True)
+    ]
+    train_runs(runs, steps, overwrite=True, **kwargs)
+    return [str(r.out_dir) for r in runs]
 
 
 def train_seeds(
@@ -61,6 +69,7 @@ def train_seeds(
     backend: Backend | None = None,
     progress: Callable[[int, bool], None] | None = None,
     timing: Callable[[FanOutReport], None] | None = None,
+    runs_per_task: int = 1,
     **train_kwargs: Any,
 ) -> list[Path]:
     """Train ``config`` once per seed (``config.seed`` replaced) into ``out_dir/seed-<s>``.
@@ -74,7 +83,9 @@ def train_seeds(
         backend: where the runs go (default: one after another, here).
         progress: ``progress(seed, skipped)`` when a seed is done (or was done already).
         timing: called with the backend's :class:`~gemkit.backends.FanOutReport`.
-        train_kwargs: passed to :func:`~gemkit.train.run.train` (``save_every``,
+        runs_per_task: seeds per backend task, trained as one batch of runs
+            (:mod:`gemkit.train.batch`; 1: each seed alone, as :func:`~gemkit.train.run.train`).
+        train_kwargs: passed to :func:`~gemkit.train.run.train_runs` (``save_every``,
             ``log_every``, ``tensorboard``, ``compile``, ...).
 
     Returns:
@@ -83,6 +94,8 @@ def train_seeds(
     out = Path(out_dir)
     if len(set(seeds)) != len(seeds):
         raise CheckpointError(f"seeds must be distinct, got {list(seeds)}.")
+    if runs_per_task < 1:
+        raise GemkitError(f"runs_per_task must be >= 1, got {runs_per_task}.")
     todo = []
     for s in seeds:
         at = _step(seed_dir(out, s))
@@ -92,12 +105,15 @@ def train_seeds(
         else:
             todo.append(s)
 
-    def done(i: int, _: str) -> None:
-        if progress is not None:
-            progress(todo[i], False)
+    groups = [tuple(todo[i : i + runs_per_task]) for i in range(0, len(todo), runs_per_task)]
+
+    def done(i: int, _: list[str]) -> None:
+        for s in groups[i]:
+            if progress is not None:
+                progress(s, False)
 
     shared = (dataset_id, config, out, steps, train_kwargs)
-    report = (backend or SerialBackend()).map(_train_one, todo, done, shared)
+    report = (backend or SerialBackend()).map(_train_group, groups, done, shared)
     if timing is not None:
         timing(report)
     return [seed_dir(out, s) for s in seeds]

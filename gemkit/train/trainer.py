@@ -29,7 +29,7 @@ from gemkit.train.config import TrainConfig
 from gemkit.train.graphs import GRAPH_CHUNK, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options", "pack_for"]
 
 #: ``torch.compile`` modes a :class:`Trainer` accepts.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -59,6 +59,16 @@ def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
     return options
 
 
+def pack_for(transitions: Transitions, config: TrainConfig) -> PackedTransitions:
+    """``transitions`` packed as a :class:`Trainer` with ``config`` reads them."""
+    return PackedTransitions(
+        transitions,
+        config.normalize_obs,
+        torch.device(config.device),
+        reward_multiplier(transitions, config.reward_scale),
+    )
+
+
 class Trainer:
     """GEM's Phase I on one dataset (spec section 1); see :class:`TrainConfig` for the maths.
 
@@ -80,6 +90,8 @@ class Trainer:
             run's CPU generator, drawn ahead (:class:`IndexStream`), so a run with graphs takes
             the same minibatches as one without. The first steps of each phase run eagerly;
             a capture that fails warns once and training goes on without graphs.
+        data: the dataset already packed by :func:`pack_for` with this config (the runs of a
+            batch on one dataset share it); by default ``transitions`` is packed here.
 
     Attributes:
         actor: the guided-EM GMM actor (``K = 1`` for ``actor="unimodal"``).
@@ -102,6 +114,7 @@ class Trainer:
         compile: bool = False,
         compile_mode: str = "default",
         cuda_graph: bool = False,
+        data: PackedTransitions | None = None,
     ) -> None:
         if compile_mode not in COMPILE_MODES:
             raise GemkitError(
@@ -135,12 +148,7 @@ class Trainer:
         high = transitions.action_high.detach().cpu().float()
 
         # ---- the data, normalised once and packed for one gather per step
-        self.data = PackedTransitions(
-            transitions,
-            config.normalize_obs,
-            self.device,
-            reward_multiplier(transitions, config.reward_scale),
-        )
+        self.data = data if data is not None else pack_for(transitions, config)
         self.obs_mean, self.obs_std = self.data.obs_mean, self.data.obs_std
         self.n_transitions = self.data.n_transitions
         self.fingerprint = self.data.fingerprint

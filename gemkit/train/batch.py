@@ -1,0 +1,246 @@
+"""Runs as a batch dimension: R trainers stepped together, one vectorised step for all.
+
+:class:`RunBatch` takes R :class:`~gemkit.train.trainer.Trainer` objects built as usual (each
+with its own seed, hence its own initialisation and its own minibatch generator, and possibly
+its own dataset of the same shapes) and trains them as one: every parameter, buffer and Adam
+moment gains a leading run axis, and one step evaluates :meth:`Trainer.compute_losses` for all
+R runs at once through ``torch.func.vmap`` over ``torch.func.functional_call`` (the same loss
+code as a single run, not a second copy of it), back-propagates the sum of the runs' losses
+(each run's parameters receive exactly their own run's gradient), applies one fused Adam step
+over the stacked tensors (elementwise, so each run's update is its own) and one Polyak update.
+
+Each run keeps its own minibatch stream: run r draws its indices from its trainer's generator,
+exactly as the single run with that seed would. The stacked state is written back into the
+trainers (:meth:`RunBatch.sync`) before a checkpoint or an export, so each run's directory is a
+normal run's: :func:`gemkit.train.checkpoint.save_checkpoint` and resume work unchanged, alone
+or in a batch.
+
+What is and is not bit for bit (``tests/test_batch.py``): the initial weights and every
+minibatch's indices are identical to the single runs'; the losses are not, because batched
+matrix multiplies sum in another order than one run's (the difference after 1,000 steps is
+measured there and stated in ``docs/performance.md``). A batch of one is the single trainer
+itself (:func:`gemkit.train.run.train_runs` does not wrap it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from gemkit.errors import GemkitError
+from gemkit.train import losses as L
+from gemkit.train.trainer import Trainer
+
+__all__ = ["RunBatch", "check_batch"]
+
+_TRAINED_LOSSES = ("loss_critic", "loss_value", "loss_actor", "loss_baseline")
+_TARGET = "target_critic"
+
+
+def check_batch(trainers: Sequence[Trainer]) -> None:
+    """Raise a one-line :class:`GemkitError` unless ``trainers`` can be stepped as one batch.
+
+    They must share every config key but ``seed``, their datasets' state and action sizes,
+    their step and their pretraining length, and none may use CUDA graphs.
+    """
+    if not trainers:
+        raise GemkitError("a batch of runs needs at least one run.")
+    first = trainers[0]
+    ref = {k: v for k, v in first.config.to_dict().items() if k != "seed"}
+    for i, t in enumerate(trainers[1:], start=1):
+        mine = {k: v for k, v in t.config.to_dict().items() if k != "seed"}
+        diff = sorted(k for k in ref.keys() | mine.keys() if ref.get(k) != mine.get(k))
+        if diff:
+            raise GemkitError(
+                f"run {i} of the batch has another config than run 0 ({', '.join(diff)} differ); "
+                "a batch shares every setting but the seed: train them as separate batches."
+            )
+        shapes = (t.data.state_dim, t.data.action_dim)
+        if shapes != (first.data.state_dim, first.data.action_dim):
+            raise GemkitError(
+                f"run {i} of the batch has states/actions of size {shapes}, run 0 "
+                f"{(first.data.state_dim, first.data.action_dim)}: datasets in one batch must "
+                "have the same shapes."
+            )
+        if (t.step, t.pretrain_steps) != (first.step, first.pretrain_steps):
+            raise GemkitError(
+                f"run {i} of the batch is at step {t.step} (pretraining {t.pretrain_steps}), run 0 "
+                f"at {first.step} ({first.pretrain_steps}): bring them to one step first."
+            )
+    if any(t.cuda_graph for t in trainers):
+        raise GemkitError(
+            "CUDA graphs are not captured for a batch of runs; train the batch without "
+            "--cuda-graph, or each run alone with it."
+        )
+
+
+class _Step(nn.Module):
+    """Every network of one trainer under one root, so ``functional_call`` can swap them all."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict(trainer.networks())
+        self._trainer = [trainer]  # a list: not registered as a submodule
+
+    def forward(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
+        return self._trainer[0].compute_losses(batch, phase)
+
+
+def _named(trainer: Trainer, kind: str) -> dict[str, Tensor]:
+    """``trainer``'s parameters (``kind="params"``) or buffers, named as :class:`_Step` does."""
+    out: dict[str, Tensor] = {}
+    for net_name, net in trainer.networks().items():
+        items = net.named_parameters() if kind == "params" else net.named_buffers()
+        for k, v in items:
+            out[f"nets.{net_name}.{k}"] = v
+    return out
+
+
+class RunBatch:
+    """R trainers trained as one batch (see the module docstring).
+
+    Args:
+        trainers: the runs, as :func:`check_batch` requires them; their weights, Adam state
+            and step are read here (fresh or resumed), and written back by :meth:`sync`.
+
+    Attributes:
+        trainers: the runs, in batch order.
+        optimizer: one fused Adam over the stacked trained parameters.
+    """
+
+    def __init__(self, trainers: Sequence[Trainer]) -> None:
+        check_batch(trainers)
+        self.trainers = list(trainers)
+        first = self.trainers[0]
+        self.config = first.config
+        self._module = _Step(first)
+        per_run = [_named(t, "params") for t in self.trainers]
+        names = list(per_run[0])
+        with torch.no_grad():
+            stacked = {n: torch.stack([p[n].detach() for p in per_run]) for n in names}
+            self._buffers = {
+                n: torch.stack([b[n] for b in (_named(t, "buffers") for t in self.trainers)])
+                for n in _named(first, "buffers")
+            }
+        target = f"nets.{_TARGET}."
+        self._trained = {
+            n: t.requires_grad_(True) for n, t in stacked.items() if not n.startswith(target)
+        }
+        self._targets = {n: t for n, t in stacked.items() if n.startswith(target)}
+        self._target_pairs = (
+            list(self._targets.values()),
+            [self._trained[n.replace(target, "nets.critic.", 1)] for n in self._targets],
+        )
+        self._per_run = per_run
+        self.optimizer = torch.optim.Adam(
+            list(self._trained.values()), lr=first.config.lr, fused=True
+        )
+        self._load_optimizer_state()
+        self._vlosses = {
+            phase: vmap(functools.partial(self._call, phase=phase))
+            for phase in ("pretrain", "joint")
+        }
+
+    # ------------------------------------------------------------------ the step
+    def _call(
+        self, params: dict[str, Tensor], buffers: dict[str, Tensor], batch: dict[str, Tensor],
+        phase: str,
+    ) -> dict[str, Tensor]:  # fmt: skip
+        out: dict[str, Tensor] = functional_call(self._module, (params, buffers), (batch, phase))
+        return out
+
+    @property
+    def step(self) -> int:
+        """Gradient steps done (every run of the batch is at the same step)."""
+        return self.trainers[0].step
+
+    @property
+    def size(self) -> int:
+        """R, the number of runs."""
+        return len(self.trainers)
+
+    def train_step(self) -> dict[str, Tensor]:
+        """One gradient step of every run; returns each statistic as ``[R]`` (detached)."""
+        first = self.trainers[0]
+        phase = first.phase
+        batches = [t.sample_batch() for t in self.trainers]
+        batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
+        out = self._vlosses[phase]({**self._trained, **self._targets}, self._buffers, batch)
+        names = [n for n in _TRAINED_LOSSES if n in out]
+        if first.behavior_trainable:
+            names.append("loss_behavior")
+        self.optimizer.zero_grad(set_to_none=True)
+        if names:
+            total = functools.reduce(torch.add, (out[n].sum() for n in names))
+            total.backward()
+            self.optimizer.step()
+        if phase == "joint":
+            L.polyak_update(*self._target_pairs, first.config.tau)
+        for t in self.trainers:
+            t.step += 1
+        return {k: v.detach() for k, v in out.items()}
+
+    def train_steps(
+        self, n: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, int]]:
+        """Up to ``n`` steps of every run, as :meth:`Trainer.train_steps`: each statistic's sum
+        over the steps, ``[R]``, and how many steps computed it."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}.")
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        for _ in range(n):
+            if stop is not None and stop():
+                break
+            for key, v in self.train_step().items():
+                sums[key] = sums[key] + v if key in sums else v.clone()
+                counts[key] = counts.get(key, 0) + 1
+        return sums, counts
+
+    # ------------------------------------------------------------------ the runs' own state
+    def sync(self) -> None:
+        """Write the stacked weights and Adam state back into each run's trainer."""
+        with torch.no_grad():
+            for r, named in enumerate(self._per_run):
+                for n, p in named.items():
+                    src = self._trained[n] if n in self._trained else self._targets[n]
+                    p.copy_(src[r])
+        for n, stacked in self._trained.items():
+            state = self.optimizer.state.get(stacked)
+            for r, t in enumerate(self.trainers):
+                p = self._per_run[r][n]
+                if not state:
+                    t.optimizer.state.pop(p, None)
+                    continue
+                t.optimizer.state[p] = {
+                    k: (v.clone() if v.dim() == 0 else v[r].clone()) for k, v in state.items()
+                }
+
+    def _load_optimizer_state(self) -> None:
+        """Stack the trainers' Adam state (resumed runs) into :attr:`optimizer`."""
+        for n, stacked in self._trained.items():
+            states = [
+                t.optimizer.state.get(self._per_run[r][n]) for r, t in enumerate(self.trainers)
+            ]
+            if not any(states):
+                continue
+            if not all(states):
+                raise GemkitError(
+                    f"the runs' optimizer states disagree on {n!r} (some have none): they were "
+                    "not trained alike; train them as separate runs."
+                )
+            keys = states[0].keys()  # type: ignore[union-attr]
+            merged: dict[str, Tensor] = {}
+            for k in keys:
+                vals = [s[k] for s in states]  # type: ignore[index]
+                if vals[0].dim() == 0:
+                    if any(not torch.equal(v, vals[0]) for v in vals):
+                        raise GemkitError(f"the runs' Adam step counts differ for {n!r}.")
+                    merged[k] = vals[0].clone()
+                else:
+                    merged[k] = torch.stack(vals).clone()
+            self.optimizer.state[stacked] = merged
