@@ -589,9 +589,11 @@ def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int
     import torch
 
     from gemkit.config import SelectorConfig
+    from gemkit.eval.profile import cpu_name
     from gemkit.eval.runs import evaluate_config
 
     torch.set_num_threads(args.threads)
+    cpu = cpu_name()
     i, k = (int(x) for x in args.worker.split("/"))
     done = read_cells(args.out)
     todo = [c for c in cells if c["key"] not in done]
@@ -612,7 +614,7 @@ def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int
                             episodes=c["episodes"], seeds=c["eval_seeds"],
                             mass_scale=c.get("mass_scale"), num_envs=min(c["episodes"], 30))
         row = {**c, **{f: v for f, v in s.row().items() if f not in c["config"]},
-               "eval_s": time.perf_counter() - t0}
+               "eval_s": time.perf_counter() - t0, "cpu": cpu}
         row["returns"] = [float(x) for r in s.results for x in r.returns]
         with sink.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -862,22 +864,37 @@ def _f(x: float, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
 
 
-def dataset_stats(tasks: Sequence[str]) -> list[dict[str, Any]]:
-    """Size and reference scores of each task's dataset (``steps`` None: not on this machine)."""
+DATASETS_FILE = "datasets.jsonl"
+"""In the cells folder: each task's dataset facts (size, episodes, reward sum), as last read
+from the dataset itself, so a fresh clone without the datasets writes the same page."""
+
+
+def dataset_stats(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Size and reference scores of each task's dataset: read from the dataset where it is on
+    this machine (and kept in ``<out>/datasets.jsonl``), else from that file (``steps`` None:
+    known from neither)."""
     from gemkit.data import load
     from gemkit.data.minari_io import dataset_exists
 
+    path = Path(args.out) / DATASETS_FILE
+    known = {}
+    if path.is_file():
+        known = {r["task"]: r for r in map(json.loads, path.read_text().splitlines())}
     out: list[dict[str, Any]] = []
-    for task in tasks:
-        if not dataset_exists(dataset_id(task)):
-            out.append({"task": task, "steps": None, "episodes": None, "ref_min": _refs(task)[0],
-                        "ref_max": _refs(task)[1], "reward_sum": None})
-            continue
-        d = load(dataset_id(task))
-        ends = (d.terminals.numpy() + d.timeouts.numpy()) > 0
-        out.append({"task": task, "steps": len(d), "episodes": int(ends.sum()),
-                    "ref_min": _refs(task)[0], "ref_max": _refs(task)[1],
-                    "reward_sum": float(d.rewards.sum())})
+    for task in args.tasks:
+        row = {"task": task, "steps": None, "episodes": None, "ref_min": _refs(task)[0],
+               "ref_max": _refs(task)[1], "reward_sum": None}
+        if dataset_exists(dataset_id(task)):
+            d = load(dataset_id(task))
+            ends = (d.terminals.numpy() + d.timeouts.numpy()) > 0
+            row.update(steps=len(d), episodes=int(ends.sum()), reward_sum=float(d.rewards.sum()))
+            known[task] = row
+        elif task in known:
+            row = {**known[task], "ref_min": row["ref_min"], "ref_max": row["ref_max"]}
+        out.append(row)
+    if known:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(known[t]) + "\n" for t in sorted(known)))
     return out
 
 
@@ -900,24 +917,53 @@ def mass_points(test: list[dict[str, Any]], task: str,
     return out
 
 
-def training_rates(args: argparse.Namespace) -> str:
-    """The report's sentence on training speed, measured: each run's median logged
-    ``steps_per_s`` (its ``metrics.csv``, joint steps), per task; empty where no run's log is
-    on this machine (the report then prints the suite's note)."""
+TRAINING_FILE = "training.jsonl"
+"""In the cells folder: one line per training run the report has seen (its median logged
+steps/s and the step its log reaches), so a fresh clone, without the runs, writes the same page."""
+
+
+def training_facts(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each run's training facts, by ``(task, seed)``: read from ``<out>/training.jsonl`` and
+    updated there from the runs' ``metrics.csv`` (median logged ``steps_per_s`` over joint
+    steps) where those are on this machine."""
     import csv
 
-    parts = []
+    path = Path(args.out) / TRAINING_FILE
+    facts: dict[tuple[str, int], dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            facts[(row["task"], int(row["seed"]))] = row
+    changed = False
     for task in args.tasks:
-        medians = []
         for seed in args.seeds:
             log = run_dir(args, task, seed) / "metrics.csv"
             if not log.is_file():
                 continue
             with log.open() as f:
-                rates = [float(r["steps_per_s"]) for r in csv.DictReader(f)
-                         if r.get("phase") == "joint" and r.get("steps_per_s")]  # fmt: skip
-            if rates:
-                medians.append(float(np.median(rates)))
+                rows = [r for r in csv.DictReader(f) if r.get("phase") == "joint"]
+            rates = [float(r["steps_per_s"]) for r in rows if r.get("steps_per_s")]
+            if not rates:
+                continue
+            row = {"task": task, "seed": seed, "step": int(rows[-1]["step"]),
+                   "median_steps_per_s": round(float(np.median(rates)), 1)}
+            if facts.get((task, seed)) != row:
+                facts[(task, seed)], changed = row, True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(facts[k]) + "\n" for k in sorted(facts)))
+    return facts
+
+
+def training_rates(args: argparse.Namespace) -> str:
+    """The report's sentence on training speed, measured: each run's median logged
+    ``steps_per_s`` (:func:`training_facts`), per task; empty where no run's rate is known
+    (the report then prints the suite's note)."""
+    facts = training_facts(args)
+    parts = []
+    for task in args.tasks:
+        medians = [facts[(task, s)]["median_steps_per_s"] for s in args.seeds
+                   if (task, s) in facts]  # fmt: skip
         if medians:
             parts.append(f"{task} {min(medians):.0f}-{max(medians):.0f}")
     if not parts:
@@ -925,6 +971,12 @@ def training_rates(args: argparse.Namespace) -> str:
     return ("Training ran at " + ", ".join(parts) + " gradient steps/s per job (each run's "
             "median logged rate, over the seeds; one thread per job, with other runs and the "
             "evaluation sharing the two cores). ")
+
+
+def cells_cpus(cells: Sequence[dict[str, Any]]) -> str:
+    """The CPUs the cells were evaluated on (recorded in each cell), for the report."""
+    names = sorted({str(c["cpu"]) for c in cells if c.get("cpu")})
+    return ", ".join(names) if names else "not recorded"
 
 
 def planned_results(args: argparse.Namespace, knobs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -949,7 +1001,6 @@ def stage_report(args: argparse.Namespace) -> None:
     import csv
 
     from gemkit.eval.plots import plot_mass_scale
-    from gemkit.eval.profile import cpu_name
 
     suite, w = suite_of(args), suite_of(args).word
     try:
@@ -994,7 +1045,7 @@ def stage_report(args: argparse.Namespace) -> None:
     summary: dict[str, Any] = {
         "knobs": knobs,
         "claims": [_named(c, w) for c in claim_rows],
-        "datasets": [_named(d, w) for d in dataset_stats(args.tasks)],
+        "datasets": [_named(d, w) for d in dataset_stats(args)],
         "budget": budget,
         f"per_{w}": {
             task: {
@@ -1004,7 +1055,7 @@ def stage_report(args: argparse.Namespace) -> None:
             }
             for task in args.tasks
         },
-        "cpu": cpu_name(),
+        "cpu": cells_cpus(cells),
     }
     if args.mass_tasks:
         budget.update(mass_scales=args.mass_scales, mass_tasks=args.mass_tasks)
