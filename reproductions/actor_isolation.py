@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,9 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from mazes import TEST_SEEDS, dataset_id
+from gemkit.experiments import TEST_SEEDS, dataset_id
 
 HIDDEN = (256, 256)
 CHUNK = 65_536

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from iql_reference import iql_snapshot
-from mazes import TEST_SEEDS, dataset_id
+from gemkit.experiments import TEST_SEEDS, dataset_id
+from gemkit.experiments.runs import iql_snapshot
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,9 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from mazes import TEST_SEEDS, dataset_id, read_cell_file
+from gemkit.experiments import TEST_SEEDS, dataset_id, read_cell_file
+from gemkit.experiments.runs import iql_snapshot
 
 
 def _log(msg: str) -> None:
@@ -60,11 +59,6 @@ def task_maze(args: argparse.Namespace) -> str:
 
 def run_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs) / f"{task_maze(args)}-s{args.seed}"
-
-
-def iql_snapshot(run: Path, step: int) -> Path:
-    """The ``.d3`` snapshot a ``train`` run in ``run`` wrote at ``step``."""
-    return run / "snapshots" / f"step_{step:08d}.d3"
 
 
 def stage_train(args: argparse.Namespace) -> None:

@@ -45,7 +45,6 @@ is validated), so it can run beside ``train``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -59,34 +58,24 @@ from typing import Any
 import attrs
 import numpy as np
 
+from gemkit.experiments import (
+    LOCOMOTION_NAMES,
+    MAZE2D_NAMES,
+    MAZE_NAMES,
+    TEST_SEEDS,
+    VAL_SEEDS,
+    aggregate,
+    choose_knobs,
+    claims,
+    dataset_id,
+    horizon,
+    make_cell,
+    read_cells,
+    reference_scores,
+)
+from gemkit.experiments.tasks import PAPER, PAPER_LOCOMOTION, split_locomotion
+
 ROOT = Path(__file__).resolve().parents[1]
-MAZE_NAMES = ("umaze", "medium", "large")
-#: D4RL's maze2d-v1 recipe (the paper's task): ``gemkit/maze2d-<maze>-v1``.
-MAZE2D_NAMES = tuple(f"maze2d-{m}" for m in MAZE_NAMES)
-LOCOMOTION_NAMES = tuple(f"{t}-{k}" for t in ("hopper", "walker2d", "halfcheetah")
-                         for k in ("medium", "medium-replay"))
-
-#: Validation and test evaluation seeds never overlap (seed s runs envs s * 1000 + i).
-VAL_SEEDS = (100,)
-TEST_SEEDS = (0,)
-
-#: The paper's Table 1 (Maze2D, D4RL maze2d-*-v1, 1M gradient steps, 3 seeds): other data and
-#: another budget, shown for reference only.
-PAPER = {
-    "umaze": {"GEM": 59.03, "IQL": 42.11},
-    "medium": {"GEM": 117.61, "IQL": 34.85},
-    "large": {"GEM": 90.16, "IQL": 61.72},
-}
-#: The paper's Table 1 (Locomotion, D4RL *-v2, 1M gradient steps, 3 seeds; H-M, H-MR, W-M,
-#: W-MR, HC-M, HC-MR): other data and another budget, shown for reference only.
-PAPER_LOCOMOTION = {
-    "hopper-medium": {"GEM": 100.08, "IQL": 67.53},
-    "hopper-medium-replay": {"GEM": 101.23, "IQL": 97.43},
-    "walker2d-medium": {"GEM": 83.51, "IQL": 80.91},
-    "walker2d-medium-replay": {"GEM": 97.02, "IQL": 82.15},
-    "halfcheetah-medium": {"GEM": 54.42, "IQL": 48.31},
-    "halfcheetah-medium-replay": {"GEM": 49.60, "IQL": 44.46},
-}
 
 
 # ---------------------------------------------------------------------------- suites
@@ -284,46 +273,6 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _locomotion(task: str) -> tuple[str, str]:
-    """``"hopper-medium-replay"`` -> ``("hopper", "medium-replay")``."""
-    env, kind = task.split("-", 1)
-    return env, kind
-
-
-def dataset_id(task: str) -> str:
-    """The Minari id of a maze (``umaze``, ...; ``maze2d-umaze``, ...) or a locomotion task
-    (``hopper-medium``, ...)."""
-    if task in MAZE2D_NAMES:
-        from gemkit.data import maze2d_dataset_id
-
-        return maze2d_dataset_id(task.removeprefix("maze2d-"))
-    if task in MAZE_NAMES:
-        from gemkit.data import pointmaze_dataset_id
-
-        return pointmaze_dataset_id(task)
-    from gemkit.data import locomotion_dataset_id
-
-    return locomotion_dataset_id(*_locomotion(task))
-
-
-def horizon(task: str) -> int:
-    """``H`` of the cosine lambda schedule: the task's episode length."""
-    if task in MAZE2D_NAMES:
-        from gemkit.envs.maze2d import MAZE2D
-
-        return MAZE2D[task.removeprefix("maze2d-")].horizon
-    if task in MAZE_NAMES:
-        from gemkit.data import MAZES
-
-        return int(MAZES[task].horizon)
-    import gymnasium as gym
-
-    from gemkit.data import LOCOMOTION_TASKS
-
-    steps = gym.spec(LOCOMOTION_TASKS[_locomotion(task)[0]].env_id).max_episode_steps
-    return int(steps or 1000)
-
-
 def make_dataset(args: argparse.Namespace, task: str) -> None:
     """Make ``task``'s dataset (a tiny one with ``--smoke``)."""
     _log(f"making {dataset_id(task)}")
@@ -345,7 +294,7 @@ def make_dataset(args: argparse.Namespace, task: str) -> None:
     from gemkit.data.locomotion import default_sac_dir
 
     torch.set_num_threads(args.threads)
-    env, kind = _locomotion(task)
+    env, kind = split_locomotion(task)
     sac_dir = default_sac_dir(env, 0) if args.sac_root is None else args.sac_root / f"{env}-seed0"
     make_locomotion(env, kind, steps=2_000 if args.smoke else None, seed=0, sac_dir=sac_dir,
                     sac_steps=300 if args.smoke else None)  # fmt: skip
@@ -397,54 +346,11 @@ def stage_train(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- cells
-def cell_key(cell: dict[str, Any]) -> str:
-    """The identity of an evaluation cell: everything that determines its numbers.
-
-    The task is hashed under its first name, ``"maze"``, and a MassScale factor only where
-    there is one, so the cells cached before the suites keep their keys.
-    """
-    ident = {k: cell[k] for k in ("stage", "train_seed", "step", "actor", "config",
-                                  "eval_seeds", "episodes")}
-    ident["maze"] = cell["task"]
-    if cell.get("mass_scale") is not None:
-        ident["mass_scale"] = cell["mass_scale"]
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_cell_file(path: Path) -> dict[str, dict[str, Any]]:
-    """The cells cached in one ``.jsonl`` file, by key (a rerun's later line wins); empty when
-    the file does not exist."""
-    if not Path(path).is_file():
-        return {}
-    rows = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
-    return {row["key"]: row for row in rows}
-
-
-def read_cells(out: Path) -> dict[str, dict[str, Any]]:
-    """Every cached cell (all workers' files), by key; a row of the maze-only script names
-    its task ``maze``."""
-    cells: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(out).glob("cells-*.jsonl")):
-        for row in read_cell_file(path).values():
-            if "task" not in row and "maze" in row:
-                row["task"] = row.pop("maze")
-            cells[row["key"]] = row
-    return cells
-
-
 def selector_params(args: argparse.Namespace, task: str, **knobs: Any) -> dict[str, Any]:
     from gemkit.config import SelectorConfig
 
     cfg = SelectorConfig(**{"lam": args.lam0, "horizon": horizon(task), **knobs})
     return dict(cfg.to_dict()["params"])
-
-
-def _cell(stage: str, task: str, seed: int, step: int, actor: str, config: dict[str, Any],
-          eval_seeds: Sequence[int], episodes: int, **tags: Any) -> dict[str, Any]:
-    cell = {"stage": stage, "task": task, "train_seed": seed, "step": step, "actor": actor,
-            "config": config, "eval_seeds": list(eval_seeds), "episodes": episodes, **tags}
-    cell["key"] = cell_key(cell)
-    return cell
 
 
 def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -457,28 +363,9 @@ def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
             for beta, lam, lam_t, value in grid:
                 cfg = selector_params(args, task, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t,
                                       value=value)  # fmt: skip
-                cells.append(_cell("validate", task, seed, steps_for(args, task), "gem", cfg,
+                cells.append(make_cell("validate", task, seed, steps_for(args, task), "gem", cfg,
                                    VAL_SEEDS, args.episodes))
     return cells
-
-
-def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The suite's knobs: the ``(beta, lambda_0, lambda_T, value)`` with the best mean validation
-    score.
-
-    Ties go to the first in sorted ``(beta, lambda_0, lambda_T, value)`` order.
-    """
-    scores: dict[tuple[float, float, float, str], list[float]] = {}
-    for r in rows:
-        if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
-            c = r["config"]
-            key = (c["beta"], c["lam"], c["lam_T"], c.get("value", "lcb"))
-            scores.setdefault(key, []).append(r["score_mean"])
-    if not scores:
-        raise SystemExit("no validation cells yet: run the 'validate' stage first.")
-    best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
-    return {"beta": best[0], "lam": best[1], "lam_T": best[2], "value": best[3],
-            "val_score": float(np.mean(scores[best]))}
 
 
 def suite_knobs(args: argparse.Namespace) -> dict[str, Any]:
@@ -518,7 +405,7 @@ def test_cells(
                 tags: dict[str, Any] = {"series": tag}
                 if mass is not None:
                     tags["mass_scale"] = mass
-                cells.append(_cell("test", task, seed, step, actor, cfg, seeds, episodes,
+                cells.append(make_cell("test", task, seed, step, actor, cfg, seeds, episodes,
                                    **tags))
 
             # the largest N costs ~N/64 times more per step: fewer episodes there
@@ -638,89 +525,6 @@ def stage_auto(args: argparse.Namespace, poll_s: float = 60.0) -> None:
 
 
 # ---------------------------------------------------------------------------- analysis
-def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
-    a = np.array([x for x in xs if x is not None and math.isfinite(x)], dtype=float)
-    if a.size == 0:
-        return float("nan"), float("nan")
-    return float(a.mean()), float(a.std())
-
-
-def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean +- std over training seeds of each group's per-checkpoint means.
-
-    ``by`` names the grouping fields (``"n"``, ``"beta"``, ``"lam_T"`` are read from the
-    config). Returns one dict per group with ``score``, ``score_std`` (over training seeds),
-    ``violation``, ``support_z``, ``collapse_dist``, ``steps_per_s`` and ``train_seeds``.
-    """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        key = tuple(r["config"].get(f, "lcb") if f in ("n", "beta", "lam", "lam_T", "value")
-                    else r[f] for f in by)  # fmt: skip
-        groups.setdefault(key, []).append(r)
-    out = []
-    def order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
-        return tuple((0, x) if isinstance(x, int | float) else (1, str(x)) for x in key)
-
-    for key, rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
-        score, score_sd = _mean_std([r["score_mean"] for r in rs])
-        row = dict(zip(by, key, strict=True))
-        row.update(
-            score=score,
-            score_std=score_sd,
-            violation=_mean_std([r["violation"] for r in rs])[0],
-            support_z=_mean_std([r["support_z"] for r in rs])[0],
-            collapse_dist=_mean_std([r["collapse_dist"] for r in rs])[0],
-            success_rate=_mean_std([r["success_rate"] for r in rs])[0],
-            steps_per_s=_mean_std([r["steps_per_s"] for r in rs])[0],
-            train_seeds=len(rs),
-            episodes=int(sum(len(r["returns"]) for r in rs)),
-        )
-        out.append(row)
-    return out
-
-
-def claims(test: list[dict[str, Any]], tasks: Sequence[str], big: int, base_n: int,
-           budgets: Sequence[int]) -> list[dict[str, Any]]:
-    """The issue's claims per task, each with the measured figures and a verdict."""
-    out = []
-    for task in tasks:
-        rows = [r for r in test if r["task"] == task and r["series"] not in ("curve", "mass")]
-        gem = {a["n"]: a for a in aggregate([r for r in rows if r["series"] == "gem"], ["n"])}
-        base = {a["n"]: a for a in aggregate([r for r in rows if r["actor"] == "baseline"],
-                                              ["n"])}
-        nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
-        if not gem or not base:
-            continue
-        g64 = gem.get(base_n)
-        b0 = base.get(0)
-        if g64 is not None and b0 is not None:
-            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
-                        "(single-shot)", "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f}"
-                        f" vs {b0['score']:.1f} ± {b0['score_std']:.1f}",
-                        "holds": g64["score"] > b0["score"]})
-        bn = base.get(base_n)
-        if g64 is not None and bn is not None:
-            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
-                        f"given the same N={base_n} candidates", "measured":
-                        f"{g64['score']:.1f} ± {g64['score_std']:.1f} vs {bn['score']:.1f} ± "
-                        f"{bn['score_std']:.1f}", "holds": g64["score"] > bn["score"]})
-        ns = [n for n in budgets if n in gem]
-        seq = [gem[n]["score"] for n in ns]
-        # "non-decreasing" up to noise: no drop larger than one std over training seeds
-        tol = [gem[n]["score_std"] for n in ns]
-        mono = all(b >= a - max(ta, tb) for a, b, ta, tb in
-                   zip(seq, seq[1:], tol, tol[1:], strict=False))
-        out.append({"task": task, "claim": "GEM score non-decreasing in N (within one seed-std)",
-                    "measured": " → ".join(f"N={n}: {s:.1f}" for n, s in zip(ns, seq, strict=True)),
-                    "holds": mono})
-        if nopw and big in gem:
-            v_g, v_n = gem[big]["violation"], nopw[0]["violation"]
-            out.append({"task": task, "claim": f"Violation at N={big}: GEM far below no_pw",
-                        "measured": f"GEM {100 * v_g:.1f}% vs no_pw {100 * v_n:.1f}%",
-                        "holds": bool(v_g < 0.5 * v_n)})
-    return out
-
-
 # ---------------------------------------------------------------------------- plots
 def plot_budget(test: list[dict[str, Any]], tasks: Sequence[str], paper: Mapping[str, Any],
                 path: Path) -> Path:
@@ -799,34 +603,9 @@ def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
     if len(row["returns"]) <= n:
         return row
     first = row["returns"][:n]
-    ref = _refs(row["task"])
+    ref = reference_scores(row["task"])
     score = float(np.mean([100 * (x - ref[0]) / (ref[1] - ref[0]) for x in first]))
     return {**row, "score_mean": score, "returns": first}
-
-
-_REFS: dict[str, tuple[float, float]] = {}
-
-
-def _refs(task: str) -> tuple[float, float]:
-    """The random and expert returns of ``task``: a pointmaze's from its dataset's metadata, a
-    maze2d's and a locomotion task's from D4RL's published tables (the numbers their datasets
-    store, no dataset needed)."""
-    if task not in _REFS:
-        if task in MAZE2D_NAMES:
-            from gemkit.data.maze2d import D4RL_REF_SCORES
-
-            _REFS[task] = D4RL_REF_SCORES[task.removeprefix("maze2d-")]
-        elif task in MAZE_NAMES:
-            from gemkit.data import read_metadata
-
-            meta = read_metadata(dataset_id(task))
-            _REFS[task] = (float(meta["ref_min_score"]), float(meta["ref_max_score"]))
-        else:
-            from gemkit.data import LOCOMOTION_TASKS
-
-            spec = LOCOMOTION_TASKS[_locomotion(task)[0]]
-            _REFS[task] = (spec.d4rl_random, spec.d4rl_expert)
-    return _REFS[task]
 
 
 def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path: Path) -> Path:
@@ -882,8 +661,8 @@ def dataset_stats(args: argparse.Namespace) -> list[dict[str, Any]]:
         known = {r["task"]: r for r in map(json.loads, path.read_text().splitlines())}
     out: list[dict[str, Any]] = []
     for task in args.tasks:
-        row = {"task": task, "steps": None, "episodes": None, "ref_min": _refs(task)[0],
-               "ref_max": _refs(task)[1], "reward_sum": None}
+        row = {"task": task, "steps": None, "episodes": None, "ref_min": reference_scores(task)[0],
+               "ref_max": reference_scores(task)[1], "reward_sum": None}
         if dataset_exists(dataset_id(task)):
             d = load(dataset_id(task))
             ends = (d.terminals.numpy() + d.timeouts.numpy()) > 0

@@ -37,23 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from iql_reference import iql_snapshot
-from mazes import TEST_SEEDS, _mean_std, dataset_id, read_cell_file
+from gemkit.experiments import TEST_SEEDS, dataset_id, mean_std, read_cell_file
+from gemkit.experiments.runs import iql_snapshot
+from gemkit.experiments.runs import parse_labelled_run as run_arg
 
 STATS_TRANSITIONS = 20_000
 
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _parse_run(text: str) -> tuple[str, Path]:
-    label, sep, path = text.rpartition("=")
-    if not sep or not label:
-        raise argparse.ArgumentTypeError(f"--run takes LABEL=DIR, got {text!r}")
-    return label, Path(path)
 
 
 def _batch(maze: str) -> dict[str, Any]:
@@ -131,7 +123,7 @@ def suite_curves(path: Path, maze: str) -> list[dict[str, Any]]:
                          "`python reproductions/mazes.py report` wrote.")  # fmt: skip
     out = []
     for (series, step), scores in sorted(groups.items()):
-        mean, std = _mean_std(scores)
+        mean, std = mean_std(scores)
         out.append({"series": series, "step": step, "score_mean": mean, "score_std": std,
                     "train_seeds": len(scores),
                     "episodes": episodes[series, step]})  # fmt: skip
@@ -141,8 +133,8 @@ def suite_curves(path: Path, maze: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
-    p.add_argument("--run", type=_parse_run, action="append", default=[], metavar="LABEL=DIR")
-    p.add_argument("--iql", type=_parse_run, action="append", default=[], metavar="LABEL=DIR",
+    p.add_argument("--run", type=run_arg, action="append", default=[], metavar="LABEL=DIR")
+    p.add_argument("--iql", type=run_arg, action="append", default=[], metavar="LABEL=DIR",
                    help="a reproductions/iql_reference.py run")
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--n", type=int, default=64)

@@ -24,11 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from iql_reference import iql_snapshot
-from mazes import dataset_id
-from phase1_probe import _parse_run
+from gemkit.experiments import dataset_id
+from gemkit.experiments.runs import iql_snapshot
+from gemkit.experiments.runs import parse_labelled_run as run_arg
 
 TRANSITIONS = 100_000
 
@@ -44,8 +42,8 @@ def gaussian_fit(mean: Tensor, log_std: Tensor, actions: Tensor) -> dict[str, fl
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--maze", default="medium", choices=["umaze", "medium", "large"])
-    p.add_argument("--run", type=_parse_run, action="append", default=[], metavar="LABEL=DIR")
-    p.add_argument("--iql", type=_parse_run, action="append", default=[], metavar="LABEL=DIR")
+    p.add_argument("--run", type=run_arg, action="append", default=[], metavar="LABEL=DIR")
+    p.add_argument("--iql", type=run_arg, action="append", default=[], metavar="LABEL=DIR")
     p.add_argument("--steps", type=int, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from script_fixtures import load_script
 
+from gemkit.experiments import aggregate, choose_knobs, claims
+
 
 @pytest.fixture(scope="module")
 def mazes() -> ModuleType:
@@ -24,7 +26,7 @@ def _row(stage: str, maze: str, seed: int, score: float, **kw: Any) -> dict[str,
             **cfg, **kw}  # fmt: skip
 
 
-def test_choose_knobs_takes_the_best_mean_over_the_suite(mazes: ModuleType) -> None:
+def test_choose_knobs_takes_the_best_mean_over_the_suite() -> None:
     rows = [
         _row("validate", "umaze", 0, 50.0, beta=1.0, lam_T=0.0),
         _row("validate", "medium", 0, 10.0, beta=1.0, lam_T=0.0),  # mean 30
@@ -32,23 +34,23 @@ def test_choose_knobs_takes_the_best_mean_over_the_suite(mazes: ModuleType) -> N
         _row("validate", "medium", 0, 30.0, beta=2.0, lam_T=0.3),  # mean 35: chosen
         _row("test", "umaze", 0, 99.0, beta=0.5, lam_T=1.0),  # test rows never choose
     ]
-    knobs = mazes.choose_knobs(rows)
+    knobs = choose_knobs(rows)
     assert (knobs["beta"], knobs["lam"], knobs["lam_T"]) == (2.0, 1.0, 0.3)
     assert knobs["val_score"] == pytest.approx(35.0)
     with pytest.raises(SystemExit, match="validate"):
-        mazes.choose_knobs([])
+        choose_knobs([])
 
 
-def test_aggregate_is_mean_and_population_std_over_training_seeds(mazes: ModuleType) -> None:
+def test_aggregate_is_mean_and_population_std_over_training_seeds() -> None:
     rows = [_row("test", "umaze", s, x, n=n) for s, x, n in
             [(0, 10.0, 0), (1, 20.0, 0), (2, 60.0, 0), (0, 5.0, 64)]]  # fmt: skip
-    out = {a["n"]: a for a in mazes.aggregate(rows, ["n"])}
+    out = {a["n"]: a for a in aggregate(rows, ["n"])}
     assert out[0]["score"] == pytest.approx(30.0)
     assert out[0]["score_std"] == pytest.approx(float(__import__("numpy").std([10, 20, 60])))
     assert out[0]["train_seeds"] == 3 and out[64]["train_seeds"] == 1
 
 
-def test_claim_verdicts_follow_the_numbers(mazes: ModuleType) -> None:
+def test_claim_verdicts_follow_the_numbers() -> None:
     rows = []
     for s in (0, 1):
         rows += [
@@ -59,7 +61,7 @@ def test_claim_verdicts_follow_the_numbers(mazes: ModuleType) -> None:
             {**_row("test", "umaze", s, 30.0, n=64, violation=0.4), "actor": "gem",
              "series": "no_pw"},
         ]  # fmt: skip
-    verdict = {c["claim"]: c["holds"] for c in mazes.claims(rows, ["umaze"], 64, 64, [0, 64])}
+    verdict = {c["claim"]: c["holds"] for c in claims(rows, ["umaze"], 64, 64, [0, 64])}
     assert verdict["GEM N=64 above the fair unimodal baseline (single-shot)"] is False
     assert verdict["GEM score non-decreasing in N (within one seed-std)"] is True
     assert verdict["Violation at N=64: GEM far below no_pw"] is True
@@ -82,7 +84,7 @@ def test_suite_knobs_ignore_validation_cells_of_other_budgets(
              for c in cells]  # fmt: skip
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + stale))
     assert mazes.suite_knobs(args)["beta"] == 2.0
-    assert mazes.choose_knobs(rows + stale)["beta"] == 1.0  # what mixing them would choose
+    assert choose_knobs(rows + stale)["beta"] == 1.0  # what mixing them would choose
     per_maze = mazes.parse_args(["auto", "--out", str(tmp_path), "--maze-steps", "medium=300"])
     assert mazes.steps_for(per_maze, "medium") == 300
     assert mazes.steps_for(per_maze, "umaze") == 100_000

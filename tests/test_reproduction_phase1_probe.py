@@ -21,10 +21,12 @@ def probe() -> ModuleType:
     return load_script("reproductions/phase1_probe.py", "phase1_probe_script")
 
 
-def test_run_labels_may_contain_equals_signs(probe: ModuleType) -> None:
-    assert probe._parse_run("E=5 128x128=/runs/a") == ("E=5 128x128", pathlib.Path("/runs/a"))
+def test_run_labels_may_contain_equals_signs() -> None:
+    from gemkit.experiments.runs import parse_labelled_run
+
+    assert parse_labelled_run("E=5 128x128=/runs/a") == ("E=5 128x128", pathlib.Path("/runs/a"))
     with pytest.raises(Exception, match="LABEL=DIR"):
-        probe._parse_run("/runs/a")
+        parse_labelled_run("/runs/a")
 
 
 def test_gemkit_stats_feed_the_critic_normalised_states_and_scaled_rewards(

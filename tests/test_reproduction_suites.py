@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from script_fixtures import load_script
 
+from gemkit.experiments import cell_key, make_cell, reference_scores
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: A maze test cell's selector config, as the maze-only script wrote it.
@@ -31,18 +33,18 @@ def test_maze_cell_keys_are_the_ones_cached_before_the_suites(
 ) -> None:
     """Keys computed by the maze-only script (commit 79a0b81) for fixed cells: every cell
     cached before the suites is still found."""
-    cell = suites._cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, series="gem")
+    cell = make_cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, series="gem")
     assert cell["key"] == "7604416c03bc0147"
-    val = suites._cell("validate", "umaze", 0, 100_000, "baseline", {**CONFIG, "n": 0}, [100], 10)
+    val = make_cell("validate", "umaze", 0, 100_000, "baseline", {**CONFIG, "n": 0}, [100], 10)
     assert val["key"] == "5f9f25f9f95800f7"
     # a row of the old cache names its task "maze": read back under "task", same key
     old = {k: v for k, v in cell.items() if k != "task"} | {"maze": "medium", "score_mean": 1.0}
     (tmp_path / "cells-0of1.jsonl").write_text(json.dumps(old) + "\n")
     row = suites.read_cells(tmp_path)["7604416c03bc0147"]
     assert row["task"] == "medium" and "maze" not in row
-    assert suites.cell_key(row) == "7604416c03bc0147"
+    assert cell_key(row) == "7604416c03bc0147"
     # a MassScale factor is part of the identity
-    mass = suites._cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, mass_scale=0.5)
+    mass = make_cell("test", "medium", 1, 300_000, "gem", CONFIG, [0], 30, mass_scale=0.5)
     assert mass["key"] != cell["key"]
 
 
@@ -259,7 +261,7 @@ def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: 
     assert suites.dataset_id("maze2d-large") == "gemkit/maze2d-large-v1"
     assert suites.dataset_id("large") == "gemkit/pointmaze-large-v1"
     assert [suites.horizon(t) for t in suites.MAZE2D_NAMES] == [300, 600, 800]
-    assert suites._refs("maze2d-medium") == (13.13, 277.39)
+    assert reference_scores("maze2d-medium") == (13.13, 277.39)
     suite = suites.SUITES["maze2d"]
     assert "D4RL's published maze2d-v1" in suite.scale
     assert suite.paper["maze2d-large"]["IQL"] == 61.72
