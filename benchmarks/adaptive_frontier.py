@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, dataset_id, read_cells
+from gemkit.experiments.plan import selector_params, steps_for, suite_knobs, test_cells
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "reproductions"))
 
@@ -40,10 +43,10 @@ import mazes  # noqa: E402
 
 def fixed_rows(mz: argparse.Namespace, maze: str, knobs: dict[str, float]) -> list[dict[str, Any]]:
     """The reproduction's test cells of GEM over N at the chosen knobs, with their compute."""
-    want = {c["key"] for c in mazes.test_cells(mz, knobs) if c["task"] == maze
+    want = {c["key"] for c in test_cells(mz, knobs) if c["task"] == maze
             and c.get("series") == "gem"}  # fmt: skip
     out = []
-    for r in mazes.read_cells(mz.out).values():
+    for r in read_cells(mz.out).values():
         if r["key"] in want:
             n = r["config"]["n"]
             out.append({"kind": "fixed", "n": n, "kappa": None, "train_seed": r["train_seed"],
@@ -68,7 +71,7 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
         for line in sink.read_text().splitlines():
             r = json.loads(line)
             done[r["key"]] = r
-    step = mazes.steps_for(mz, maze)
+    step = steps_for(mz, maze)
     rows = []
     for seed in mz.seeds:
         for rule in args.rules:
@@ -77,13 +80,13 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
                   f"eps={args.episodes}-{knobs['value']}-beta={knobs['beta']:g}-" \
                   f"lam={knobs['lam']:g}-lamT={knobs['lam_T']:g}"
             if key not in done:
-                cfg = mazes.selector_params(mz, maze, n=args.n_max, beta=knobs["beta"],
+                cfg = selector_params(mz, maze, n=args.n_max, beta=knobs["beta"],
                                             lam=knobs["lam"], lam_T=knobs["lam_T"],
                                             value=knobs["value"])  # fmt: skip
                 t0 = time.perf_counter()
                 s = evaluate_config(
                     mazes._models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
-                    mazes.dataset_id(maze), episodes=args.episodes, seeds=mazes.TEST_SEEDS,
+                    dataset_id(maze), episodes=args.episodes, seeds=TEST_SEEDS,
                     num_envs=min(args.episodes, 30),
                     budget=AdaptiveBudget(n0=args.n0, n_max=args.n_max, kappa=kappa, cue=cue),
                 )  # fmt: skip
@@ -144,7 +147,7 @@ def plot(summary: list[dict[str, Any]], maze: str, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--maze", default="medium", choices=list(mazes.MAZE_NAMES))
+    p.add_argument("--maze", default="medium", choices=list(MAZE_NAMES))
     p.add_argument("--runs", required=True, help="the reproduction's runs folder")
     p.add_argument("--cells", required=True, help="the reproduction's cell cache")
     p.add_argument("--maze-steps", nargs="*", default=[])
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     # the knobs the reproduction chose on its whole suite; the frontier runs on --seeds
     mz = mazes.parse_args(["report", "--runs", args.runs, "--out", args.cells,
                            "--maze-steps", *args.maze_steps])  # fmt: skip
-    knobs = mazes.suite_knobs(mz)
+    knobs = suite_knobs(mz)
     mz.seeds = list(args.seeds)
     rows = fixed_rows(mz, args.maze, knobs) + adaptive_rows(args, mz, args.maze, knobs)
     summary = summarize(rows)

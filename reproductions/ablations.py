@@ -48,6 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mazes
 
+from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, dataset_id
+from gemkit.experiments.plan import selector_params, suite_knobs
+
 VARIANTS: dict[str, list[str]] = {
     "density": [],
     "censored": ["gmm_likelihood=censored"],
@@ -64,7 +67,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("stage", choices=["train", "eval", "report", "restore"])
     p.add_argument("--runs", type=Path, default=Path("reproductions/out/ablations/runs"))
     p.add_argument("--out", type=Path, default=Path("reproductions/out/ablations"))
-    p.add_argument("--maze", default="medium", choices=mazes.MAZE_NAMES)
+    p.add_argument("--maze", default="medium", choices=MAZE_NAMES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=60_000)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -139,7 +142,7 @@ def knobs(args: argparse.Namespace) -> dict[str, Any]:
         return {"beta": 1.0, "lam": 1.0, "lam_T": 1.0, "value": "lcb_z"}
     mz = mazes.parse_args(["report", "--out", str(args.knobs_from), *(
         ["--maze-steps", *args.maze_steps] if args.maze_steps else [])])  # fmt: skip
-    k = mazes.suite_knobs(mz)
+    k = suite_knobs(mz)
     return {key: k[key] for key in KNOBS}
 
 
@@ -149,7 +152,7 @@ def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for v in args.variants:
         for actor, n in (("gem", 0), ("baseline", 0), ("gem", args.n)):
-            cfg = mazes.selector_params(mz, args.maze, n=n, **kn)
+            cfg = selector_params(mz, args.maze, n=n, **kn)
             out.append({"variant": v, "actor": actor, "n": n, "config": cfg})
     return out
 
@@ -182,8 +185,8 @@ def stage_eval(args: argparse.Namespace) -> None:
         if c["actor"] == "baseline":
             models = models.unimodal()
         t0 = time.perf_counter()
-        s = evaluate_config(models, SelectorConfig(**c["config"]), mazes.dataset_id(args.maze),
-                            episodes=args.episodes, seeds=mazes.TEST_SEEDS,
+        s = evaluate_config(models, SelectorConfig(**c["config"]), dataset_id(args.maze),
+                            episodes=args.episodes, seeds=TEST_SEEDS,
                             num_envs=min(args.episodes, 30))  # fmt: skip
         row = {**c, "maze": args.maze, "seed": args.seed, "steps": args.steps,
                "run": str(d), "score": s.score_mean, "violation": s.row()["violation"],

@@ -59,139 +59,39 @@ import attrs
 import numpy as np
 
 from gemkit.experiments import (
-    LOCOMOTION_NAMES,
     MAZE2D_NAMES,
     MAZE_NAMES,
     TEST_SEEDS,
     VAL_SEEDS,
     aggregate,
-    choose_knobs,
     claims,
     dataset_id,
-    horizon,
-    make_cell,
     read_cells,
     reference_scores,
 )
-from gemkit.experiments.tasks import PAPER, PAPER_LOCOMOTION, split_locomotion
+from gemkit.experiments.plan import (
+    mass_actors,
+    planned_results,
+    run_dir,
+    steps_for,
+    suite_knobs,
+    test_cells,
+    validation_cells,
+)
+from gemkit.experiments.suites import SUITES, Suite, SuiteConfig
+from gemkit.experiments.tasks import split_locomotion
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------- suites
-@attrs.frozen
-class Suite:
-    """What differs between suites: the tasks, their paper numbers, defaults and where the
-    report goes. Everything else (cells, knob protocol, report) is shared."""
-
-    name: str  #: ``--suite``; also the prefix of the report's CSV/JSON/PNG files
-    script: str  #: the command that runs it
-    title: str  #: the doc's heading
-    word: str  #: what a task is called in the tables ("maze", "task")
-    tasks: tuple[str, ...]  #: the tasks ``--tasks`` takes
-    default_tasks: tuple[str, ...]
-    paper: Mapping[str, Mapping[str, float]]
-    paper_note: str  #: what the paper's numbers are (other data, another budget)
-    data_line: str  #: the report's data line; ``{tasks}`` and ``{sizes}`` are filled in
-    doc: str  #: the report, relative to ``docs/``
-    figures: str  #: its tables and plots, relative to ``docs/``
-    defaults: Mapping[str, Any]  #: argparse defaults of this suite (``dest`` -> value)
-    steps_flag: str = "--task-steps"  #: the per-task budget flag the report names
-    train_note: str = ""  #: why the suite's ``--train-set`` (follows the defaults in the report)
-    timing_note: str = ""  #: measured training speed, for the report
-    findings: str = ""  #: the findings page the report links (a path from the repository root)
-    scale: str = "the dataset's reference scores"  #: which references normalise the scores
-
-
-#: which reference returns each suite's scores are normalised with (said in every report)
-MAZE_SCALE = ("gemkit's own reference returns stored in each dataset (Minari's procedure: the "
-              "uniform random policy and the replanning scripted expert), which are 1.3-1.7x "
-              "stricter than D4RL's maze2d references: not the paper's scale "
-              "(docs/datasets.md)")  # fmt: skip
-MAZE2D_SCALE = ("D4RL's published maze2d-v1 reference returns (`d4rl/infos.py`), the paper's "
-                "scale")  # fmt: skip
-LOCOMOTION_SCALE = ("D4RL's published reference returns of the `*-v2` tasks (`d4rl/infos.py`), "
-                    "applied to gymnasium's v5 environments")  # fmt: skip
-
-COMMON_DEFAULTS: dict[str, Any] = {
-    "steps": 100_000, "snapshot_every": 20_000, "train_set": ["n_critics=5", "hidden=128,128"],
-    "budgets": [0, 1, 16, 64, 256, 1024], "episodes": 10, "test_episodes": 30,
-    "curve_episodes": 10, "big_episodes": 10, "mass_scales": [], "mass_tasks": [],
-}  # fmt: skip
-
-SUITES: dict[str, Suite] = {
-    "mazes": Suite(
-        name="mazes", script="reproductions/mazes.py",
-        title="Results: GEM on the D4RL-recipe PointMazes", word="maze",
-        tasks=MAZE_NAMES, default_tasks=MAZE_NAMES, paper=PAPER,
-        paper_note="The paper's Table 1 (Maze2D): D4RL's `maze2d-*-v1` data (not ours), 1M "
-        "gradient steps, its own networks and evaluation.",
-        data_line="`gemkit/pointmaze-{{{tasks}}}-v1`, made by `gemkit data make pointmaze-<maze>` "
-        "with Minari's D4RL pointmaze recipe ({sizes}); see `docs/datasets.md` for the "
-        "comparison with Minari's cards.",
-        doc="results.md", figures="results", defaults=COMMON_DEFAULTS,
-        steps_flag="--maze-steps",
-        timing_note="Training ran at 80-130 gradient steps/s per job here (two jobs and the "
-        "evaluation sharing two cores), about 15-20 minutes per 100,000 steps. ",
-        findings="docs/findings/pointmaze.md",
-        scale=MAZE_SCALE,
-    ),
-    "maze2d": Suite(
-        name="maze2d", script="reproductions/mazes.py --suite maze2d",
-        title="Results: GEM on D4RL's Maze2D recipe (the paper's task)", word="maze",
-        tasks=MAZE2D_NAMES, default_tasks=MAZE2D_NAMES,
-        paper={f"maze2d-{k}": v for k, v in PAPER.items()},
-        paper_note="The paper's Table 1 (Maze2D): D4RL's own `maze2d-*-v1` files (ours are "
-        "rebuilt with the same recipe), 1M gradient steps, its own networks; both on D4RL's "
-        "published reference scores.",
-        data_line="`gemkit/{{{tasks}}}-v1`, made by `gemkit data make maze2d-<maze>` "
-        "with D4RL's maze2d-v1 recipe ({sizes}); scores on D4RL's published references "
-        "(`d4rl/infos.py`); see `docs/datasets.md`.",
-        doc="results-maze2d.md", figures="results/maze2d", defaults=COMMON_DEFAULTS,
-        steps_flag="--maze-steps", scale=MAZE2D_SCALE, findings="docs/findings/maze2d.md",
-    ),
-    # 1000-step episodes make evaluation dearer per episode than the mazes' (300-800 steps):
-    # D4RL's 10 test episodes, 5 validation ones, N up to 256 (``--budgets ... 1024`` adds the
-    # paper's stress point).
-    "locomotion": Suite(
-        name="locomotion", script="reproductions/locomotion.py",
-        title="Results: GEM on the D4RL-recipe locomotion datasets", word="task",
-        tasks=LOCOMOTION_NAMES, default_tasks=("hopper-medium", "hopper-medium-replay"),
-        paper=PAPER_LOCOMOTION,
-        paper_note="The paper's Table 1 (Locomotion): D4RL's `*-v2` data in its mujoco-py "
-        "envs (not ours: gymnasium's v5 envs and our own SAC behaviour policy), 1M gradient "
-        "steps, its own networks and evaluation (its appendix's per-environment GEM table, at "
-        "the ablations' defaults, gives less on some tasks, e.g. 74.89 on hopper-medium-v2).",
-        train_note=" (128x128 networks and 5 critics: the maze runs' sizes, which trained at "
-        "~80 steps/s per core here; the paper's profile, 10 critics and 256x256, runs ~27 "
-        "steps/s on these CPUs, docs/performance.md; rewards "
-        "x 1000 / (max - min episode return): IQL's recipe on D4RL locomotion, so alpha and the "
-        "expectile act in the same units on every task)",
-        timing_note="Training ran at about 80 gradient steps/s per job here (one job per core), "
-        "about 20 minutes per 100,000 steps; the whole evaluation took about 10 minutes. ",
-        findings="docs/findings/locomotion.md",
-        scale=LOCOMOTION_SCALE,
-        data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
-        "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
-        "steps of its policy, medium-replay: its replay buffer; {sizes}); see "
-        "`docs/datasets.md`.",
-        doc="results-locomotion.md", figures="results/locomotion",
-        defaults={**COMMON_DEFAULTS, "steps": 100_000, "snapshot_every": 20_000,
-                  "train_set": ["n_critics=5", "hidden=128,128", "reward_scale=return_range"],
-                  "budgets": [0, 1, 16, 64, 256], "episodes": 5, "test_episodes": 10,
-                  "curve_episodes": 5, "big_episodes": 10,
-                  "mass_scales": [0.5, 0.75, 1.0, 1.25, 1.5],
-                  "mass_tasks": ["hopper-medium"]},
-    ),
-}  # fmt: skip
-
-
-def suite_of(args: argparse.Namespace) -> Suite:
+def suite_of(args: SuiteConfig) -> Suite:
     return SUITES[args.suite]
 
 
 # ---------------------------------------------------------------------------- arguments
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse(argv: Sequence[str] | None = None) -> tuple[str, SuiteConfig]:
+    """The stage and the suite run's settings from the command line."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--suite", choices=list(SUITES), default="mazes")
     suite = SUITES[pre.parse_known_args(argv)[0].suite]
@@ -266,14 +166,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.val_n = args.baseline_n = 16
         args.episodes = args.curve_episodes = args.test_episodes = args.big_episodes = 2
         args.mass_scales = [0.5, 1.0] if args.mass_scales else []
-    return args
+    return args.stage, SuiteConfig.from_mapping(vars(args))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> SuiteConfig:
+    """The suite run's settings from the command line (the stage aside)."""
+    return parse(argv)[1]
 
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def make_dataset(args: argparse.Namespace, task: str) -> None:
+def make_dataset(args: SuiteConfig, task: str) -> None:
     """Make ``task``'s dataset (a tiny one with ``--smoke``)."""
     _log(f"making {dataset_id(task)}")
     if task in MAZE2D_NAMES:
@@ -300,17 +205,8 @@ def make_dataset(args: argparse.Namespace, task: str) -> None:
                     sac_steps=300 if args.smoke else None)  # fmt: skip
 
 
-def steps_for(args: argparse.Namespace, task: str) -> int:
-    """The gradient-step budget of ``task``'s runs (``--task-steps``, else ``--steps``)."""
-    return int(args.task_steps.get(task, args.steps))
-
-
-def run_dir(args: argparse.Namespace, task: str, seed: int) -> Path:
-    return Path(args.runs) / f"{task}-s{seed}"
-
-
 # ---------------------------------------------------------------------------- train
-def train_command(args: argparse.Namespace, task: str, seed: int, out: Path | None = None,
+def train_command(args: SuiteConfig, task: str, seed: int, out: Path | None = None,
                   train_set: Sequence[str] | None = None) -> list[str]:
     """The exact ``gemkit train`` command of one run (resumes a run that exists), in ``out``
     (default :func:`run_dir`) with ``train_set`` (default ``--train-set``)."""
@@ -325,12 +221,12 @@ def train_command(args: argparse.Namespace, task: str, seed: int, out: Path | No
             "--out", str(out), *sets, *common]
 
 
-def _fresh(args: argparse.Namespace) -> argparse.Namespace:
+def _fresh(args: SuiteConfig) -> SuiteConfig:
     """``args`` with a runs folder that holds nothing (the command of a fresh run)."""
-    return argparse.Namespace(**{**vars(args), "runs": Path("<runs>")})
+    return attrs.evolve(args, runs=Path("<runs>"))
 
 
-def stage_train(args: argparse.Namespace) -> None:
+def stage_train(args: SuiteConfig) -> None:
     from gemkit.data.minari_io import dataset_exists
 
     for task in args.tasks:
@@ -346,98 +242,7 @@ def stage_train(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- cells
-def selector_params(args: argparse.Namespace, task: str, **knobs: Any) -> dict[str, Any]:
-    from gemkit.config import SelectorConfig
-
-    cfg = SelectorConfig(**{"lam": args.lam0, "horizon": horizon(task), **knobs})
-    return dict(cfg.to_dict()["params"])
-
-
-def validation_cells(args: argparse.Namespace) -> list[dict[str, Any]]:
-    cells = []
-    for task in args.tasks:
-        for seed in args.seeds:
-            grid = [(b, args.lam0, lt, "lcb") for b in args.betas for lt in args.lam_T]
-            grid += [(1.0, c, c, "lcb") for c in args.lam_const]
-            grid += [(1.0, c, c, "lcb_z") for c in args.lam_z]
-            for beta, lam, lam_t, value in grid:
-                cfg = selector_params(args, task, n=args.val_n, beta=beta, lam=lam, lam_T=lam_t,
-                                      value=value)  # fmt: skip
-                cells.append(make_cell("validate", task, seed, steps_for(args, task), "gem", cfg,
-                                   VAL_SEEDS, args.episodes))
-    return cells
-
-
-def suite_knobs(args: argparse.Namespace) -> dict[str, Any]:
-    """The knobs chosen on *this* suite's validation cells (its tasks, seeds and budgets), never
-    on cached cells of other checkpoints (e.g. a shorter budget of the same runs)."""
-    keys = {c["key"] for c in validation_cells(args)}
-    return choose_knobs(r for r in read_cells(args.out).values() if r["key"] in keys)
-
-
-def test_cells(
-    args: argparse.Namespace, knobs: dict[str, Any] | None
-) -> list[dict[str, Any]]:
-    """The test cells; ``knobs=None`` gives only those the knobs cannot change.
-
-    With ``N = 0`` the anchor is the only candidate, so ``beta`` and ``lambda`` cannot change the
-    action: those cells (the single-shot actors and the learning curves, which compare the two
-    actors single-shot) carry the default knobs and can run before the knobs are chosen.
-    """
-    big = max(args.budgets)
-    cells = []
-    for task in args.tasks:
-        for seed in args.seeds:
-            def add(actor: str, tag: str, step: int = steps_for(args, task),
-                    seeds: Sequence[int] = TEST_SEEDS, episodes: int = args.test_episodes,
-                    task: str = task, seed: int = seed, mass: float | None = None,
-                    **knob: Any) -> None:
-                if knob["n"] == 0:
-                    parts = {k: v for k, v in knob.items() if k in ("anchor", "proposer")}
-                    cfg = selector_params(args, task, n=0, **parts)
-                elif knobs is None:
-                    return
-                else:
-                    cfg = selector_params(
-                        args, task, **{"beta": knobs["beta"], "lam": knobs["lam"],
-                                       "lam_T": knobs["lam_T"], "value": knobs["value"], **knob}
-                    )
-                tags: dict[str, Any] = {"series": tag}
-                if mass is not None:
-                    tags["mass_scale"] = mass
-                cells.append(make_cell("test", task, seed, step, actor, cfg, seeds, episodes,
-                                   **tags))
-
-            # the largest N costs ~N/64 times more per step: fewer episodes there
-            for n in args.budgets:
-                eps = args.big_episodes if n == big else args.test_episodes
-                add("gem", "gem", n=n, episodes=eps)
-            add("baseline", "baseline", n=0)
-            add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
-            add("baseline", "baseline", n=args.baseline_n)
-            add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0, episodes=args.big_episodes)
-            for lam in args.frontier:
-                if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
-                    add("gem", "frontier", n=args.val_n, lam=lam, lam_T=lam)
-            for step in range(args.snapshot_every, steps_for(args, task), args.snapshot_every):
-                for actor in ("gem", "baseline"):
-                    add(actor, "curve", step=step, seeds=(TEST_SEEDS[0],),
-                        episodes=args.curve_episodes, n=0)
-            if task in args.mass_tasks:
-                # scale 1.0 is the nominal test cells above (MassScale(1.0) changes nothing)
-                for mass in (m for m in args.mass_scales if m != 1.0):
-                    for actor, n in mass_actors(args):
-                        add(actor, "mass", n=n, mass=mass)
-    return cells
-
-
-def mass_actors(args: argparse.Namespace) -> list[tuple[str, int]]:
-    """The selectors of the MassScale cells: GEM at N = ``--baseline-n`` (the chosen knobs) and
-    the fair baseline single-shot and with the same candidates."""
-    return [("gem", args.baseline_n), ("baseline", 0), ("baseline", args.baseline_n)]
-
-
-def _models(args: argparse.Namespace, task: str, seed: int, step: int, actor: str) -> Any:
+def _models(args: SuiteConfig, task: str, seed: int, step: int, actor: str) -> Any:
     from gemkit.models import load_models
 
     d = models_dir(args, task, seed, step)
@@ -449,7 +254,7 @@ def _models(args: argparse.Namespace, task: str, seed: int, step: int, actor: st
     return models.unimodal() if actor == "baseline" else models
 
 
-def models_dir(args: argparse.Namespace, task: str, seed: int, step: int) -> Path | None:
+def models_dir(args: SuiteConfig, task: str, seed: int, step: int) -> Path | None:
     """Where the networks of a run at ``step`` are: the run's export or its snapshot.
 
     A run trained past ``step`` (continued for a longer budget) still has its snapshot there;
@@ -463,12 +268,12 @@ def models_dir(args: argparse.Namespace, task: str, seed: int, step: int) -> Pat
     return None if found == d and step != steps_for(args, task) else found
 
 
-def available(args: argparse.Namespace, cell: dict[str, Any]) -> bool:
+def available(args: SuiteConfig, cell: dict[str, Any]) -> bool:
     """Whether the networks of ``cell`` exist yet."""
     return models_dir(args, cell["task"], cell["train_seed"], cell["step"]) is not None
 
 
-def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int:
+def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
     """Evaluate this worker's share of ``cells`` not cached yet whose networks exist.
 
     Returns the number of cells of the stage still missing (all workers, unavailable included).
@@ -512,7 +317,7 @@ def evaluate_cells(args: argparse.Namespace, cells: list[dict[str, Any]]) -> int
     return len(todo) - len(mine)
 
 
-def stage_auto(args: argparse.Namespace, poll_s: float = 60.0) -> None:
+def stage_auto(args: SuiteConfig, poll_s: float = 60.0) -> None:
     """Validate checkpoints as their runs finish, then test; until every cell is done."""
     while True:
         left = evaluate_cells(args, validation_cells(args))
@@ -648,7 +453,7 @@ DATASETS_FILE = "datasets.jsonl"
 from the dataset itself, so a fresh clone without the datasets writes the same page."""
 
 
-def dataset_stats(args: argparse.Namespace) -> list[dict[str, Any]]:
+def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
     """Size and reference scores of each task's dataset: read from the dataset where it is on
     this machine (and kept in ``<out>/datasets.jsonl``), else from that file (``steps`` None:
     known from neither)."""
@@ -683,7 +488,7 @@ def _named(row: dict[str, Any], word: str) -> dict[str, Any]:
 
 
 def mass_points(test: list[dict[str, Any]], task: str,
-                args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+                args: SuiteConfig) -> dict[str, list[dict[str, Any]]]:
     """Score vs MassScale factor of each MassScale selector on ``task``, by label; the
     nominal test cells are the factor 1.0."""
     out = {}
@@ -701,7 +506,7 @@ TRAINING_FILE = "training.jsonl"
 steps/s and the step its log reaches), so a fresh clone, without the runs, writes the same page."""
 
 
-def training_facts(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, Any]]:
+def training_facts(args: SuiteConfig) -> dict[tuple[str, int], dict[str, Any]]:
     """Each run's training facts, by ``(task, seed)``: read from ``<out>/training.jsonl`` and
     updated there from the runs' ``metrics.csv`` (median logged ``steps_per_s`` over joint
     steps) where those are on this machine."""
@@ -734,7 +539,7 @@ def training_facts(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, 
     return facts
 
 
-def training_rates(args: argparse.Namespace) -> str:
+def training_rates(args: SuiteConfig) -> str:
     """The report's sentence on training speed, measured: each run's median logged
     ``steps_per_s`` (:func:`training_facts`), per task; empty where no run's rate is known
     (the report then prints the suite's note)."""
@@ -758,25 +563,7 @@ def cells_cpus(cells: Sequence[dict[str, Any]]) -> str:
     return ", ".join(names) if names else "not recorded"
 
 
-def planned_results(args: argparse.Namespace, knobs: dict[str, Any]) -> list[dict[str, Any]]:
-    """The cached result of every validation and test cell the plan has at ``knobs``, one row
-    per planned cell, tagged with the plan's ``series`` (and MassScale factor).
-
-    A cell's key is what determines its numbers, not the series it was first evaluated for: a
-    frontier point (GEM at ``N = --val-n`` with a constant ``lambda``) *is* the GEM cell at that
-    ``N`` once the knobs choose that ``lambda``, and is not evaluated again. Its cached row
-    still says ``frontier``, so the plan's tags, not the cache's, decide where it is reported.
-    """
-    cached = read_cells(args.out)
-    rows = []
-    for c in [*validation_cells(args), *test_cells(args, knobs)]:
-        if c["key"] in cached:
-            tags = {t: c[t] for t in ("series", "mass_scale") if t in c}
-            rows.append({**cached[c["key"]], **tags})
-    return rows
-
-
-def stage_report(args: argparse.Namespace) -> None:
+def stage_report(args: SuiteConfig) -> None:
     import csv
 
     from gemkit.eval.plots import plot_mass_scale
@@ -854,12 +641,12 @@ def stage_report(args: argparse.Namespace) -> None:
     _log(f"wrote {args.doc}, {csv_path} and the PNGs in {figs}")
 
 
-def _rel(args: argparse.Namespace, path: Path) -> Path:
+def _rel(args: SuiteConfig, path: Path) -> Path:
     """``path`` relative to the doc's folder (how the doc links to it)."""
     return Path(os.path.relpath(path, Path(args.doc).parent))
 
 
-def _intro(args: argparse.Namespace) -> list[str]:
+def _intro(args: SuiteConfig) -> list[str]:
     """The doc's heading and, on a full run, one line pointing to the other suites' docs."""
     suite = suite_of(args)
     L = [f"# {suite.title}", ""]
@@ -873,7 +660,7 @@ def _intro(args: argparse.Namespace) -> list[str]:
     return L
 
 
-def _write_empty_doc(args: argparse.Namespace) -> None:
+def _write_empty_doc(args: SuiteConfig) -> None:
     """The doc of a suite with no validation cells yet: says so and how to get them."""
     suite = suite_of(args)
     L = _intro(args)
@@ -888,7 +675,7 @@ def _write_empty_doc(args: argparse.Namespace) -> None:
     Path(args.doc).write_text("\n".join(L) + "\n")
 
 
-def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[str, Any]],
+def _write_doc(args: SuiteConfig, knobs: dict[str, Any], val: list[dict[str, Any]],
                test: list[dict[str, Any]], claim_rows: list[dict[str, Any]],
                summary: dict[str, Any]) -> None:
     suite, w = suite_of(args), suite_of(args).word
@@ -1026,7 +813,7 @@ def _write_doc(args: argparse.Namespace, knobs: dict[str, Any], val: list[dict[s
     Path(args.doc).write_text("\n".join(L) + "\n")
 
 
-def _outside_iql_section(args: argparse.Namespace, summary: dict[str, Any]) -> list[str]:
+def _outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]:
     """Maze2D: d3rlpy's IQL on the rebuilt data (``reproductions/iql_reference.py --task maze2d``,
     its committed reports ``<figures>/iql_<maze>.json``) beside published IQL on D4RL's own
     files and this suite's fair baseline: does the rebuild reproduce IQL's numbers?"""
@@ -1065,7 +852,7 @@ def _outside_iql_section(args: argparse.Namespace, summary: dict[str, Any]) -> l
     ]  # fmt: skip
 
 
-def _mass_section(args: argparse.Namespace, mass: dict[str, dict[str, list[dict[str, Any]]]],
+def _mass_section(args: SuiteConfig, mass: dict[str, dict[str, list[dict[str, Any]]]],
                   png: str) -> list[str]:
     """The MassScale robustness table: score at each body-mass factor, per selector."""
     labels = [f"{'GEM' if a == 'gem' else 'fair unimodal'} N={n}" for a, n in mass_actors(args)]
@@ -1087,8 +874,8 @@ def _mass_section(args: argparse.Namespace, mass: dict[str, dict[str, list[dict[
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    stages = ["train", "validate", "test", "report"] if args.stage == "all" else [args.stage]
+    stage_arg, args = parse(argv)
+    stages = ["train", "validate", "test", "report"] if stage_arg == "all" else [stage_arg]
     for stage in stages:
         if stage == "train":
             stage_train(args)

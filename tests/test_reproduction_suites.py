@@ -13,7 +13,27 @@ from typing import Any
 import pytest
 from script_fixtures import load_script
 
-from gemkit.experiments import cell_key, make_cell, reference_scores
+from gemkit.experiments import (
+    MAZE2D_NAMES,
+    VAL_SEEDS,
+    cell_key,
+    choose_knobs,
+    dataset_id,
+    horizon,
+    make_cell,
+    read_cells,
+    reference_scores,
+)
+from gemkit.experiments.plan import (
+    planned_results,
+    run_dir,
+    steps_for,
+    validation_cells,
+)
+from gemkit.experiments.plan import (
+    test_cells as plan_test_cells,
+)
+from gemkit.experiments.suites import SUITES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +60,7 @@ def test_maze_cell_keys_are_the_ones_cached_before_the_suites(
     # a row of the old cache names its task "maze": read back under "task", same key
     old = {k: v for k, v in cell.items() if k != "task"} | {"maze": "medium", "score_mean": 1.0}
     (tmp_path / "cells-0of1.jsonl").write_text(json.dumps(old) + "\n")
-    row = suites.read_cells(tmp_path)["7604416c03bc0147"]
+    row = read_cells(tmp_path)["7604416c03bc0147"]
     assert row["task"] == "medium" and "maze" not in row
     assert cell_key(row) == "7604416c03bc0147"
     # a MassScale factor is part of the identity
@@ -55,9 +75,9 @@ def test_maze_suite_is_the_default(suites: ModuleType) -> None:
     assert args.figures == ROOT / "docs" / "results"
     assert args.train_set == ["n_critics=5", "hidden=128,128"]
     assert args.budgets == [0, 1, 16, 64, 256, 1024] and args.test_episodes == 30
-    assert args.mass_tasks == [] and suites.steps_for(args, "medium") == 300_000
+    assert args.mass_tasks == [] and steps_for(args, "medium") == 300_000
     assert suites.parse_args(["report", "--mazes", "umaze"]).tasks == ["umaze"]
-    assert not any(c.get("series") == "mass" for c in suites.test_cells(args, None))
+    assert not any(c.get("series") == "mass" for c in plan_test_cells(args, None))
     # the maze doc points to the locomotion one
     intro = "\n".join(suites._intro(args))
     assert "](results-locomotion.md)" in intro
@@ -73,8 +93,8 @@ def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
     assert args.doc == ROOT / "docs" / "results-locomotion.md"
     assert args.figures == ROOT / "docs" / "results" / "locomotion"
     assert args.out == ROOT / "reproductions" / "out" / "locomotion"
-    assert suites.dataset_id("hopper-medium-replay") == "gemkit/hopper-medium-replay-v0"
-    assert suites.horizon("hopper-medium") == 1000  # the 1000-step episodes
+    assert dataset_id("hopper-medium-replay") == "gemkit/hopper-medium-replay-v0"
+    assert horizon("hopper-medium") == 1000  # the 1000-step episodes
     cmd = suites.train_command(args, "hopper-medium", 2)
     assert cmd[:8] == ["gemkit", "train", "--dataset", "gemkit/hopper-medium-v0", "--seed", "2",
                        "--out", str(args.runs / "hopper-medium-s2")]  # fmt: skip
@@ -103,13 +123,13 @@ def test_locomotion_cells_keep_the_protocol_and_add_mass_scale(
     suites: ModuleType, tmp_path: Path
 ) -> None:
     args = _tiny(suites, tmp_path)
-    val = suites.validation_cells(args)
+    val = validation_cells(args)
     assert {c["task"] for c in val} == {"hopper-medium", "hopper-medium-replay"}
-    assert {tuple(c["eval_seeds"]) for c in val} == {suites.VAL_SEEDS}
+    assert {tuple(c["eval_seeds"]) for c in val} == {VAL_SEEDS}
     assert all(c["episodes"] == 5 and c["config"]["horizon"] == 1000 for c in val)
     knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
-    test = suites.test_cells(args, knobs)
-    assert not set(suites.VAL_SEEDS) & {s for c in test for s in c["eval_seeds"]}
+    test = plan_test_cells(args, knobs)
+    assert not set(VAL_SEEDS) & {s for c in test for s in c["eval_seeds"]}
     keys = [c["key"] for c in val + test]
     assert len(keys) == len(set(keys))
     mass = [c for c in test if c["series"] == "mass"]
@@ -122,14 +142,23 @@ def test_locomotion_cells_keep_the_protocol_and_add_mass_scale(
     gem = [c for c in mass if c["actor"] == "gem"]
     assert all((c["config"]["beta"], c["config"]["value"]) == (1.0, "lcb_z") for c in gem)
     # before the knobs are chosen, only the single-shot baseline's MassScale cells exist
-    early = [c for c in suites.test_cells(args, None) if c["series"] == "mass"]
+    early = [c for c in plan_test_cells(args, None) if c["series"] == "mass"]
     assert {(c["actor"], c["config"]["n"]) for c in early} == {("baseline", 0)}
 
 
 def _fake(cell: dict[str, Any], score: float) -> dict[str, Any]:
-    return {**cell, "score_mean": score, "score_std": 0.0, "violation": 0.01, "support_z": 1.0,
-            "collapse_dist": 0.1, "success_rate": 0.0, "steps_per_s": 100.0,
-            "returns": [10.0 * score] * cell["episodes"], "mass_scale": cell.get("mass_scale")}
+    return {
+        **cell,
+        "score_mean": score,
+        "score_std": 0.0,
+        "violation": 0.01,
+        "support_z": 1.0,
+        "collapse_dist": 0.1,
+        "success_rate": 0.0,
+        "steps_per_s": 100.0,
+        "returns": [10.0 * score] * cell["episodes"],
+        "mass_scale": cell.get("mass_scale"),
+    }
 
 
 def test_locomotion_report_on_fake_cells(
@@ -137,11 +166,11 @@ def test_locomotion_report_on_fake_cells(
 ) -> None:
     """The report from cached cells alone (no dataset on this machine, no checkpoint)."""
     args = _tiny(suites, tmp_path)
-    val = suites.validation_cells(args)
+    val = validation_cells(args)
     rows = [_fake(c, 50.0 + 10.0 * (c["config"]["value"] == "lcb_z")) for c in val]
-    knobs = suites.choose_knobs(rows)
+    knobs = choose_knobs(rows)
     assert knobs["value"] == "lcb_z"
-    for c in suites.test_cells(args, knobs):
+    for c in plan_test_cells(args, knobs):
         score = 40.0 + c["config"]["n"] + 10.0 * (c["actor"] == "gem")
         score -= 20.0 * abs((c.get("mass_scale") or 1.0) - 1.0)
         rows.append(_fake(c, score))
@@ -186,18 +215,18 @@ def test_a_frontier_cell_is_reported_as_the_gem_cell_when_the_knobs_pick_its_lam
     args = _tiny(suites, tmp_path)
     first = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
     rows = [_fake(c, 40.0 + c["config"]["n"] + 5.0 * (c["series"] == "frontier"))
-            for c in suites.test_cells(args, first)]  # fmt: skip
+            for c in plan_test_cells(args, first)]  # fmt: skip
     assert any(c["series"] == "frontier" and c["config"]["lam"] == 0.01 for c in rows)
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     then = {**first, "lam": 0.01, "lam_T": 0.01}  # the frontier's lambda is now the chosen one
-    got = suites.planned_results(args, then)
+    got = planned_results(args, then)
     gem16 = [r for r in got if r["series"] == "gem" and r["config"]["n"] == 16]
     assert len(gem16) == 2 * 2  # two tasks x two training seeds, none lost
     assert all(r["score_mean"] == 61.0 for r in gem16)  # the frontier point's own result
     assert not [r for r in got if r["series"] == "frontier" and r["config"]["lam"] == 0.01]
     cached = {r["key"] for r in rows}
-    assert len(got) == sum(c["key"] in cached for c in suites.test_cells(args, then))
+    assert len(got) == sum(c["key"] in cached for c in plan_test_cells(args, then))
 
 
 def test_locomotion_report_without_cells_says_so(suites: ModuleType, tmp_path: Path) -> None:
@@ -221,15 +250,13 @@ def test_locomotion_script_is_the_suite(monkeypatch: pytest.MonkeyPatch) -> None
     assert seen == [["--suite", "locomotion", "report", "--out", "x"]]
 
 
-def test_adaptive_frontier_finds_the_fixed_budget_cells(
-    suites: ModuleType, tmp_path: Path
-) -> None:
+def test_adaptive_frontier_finds_the_fixed_budget_cells(suites: ModuleType, tmp_path: Path) -> None:
     """benchmarks/adaptive_frontier.py reads the reproduction's GEM-over-N test cells."""
     bench = load_script("benchmarks/adaptive_frontier.py", "bench_adaptive_frontier")
     args = suites.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
                               "--seeds", "0", "1"])  # fmt: skip
     knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
-    rows = [_fake(c, 40.0 + c["config"]["n"]) for c in suites.test_cells(args, knobs)]
+    rows = [_fake(c, 40.0 + c["config"]["n"]) for c in plan_test_cells(args, knobs)]
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     mz = bench.mazes.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
                                  "--seeds", "0", "1"])  # fmt: skip
@@ -245,7 +272,7 @@ def test_report_states_the_training_rate_each_run_logged(
     args = _tiny(suites, tmp_path)
     assert suites.training_rates(args) == ""  # no run on this machine: the suite's note
     for seed, rates in ((0, [10.0, 50.0, 52.0, 54.0]), (1, [60.0, 62.0, 64.0])):
-        run = suites.run_dir(args, "hopper-medium", seed)
+        run = run_dir(args, "hopper-medium", seed)
         run.mkdir(parents=True)
         lines = ["step,phase,steps_per_s", "100,pretrain,500.0"]
         lines += [f"{200 + 100 * i},joint,{r}" for i, r in enumerate(rates)]
@@ -258,11 +285,11 @@ def test_report_states_the_training_rate_each_run_logged(
 def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: Path) -> None:
     """The maze2d suite: D4RL's datasets, horizons and references (no dataset needed), the
     scale named in the report, and the IQL validation table from a committed IQL report."""
-    assert suites.dataset_id("maze2d-large") == "gemkit/maze2d-large-v1"
-    assert suites.dataset_id("large") == "gemkit/pointmaze-large-v1"
-    assert [suites.horizon(t) for t in suites.MAZE2D_NAMES] == [300, 600, 800]
+    assert dataset_id("maze2d-large") == "gemkit/maze2d-large-v1"
+    assert dataset_id("large") == "gemkit/pointmaze-large-v1"
+    assert [horizon(t) for t in MAZE2D_NAMES] == [300, 600, 800]
     assert reference_scores("maze2d-medium") == (13.13, 277.39)
-    suite = suites.SUITES["maze2d"]
+    suite = SUITES["maze2d"]
     assert "D4RL's published maze2d-v1" in suite.scale
     assert suite.paper["maze2d-large"]["IQL"] == 61.72
     cells = [{"step": s, "score_mean": x} for s, x in ((20_000, 10.0), (40_000, 30.0))]
@@ -274,6 +301,8 @@ def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: 
     base = [{"n": 0, "score": 55.0, "score_std": 1.0}]
     summary = {"per_maze": {t: {"baseline": base} for t in args.tasks}}
     lines = "\n".join(suites._outside_iql_section(args, summary))
-    assert "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 55.0 ± 1.0 |" \
+    assert (
+        "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 55.0 ± 1.0 |"
         " 61.7 |" in lines
+    )
     assert "| maze2d-umaze | not run | 55.0 ± 1.0 | 42.1 |" in lines

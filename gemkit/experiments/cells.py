@@ -23,8 +23,10 @@ def cell_key(cell: dict[str, Any]) -> str:
     The task is hashed under its first name, ``"maze"``, and a MassScale factor only where
     there is one, so the cells cached before the suites keep their keys.
     """
-    ident = {k: cell[k] for k in ("stage", "train_seed", "step", "actor", "config",
-                                  "eval_seeds", "episodes")}
+    ident = {
+        k: cell[k]
+        for k in ("stage", "train_seed", "step", "actor", "config", "eval_seeds", "episodes")
+    }
     ident["maze"] = cell["task"]
     if cell.get("mass_scale") is not None:
         ident["mass_scale"] = cell["mass_scale"]
@@ -52,9 +54,27 @@ def read_cells(out: Path) -> dict[str, dict[str, Any]]:
     return cells
 
 
-def make_cell(stage: str, task: str, seed: int, step: int, actor: str, config: dict[str, Any],
-          eval_seeds: Sequence[int], episodes: int, **tags: Any) -> dict[str, Any]:
-    cell = {"stage": stage, "task": task, "train_seed": seed, "step": step, "actor": actor,
-            "config": config, "eval_seeds": list(eval_seeds), "episodes": episodes, **tags}
+def make_cell(
+    stage: str,
+    task: str,
+    seed: int,
+    step: int,
+    actor: str,
+    config: dict[str, Any],
+    eval_seeds: Sequence[int],
+    episodes: int,
+    **tags: Any,
+) -> dict[str, Any]:
+    cell = {
+        "stage": stage,
+        "task": task,
+        "train_seed": seed,
+        "step": step,
+        "actor": actor,
+        "config": config,
+        "eval_seeds": list(eval_seeds),
+        "episodes": episodes,
+        **tags,
+    }
     cell["key"] = cell_key(cell)
     return cell

@@ -31,8 +31,13 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if not scores:
         raise SystemExit("no validation cells yet: run the 'validate' stage first.")
     best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
-    return {"beta": best[0], "lam": best[1], "lam_T": best[2], "value": best[3],
-            "val_score": float(np.mean(scores[best]))}
+    return {
+        "beta": best[0],
+        "lam": best[1],
+        "lam_T": best[2],
+        "value": best[3],
+        "val_score": float(np.mean(scores[best])),
+    }
 
 
 def mean_std(xs: Sequence[float]) -> tuple[float, float]:
@@ -56,6 +61,7 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
                     else r[f] for f in by)  # fmt: skip
         groups.setdefault(key, []).append(r)
     out = []
+
     def order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
         return tuple((0, x) if isinstance(x, int | float) else (1, str(x)) for x in key)
 
@@ -77,43 +83,65 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
     return out
 
 
-def claims(test: list[dict[str, Any]], tasks: Sequence[str], big: int, base_n: int,
-           budgets: Sequence[int]) -> list[dict[str, Any]]:
+def claims(
+    test: list[dict[str, Any]], tasks: Sequence[str], big: int, base_n: int, budgets: Sequence[int]
+) -> list[dict[str, Any]]:
     """The issue's claims per task, each with the measured figures and a verdict."""
     out = []
     for task in tasks:
         rows = [r for r in test if r["task"] == task and r["series"] not in ("curve", "mass")]
         gem = {a["n"]: a for a in aggregate([r for r in rows if r["series"] == "gem"], ["n"])}
-        base = {a["n"]: a for a in aggregate([r for r in rows if r["actor"] == "baseline"],
-                                              ["n"])}
+        base = {a["n"]: a for a in aggregate([r for r in rows if r["actor"] == "baseline"], ["n"])}
         nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
         if not gem or not base:
             continue
         g64 = gem.get(base_n)
         b0 = base.get(0)
         if g64 is not None and b0 is not None:
-            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
-                        "(single-shot)", "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f}"
-                        f" vs {b0['score']:.1f} ± {b0['score_std']:.1f}",
-                        "holds": g64["score"] > b0["score"]})
+            out.append(
+                {
+                    "task": task,
+                    "claim": f"GEM N={base_n} above the fair unimodal baseline (single-shot)",
+                    "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f}"
+                    f" vs {b0['score']:.1f} ± {b0['score_std']:.1f}",
+                    "holds": g64["score"] > b0["score"],
+                }
+            )
         bn = base.get(base_n)
         if g64 is not None and bn is not None:
-            out.append({"task": task, "claim": f"GEM N={base_n} above the fair unimodal baseline "
-                        f"given the same N={base_n} candidates", "measured":
-                        f"{g64['score']:.1f} ± {g64['score_std']:.1f} vs {bn['score']:.1f} ± "
-                        f"{bn['score_std']:.1f}", "holds": g64["score"] > bn["score"]})
+            out.append(
+                {
+                    "task": task,
+                    "claim": f"GEM N={base_n} above the fair unimodal baseline "
+                    f"given the same N={base_n} candidates",
+                    "measured": f"{g64['score']:.1f} ± {g64['score_std']:.1f} vs "
+                    f"{bn['score']:.1f} ± {bn['score_std']:.1f}",
+                    "holds": g64["score"] > bn["score"],
+                }
+            )
         ns = [n for n in budgets if n in gem]
         seq = [gem[n]["score"] for n in ns]
         # "non-decreasing" up to noise: no drop larger than one std over training seeds
         tol = [gem[n]["score_std"] for n in ns]
-        mono = all(b >= a - max(ta, tb) for a, b, ta, tb in
-                   zip(seq, seq[1:], tol, tol[1:], strict=False))
-        out.append({"task": task, "claim": "GEM score non-decreasing in N (within one seed-std)",
-                    "measured": " → ".join(f"N={n}: {s:.1f}" for n, s in zip(ns, seq, strict=True)),
-                    "holds": mono})
+        mono = all(
+            b >= a - max(ta, tb) for a, b, ta, tb in zip(seq, seq[1:], tol, tol[1:], strict=False)
+        )
+        out.append(
+            {
+                "task": task,
+                "claim": "GEM score non-decreasing in N (within one seed-std)",
+                "measured": " → ".join(f"N={n}: {s:.1f}" for n, s in zip(ns, seq, strict=True)),
+                "holds": mono,
+            }
+        )
         if nopw and big in gem:
             v_g, v_n = gem[big]["violation"], nopw[0]["violation"]
-            out.append({"task": task, "claim": f"Violation at N={big}: GEM far below no_pw",
-                        "measured": f"GEM {100 * v_g:.1f}% vs no_pw {100 * v_n:.1f}%",
-                        "holds": bool(v_g < 0.5 * v_n)})
+            out.append(
+                {
+                    "task": task,
+                    "claim": f"Violation at N={big}: GEM far below no_pw",
+                    "measured": f"GEM {100 * v_g:.1f}% vs no_pw {100 * v_n:.1f}%",
+                    "holds": bool(v_g < 0.5 * v_n),
+                }
+            )
     return out

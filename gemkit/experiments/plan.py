@@ -1,0 +1,175 @@
+"""A suite run's plan: its checkpoints, and the validation and test cells of the paper's knob
+protocol (validation seeds choose the knobs once per suite; test seeds measure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gemkit.experiments.cells import make_cell, read_cells
+from gemkit.experiments.protocol import choose_knobs
+from gemkit.experiments.suites import SuiteConfig
+from gemkit.experiments.tasks import TEST_SEEDS, VAL_SEEDS, horizon
+
+__all__ = [
+    "mass_actors",
+    "planned_results",
+    "run_dir",
+    "selector_params",
+    "steps_for",
+    "suite_knobs",
+    "test_cells",
+    "validation_cells",
+]
+
+
+def steps_for(config: SuiteConfig, task: str) -> int:
+    """The gradient-step budget of ``task``'s runs (``--task-steps``, else ``--steps``)."""
+    return int(config.task_steps.get(task, config.steps))
+
+
+def run_dir(config: SuiteConfig, task: str, seed: int) -> Path:
+    return Path(config.runs) / f"{task}-s{seed}"
+
+
+def selector_params(config: SuiteConfig, task: str, **knobs: Any) -> dict[str, Any]:
+    from gemkit.config import SelectorConfig
+
+    cfg = SelectorConfig(**{"lam": config.lam0, "horizon": horizon(task), **knobs})
+    return dict(cfg.to_dict()["params"])
+
+
+def validation_cells(config: SuiteConfig) -> list[dict[str, Any]]:
+    cells = []
+    for task in config.tasks:
+        for seed in config.seeds:
+            grid = [(b, config.lam0, lt, "lcb") for b in config.betas for lt in config.lam_T]
+            grid += [(1.0, c, c, "lcb") for c in config.lam_const]
+            grid += [(1.0, c, c, "lcb_z") for c in config.lam_z]
+            for beta, lam, lam_t, value in grid:
+                params = selector_params(
+                    config, task, n=config.val_n, beta=beta, lam=lam, lam_T=lam_t, value=value
+                )
+                cells.append(
+                    make_cell(
+                        "validate",
+                        task,
+                        seed,
+                        steps_for(config, task),
+                        "gem",
+                        params,
+                        VAL_SEEDS,
+                        config.episodes,
+                    )
+                )
+    return cells
+
+
+def suite_knobs(config: SuiteConfig) -> dict[str, Any]:
+    """The knobs chosen on *this* suite's validation cells (its tasks, seeds and budgets), never
+    on cached cells of other checkpoints (e.g. a shorter budget of the same runs)."""
+    keys = {c["key"] for c in validation_cells(config)}
+    return choose_knobs(r for r in read_cells(config.out).values() if r["key"] in keys)
+
+
+def test_cells(config: SuiteConfig, knobs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The test cells; ``knobs=None`` gives only those the knobs cannot change.
+
+    With ``N = 0`` the anchor is the only candidate, so ``beta`` and ``lambda`` cannot change the
+    action: those cells (the single-shot actors and the learning curves, which compare the two
+    actors single-shot) carry the default knobs and can run before the knobs are chosen.
+    """
+    big = max(config.budgets)
+    cells = []
+    for task in config.tasks:
+        for seed in config.seeds:
+
+            def add(
+                actor: str,
+                tag: str,
+                step: int = steps_for(config, task),
+                seeds: Sequence[int] = TEST_SEEDS,
+                episodes: int = config.test_episodes,
+                task: str = task,
+                seed: int = seed,
+                mass: float | None = None,
+                **knob: Any,
+            ) -> None:
+                if knob["n"] == 0:
+                    parts = {k: v for k, v in knob.items() if k in ("anchor", "proposer")}
+                    cfg = selector_params(config, task, n=0, **parts)
+                elif knobs is None:
+                    return
+                else:
+                    cfg = selector_params(
+                        config,
+                        task,
+                        **{
+                            "beta": knobs["beta"],
+                            "lam": knobs["lam"],
+                            "lam_T": knobs["lam_T"],
+                            "value": knobs["value"],
+                            **knob,
+                        },
+                    )
+                tags: dict[str, Any] = {"series": tag}
+                if mass is not None:
+                    tags["mass_scale"] = mass
+                cells.append(
+                    make_cell("test", task, seed, step, actor, cfg, seeds, episodes, **tags)
+                )
+
+            # the largest N costs ~N/64 times more per step: fewer episodes there
+            for n in config.budgets:
+                eps = config.big_episodes if n == big else config.test_episodes
+                add("gem", "gem", n=n, episodes=eps)
+            add("baseline", "baseline", n=0)
+            add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
+            add("baseline", "baseline", n=config.baseline_n)
+            add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0, episodes=config.big_episodes)
+            for lam in config.frontier:
+                if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
+                    add("gem", "frontier", n=config.val_n, lam=lam, lam_T=lam)
+            for step in range(
+                config.snapshot_every, steps_for(config, task), config.snapshot_every
+            ):
+                for actor in ("gem", "baseline"):
+                    add(
+                        actor,
+                        "curve",
+                        step=step,
+                        seeds=(TEST_SEEDS[0],),
+                        episodes=config.curve_episodes,
+                        n=0,
+                    )
+            if task in config.mass_tasks:
+                # scale 1.0 is the nominal test cells above (MassScale(1.0) changes nothing)
+                for mass in (m for m in config.mass_scales if m != 1.0):
+                    for actor, n in mass_actors(config):
+                        add(actor, "mass", n=n, mass=mass)
+    return cells
+
+
+def mass_actors(config: SuiteConfig) -> list[tuple[str, int]]:
+    """The selectors of the MassScale cells: GEM at N = ``--baseline-n`` (the chosen knobs) and
+    the fair baseline single-shot and with the same candidates."""
+    return [("gem", config.baseline_n), ("baseline", 0), ("baseline", config.baseline_n)]
+
+
+def planned_results(config: SuiteConfig, knobs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cached result of every validation and test cell the plan has at ``knobs``, one row
+    per planned cell, tagged with the plan's ``series`` (and MassScale factor).
+
+    A cell's key is what determines its numbers, not the series it was first evaluated for: a
+    frontier point (GEM at ``N = --val-n`` with a constant ``lambda``) *is* the GEM cell at that
+    ``N`` once the knobs choose that ``lambda``, and is not evaluated again. Its cached row
+    still says ``frontier``, so the plan's tags, not the cache's, decide where it is reported.
+    """
+    cached = read_cells(config.out)
+    rows: list[dict[str, Any]] = []
+    for c in [*validation_cells(config), *test_cells(config, knobs)]:
+        if c["key"] in cached:
+            tags: dict[str, Any] = {t: c[t] for t in ("series", "mass_scale") if t in c}
+            rows.append({**cached[c["key"]], **tags})
+    return rows

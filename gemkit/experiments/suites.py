@@ -1,0 +1,192 @@
+"""The suites: which tasks a results page covers, their paper numbers, defaults and where the
+page goes (:data:`SUITES`), and one suite run's settings (:class:`SuiteConfig`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gemkit.experiments.tasks import (
+    LOCOMOTION_NAMES,
+    MAZE2D_NAMES,
+    MAZE_NAMES,
+    PAPER,
+    PAPER_LOCOMOTION,
+)
+
+__all__ = ["COMMON_DEFAULTS", "SUITES", "Suite", "SuiteConfig"]
+
+
+@attrs.frozen
+class Suite:
+    """What differs between suites: the tasks, their paper numbers, defaults and where the
+    report goes. Everything else (cells, knob protocol, report) is shared."""
+
+    name: str  #: ``--suite``; also the prefix of the report's CSV/JSON/PNG files
+    script: str  #: the command that runs it
+    title: str  #: the doc's heading
+    word: str  #: what a task is called in the tables ("maze", "task")
+    tasks: tuple[str, ...]  #: the tasks ``--tasks`` takes
+    default_tasks: tuple[str, ...]
+    paper: Mapping[str, Mapping[str, float]]
+    paper_note: str  #: what the paper's numbers are (other data, another budget)
+    data_line: str  #: the report's data line; ``{tasks}`` and ``{sizes}`` are filled in
+    doc: str  #: the report, relative to ``docs/``
+    figures: str  #: its tables and plots, relative to ``docs/``
+    defaults: Mapping[str, Any]  #: argparse defaults of this suite (``dest`` -> value)
+    steps_flag: str = "--task-steps"  #: the per-task budget flag the report names
+    train_note: str = ""  #: why the suite's ``--train-set`` (follows the defaults in the report)
+    timing_note: str = ""  #: measured training speed, for the report
+    findings: str = ""  #: the findings page the report links (a path from the repository root)
+    scale: str = "the dataset's reference scores"  #: which references normalise the scores
+
+
+#: which reference returns each suite's scores are normalised with (said in every report)
+MAZE_SCALE = ("gemkit's own reference returns stored in each dataset (Minari's procedure: the "
+              "uniform random policy and the replanning scripted expert), which are 1.3-1.7x "
+              "stricter than D4RL's maze2d references: not the paper's scale "
+              "(docs/datasets.md)")  # fmt: skip
+MAZE2D_SCALE = ("D4RL's published maze2d-v1 reference returns (`d4rl/infos.py`), the paper's "
+                "scale")  # fmt: skip
+LOCOMOTION_SCALE = ("D4RL's published reference returns of the `*-v2` tasks (`d4rl/infos.py`), "
+                    "applied to gymnasium's v5 environments")  # fmt: skip
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "steps": 100_000, "snapshot_every": 20_000, "train_set": ["n_critics=5", "hidden=128,128"],
+    "budgets": [0, 1, 16, 64, 256, 1024], "episodes": 10, "test_episodes": 30,
+    "curve_episodes": 10, "big_episodes": 10, "mass_scales": [], "mass_tasks": [],
+}  # fmt: skip
+
+SUITES: dict[str, Suite] = {
+    "mazes": Suite(
+        name="mazes", script="reproductions/mazes.py",
+        title="Results: GEM on the D4RL-recipe PointMazes", word="maze",
+        tasks=MAZE_NAMES, default_tasks=MAZE_NAMES, paper=PAPER,
+        paper_note="The paper's Table 1 (Maze2D): D4RL's `maze2d-*-v1` data (not ours), 1M "
+        "gradient steps, its own networks and evaluation.",
+        data_line="`gemkit/pointmaze-{{{tasks}}}-v1`, made by `gemkit data make pointmaze-<maze>` "
+        "with Minari's D4RL pointmaze recipe ({sizes}); see `docs/datasets.md` for the "
+        "comparison with Minari's cards.",
+        doc="results.md", figures="results", defaults=COMMON_DEFAULTS,
+        steps_flag="--maze-steps",
+        timing_note="Training ran at 80-130 gradient steps/s per job here (two jobs and the "
+        "evaluation sharing two cores), about 15-20 minutes per 100,000 steps. ",
+        findings="docs/findings/pointmaze.md",
+        scale=MAZE_SCALE,
+    ),
+    "maze2d": Suite(
+        name="maze2d", script="reproductions/mazes.py --suite maze2d",
+        title="Results: GEM on D4RL's Maze2D recipe (the paper's task)", word="maze",
+        tasks=MAZE2D_NAMES, default_tasks=MAZE2D_NAMES,
+        paper={f"maze2d-{k}": v for k, v in PAPER.items()},
+        paper_note="The paper's Table 1 (Maze2D): D4RL's own `maze2d-*-v1` files (ours are "
+        "rebuilt with the same recipe), 1M gradient steps, its own networks; both on D4RL's "
+        "published reference scores.",
+        data_line="`gemkit/{{{tasks}}}-v1`, made by `gemkit data make maze2d-<maze>` "
+        "with D4RL's maze2d-v1 recipe ({sizes}); scores on D4RL's published references "
+        "(`d4rl/infos.py`); see `docs/datasets.md`.",
+        doc="results-maze2d.md", figures="results/maze2d", defaults=COMMON_DEFAULTS,
+        steps_flag="--maze-steps", scale=MAZE2D_SCALE, findings="docs/findings/maze2d.md",
+    ),
+    # 1000-step episodes make evaluation dearer per episode than the mazes' (300-800 steps):
+    # D4RL's 10 test episodes, 5 validation ones, N up to 256 (``--budgets ... 1024`` adds the
+    # paper's stress point).
+    "locomotion": Suite(
+        name="locomotion", script="reproductions/locomotion.py",
+        title="Results: GEM on the D4RL-recipe locomotion datasets", word="task",
+        tasks=LOCOMOTION_NAMES, default_tasks=("hopper-medium", "hopper-medium-replay"),
+        paper=PAPER_LOCOMOTION,
+        paper_note="The paper's Table 1 (Locomotion): D4RL's `*-v2` data in its mujoco-py "
+        "envs (not ours: gymnasium's v5 envs and our own SAC behaviour policy), 1M gradient "
+        "steps, its own networks and evaluation (its appendix's per-environment GEM table, at "
+        "the ablations' defaults, gives less on some tasks, e.g. 74.89 on hopper-medium-v2).",
+        train_note=" (128x128 networks and 5 critics: the maze runs' sizes, which trained at "
+        "~80 steps/s per core here; the paper's profile, 10 critics and 256x256, runs ~27 "
+        "steps/s on these CPUs, docs/performance.md; rewards "
+        "x 1000 / (max - min episode return): IQL's recipe on D4RL locomotion, so alpha and the "
+        "expectile act in the same units on every task)",
+        timing_note="Training ran at about 80 gradient steps/s per job here (one job per core), "
+        "about 20 minutes per 100,000 steps; the whole evaluation took about 10 minutes. ",
+        findings="docs/findings/locomotion.md",
+        scale=LOCOMOTION_SCALE,
+        data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
+        "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
+        "steps of its policy, medium-replay: its replay buffer; {sizes}); see "
+        "`docs/datasets.md`.",
+        doc="results-locomotion.md", figures="results/locomotion",
+        defaults={**COMMON_DEFAULTS, "steps": 100_000, "snapshot_every": 20_000,
+                  "train_set": ["n_critics=5", "hidden=128,128", "reward_scale=return_range"],
+                  "budgets": [0, 1, 16, 64, 256], "episodes": 5, "test_episodes": 10,
+                  "curve_episodes": 5, "big_episodes": 10,
+                  "mass_scales": [0.5, 0.75, 1.0, 1.25, 1.5],
+                  "mass_tasks": ["hopper-medium"]},
+    ),
+}  # fmt: skip
+
+
+def _list(x: Sequence[Any]) -> list[Any]:
+    return list(x)
+
+
+@attrs.frozen(kw_only=True)
+class SuiteConfig:
+    """One run of a suite: its tasks, seeds, budgets, knob grid, evaluation sizes and folders
+    (``reproductions/mazes.py``'s flags, one field each; JSON round trip). Sequences are lists,
+    as the command line gives them (the report prints them as such)."""
+
+    suite: str = "mazes"
+    tasks: list[str] = attrs.field(converter=_list)
+    seeds: list[int] = attrs.field(converter=_list, factory=lambda: [0, 1, 2])
+    steps: int
+    task_steps: Mapping[str, int] = attrs.field(factory=dict)
+    snapshot_every: int
+    train_set: list[str] = attrs.field(converter=_list)
+    betas: list[float] = attrs.field(converter=_list, factory=lambda: [0.5, 1.0, 2.0])
+    lam0: float = 1.0
+    lam_const: list[float] = attrs.field(converter=_list, factory=lambda: [0.003, 0.01, 0.03])
+    lam_z: list[float] = attrs.field(converter=_list, factory=lambda: [0.1, 0.3, 1.0])
+    frontier: list[float] = attrs.field(converter=_list, factory=lambda: [0.0, 0.003, 0.03, 0.3])
+    lam_T: list[float] = attrs.field(converter=_list, factory=lambda: [0.0, 0.1, 0.3, 1.0])
+    val_n: int = 64
+    budgets: list[int] = attrs.field(converter=_list)
+    baseline_n: int = 64
+    episodes: int
+    test_episodes: int
+    curve_episodes: int
+    big_episodes: int
+    mass_scales: list[float] = attrs.field(converter=_list, factory=list)
+    mass_tasks: list[str] = attrs.field(converter=_list, factory=list)
+    runs: Path = attrs.field(converter=Path)
+    out: Path = attrs.field(converter=Path)
+    doc: Path = attrs.field(converter=Path)
+    figures: Path = attrs.field(converter=Path)
+    sac_root: Path | None = None
+    worker: str = "0/1"
+    threads: int = 1
+    smoke: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SuiteConfig:
+        """From a mapping with (at least) every field; other keys (``stage``) are ignored."""
+        names = {f.name for f in attrs.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_json(self) -> str:
+        """The settings as JSON (paths as strings); :meth:`from_json` reads it back."""
+        d = attrs.asdict(self, recurse=False)
+        d = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else
+                 dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}  # fmt: skip
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SuiteConfig:
+        return cls.from_mapping(json.loads(text))
+
+    @property
+    def suite_spec(self) -> Suite:
+        """This run's :class:`Suite`."""
+        return SUITES[self.suite]
