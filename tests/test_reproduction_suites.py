@@ -19,11 +19,16 @@ from gemkit.experiments import (
     cell_key,
     choose_knobs,
     dataset_id,
+    facts,
     horizon,
     make_cell,
+    page,
+    plan,
     read_cells,
     reference_scores,
+    tables,
 )
+from gemkit.experiments import report as suite_report
 from gemkit.experiments.plan import (
     planned_results,
     run_dir,
@@ -79,7 +84,7 @@ def test_maze_suite_is_the_default(suites: ModuleType) -> None:
     assert suites.parse_args(["report", "--mazes", "umaze"]).tasks == ["umaze"]
     assert not any(c.get("series") == "mass" for c in plan_test_cells(args, None))
     # the maze doc points to the locomotion one
-    intro = "\n".join(suites._intro(args))
+    intro = "\n".join(page.intro(args))
     assert "](results-locomotion.md)" in intro
 
 
@@ -95,7 +100,7 @@ def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
     assert args.out == ROOT / "reproductions" / "out" / "locomotion"
     assert dataset_id("hopper-medium-replay") == "gemkit/hopper-medium-replay-v0"
     assert horizon("hopper-medium") == 1000  # the 1000-step episodes
-    cmd = suites.train_command(args, "hopper-medium", 2)
+    cmd = plan.train_command(args, "hopper-medium", 2)
     assert cmd[:8] == ["gemkit", "train", "--dataset", "gemkit/hopper-medium-v0", "--seed", "2",
                        "--out", str(args.runs / "hopper-medium-s2")]  # fmt: skip
     assert cmd[8:14] == ["--set", "n_critics=5", "--set", "hidden=128,128", "--set",
@@ -175,7 +180,7 @@ def test_locomotion_report_on_fake_cells(
         score -= 20.0 * abs((c.get("mass_scale") or 1.0) - 1.0)
         rows.append(_fake(c, score))
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    suites.stage_report(args)
+    suite_report.write_report(args)
 
     doc = args.doc.read_text()
     assert doc.startswith("# Results: GEM on the D4RL-recipe locomotion datasets")
@@ -231,7 +236,7 @@ def test_a_frontier_cell_is_reported_as_the_gem_cell_when_the_knobs_pick_its_lam
 
 def test_locomotion_report_without_cells_says_so(suites: ModuleType, tmp_path: Path) -> None:
     args = _tiny(suites, tmp_path)
-    suites.stage_report(args)
+    suite_report.write_report(args)
     doc = args.doc.read_text()
     assert "**No results yet**" in doc and "python reproductions/locomotion.py train" in doc
     assert not args.figures.exists()
@@ -270,14 +275,14 @@ def test_report_states_the_training_rate_each_run_logged(
     suites: ModuleType, tmp_path: Path
 ) -> None:
     args = _tiny(suites, tmp_path)
-    assert suites.training_rates(args) == ""  # no run on this machine: the suite's note
+    assert facts.training_rates(args) == ""  # no run on this machine: the suite's note
     for seed, rates in ((0, [10.0, 50.0, 52.0, 54.0]), (1, [60.0, 62.0, 64.0])):
         run = run_dir(args, "hopper-medium", seed)
         run.mkdir(parents=True)
         lines = ["step,phase,steps_per_s", "100,pretrain,500.0"]
         lines += [f"{200 + 100 * i},joint,{r}" for i, r in enumerate(rates)]
         (run / "metrics.csv").write_text("\n".join(lines) + "\n")
-    text = suites.training_rates(args)
+    text = facts.training_rates(args)
     assert text.startswith("Training ran at hopper-medium 51-62 gradient steps/s per job")
     assert "hopper-medium-replay" not in text
 
@@ -300,7 +305,7 @@ def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: 
                               "maze2d-large", "--figures", str(tmp_path)])  # fmt: skip
     base = [{"n": 0, "score": 55.0, "score_std": 1.0}]
     summary = {"per_maze": {t: {"baseline": base} for t in args.tasks}}
-    lines = "\n".join(suites._outside_iql_section(args, summary))
+    lines = "\n".join(tables.outside_iql_section(args, summary))
     assert (
         "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 55.0 ± 1.0 |"
         " 61.7 |" in lines

@@ -3,16 +3,22 @@ protocol (validation seeds choose the knobs once per suite; test seeds measure).
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from gemkit.experiments.cells import make_cell, read_cells
 from gemkit.experiments.protocol import choose_knobs
 from gemkit.experiments.suites import SuiteConfig
-from gemkit.experiments.tasks import TEST_SEEDS, VAL_SEEDS, horizon
+from gemkit.experiments.tasks import TEST_SEEDS, VAL_SEEDS, dataset_id, horizon
 
 __all__ = [
+    "fresh_runs",
+    "log",
     "mass_actors",
     "planned_results",
     "run_dir",
@@ -20,6 +26,7 @@ __all__ = [
     "steps_for",
     "suite_knobs",
     "test_cells",
+    "train_command",
     "validation_cells",
 ]
 
@@ -173,3 +180,51 @@ def planned_results(config: SuiteConfig, knobs: dict[str, Any]) -> list[dict[str
             tags: dict[str, Any] = {t: c[t] for t in ("series", "mass_scale") if t in c}
             rows.append({**cached[c["key"]], **tags})
     return rows
+
+
+def train_command(
+    args: SuiteConfig,
+    task: str,
+    seed: int,
+    out: Path | None = None,
+    train_set: Sequence[str] | None = None,
+) -> list[str]:
+    """The exact ``gemkit train`` command of one run (resumes a run that exists), in ``out``
+    (default :func:`run_dir`) with ``train_set`` (default ``--train-set``)."""
+    out = run_dir(args, task, seed) if out is None else out
+    common = [
+        "--steps",
+        str(steps_for(args, task)),
+        "--compile",
+        "--snapshot-every",
+        str(args.snapshot_every),
+        "--threads",
+        str(args.threads),
+        "--quiet",
+    ]
+    if (out / "trainer_state.safetensors").is_file():
+        return ["gemkit", "train", "--resume", str(out), *common]
+    sets = [x for kv in (args.train_set if train_set is None else train_set)
+            for x in ("--set", kv)]  # fmt: skip
+    return [
+        "gemkit",
+        "train",
+        "--dataset",
+        dataset_id(task),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        *sets,
+        *common,
+    ]
+
+
+def fresh_runs(args: SuiteConfig) -> SuiteConfig:
+    """``args`` with a runs folder that holds nothing (the command of a fresh run)."""
+    return attrs.evolve(args, runs=Path("<runs>"))
+
+
+def log(msg: str) -> None:
+    """A timestamped progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

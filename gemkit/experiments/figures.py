@@ -1,0 +1,146 @@
+"""The suite report's figures: score and Violation against N, learning curves, the lambda
+frontier (one panel per task, drawn from test cells)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gemkit.experiments.protocol import aggregate
+from gemkit.experiments.tasks import reference_scores
+
+__all__ = ["plot_budget", "plot_curves", "plot_frontier"]
+
+
+def plot_budget(
+    test: list[dict[str, Any]], tasks: Sequence[str], paper: Mapping[str, Any], path: Path
+) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(tasks), 6.4))
+    axes = fig.subplots(2, len(tasks), squeeze=False)
+    for j, task in enumerate(tasks):
+        rows = [r for r in test if r["task"] == task and r["series"] not in ("curve", "mass")]
+        gem = aggregate([r for r in rows if r["series"] == "gem"], ["n"])
+        base = aggregate([r for r in rows if r["actor"] == "baseline"], ["n"])
+        nopw = aggregate([r for r in rows if r["series"] == "no_pw"], ["n"])
+        x = np.array([max(a["n"], 0.5) for a in gem])
+        ax = axes[0, j]
+        y, sd = np.array([a["score"] for a in gem]), np.array([a["score_std"] for a in gem])
+        ax.plot(x, y, "o-", color="C0", label="GEM (K-GMM actor)")
+        ax.fill_between(x, y - sd, y + sd, color="C0", alpha=0.15)
+        for a in base:
+            ax.errorbar(
+                [max(a["n"], 0.5)],
+                [a["score"]],
+                [a["score_std"]],
+                fmt="s",
+                color="C1",
+                capsize=3,
+                label="fair unimodal baseline" if a is base[0] else None,
+            )
+        for a in nopw:
+            ax.plot([a["n"]], [a["score"]], "x", color="C3", ms=9, label="no_pw")
+        if task in paper:
+            ax.axhline(paper[task]["GEM"], color="C0", ls=":", lw=1, label="paper GEM (D4RL, 1M)")
+            ax.axhline(paper[task]["IQL"], color="C2", ls=":", lw=1, label="paper IQL (D4RL, 1M)")
+        ax.set_xscale("log")
+        ax.set_title(f"{task}: normalised score")
+        ax.set_xlabel("candidates N (N=0 plotted at 0.5)")
+        axv = axes[1, j]
+        axv.plot(x, [100 * a["violation"] for a in gem], "o-", color="C0", label="GEM")
+        for a in nopw:
+            axv.plot([a["n"]], [100 * a["violation"]], "x", color="C3", ms=9, label="no_pw")
+        axv.set_xscale("log")
+        axv.set_title(f"{task}: Violation (% of steps)")
+        axv.set_xlabel("candidates N")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_curves(
+    test: list[dict[str, Any]],
+    tasks: Sequence[str],
+    final_steps: dict[str, int],
+    n_curve: int,
+    path: Path,
+) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(tasks), 3.4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    series = (
+        ("gem", 0, "GEM actor, single-shot (N=0)", "C0", "-"),
+        ("baseline", 0, "fair unimodal baseline (N=0)", "C1", "-"),
+    )
+    for ax, task in zip(axes, tasks, strict=True):
+        for actor, n, label, color, style in series:
+            rows = [
+                r
+                for r in test
+                if r["task"] == task
+                and r["actor"] == actor
+                and r["config"]["n"] == n
+                and (
+                    r["series"] == "curve"
+                    or (r["step"] == final_steps[task] and r["series"] in ("gem", "baseline"))
+                )
+            ]
+            # the final point: the test cells' first episodes, the same starts as the curve cells
+            pts = aggregate([_first_episodes(r, n_curve) for r in rows], ["step"])
+            if not pts:
+                continue
+            x = np.array([p["step"] for p in pts])
+            y, sd = np.array([p["score"] for p in pts]), np.array([p["score_std"] for p in pts])
+            ax.plot(x, y, style, marker="o", ms=3, color=color, label=label)
+            ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.12)
+        ax.set_title(f"{task}: score vs gradient steps")
+        ax.set_xlabel("gradient steps")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
+    """A test cell reduced to its first ``n`` episodes (environments seeded 0..n-1: the same
+    starts as a learning-curve cell of ``n`` episodes)."""
+    if len(row["returns"]) <= n:
+        return row
+    first = row["returns"][:n]
+    ref = reference_scores(row["task"])
+    score = float(np.mean([100 * (x - ref[0]) / (ref[1] - ref[0]) for x in first]))
+    return {**row, "score_mean": score, "returns": first}
+
+
+def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(tasks), 3.4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        rows = [
+            r
+            for r in test
+            if r["task"] == task
+            and r["actor"] == "gem"
+            and r["config"]["n"] == n
+            and r["series"] in ("gem", "frontier")
+        ]
+        pts = aggregate(rows, ["lam_T"])
+        ax.plot([100 * p["violation"] for p in pts], [p["score"] for p in pts], "o-")
+        for p in pts:
+            ax.annotate(f"λ={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
+        ax.set_xlabel("Violation (% of steps)")
+        ax.set_ylabel("normalised score")
+        ax.set_title(f"{task}: λ frontier at N={n}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

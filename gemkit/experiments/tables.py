@@ -1,0 +1,138 @@
+"""The pieces of a suite's results page: Markdown tables, number formats, and the sections
+that only some suites have (the outside IQL validation, MassScale)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gemkit.experiments.plan import mass_actors
+from gemkit.experiments.protocol import aggregate
+from gemkit.experiments.suites import SuiteConfig
+
+__all__ = [
+    "fmt_number",
+    "fmt_row",
+    "mass_points",
+    "mass_section",
+    "named",
+    "outside_iql_section",
+    "table",
+]
+
+
+def fmt_row(cols: Sequence[str]) -> str:
+    return "| " + " | ".join(cols) + " |"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    return [fmt_row(header), fmt_row(["---"] * len(header)), *(fmt_row(r) for r in rows)]
+
+
+def fmt_number(x: float, pct: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
+
+
+def named(row: dict[str, Any], word: str) -> dict[str, Any]:
+    """``row`` with its ``task`` field under the suite's word (the mazes' tables say ``maze``)."""
+    return {(word if k == "task" else k): v for k, v in row.items()}
+
+
+def mass_points(
+    test: list[dict[str, Any]], task: str, args: SuiteConfig
+) -> dict[str, list[dict[str, Any]]]:
+    """Score vs MassScale factor of each MassScale selector on ``task``, by label; the
+    nominal test cells are the factor 1.0."""
+    out = {}
+    for actor, n in mass_actors(args):
+        rows = [
+            {**r, "mass_scale": 1.0 if r["series"] != "mass" else r["mass_scale"]}
+            for r in test
+            if r["task"] == task
+            and r["actor"] == actor
+            and r["config"]["n"] == n
+            and r["series"] in ("mass", actor)
+        ]
+        name = "GEM" if actor == "gem" else "fair unimodal"
+        out[f"{name} N={n}"] = aggregate(rows, ["mass_scale"])
+    return out
+
+
+def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]:
+    """Maze2D: d3rlpy's IQL on the rebuilt data (``reproductions/iql_reference.py --task maze2d``,
+    its committed reports ``<figures>/iql_<maze>.json``) beside published IQL on D4RL's own
+    files and this suite's fair baseline: does the rebuild reproduce IQL's numbers?"""
+    suite = args.suite_spec
+    rows = []
+    for task in args.tasks:
+        path = Path(args.figures) / f"iql_{task.removeprefix('maze2d-')}.json"
+        iql = "not run"
+        if path.is_file():
+            body = json.loads(path.read_text())
+            if "mean_over_seeds" in body:
+                m = body["mean_over_seeds"]["iql"]
+                curves = next(iter(body["seeds"].values()))["curves"]
+                iql = f"{m['later_half']:.1f} ± {m['later_half_std']:.1f} (seeds {m['seeds']})"
+            else:
+                m, curves = body["mean_score"]["iql"], body["curves"]
+                iql = (f"{m['later_half']:.1f} (one seed; last snapshot "
+                       f"{curves['iql'][-1]['score_mean']:.1f})")  # fmt: skip
+            iql += f", to {max(c['step'] for c in curves['iql']):,} steps"
+        base = {a["n"]: a for a in summary[f"per_{suite.word}"][task]["baseline"]}
+        fair = (
+            f"{fmt_number(base[0]['score'])} ± {fmt_number(base[0]['score_std'])}"
+            if 0 in base
+            else "n/a"
+        )
+        paper = suite.paper.get(task, {})
+        rows.append([task, iql, fair, f"{paper['IQL']:.1f}" if paper else ""])
+    return [
+        "## Validating the rebuild against published IQL", "",
+        "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, standard "
+        "observation scaler) trained on the rebuilt data (`python reproductions/iql_reference.py "
+        "train --task maze2d --maze <maze>`, then `test ... --n --episodes 100` on every "
+        "snapshot), scored on D4RL's scale: the mean over the later half of its snapshots "
+        "(steps above half the last). Beside it this suite's fair unimodal baseline "
+        "(single-shot) and IQL on D4RL's own files as published (CORL's final scores after "
+        "1M steps, also the paper's IQL column). The IQL reports with every snapshot: "
+        "`docs/results/maze2d/iql_<maze>.json` and `.png`.", "",
+        *table([suite.word, "d3rlpy IQL on the rebuilt data", "fair unimodal (N=0)",
+                 "published IQL (D4RL's files, 1M steps)"], rows), "",
+    ]  # fmt: skip
+
+
+def mass_section(
+    args: SuiteConfig, mass: dict[str, dict[str, list[dict[str, Any]]]], png: str
+) -> list[str]:
+    """The MassScale robustness table: score at each body-mass factor, per selector."""
+    labels = [f"{'GEM' if a == 'gem' else 'fair unimodal'} N={n}" for a, n in mass_actors(args)]
+    rows = []
+    for task, by in mass.items():
+        pts = {label: {p["mass_scale"]: p for p in by[label]} for label in labels}
+        for m in sorted({x for p in pts.values() for x in p}):
+            rows.append(
+                [
+                    task,
+                    f"{m:g}",
+                    *(
+                        f"{fmt_number(p[m]['score'])} ± {fmt_number(p[m]['score_std'])}"
+                        if m in p
+                        else "n/a"
+                        for p in pts.values()
+                    ),
+                ]
+            )
+    return [
+        "## Robustness to body mass (MassScale)", "",
+        "Every MuJoCo body mass scaled by the factor at test time (`gemkit.envs.MassScale`), "
+        "the same networks and chosen knobs, on the test evaluation seeds "
+        f"({args.test_episodes} episodes per checkpoint; 1.0 is the nominal test above). The "
+        "paper's appendix A.4 runs the same perturbation (against BC).", "",
+        *table(["task", "mass scale", *labels], rows), "",
+        f"![score vs MassScale factor]({png})", "",
+    ]  # fmt: skip
