@@ -33,12 +33,11 @@ from typing import Any
 import numpy as np
 
 from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, dataset_id, read_cells
+from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import selector_params, steps_for, suite_knobs, test_cells
+from gemkit.experiments.stages import load_run_models
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "reproductions"))
-
-import mazes  # noqa: E402
 
 
 def fixed_rows(mz: argparse.Namespace, maze: str, knobs: dict[str, float]) -> list[dict[str, Any]]:
@@ -85,7 +84,7 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
                                             value=knobs["value"])  # fmt: skip
                 t0 = time.perf_counter()
                 s = evaluate_config(
-                    mazes._models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
+                    load_run_models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
                     dataset_id(maze), episodes=args.episodes, seeds=TEST_SEEDS,
                     num_envs=min(args.episodes, 30),
                     budget=AdaptiveBudget(n0=args.n0, n_max=args.n_max, kappa=kappa, cue=cue),
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--figures", default=None, help="write adaptive_frontier.{png,json} here")
     args = p.parse_args(argv)
     # the knobs the reproduction chose on its whole suite; the frontier runs on --seeds
-    mz = mazes.parse_args(["report", "--runs", args.runs, "--out", args.cells,
+    mz = parse_args(["report", "--runs", args.runs, "--out", args.cells,
                            "--maze-steps", *args.maze_steps])  # fmt: skip
     knobs = suite_knobs(mz)
     mz.seeds = list(args.seeds)

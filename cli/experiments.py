@@ -379,3 +379,4 @@ def sweep_cmd(
     console.print(f"time: {reports[0].summary()}")
     for w in [out / "runs.csv", out / "sweep.csv", *written]:
         console.print(f"wrote {w}")
+

@@ -37,6 +37,7 @@ def _register() -> None:
     from . import (
         data,  # noqa: F401
         diagnose,  # noqa: F401
+        experiment,  # noqa: F401
         experiments,  # noqa: F401
         selection,  # noqa: F401
         support,  # noqa: F401
@@ -51,7 +52,7 @@ WORKFLOW: dict[str, str] = {
     "quickstart": "Start here", "data": "Start here",
     "train": "Train", "fit-support": "Train",
     "compose": "Select actions", "components": "Select actions",
-    "eval": "Evaluate", "sweep": "Evaluate",
+    "eval": "Evaluate", "sweep": "Evaluate", "experiment": "Evaluate",
     "profile": "Diagnose", "diagnose": "Diagnose",
 }  # fmt: skip
 

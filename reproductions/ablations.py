@@ -38,18 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import mazes
-
 from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, dataset_id
-from gemkit.experiments.plan import selector_params, suite_knobs
+from gemkit.experiments.args import parse_args as suite_args
+from gemkit.experiments.plan import selector_params, suite_knobs, train_command
 
 VARIANTS: dict[str, list[str]] = {
     "density": [],
@@ -100,12 +96,12 @@ def stage_train(args: argparse.Namespace) -> None:
     from gemkit.train import models_at
 
     # the maze reproduction's training command: its --train-set plus the variant's one change
-    mz = mazes.parse_args(["train", "--steps", str(args.steps), "--threads", str(args.threads)])
+    mz = suite_args(["train", "--steps", str(args.steps), "--threads", str(args.threads)])
     for v in args.variants:
         out = run_dir(args, v)
         if models_at(out, args.steps) is not None:
             continue
-        cmd = mazes.train_command(mz, args.maze, args.seed, out=out,
+        cmd = train_command(mz, args.maze, args.seed, out=out,
                                   train_set=[*mz.train_set, *VARIANTS[v]])  # fmt: skip
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
@@ -140,14 +136,14 @@ def knobs(args: argparse.Namespace) -> dict[str, Any]:
         return explicit_knobs(args.knobs)
     if args.knobs_from is None:
         return {"beta": 1.0, "lam": 1.0, "lam_T": 1.0, "value": "lcb_z"}
-    mz = mazes.parse_args(["report", "--out", str(args.knobs_from), *(
+    mz = suite_args(["report", "--out", str(args.knobs_from), *(
         ["--maze-steps", *args.maze_steps] if args.maze_steps else [])])  # fmt: skip
     k = suite_knobs(mz)
     return {key: k[key] for key in KNOBS}
 
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
-    mz = mazes.parse_args(["report"])
+    mz = suite_args(["report"])
     kn = knobs(args)
     out = []
     for v in args.variants:

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from mazes import main as suite_main
+from gemkit.experiments.args import parse
+from gemkit.experiments.stages import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    suite_main(["--suite", "locomotion", *(sys.argv[1:] if argv is None else argv)])
+    argv = sys.argv[1:] if argv is None else argv
+    run_stage(*parse(["--suite", "locomotion", *argv], description=__doc__))
 
 
 if __name__ == "__main__":

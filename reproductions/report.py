@@ -48,11 +48,10 @@ from typing import Any
 
 import torch
 
+from gemkit.experiments import MAZE_NAMES as MAZES
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-sys.path.insert(0, str(ROOT))
-
-MAZES = ("umaze", "medium", "large")
 PRESETS_BIG = ("gem", "anchor_bary", "behavior_only_cands", "no_anchor", "no_lcb", "no_pw",
                "unimodal_actor_cands", "raw")  # fmt: skip
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from script_fixtures import load_script
-
+from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import test_cells as plan_test_cells
 from gemkit.experiments.plan import validation_cells
 from gemkit.experiments.suites import SUITES, SuiteConfig
 
 
 def test_suite_config_round_trips_through_json_and_plans_the_same_cells(tmp_path: Path) -> None:
-    mazes = load_script("reproductions/mazes.py", "repro_mazes_pkg")
-    config = mazes.parse_args(["report", "--suite", "maze2d", "--tasks", "maze2d-umaze",
+    config = parse_args(["report", "--suite", "maze2d", "--tasks", "maze2d-umaze",
                                "--seeds", "0", "1", "--maze-steps", "maze2d-umaze=2000",
                                "--out", str(tmp_path)])  # fmt: skip
     assert isinstance(config, SuiteConfig) and config.suite_spec is SUITES["maze2d"]
@@ -30,3 +28,19 @@ def test_suite_config_round_trips_through_json_and_plans_the_same_cells(tmp_path
     )
     # 2 seeds x (3 x 4 beta/lambda_T + 3 constant + 3 z-scored) validation cells
     assert len(validation_cells(config)) == 2 * (12 + 3 + 3)
+
+
+def test_gemkit_experiment_runs_a_suite_stage(tmp_path: Path) -> None:
+    """``gemkit experiment`` takes the suite scripts' flags: a report without cells says so."""
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    doc = tmp_path / "page.md"
+    res = CliRunner().invoke(app, ["experiment", "report", "--suite", "maze2d", "--tasks",
+                                   "maze2d-umaze", "--seeds", "0", "--out", str(tmp_path / "c"),
+                                   "--runs", str(tmp_path / "r"), "--doc", str(doc),
+                                   "--figures", str(tmp_path / "f")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "**No results yet**" in doc.read_text()
+    res = CliRunner().invoke(app, ["experiment", "report", "--suite", "mazes2d"])
+    assert res.exit_code == 2 and "invalid choice: 'mazes2d'" in res.output

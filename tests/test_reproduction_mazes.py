@@ -10,6 +10,8 @@ import pytest
 from script_fixtures import load_script
 
 from gemkit.experiments import aggregate, choose_knobs, claims
+from gemkit.experiments.args import parse_args
+from gemkit.experiments.plan import steps_for, suite_knobs, validation_cells
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +76,17 @@ def test_suite_knobs_ignore_validation_cells_of_other_budgets(
     the same runs at a shorter one (same maze, seed and knobs) do not vote."""
     import json
 
-    args = mazes.parse_args(["auto", "--out", str(tmp_path), "--mazes", "umaze", "--seeds", "0",
+    args = parse_args(["auto", "--out", str(tmp_path), "--mazes", "umaze", "--seeds", "0",
                              "--steps", "200", "--betas", "1", "2", "--lam-T", "0",
                              "--lam-const"])  # fmt: skip
-    cells = mazes.validation_cells(args)
+    cells = validation_cells(args)
     assert {c["step"] for c in cells} == {200}
     rows = [{**c, "score_mean": 10.0 * c["config"]["beta"]} for c in cells]  # beta 2 wins
     stale = [{**c, "step": 100, "key": c["key"] + "-100", "score_mean": 100.0 / c["config"]["beta"]}
              for c in cells]  # fmt: skip
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + stale))
-    assert mazes.suite_knobs(args)["beta"] == 2.0
+    assert suite_knobs(args)["beta"] == 2.0
     assert choose_knobs(rows + stale)["beta"] == 1.0  # what mixing them would choose
-    per_maze = mazes.parse_args(["auto", "--out", str(tmp_path), "--maze-steps", "medium=300"])
-    assert mazes.steps_for(per_maze, "medium") == 300
-    assert mazes.steps_for(per_maze, "umaze") == 100_000
+    per_maze = parse_args(["auto", "--out", str(tmp_path), "--maze-steps", "medium=300"])
+    assert steps_for(per_maze, "medium") == 300
+    assert steps_for(per_maze, "umaze") == 100_000

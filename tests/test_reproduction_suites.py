@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,7 @@ from gemkit.experiments import (
     tables,
 )
 from gemkit.experiments import report as suite_report
+from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import (
     planned_results,
     run_dir,
@@ -74,14 +74,14 @@ def test_maze_cell_keys_are_the_ones_cached_before_the_suites(
 
 
 def test_maze_suite_is_the_default(suites: ModuleType) -> None:
-    args = suites.parse_args(["report", "--maze-steps", "medium=300000"])
+    args = parse_args(["report", "--maze-steps", "medium=300000"])
     assert args.suite == "mazes" and args.tasks == ["umaze", "medium", "large"]
     assert args.doc == ROOT / "docs" / "results.md"
     assert args.figures == ROOT / "docs" / "results"
     assert args.train_set == ["n_critics=5", "hidden=128,128"]
     assert args.budgets == [0, 1, 16, 64, 256, 1024] and args.test_episodes == 30
     assert args.mass_tasks == [] and steps_for(args, "medium") == 300_000
-    assert suites.parse_args(["report", "--mazes", "umaze"]).tasks == ["umaze"]
+    assert parse_args(["report", "--mazes", "umaze"]).tasks == ["umaze"]
     assert not any(c.get("series") == "mass" for c in plan_test_cells(args, None))
     # the maze doc points to the locomotion one
     intro = "\n".join(page.intro(args))
@@ -89,7 +89,7 @@ def test_maze_suite_is_the_default(suites: ModuleType) -> None:
 
 
 def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
-    args = suites.parse_args(["train", "--suite", "locomotion"])
+    args = parse_args(["train", "--suite", "locomotion"])
     assert args.tasks == ["hopper-medium", "hopper-medium-replay"]
     assert args.train_set == ["n_critics=5", "hidden=128,128", "reward_scale=return_range"]
     assert (args.episodes, args.test_episodes) == (5, 10)
@@ -106,15 +106,15 @@ def test_locomotion_defaults_and_train_command(suites: ModuleType) -> None:
     assert cmd[8:14] == ["--set", "n_critics=5", "--set", "hidden=128,128", "--set",
                          "reward_scale=return_range"]  # fmt: skip
     assert cmd[14:16] == ["--steps", "100000"]
-    more = suites.parse_args(["test", "--suite", "locomotion", "--tasks", "walker2d-medium",
+    more = parse_args(["test", "--suite", "locomotion", "--tasks", "walker2d-medium",
                               "halfcheetah-medium", "--budgets", "0", "64", "1024"])  # fmt: skip
     assert more.tasks == ["walker2d-medium", "halfcheetah-medium"] and max(more.budgets) == 1024
     with pytest.raises(SystemExit):
-        suites.parse_args(["test", "--suite", "locomotion", "--tasks", "umaze"])
+        parse_args(["test", "--suite", "locomotion", "--tasks", "umaze"])
 
 
 def _tiny(suites: ModuleType, out: Path, *extra: str) -> Any:
-    return suites.parse_args(
+    return parse_args(
         ["report", "--suite", "locomotion", "--out", str(out), "--runs", str(out / "runs"),
          "--doc", str(out / "results-locomotion.md"), "--figures", str(out / "figs"),
          "--seeds", "0", "1", "--steps", "200", "--snapshot-every", "100", "--betas", "1",
@@ -243,27 +243,24 @@ def test_locomotion_report_without_cells_says_so(suites: ModuleType, tmp_path: P
 
 
 def test_locomotion_script_is_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    """reproductions/locomotion.py runs the shared script with --suite locomotion."""
-    sys.path.insert(0, str(ROOT / "reproductions"))
-    try:
-        import locomotion
-    finally:
-        sys.path.remove(str(ROOT / "reproductions"))
-    seen: list[list[str]] = []
-    monkeypatch.setattr(locomotion, "suite_main", seen.append)
+    """reproductions/locomotion.py runs a suite stage with --suite locomotion."""
+    locomotion = load_script("reproductions/locomotion.py", "repro_locomotion")
+    seen: list[tuple[str, Any]] = []
+    monkeypatch.setattr(locomotion, "run_stage", lambda stage, cfg: seen.append((stage, cfg)))
     locomotion.main(["report", "--out", "x"])
-    assert seen == [["--suite", "locomotion", "report", "--out", "x"]]
+    ((stage, cfg),) = seen
+    assert stage == "report" and cfg.suite == "locomotion" and cfg.out == Path("x")
 
 
 def test_adaptive_frontier_finds_the_fixed_budget_cells(suites: ModuleType, tmp_path: Path) -> None:
     """benchmarks/adaptive_frontier.py reads the reproduction's GEM-over-N test cells."""
     bench = load_script("benchmarks/adaptive_frontier.py", "bench_adaptive_frontier")
-    args = suites.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
+    args = parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
                               "--seeds", "0", "1"])  # fmt: skip
     knobs = {"beta": 1.0, "lam": 0.3, "lam_T": 0.3, "value": "lcb_z"}
     rows = [_fake(c, 40.0 + c["config"]["n"]) for c in plan_test_cells(args, knobs)]
     (tmp_path / "cells-0of1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    mz = bench.mazes.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
+    mz = bench.parse_args(["report", "--runs", str(tmp_path), "--out", str(tmp_path),
                                  "--seeds", "0", "1"])  # fmt: skip
     got = bench.fixed_rows(mz, "medium", knobs)
     assert sorted({r["n"] for r in got}) == list(args.budgets)
@@ -301,7 +298,7 @@ def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: 
     report = {"mean_score": {"iql": {"all": 20.0, "later_half": 30.0, "snapshots": 2}},
               "curves": {"iql": cells}}  # fmt: skip
     (tmp_path / "iql_large.json").write_text(json.dumps(report))
-    args = suites.parse_args(["report", "--suite", "maze2d", "--tasks", "maze2d-umaze",
+    args = parse_args(["report", "--suite", "maze2d", "--tasks", "maze2d-umaze",
                               "maze2d-large", "--figures", str(tmp_path)])  # fmt: skip
     base = [{"n": 0, "score": 55.0, "score_std": 1.0}]
     summary = {"per_maze": {t: {"baseline": base} for t in args.tasks}}

@@ -1,0 +1,198 @@
+"""The stages of a suite run: make the datasets, train every run, evaluate cells (this
+worker's share, resumably), evaluate as checkpoints appear, and the dispatch of a stage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from gemkit.experiments.cells import read_cells
+from gemkit.experiments.plan import (
+    log,
+    run_dir,
+    steps_for,
+    suite_knobs,
+    test_cells,
+    train_command,
+    validation_cells,
+)
+from gemkit.experiments.report import write_report
+from gemkit.experiments.suites import SuiteConfig
+from gemkit.experiments.tasks import MAZE2D_NAMES, MAZE_NAMES, dataset_id, split_locomotion
+
+__all__ = [
+    "STAGES",
+    "available",
+    "evaluate_cells",
+    "load_run_models",
+    "make_dataset",
+    "models_dir",
+    "run_stage",
+    "stage_auto",
+    "stage_train",
+]
+
+#: the stages a suite run has (``all``: train, validate, test, report in turn)
+STAGES = ("train", "validate", "test", "auto", "report", "all")
+
+
+def make_dataset(args: SuiteConfig, task: str) -> None:
+    """Make ``task``'s dataset (a tiny one with ``--smoke``)."""
+    log(f"making {dataset_id(task)}")
+    if task in MAZE2D_NAMES:
+        from gemkit.data import make_maze2d
+
+        make_maze2d(task.removeprefix("maze2d-"), steps=20_000 if args.smoke else None, seed=0,
+                    ref_episodes=5 if args.smoke else 100)  # fmt: skip
+        return
+    if task in MAZE_NAMES:
+        from gemkit.data import make_pointmaze
+
+        make_pointmaze(task, steps=20_000 if args.smoke else None, seed=0,
+                       ref_episodes=5 if args.smoke else 100)  # fmt: skip
+        return
+    import torch
+
+    from gemkit.data import make_locomotion
+    from gemkit.data.locomotion import default_sac_dir
+
+    torch.set_num_threads(args.threads)
+    env, kind = split_locomotion(task)
+    sac_dir = default_sac_dir(env, 0) if args.sac_root is None else args.sac_root / f"{env}-seed0"
+    make_locomotion(env, kind, steps=2_000 if args.smoke else None, seed=0, sac_dir=sac_dir,
+                    sac_steps=300 if args.smoke else None)  # fmt: skip
+
+
+def stage_train(args: SuiteConfig) -> None:
+    from gemkit.data.minari_io import dataset_exists
+
+    for task in args.tasks:
+        if not dataset_exists(dataset_id(task)):
+            make_dataset(args, task)
+    for task in args.tasks:
+        for seed in args.seeds:
+            if models_dir(args, task, seed, steps_for(args, task)) is not None:
+                continue  # finished (or trained past its budget, with its snapshot there)
+            cmd = train_command(args, task, seed)
+            log(" ".join(cmd))
+            subprocess.run(cmd, check=True)
+
+
+def load_run_models(args: SuiteConfig, task: str, seed: int, step: int, actor: str) -> Any:
+    from gemkit.models import load_models
+
+    d = models_dir(args, task, seed, step)
+    if d is None:
+        raise SystemExit(f"no networks of {task} seed {seed} at step {step} yet.")
+    models = load_models(d)
+    if models.meta.get("step") != step:
+        raise SystemExit(f"{d} is at step {models.meta.get('step')}, expected {step}.")
+    return models.unimodal() if actor == "baseline" else models
+
+
+def models_dir(args: SuiteConfig, task: str, seed: int, step: int) -> Path | None:
+    """Where the networks of a run at ``step`` are: the run's export or its snapshot.
+
+    A run trained past ``step`` (continued for a longer budget) still has its snapshot there;
+    without an LR schedule, the snapshot is exactly what a run stopped at ``step`` exports.
+    """
+    from gemkit.train import models_at
+
+    d = run_dir(args, task, seed)
+    found = models_at(d, step)
+    # the run's own export answers only for its budget (the curves read snapshots)
+    return None if found == d and step != steps_for(args, task) else found
+
+
+def available(args: SuiteConfig, cell: dict[str, Any]) -> bool:
+    """Whether the networks of ``cell`` exist yet."""
+    return models_dir(args, cell["task"], cell["train_seed"], cell["step"]) is not None
+
+
+def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
+    """Evaluate this worker's share of ``cells`` not cached yet whose networks exist.
+
+    Returns the number of cells of the stage still missing (all workers, unavailable included).
+    """
+    import torch
+
+    from gemkit.config import SelectorConfig
+    from gemkit.eval.profile import cpu_name
+    from gemkit.eval.runs import evaluate_config
+
+    torch.set_num_threads(args.threads)
+    cpu = cpu_name()
+    i, k = (int(x) for x in args.worker.split("/"))
+    done = read_cells(args.out)
+    todo = [c for c in cells if c["key"] not in done]
+    mine = [c for j, c in enumerate(cells) if j % k == i and c["key"] not in done]
+    mine = [c for c in mine if available(args, c)]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    sink = Path(args.out) / f"cells-{i}of{k}.jsonl"
+    log(f"worker {i}/{k}: {len(mine)} cells to evaluate ({len(cells)} in the stage)")
+    cache: dict[tuple[str, int, int, str], Any] = {}
+    t_stage = time.perf_counter()
+    for j, c in enumerate(mine):
+        mkey = (c["task"], c["train_seed"], c["step"], c["actor"])
+        if mkey not in cache:
+            cache.clear()
+            cache[mkey] = load_run_models(args, *mkey)
+        t0 = time.perf_counter()
+        s = evaluate_config(
+            cache[mkey],
+            SelectorConfig(**c["config"]),
+            dataset_id(c["task"]),
+            episodes=c["episodes"],
+            seeds=c["eval_seeds"],
+            mass_scale=c.get("mass_scale"),
+            num_envs=min(c["episodes"], 30),
+        )
+        row = {
+            **c,
+            **{f: v for f, v in s.row().items() if f not in c["config"]},
+            "eval_s": time.perf_counter() - t0,
+            "cpu": cpu,
+        }
+        row["returns"] = [float(x) for r in s.results for x in r.returns]
+        with sink.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        mass = f" mass {c['mass_scale']:g}" if c.get("mass_scale") is not None else ""
+        log(
+            f"{j + 1}/{len(mine)} {c['stage']} {c['task']} s{c['train_seed']} "
+            f"step {c['step']} {c['actor']} n={c['config']['n']}{mass} -> {s.score_mean:.1f} "
+            f"({time.perf_counter() - t0:.0f}s; {time.perf_counter() - t_stage:.0f}s total)"
+        )
+    return len(todo) - len(mine)
+
+
+def stage_auto(args: SuiteConfig, poll_s: float = 60.0) -> None:
+    """Validate checkpoints as their runs finish, then test; until every cell is done."""
+    while True:
+        left = evaluate_cells(args, validation_cells(args))
+        left += evaluate_cells(args, test_cells(args, None))
+        if left == 0:
+            knobs = suite_knobs(args)
+            if evaluate_cells(args, test_cells(args, knobs)) == 0:
+                return
+        time.sleep(poll_s)
+
+
+def run_stage(stage: str, args: SuiteConfig) -> None:
+    """Run one of :data:`STAGES` of the suite run ``args``."""
+    stages = ["train", "validate", "test", "report"] if stage == "all" else [stage]
+    for stage in stages:
+        if stage == "train":
+            stage_train(args)
+        elif stage == "validate":
+            evaluate_cells(args, validation_cells(args))
+        elif stage == "auto":
+            stage_auto(args, 2.0 if args.smoke else 60.0)
+        elif stage == "test":
+            knobs = suite_knobs(args)
+            log(f"chosen knobs: {knobs}")
+            evaluate_cells(args, test_cells(args, knobs))
+        else:
+            write_report(args)
