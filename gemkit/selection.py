@@ -31,10 +31,11 @@ class Selection:
             decisions is the Violation rate.
         collapse_dist: ``[B]`` CollapseDist audit: distance of the top-1 action to the nearest
             behavior component mean (NaN when the support has no mixture).
-        n_used: ``[B]`` sampled candidates each state's decision used (adaptive budget only;
-            ``None`` for a fixed ``N``).
-        critic_evals: ``[B]`` candidates scored for each state over all rounds (adaptive
-            budget only).
+        n_used: ``[B]`` sampled candidates each state's decision used (``N`` for a fixed budget;
+            per state under the adaptive budget). ``None`` only where a producer does not
+            fill it.
+        critic_evals: ``[B]`` candidates scored for each state (the anchor included), over all
+            rounds under the adaptive budget.
     """
 
     action: Tensor

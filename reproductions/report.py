@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from gemkit.experiments import MAZE_NAMES as MAZES
+from gemkit.train.checkpoint import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -115,7 +116,7 @@ def _models(name: str, seed: int, args: argparse.Namespace, out: Path) -> tuple[
         data = load(ds)
         gem = train(data, _train_config(name, seed, args), gem_dir, steps,
                     save_every=max(steps // 2, 1), log_every=max(steps // 10, 1),
-                    resume=(gem_dir / "trainer_state.safetensors").is_file(),
+                    resume=(gem_dir / STATE_FILE).is_file(),
                     tensorboard=False)  # fmt: skip
         _log(f"trained {ds} seed {seed}: {steps} steps in {time.perf_counter() - t0:.0f}s")
     return gem, gem.unimodal(), time.perf_counter() - t0

@@ -15,6 +15,7 @@ from gemkit.experiments.cells import make_cell, read_cells
 from gemkit.experiments.protocol import choose_knobs
 from gemkit.experiments.suites import SuiteConfig
 from gemkit.experiments.tasks import TEST_SEEDS, VAL_SEEDS, dataset_id, horizon
+from gemkit.train.checkpoint import STATE_FILE
 
 __all__ = [
     "fresh_runs",
@@ -202,7 +203,7 @@ def train_command(
         str(args.threads),
         "--quiet",
     ]
-    if (out / "trainer_state.safetensors").is_file():
+    if (out / STATE_FILE).is_file():
         return ["gemkit", "train", "--resume", str(out), *common]
     sets = [x for kv in (args.train_set if train_set is None else train_set)
             for x in ("--set", kv)]  # fmt: skip

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from gemkit.data.transitions import Transitions
-from gemkit.errors import DatasetError, GemkitError
+from gemkit.errors import GemkitError
 from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
@@ -136,7 +136,7 @@ class Trainer:
         )
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise DatasetError(
+            raise GemkitError(
                 "device 'cuda' requested but CUDA is not available; use --device cpu."
             )
         self.dataset_id = (
