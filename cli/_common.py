@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gemkit.config import PRESETS
+from gemkit.config import METHOD_PRESETS, PRESETS
 from gemkit.errors import GemkitError, unknown_name_message
 from gemkit.registry import REGISTRIES
 
@@ -93,7 +93,9 @@ PresetName = str
 
 
 def _valid_names(kind: str) -> list[str]:
-    return sorted(PRESETS) if kind == "preset" else list(REGISTRIES[kind].names())
+    if kind == "preset":
+        return sorted({**PRESETS, **METHOD_PRESETS})
+    return list(REGISTRIES[kind].names())
 
 
 def name_option(kind: str, help: str) -> Any:
@@ -226,12 +228,16 @@ def progress_bar(console: Console) -> Progress:
 
 
 def load_networks(
-    checkpoint: Path | None, critic: str | None = None, support_from: Path | None = None
+    checkpoint: Path | None,
+    critic: str | None = None,
+    support_from: Path | None = None,
+    proposer_from: Path | None = None,
 ) -> Any:
     """The networks a selector draws on: a checkpoint, or a support fit, and a foreign critic.
 
     ``--support-from DIR`` (``gemkit fit-support``) stands in for a checkpoint when the critic
-    comes from elsewhere; ``--critic SPEC`` replaces the checkpoint's critic.
+    comes from elsewhere; ``--critic SPEC`` replaces the checkpoint's critic;
+    ``--proposer-from DIR`` (``gemkit fit-proposer``) adds a generative behavior model.
     """
     from gemkit.adapters.spec import critic_from_spec
     from gemkit.models import load_models
@@ -248,6 +254,10 @@ def load_networks(
     if critic is not None:
         models.critic = foreign
         models.meta["critic"] = critic
+    if proposer_from is not None:
+        from gemkit.models import attach_generative
+
+        attach_generative(models, proposer_from)
     return models
 
 
@@ -256,9 +266,10 @@ def load_target(
     dataset: str | None,
     critic: str | None = None,
     support_from: Path | None = None,
+    proposer_from: Path | None = None,
 ) -> tuple[Any, str]:
     """The networks (:func:`load_networks`) and the dataset/env to run them on (theirs)."""
-    models = load_networks(checkpoint, critic, support_from)
+    models = load_networks(checkpoint, critic, support_from, proposer_from)
     target = dataset or models.meta.get("dataset_id")
     if not target:
         raise GemkitError(
@@ -274,6 +285,10 @@ CRITIC_HELP = (
 )
 SUPPORT_FROM_HELP = (
     "Model directory of 'gemkit fit-support' (behavior GMM), instead of a checkpoint."
+)
+PROPOSER_FROM_HELP = (
+    "Model directory of 'gemkit fit-proposer' (diffusion or flow behavior model): the "
+    "candidates of --proposer diffusion|flow (presets idql, sfbc, ifql)."
 )
 
 

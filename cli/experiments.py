@@ -22,6 +22,7 @@ from ._backend import (
 )
 from ._common import (
     CRITIC_HELP,
+    PROPOSER_FROM_HELP,
     QUICKSTART_COLS,
     QUICKSTART_KEY,
     SUPPORT_FROM_HELP,
@@ -162,6 +163,9 @@ def eval_cmd(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory."),
     critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
     support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
+    proposer_from: Optional[Path] = typer.Option(
+        None, "--proposer-from", help=PROPOSER_FROM_HELP
+    ),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset or env id to evaluate in (default: the checkpoint's)."
     ),
@@ -203,7 +207,7 @@ def eval_cmd(
     from gemkit.eval.runs import env_horizon, evaluate_budgets
 
     set_threads(threads)
-    models, target = load_target(checkpoint, dataset, critic, support_from)
+    models, target = load_target(checkpoint, dataset, critic, support_from, proposer_from)
     base = SelectorConfig.preset(choice_name(preset) or "gem")
     given: dict[str, Any] = {
         "proposer": choice_name(proposer),
@@ -269,6 +273,9 @@ def sweep_cmd(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory."),
     critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
     support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
+    proposer_from: Optional[Path] = typer.Option(
+        None, "--proposer-from", help=PROPOSER_FROM_HELP
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (reruns resume from it)."),
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset or env id (default: the checkpoint's)."
@@ -304,7 +311,7 @@ def sweep_cmd(
     from gemkit.eval.sweep import SweepGrid, run_sweep, write_sweep_report
 
     set_threads(threads)
-    models, target = load_target(checkpoint, dataset, critic, support_from)
+    models, target = load_target(checkpoint, dataset, critic, support_from, proposer_from)
     grid = SweepGrid(
         presets=tuple(parse_names(preset, "preset", sorted(PRESETS))),
         n=tuple(parse_ints(n, "--n")),

@@ -50,7 +50,7 @@ _register()
 #: ``gemkit --help`` lists the commands in the order of the work, in panels.
 WORKFLOW: dict[str, str] = {
     "quickstart": "Start here", "data": "Start here",
-    "train": "Train", "fit-support": "Train",
+    "train": "Train", "fit-support": "Train", "fit-proposer": "Train",
     "compose": "Select actions", "components": "Select actions",
     "eval": "Evaluate", "sweep": "Evaluate", "experiment": "Evaluate",
     "profile": "Diagnose", "diagnose": "Diagnose",

@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 import gemkit
-from gemkit.config import PRESETS, SelectorConfig
+from gemkit.config import METHOD_PRESETS, PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
 
 from ._common import (
     CRITIC_HELP,
+    PROPOSER_FROM_HELP,
     SUPPORT_FROM_HELP,
     AnchorName,
     PresetName,
@@ -41,7 +42,9 @@ def compose_cmd(
     value: Optional[ValueName] = name_option("value", "Ensemble reduction."),
     support: Optional[SupportName] = name_option("support", "Support normalisation."),
     reducer: Optional[ReducerName] = name_option("reducer", "Reducer."),
-    preset: Optional[PresetName] = name_option("preset", "Start from a named ablation preset."),
+    preset: Optional[PresetName] = name_option(
+        "preset", "Start from a named preset: an ablation or a method of the literature."
+    ),
     n: Optional[int] = typer.Option(None, "--n", help="Sampled candidates N (0 = anchor only)."),
     k: Optional[int] = typer.Option(None, "--k", help="k of the topk reducer."),
     beta: Optional[float] = typer.Option(None, help="LCB pessimism beta (>= 0)."),
@@ -56,6 +59,9 @@ def compose_cmd(
     ),
     critic: Optional[str] = typer.Option(None, "--critic", help=CRITIC_HELP),
     support_from: Optional[Path] = typer.Option(None, "--support-from", help=SUPPORT_FROM_HELP),
+    proposer_from: Optional[Path] = typer.Option(
+        None, "--proposer-from", help=PROPOSER_FROM_HELP
+    ),
     spec: Optional[Path] = typer.Option(None, help="Start from a JSON selector spec file."),
     out: Optional[Path] = typer.Option(None, help="Write the JSON selector spec here."),
 ) -> None:
@@ -74,7 +80,7 @@ def compose_cmd(
     cfg = base.override(**given)
     console = make_console()
     if checkpoint is not None or support_from is not None:
-        models = load_networks(checkpoint, critic, support_from)
+        models = load_networks(checkpoint, critic, support_from, proposer_from)
         selector = gemkit.compose(config=cfg, models=models)
         rows = selector.describe()
         title = f"GEM selector from {checkpoint or support_from}"
@@ -116,4 +122,6 @@ def components_cmd() -> None:
     for name, changes in PRESETS.items():
         what = ", ".join(f"{key}={v}" for key, v in changes.items()) or "the GEM default"
         table.add_row("preset", name, what)
+    for name, changes in METHOD_PRESETS.items():  # the literature's rules (docs/components.md)
+        table.add_row("method", name, ", ".join(f"{key}={v}" for key, v in changes.items()))
     console.print(table)

@@ -17,7 +17,7 @@ from attrs import validators as v
 from gemkit.errors import GemkitError, UnknownComponentError, unknown_name_message
 from gemkit.registry import REGISTRIES
 
-__all__ = ["CUSTOM_PREFIX", "PRESETS", "SelectorConfig"]
+__all__ = ["CUSTOM_PREFIX", "METHOD_PRESETS", "PRESETS", "SelectorConfig"]
 
 #: Names of components passed as objects to ``compose()`` start with this; they cannot be rebuilt
 #: from JSON.
@@ -43,6 +43,14 @@ def _finite(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
         raise GemkitError(f"{attr.name} must be finite, got {value}.")
 
 
+def _gt(bound: float) -> Any:
+    def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
+        if not value > bound:
+            raise GemkitError(f"{attr.name} must be > {bound}, got {value}.")
+
+    return check
+
+
 def _ge(bound: float) -> Any:
     def check(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
         if value < bound:
@@ -60,7 +68,8 @@ class SelectorConfig:
         anchor: deterministic anchor ``a_0``: ``mode`` | ``bary`` | ``none``.
         value: ensemble reduction (Eq. 3): ``lcb`` (mean - beta*std) | ``mean`` | ``min``.
         support: normalisation of ``log pi_beta`` (Eq. 2): ``zscore`` | ``raw`` | ``none``.
-        reducer: ``top1`` | ``topk`` (mean of the ``k`` best).
+        reducer: ``top1`` | ``topk`` (mean of the ``k`` best) | ``softmax`` (one candidate drawn
+            with probability ``softmax(score / temperature)``).
         n: sampled candidates ``N`` (``0`` = anchor only, the single-shot actor).
         k: candidates averaged by ``topk``.
         beta: LCB pessimism (``0`` = ensemble mean).
@@ -68,6 +77,9 @@ class SelectorConfig:
         lam_T: support weight ``lambda_T`` after the horizon; ``None`` means constant ``lam``.
         horizon: ``H`` of the cosine schedule of Eq. 4, in environment steps.
         z_min: the Violation audit's threshold on the selected action's support z.
+        temperature: the ``softmax`` reducer's temperature (SfBC: 0.01, i.e. ``softmax(100 Q)``).
+            Left out of :meth:`to_dict` at its default 1.0, so specs (and the evaluation cells
+            keyed on them) written before it existed keep their identity.
     """
 
     proposer: str = attrs.field(default="actor", validator=_registered("proposer"))
@@ -86,11 +98,15 @@ class SelectorConfig:
     )
     horizon: int = attrs.field(default=1000, converter=int, validator=_ge(1))
     z_min: float = attrs.field(default=-1.0, converter=float, validator=_finite)
+    temperature: float = attrs.field(default=1.0, converter=float, validator=[_finite, _gt(0.0)])
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "gemkit.selector", "params": {...}}``."""
-        return {"type": SPEC_TYPE, "params": attrs.asdict(self)}
+        params = attrs.asdict(self)
+        if params["temperature"] == 1.0:
+            del params["temperature"]
+        return {"type": SPEC_TYPE, "params": params}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON spec; also written to ``path`` when given."""
@@ -131,10 +147,12 @@ class SelectorConfig:
     # ------------------------------------------------------------------ presets
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SelectorConfig:
-        """The named preset (see :data:`PRESETS`) with ``overrides`` applied on top."""
-        if name not in PRESETS:
-            raise UnknownComponentError(unknown_name_message("preset", name, PRESETS))
-        return cls(**{**PRESETS[name], **overrides})
+        """The named preset (:data:`PRESETS` or :data:`METHOD_PRESETS`) with ``overrides``
+        applied on top."""
+        known = {**PRESETS, **METHOD_PRESETS}
+        if name not in known:
+            raise UnknownComponentError(unknown_name_message("preset", name, known))
+        return cls(**{**known[name], **overrides})
 
     def evolve(self, **changes: Any) -> SelectorConfig:
         """A copy with ``changes`` (validated)."""
@@ -158,3 +176,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "raw": {"support": "raw"},
     "single_shot": {"n": 0},
 }
+
+#: The literature's sample-and-rerank rules as selector configs over gemkit's critic (or any
+#: wrapped critic) and data: each is its paper's proposer, rule and default N
+#: (``docs/components.md`` cites them). They need the networks they name: ``diffusion`` /
+#: ``flow`` a generative behavior model (``gemkit fit-proposer``).
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    # IDQL (Hansen-Estruch et al. 2023): behaviour diffusion, argmax of the min over critics, 64
+    "idql": {"proposer": "diffusion", "anchor": "none", "value": "min", "support": "none",
+             "n": 64},
+    # SfBC (Chen et al. 2023): behaviour diffusion, sample from softmax(100 Q), 32 candidates
+    "sfbc": {"proposer": "diffusion", "anchor": "none", "value": "mean", "support": "none",
+             "reducer": "softmax", "temperature": 0.01, "n": 32},
+    # EMaQ (Ghasemipour et al. 2021): behaviour model samples, argmax of the ensemble, N its knob
+    "emaq": {"proposer": "behavior", "anchor": "none", "value": "mean", "support": "none",
+             "n": 64},
+    # IFQL / SHARSA (Park et al. 2025): flow-matching behaviour model, argmax Q, 32 candidates
+    "ifql": {"proposer": "flow", "anchor": "none", "value": "mean", "support": "none", "n": 32},
+    # best-of-N over the policy's own samples, the critic's mean alone
+    "best_of_n": {"anchor": "none", "value": "mean", "support": "none", "n": 64},
+}  # fmt: skip
+

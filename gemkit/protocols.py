@@ -220,7 +220,9 @@ class HasComponentMeans(Protocol):
 class Reducer(Protocol):
     """Turns a scored candidate set into one action per state (Sec. 2.5).
 
-    ``reducer(candidates [B, M, A], score [B, M]) -> action [B, A]``.
+    ``reducer(candidates [B, M, A], score [B, M]) -> action [B, A]``. A reducer that draws
+    (e.g. ``softmax``) sets ``stochastic = True`` and takes a ``generator=`` keyword too: the
+    selector then passes the selection's generator, so seeded selections stay reproducible.
     """
 
     def __call__(self, candidates: Tensor, score: Tensor) -> Tensor: ...

@@ -10,7 +10,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.registry import REDUCERS
 
-__all__ = ["Top1", "TopK"]
+__all__ = ["SoftmaxSample", "Top1", "TopK"]
 
 
 class Top1:
@@ -49,6 +49,35 @@ class TopK:
         return f"TopK(k={self.k})"
 
 
+class SoftmaxSample:
+    """One candidate drawn per state with probability ``softmax(score / temperature)`` (SfBC,
+    Diffusion-QL); ``temperature -> 0`` is :class:`Top1`.
+
+    A stochastic reducer (``stochastic = True``): the selector passes its ``generator``.
+    """
+
+    stochastic = True
+
+    def __init__(self, temperature: float) -> None:
+        if not temperature > 0:
+            raise GemkitError(f"temperature must be > 0, got {temperature}.")
+        self.temperature = float(temperature)
+
+    def __call__(self, candidates: Tensor, score: Tensor, *, generator: torch.Generator) -> Tensor:
+        """``candidates [B, M, A]``, ``score [B, M] -> [B, A]``; the draws come from
+        ``generator`` (required: never torch's global one)."""
+        logits = score / self.temperature
+        # -inf scores (masked candidates) get probability 0; a row of them all is an error
+        probs = torch.softmax(logits.float(), dim=1)
+        if not bool(torch.isfinite(probs).all()):
+            raise GemkitError("softmax reducer: a state has no candidate with a finite score.")
+        idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return candidates[torch.arange(candidates.shape[0], device=candidates.device), idx]
+
+    def __repr__(self) -> str:
+        return f"SoftmaxSample(temperature={self.temperature:g})"
+
+
 @REDUCERS.register("top1")
 def _top1(models: Any, config: Any) -> Top1:
     """The best-scoring candidate (GEM default)."""
@@ -59,3 +88,9 @@ def _top1(models: Any, config: Any) -> Top1:
 def _topk(models: Any, config: Any) -> TopK:
     """Mean of the k best-scoring candidates (top-k smoothing)."""
     return TopK(config.k)
+
+
+@REDUCERS.register("softmax")
+def _softmax(models: Any, config: Any) -> SoftmaxSample:
+    """One candidate drawn from softmax(score / temperature) (SfBC, Diffusion-QL)."""
+    return SoftmaxSample(config.temperature)

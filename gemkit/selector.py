@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -187,7 +187,10 @@ class Selector:
         lam = self.schedule(torch.as_tensor(t)).to(s.device).expand(b)
         score = combine_score(value, support, lam)
         index = score.argmax(dim=1)
-        action = self.reducer(cand, score)
+        if getattr(self.reducer, "stochastic", False):  # draws: give it the selection's generator
+            action = cast(Any, self.reducer)(cand, score, generator=gen)
+        else:
+            action = self.reducer(cand, score)
         check_shape("reducer output", action, [b, cand.shape[-1]])
         rows = torch.arange(b, device=s.device)
         top1 = cand[rows, index]

@@ -13,7 +13,7 @@ per-candidate equivariance (permuting a state's candidates permutes its scores).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -167,16 +167,24 @@ def check_support(support: Support, states: Tensor, candidates: Tensor) -> Tenso
 def check_reducer(reducer: Reducer, candidates: Tensor, score: Tensor) -> Tensor:
     """Check a :class:`~gemkit.protocols.Reducer`; returns its actions.
 
-    Contracts: ``[B, A]`` on the inputs' device and dtype; inputs not modified; deterministic;
-    each action lies in the per-dim range of its state's candidates.
+    Contracts: ``[B, A]`` on the inputs' device and dtype; inputs not modified; deterministic
+    (a ``stochastic`` reducer: given the same generator state); each action lies in the
+    per-dim range of its state's candidates.
     """
     name = type(reducer).__name__
     _expect(callable(reducer), name, "must be callable (Reducer protocol)")
     keep = [candidates.clone(), score.clone()]
-    out = reducer(candidates, score)
+
+    def call() -> Tensor:
+        if getattr(reducer, "stochastic", False):
+            gen = torch.Generator(device=candidates.device).manual_seed(0)
+            return cast(Any, reducer)(candidates, score, generator=gen)
+        return reducer(candidates, score)
+
+    out = call()
     _check_tensor(name, out, (candidates.shape[0], candidates.shape[-1]), candidates)
     _unchanged(name, keep, [candidates, score])
-    _expect(torch.equal(out, reducer(candidates, score)), name, "must be deterministic")
+    _expect(torch.equal(out, call()), name, "must be deterministic")
     lo = candidates.min(1).values - 1e-6
     hi = candidates.max(1).values + 1e-6
     _expect(bool(((out >= lo) & (out <= hi)).all()), name,

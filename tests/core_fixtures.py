@@ -10,13 +10,18 @@ from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 S, A, K, E = 3, 2, 4, 5
 
 
-def tiny_models(seed: int = 0) -> Models:
-    """Actor, behavior GMM and a 5-member critic ensemble, deterministic for ``seed``."""
+def tiny_models(seed: int = 0, generative: str | None = None) -> Models:
+    """Actor, behavior GMM and a 5-member critic ensemble, deterministic for ``seed``; with
+    ``generative`` (``diffusion`` or ``flow``) an untrained generative behavior model too."""
+    from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+
     torch.manual_seed(seed)  # initialisation only; the code under test never reads global RNG
+    gen_cls = {"diffusion": DiffusionBehavior, "flow": FlowBehavior}
     return Models(
         actor=ConditionalGMM(S, A, K, hidden=(32,)),
         behavior=ConditionalGMM(S, A, K, hidden=(32,)),
         critic=CriticEnsemble(S, A, E, hidden=(32, 32)),
+        generative=gen_cls[generative](S, A, hidden=(32,)) if generative else None,
     )
 
 

@@ -25,7 +25,7 @@ CFG = SelectorConfig(k=3)
 @pytest.mark.parametrize("source", SOURCES.names())
 @pytest.mark.parametrize("anchor", ANCHORS.names())
 def test_builtin_proposers(source: str, anchor: str) -> None:
-    m = tiny_models()
+    m = tiny_models(generative=source if source in ("diffusion", "flow") else None)
     prop = CandidateProposer(ANCHORS.get(anchor)(m, CFG), SOURCES.get(source)(m, CFG))
     out = check_proposer(prop, states(4), n=6)
     assert out.min() >= -1 and out.max() <= 1

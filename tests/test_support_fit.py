@@ -39,7 +39,7 @@ def test_resumed_fit_equals_an_uninterrupted_one(fork_transitions, tmp_path) -> 
 
 def test_another_runs_folder_is_refused(fork_transitions, tmp_path) -> None:
     fit_support(fork_transitions, tmp_path, 5, k=3, config=CFG)
-    with pytest.raises(CheckpointError, match="other data, k, seed or config") as e:
+    with pytest.raises(CheckpointError, match="other data, settings, seed or config") as e:
         fit_support(fork_transitions, tmp_path, 10, k=2, config=CFG)
     assert "\n" not in str(e.value)
 

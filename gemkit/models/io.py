@@ -23,6 +23,7 @@ from torch import nn
 
 from gemkit.errors import CheckpointError, GemkitError
 from gemkit.models.critic import CriticEnsemble, ValueNetwork
+from gemkit.models.generative import DiffusionBehavior, FlowBehavior
 from gemkit.models.gmm import ConditionalGMM
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Models",
     "as_models",
     "atomic_write_bytes",
+    "attach_generative",
     "load_models",
     "save_models",
 ]
@@ -41,13 +43,15 @@ WEIGHTS = "models.safetensors"
 FORMAT = "gemkit-models"
 VERSION = 1
 
-NETWORK_NAMES = ("actor", "behavior", "critic", "value", "baseline")
+NETWORK_NAMES = ("actor", "behavior", "critic", "value", "baseline", "generative")
 """The networks a :class:`Models` may hold (and a model directory may store)."""
 
 _CLASSES: dict[str, type[nn.Module]] = {
     "ConditionalGMM": ConditionalGMM,
     "CriticEnsemble": CriticEnsemble,
     "ValueNetwork": ValueNetwork,
+    "DiffusionBehavior": DiffusionBehavior,
+    "FlowBehavior": FlowBehavior,
 }
 
 
@@ -62,6 +66,9 @@ class Models:
         value: the expectile value ``V(s)`` (training only).
         baseline: the fair same-critic baseline actor (``K = 1``), trained beside ``actor`` from
             the same minibatches, critic and value (``TrainConfig.unimodal_baseline``).
+        generative: a generative behavior model (:class:`DiffusionBehavior` or
+            :class:`FlowBehavior`, ``gemkit fit-proposer``): the ``diffusion`` / ``flow``
+            candidate source.
         meta: free-form metadata (dataset id, observation normalisation, ...).
     """
 
@@ -71,6 +78,7 @@ class Models:
     value: ValueNetwork | None = None
     meta: dict[str, Any] = attrs.field(factory=dict)
     baseline: ConditionalGMM | None = None
+    generative: DiffusionBehavior | FlowBehavior | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         """The present networks that are ``nn.Module``s, by name."""
@@ -91,6 +99,20 @@ class Models:
             )
         if not isinstance(m, ConditionalGMM):
             raise GemkitError(f"{role} needs models.{name} to be a ConditionalGMM, got {type(m)}.")
+        return m
+
+    def require_generative(
+        self, cls: type[DiffusionBehavior] | type[FlowBehavior], role: str
+    ) -> DiffusionBehavior | FlowBehavior:
+        """``self.generative`` as a ``cls``, or a one-line error naming the ``role``."""
+        m = self.generative
+        if not isinstance(m, cls):
+            have = "none" if m is None else type(m).__name__
+            raise GemkitError(
+                f"{role} needs a {cls.__name__} (models.generative is {have}): fit one with "
+                "'gemkit fit-proposer' and attach it (compose --proposer-from DIR, or "
+                "gemkit.models.attach_generative(models, DIR))."
+            )
         return m
 
     def obs_stats(self) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -128,6 +150,7 @@ class Models:
             critic=self.critic,
             value=self.value,
             meta={**self.meta, "actor_kind": "unimodal (same-critic baseline)"},
+            generative=self.generative,
         )
 
     def agreed_dim(self, dim: str) -> int | None:
@@ -151,6 +174,34 @@ class Models:
         for m in self.modules().values():
             m.to(device)
         return self
+
+
+def attach_generative(models: Models, directory: str | Path) -> Models:
+    """``models`` with the generative behavior model of ``gemkit fit-proposer``'s ``directory``
+    (in place; returned). Its observation statistics must be ``models``' own: it was fitted on
+    the same dataset.
+
+    Raises:
+        CheckpointError: ``directory`` holds no generative model.
+        GemkitError: it was fitted with other observation statistics (another dataset).
+    """
+    other = load_models(directory)
+    if other.generative is None:
+        raise CheckpointError(
+            f"{str(directory)!r} holds no generative model; fit one with 'gemkit fit-proposer'."
+        )
+    mine, theirs = models.obs_stats(), other.obs_stats()
+    if mine is not None and theirs is not None and not all(
+        torch.allclose(a, b) for a, b in zip(mine, theirs, strict=True)
+    ):
+        raise GemkitError(
+            f"the proposer in {str(directory)!r} was fitted with other observation statistics "
+            "than these models: fit it on the dataset they were trained on."
+        )
+    models.generative = other.generative
+    if mine is None and theirs is not None:
+        models.meta = {**models.meta, "obs_mean": theirs[0].tolist(), "obs_std": theirs[1].tolist()}
+    return models
 
 
 def as_models(models: Models | str | Path | None) -> Models:

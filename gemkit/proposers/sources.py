@@ -7,12 +7,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gemkit.models.generative import DiffusionBehavior, FlowBehavior
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.protocols import WrapsNetwork
 from gemkit.registry import SOURCES
 
-__all__ = ["ActorSource", "BehaviorSource", "UnimodalSource"]
+__all__ = ["ActorSource", "BehaviorSource", "GenerativeSource", "UnimodalSource"]
 
 
 class _GMMSource(WrapsNetwork):
@@ -67,3 +68,35 @@ def _behavior(models: Models, config: Any) -> BehaviorSource:
 def _unimodal(models: Models, config: Any) -> UnimodalSource:
     """N samples of the actor collapsed to one moment-matched Gaussian (unimodal_actor_cands)."""
     return UnimodalSource(models.require_gmm("actor", "proposer 'unimodal'"))
+
+
+class GenerativeSource(WrapsNetwork):
+    """Samples of a generative behavior model (diffusion or flow; ``gemkit fit-proposer``)."""
+
+    def __init__(self, model: DiffusionBehavior | FlowBehavior) -> None:
+        self.model = model
+
+    @property
+    def network(self) -> DiffusionBehavior | FlowBehavior:
+        """The generative model sampled."""
+        return self.model
+
+    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``[B, S] -> [B, n, A]`` samples of the model, in the action box."""
+        return self.model.sample(states, n, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"GenerativeSource({type(self.model).__name__}, steps={self.model.steps})"
+
+
+@SOURCES.register("diffusion")
+def _diffusion(models: Models, config: Any) -> GenerativeSource:
+    """N samples of a behaviour diffusion model (IDQL, SfBC; gemkit fit-proposer)."""
+    return GenerativeSource(models.require_generative(DiffusionBehavior, "proposer 'diffusion'"))
+
+
+@SOURCES.register("flow")
+def _flow(models: Models, config: Any) -> GenerativeSource:
+    """N samples of a flow-matching behaviour model (IFQL; gemkit fit-proposer --kind flow)."""
+    return GenerativeSource(models.require_generative(FlowBehavior, "proposer 'flow'"))
+

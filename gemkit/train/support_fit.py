@@ -21,10 +21,10 @@ from gemkit.data.transitions import Transitions
 from gemkit.errors import CheckpointError, GemkitError
 from gemkit.models.io import Models, atomic_write_bytes, save_models
 from gemkit.train.batches import dataset_fingerprint
-from gemkit.train.behavior import BehaviorFit
+from gemkit.train.behavior import BehaviorFit, ModelFit
 from gemkit.train.config import TrainConfig
 
-__all__ = ["SUPPORT_STATE", "fit_support"]
+__all__ = ["SUPPORT_STATE", "fit_resumable", "fit_support"]
 
 SUPPORT_STATE = "support_state.safetensors"
 _HEADER = "gemkit.support_fit"
@@ -37,7 +37,7 @@ def _header(path: Path) -> dict[str, Any]:
         return dict(json.loads(meta[_HEADER]))
     except (SafetensorError, OSError, KeyError, ValueError, json.JSONDecodeError):
         raise CheckpointError(
-            f"{path} is not a readable behavior-fit state; delete the folder to start over."
+            f"{path} is not a readable fit state; delete the folder to start over."
         ) from None
 
 
@@ -73,24 +73,45 @@ def fit_support(
     Raises:
         CheckpointError: ``out`` holds another run's state, or a corrupt one.
     """
+    cfg = config or TrainConfig(hidden=(256, 256))
+    fit = BehaviorFit(transitions, k, seed, cfg)
+    ident = {"k": k, "seed": seed, "config": cfg.to_dict()}
+
+    def export(meta: dict[str, Any]) -> Models:
+        trained = "behavior only (gemkit fit-support)"
+        return Models(behavior=fit.gmm, meta={**meta, "trained": trained})
+
+    return fit_resumable(fit, transitions, out, steps, ident, export, SUPPORT_STATE,
+                         checkpoint_every=checkpoint_every, progress=progress)  # fmt: skip
+
+
+def fit_resumable(
+    fit: ModelFit,
+    transitions: Transitions,
+    out: str | Path,
+    steps: int,
+    ident: dict[str, Any],
+    export: Callable[[dict[str, Any]], Models],
+    state_file: str,
+    *,
+    checkpoint_every: int = 5_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run ``fit`` to ``steps`` with its state checkpointed in ``out/state_file`` (atomically,
+    every ``checkpoint_every`` steps and at the end) and the model directory ``export(meta)``
+    written beside it; a state found there with the same ``ident`` (and dataset) is resumed bit
+    for bit, another is a one-line :class:`CheckpointError`."""
     if steps < 1 or checkpoint_every < 1:
         raise GemkitError("steps and checkpoint_every must be >= 1.")
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
-    cfg = config or TrainConfig(hidden=(256, 256))
-    ident = {
-        "k": k,
-        "seed": seed,
-        "config": cfg.to_dict(),
-        "dataset_sha256": dataset_fingerprint(transitions),
-    }
-    fit = BehaviorFit(transitions, k, seed, cfg)
-    state_path = d / SUPPORT_STATE
+    ident = {**ident, "dataset_sha256": dataset_fingerprint(transitions)}
+    state_path = d / state_file
     if state_path.is_file():
         header = _header(state_path)
         if {key: header.get(key) for key in ident} != ident:
             raise CheckpointError(
-                f"{d} holds a behavior fit of other data, k, seed or config; pass another --out."
+                f"{d} holds a fit of other data, settings, seed or config; pass another --out."
             )
         fit.load_state(load_file(str(state_path)))
 
@@ -103,9 +124,8 @@ def fit_support(
             "obs_mean": fit.data.obs_mean.tolist(),
             "obs_std": fit.data.obs_std.tolist(),
             "step": fit.step,
-            "trained": "behavior only (gemkit fit-support)",
         }
-        save_models(d, Models(behavior=fit.gmm, meta=meta))
+        save_models(d, export(meta))
 
     def report(step: int, _until: int) -> None:
         if progress is not None:
