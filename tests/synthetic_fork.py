@@ -12,6 +12,11 @@ start states the dataset's actions are multimodal, and their mean points into th
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import torch
 
 from gemkit.data.transitions import Transitions
@@ -95,3 +100,25 @@ def make_fork_transitions(
         "success": torch.tensor(succ_l),
     }
     return tr, info
+
+
+def run_killed_at(step: int, body: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` (Python that trains with ``progress=killer``) in a fresh interpreter whose
+    ``killer`` SIGKILLs the process at the report of ``step``: no cleanup, no final save. The
+    body sees ``make_fork_transitions`` and torch on one thread."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        import torch
+        torch.set_num_threads(1)
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from synthetic_fork import make_fork_transitions
+
+        def killer(report):
+            if report.step == {step}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        """
+    ) + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, check=False
+    )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic_fork import make_fork_transitions
+from synthetic_fork import make_fork_transitions, run_killed_at
 
 from gemkit.errors import GemkitError
 from gemkit.models import load_models
@@ -139,29 +137,14 @@ KILL_STEPS, KILL_SAVE, KILL_AT = 40, 15, 22
 
 
 def _batch_and_kill(root: Path) -> subprocess.CompletedProcess[str]:
-    script = textwrap.dedent(
-        f"""
-        import os, signal, sys
-        import torch
-        torch.set_num_threads(1)
-        sys.path.insert(0, {str(TESTS)!r})
-        from synthetic_fork import make_fork_transitions
+    return run_killed_at(KILL_AT, f"""
         from gemkit.train import TrainConfig
         from gemkit.train.run import Run, train_runs
-
-        def killer(report):
-            if report.step == {KILL_AT}:
-                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no final save
-
         data = make_fork_transitions(n_episodes=30)[0]
         runs = [Run(data, TrainConfig.from_dict({{**{CFG!r}, "seed": s}}),
                     {str(root)!r} + f"/s{{s}}") for s in {SEEDS!r}]
         train_runs(runs, {KILL_STEPS}, save_every={KILL_SAVE}, log_every=1, progress=killer)
-        """
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+        """)
 
 
 def test_a_killed_batch_resumes_as_the_uninterrupted_batch(fork: object, tmp_path: Path) -> None:

@@ -6,14 +6,12 @@ import csv
 import json
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from synthetic_fork import make_fork_transitions
+from synthetic_fork import make_fork_transitions, run_killed_at
 
 from gemkit.errors import CheckpointError
 from gemkit.models import load_models
@@ -77,28 +75,13 @@ def test_checkpoint_is_loadable_by_load_models(fork: object, tmp_path: Path) -> 
 
 
 def _run_and_kill(out: Path) -> subprocess.CompletedProcess[str]:
-    script = textwrap.dedent(
-        f"""
-        import os, signal, sys
-        import torch
-        torch.set_num_threads(1)
-        sys.path.insert(0, {str(TESTS)!r})
-        from synthetic_fork import make_fork_transitions
+    return run_killed_at(KILL_AT, f"""
         from gemkit.train import TrainConfig, train
-
-        def killer(report):
-            if report.step == {KILL_AT}:
-                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no final save
-
         data = make_fork_transitions(n_episodes=30)[0]
         cfg = TrainConfig.from_dict({CFG!r})
         train(data, cfg, {str(out)!r}, {STEPS}, save_every={SAVE_EVERY}, log_every=1,
               progress=killer)
-        """
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+        """)
 
 
 def test_killed_run_resumes_bit_for_bit(fork: object, tmp_path: Path) -> None:

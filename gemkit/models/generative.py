@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gemkit.models.mlp import mlp
+from gemkit.models.mlp import mlp, register_action_box
 
 __all__ = ["DiffusionBehavior", "FlowBehavior", "vp_betas"]
 
@@ -75,12 +75,7 @@ class _ConditionalGenerator(nn.Module):
             raise ValueError("state_dim, action_dim and steps must all be >= 1.")
         self.state_dim, self.action_dim, self.steps = state_dim, action_dim, int(steps)
         self.hidden = tuple(int(h) for h in hidden)
-        low = torch.as_tensor(action_low, dtype=torch.float32).expand(action_dim).clone()
-        high = torch.as_tensor(action_high, dtype=torch.float32).expand(action_dim).clone()
-        if not bool((low < high).all()):
-            raise ValueError("action_low must be < action_high in every dim.")
-        self.register_buffer("action_low", low)
-        self.register_buffer("action_high", high)
+        register_action_box(self, action_dim, action_low, action_high)
         self.net = mlp(state_dim + action_dim + TIME_FEATURES, self.hidden, action_dim)
 
     def spec(self) -> dict[str, Any]:

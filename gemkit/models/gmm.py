@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gemkit.models.mlp import mlp
+from gemkit.models.mlp import mlp, register_action_box
 
 __all__ = ["EDGE_TOL", "LIKELIHOODS", "ConditionalGMM", "GMMParams", "log_ndtr", "shared_forward"]
 
@@ -178,12 +178,7 @@ class ConditionalGMM(nn.Module):
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
         self.likelihood = likelihood
-        low = torch.as_tensor(action_low, dtype=torch.float32).expand(action_dim).clone()
-        high = torch.as_tensor(action_high, dtype=torch.float32).expand(action_dim).clone()
-        if not bool((low < high).all()):
-            raise ValueError("action_low must be < action_high in every dim.")
-        self.register_buffer("action_low", low)
-        self.register_buffer("action_high", high)
+        register_action_box(self, action_dim, action_low, action_high)
         self.trunk = mlp(state_dim, self.hidden)
         width = self.hidden[-1] if self.hidden else state_dim
         self.logits_head = nn.Linear(width, n_components)
