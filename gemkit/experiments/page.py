@@ -180,49 +180,19 @@ def write_page(
     for task in args.tasks:
         pm = summary[f"per_{w}"][task]
         L += [f"### {task}", ""]
+        series = (("gem", "GEM"), ("baseline", "fair unimodal"),
+                  ("bary", "GEM, barycenter anchor,"), ("no_pw", "no_pw"))  # fmt: skip
         trs = [
             [
-                f"GEM N={a['n']}",
+                f"{label} N={a['n']}",
                 f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
                 fmt_number(a["violation"], True),
                 fmt_number(a["support_z"]),
                 fmt_number(a["collapse_dist"]),
                 f"{a['steps_per_s']:.0f}",
             ]
-            for a in pm["gem"]
-        ]
-        trs += [
-            [
-                f"fair unimodal N={a['n']}",
-                f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
-                fmt_number(a["violation"], True),
-                fmt_number(a["support_z"]),
-                fmt_number(a["collapse_dist"]),
-                f"{a['steps_per_s']:.0f}",
-            ]
-            for a in pm["baseline"]
-        ]
-        trs += [
-            [
-                f"GEM, barycenter anchor, N={a['n']}",
-                f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
-                fmt_number(a["violation"], True),
-                fmt_number(a["support_z"]),
-                fmt_number(a["collapse_dist"]),
-                f"{a['steps_per_s']:.0f}",
-            ]
-            for a in pm["bary"]
-        ]
-        trs += [
-            [
-                f"no_pw N={a['n']}",
-                f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
-                fmt_number(a["violation"], True),
-                fmt_number(a["support_z"]),
-                fmt_number(a["collapse_dist"]),
-                f"{a['steps_per_s']:.0f}",
-            ]
-            for a in pm["no_pw"]
+            for key, label in series
+            for a in pm[key]
         ]
         L += table(
             [
