@@ -1,0 +1,186 @@
+"""The selection lab: the literature's sample-and-rerank rules over one critic and one dataset.
+
+Every rule of ``gemkit.config.METHOD_PRESETS`` (IDQL, SfBC, EMaQ, IFQL, best-of-N) and GEM run
+over the same trained checkpoint (its critic ensemble, behavior GMM and actor) on the same
+evaluation episodes, at several candidate counts ``N``, so that their differences are the rules'
+alone. The diffusion and flow proposers are fitted on the checkpoint's dataset first.
+
+Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``)::
+
+    python reproductions/selection_lab.py fit --dataset gemkit/maze2d-umaze-v1 --runs R
+    python reproductions/selection_lab.py eval --checkpoint C --dataset gemkit/maze2d-umaze-v1 \\
+        --runs R --out docs/results/lab/cells --ns 4 16 64 256 --episodes 30
+    python reproductions/selection_lab.py report --out docs/results/lab/cells
+
+``report`` writes ``docs/results-lab.md`` and its table, JSON and figure from the cells alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gemkit.config import METHOD_PRESETS, SelectorConfig
+from gemkit.eval.io import write_csv, write_json
+from gemkit.experiments import make_cell, read_cells
+from gemkit.experiments.tables import fmt_number, table
+
+ROOT = Path(__file__).resolve().parents[1]
+#: GEM at the Maze2D suite's chosen knobs (docs/results-maze2d.md), and GEM's support added to
+#: IDQL's rule: the same z-scored behaviour term over the diffusion model's candidates
+RULES: dict[str, dict[str, Any]] = {
+    "gem": {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0},
+    **METHOD_PRESETS,
+    "idql+support": {**METHOD_PRESETS["idql"], "support": "zscore", "lam": 1.0, "lam_T": 1.0},
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("stage", choices=["fit", "eval", "report"])
+    p.add_argument("--dataset", default="gemkit/maze2d-umaze-v1")
+    p.add_argument("--checkpoint", type=Path, help="a gemkit train run (its critic and GMMs)")
+    p.add_argument("--runs", type=Path, default=ROOT / "reproductions" / "out" / "lab",
+                   help="the fitted proposers (<runs>/diffusion, <runs>/flow)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=100_000, help="fit: gradient steps")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "lab" / "cells")
+    p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
+    p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
+    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    p.add_argument("--ns", nargs="+", type=int, default=[4, 16, 64, 256])
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    p.add_argument("--horizon", type=int, default=None,
+                   help="H of GEM's lambda schedule (default: the task's horizon)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def stage_fit(args: argparse.Namespace) -> None:
+    import torch
+
+    from gemkit.data import load
+    from gemkit.train.proposer_fit import fit_proposer
+
+    torch.set_num_threads(args.threads)
+    data = load(args.dataset)
+    for kind in ("diffusion", "flow"):
+        t0 = time.perf_counter()
+        fit_proposer(data, args.runs / kind, args.steps, kind=kind)
+        took = time.perf_counter() - t0
+        _log(f"{kind}: {args.steps:,} steps in {args.runs / kind} ({took:.0f}s)")
+
+
+def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The planned cells: every rule at every ``N``."""
+    from gemkit.experiments import horizon as task_horizon
+
+    task = args.dataset.removeprefix("gemkit/").rsplit("-v", 1)[0]
+    horizon = args.horizon or task_horizon(task)
+    out = []
+    for rule in args.rules:
+        for n in args.ns:
+            cfg = SelectorConfig(**{"horizon": horizon, **RULES[rule], "n": n}).to_dict()["params"]
+            out.append(make_cell("test", args.dataset, 0, 0, rule, cfg, [args.seed], args.episodes))
+    return out
+
+
+def stage_eval(args: argparse.Namespace) -> None:
+    import torch
+
+    from gemkit.eval.profile import cpu_name
+    from gemkit.eval.runs import evaluate_config
+    from gemkit.models import attach_generative, load_models
+
+    torch.set_num_threads(args.threads)
+    models = load_models(args.checkpoint)
+    with_gen = {k: attach_generative(load_models(args.checkpoint), args.runs / k)
+                for k in ("diffusion", "flow")}  # fmt: skip
+    done = read_cells(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sink, cpu = args.out / "cells-lab.jsonl", cpu_name()
+    for c in (c for c in cells(args) if c["key"] not in done):
+        cfg = SelectorConfig(**c["config"])
+        nets = with_gen.get(cfg.proposer, models)
+        t0 = time.perf_counter()
+        s = evaluate_config(nets, cfg, args.dataset, episodes=c["episodes"], seeds=c["eval_seeds"],
+                            num_envs=min(c["episodes"], 30))  # fmt: skip
+        row = {**c, **{k: v for k, v in s.row().items() if k not in c["config"]},
+               "eval_s": time.perf_counter() - t0, "cpu": cpu,
+               "checkpoint": args.checkpoint.name}  # fmt: skip
+        with sink.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        _log(f"{c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} ({row['eval_s']:.0f}s)")
+
+
+def stage_report(args: argparse.Namespace) -> None:
+    rows = sorted(read_cells(args.out).values(), key=lambda r: (r["actor"], r["config"]["n"]))
+    if not rows:
+        raise SystemExit(f"no cells in {args.out}: run the eval stage first.")
+    flat = [{"rule": r["actor"], "n": r["config"]["n"], "score": r["score_mean"],
+             "success_rate": r["success_rate"], "critic_evals": r["critic_evals"],
+             "env_steps_per_s": r["steps_per_s"], "episodes": r["episodes"]}
+            for r in rows]  # fmt: skip
+    args.figures.mkdir(parents=True, exist_ok=True)
+    write_csv(args.figures / "lab_cells.csv", flat)
+    write_json(args.figures / "lab_summary.json", {"rules": {k: RULES[k] for k in args.rules},
+                                                   "cells": flat})  # fmt: skip
+    _plot(flat, args.figures / "lab_frontier.png")
+    first = rows[0]
+    cpus = ", ".join(sorted({str(r.get("cpu")) for r in rows}))
+    L = ["# The selection lab: the literature's rules over one critic", "",
+         f"Every rule below ran over the same checkpoint (`{first['checkpoint']}`: its critic "
+         f"ensemble, behavior GMM and actor) on `{first['task']}`, {first['episodes']} test "
+         f"episodes each (evaluation seed {first['eval_seeds'][0]}), scores on the dataset's "
+         "reference scale (D4RL's published maze2d references). The diffusion and flow "
+         "proposers were fitted by `gemkit fit-proposer` on the same dataset. Regenerated from "
+         "the cells in `results/lab/cells` by `python reproductions/selection_lab.py report` "
+         f"(CPU: {cpus}).", "",
+         "![score against candidates, critic evaluations and speed](results/lab/lab_frontier.png)",
+         "", "| rule | what it is |", "| --- | --- |",
+         *(f"| {k} | {', '.join(f'{a}={b}' for a, b in RULES[k].items())} |" for k in args.rules),
+         ""]  # fmt: skip
+    L += table(["rule", "N", "score", "success", "critic evals / decision", "env steps/s"],
+               [[f["rule"], str(f["n"]), fmt_number(f["score"]), fmt_number(f["success_rate"]),
+                 f"{f['critic_evals']:.0f}", f"{f['env_steps_per_s']:.0f}"]
+                for f in flat])  # fmt: skip
+    args.doc.write_text("\n".join(L) + "\n")
+    _log(f"wrote {args.doc}")
+
+
+def _plot(flat: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
+    for i, rule in enumerate(sorted({f["rule"] for f in flat})):
+        pts = sorted((f for f in flat if f["rule"] == rule), key=lambda f: f["n"])
+        style = {"marker": "o", "color": f"C{i}", "label": rule}
+        axes[0].plot([f["critic_evals"] for f in pts], [f["score"] for f in pts], **style)
+        axes[1].plot([f["env_steps_per_s"] for f in pts], [f["score"] for f in pts], **style)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("critic evaluations per decision")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("environment steps per second (one CPU thread)")
+    for ax in axes:
+        ax.set_ylabel("normalised score")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    {"fit": stage_fit, "eval": stage_eval, "report": stage_report}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()
