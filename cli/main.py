@@ -32,6 +32,24 @@ def _root(
     """Candidate-based action selection for offline RL (GEM), as composable components."""
 
 
+def _flags_take_no_value() -> None:
+    """typer (0.29) shows ``<bool>`` beside every flag in help tables, as if it took a value:
+    a flag (not a count) shows no type instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and not self.count:
+            return None
+        return shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
 def _register() -> None:
     # Each module adds its commands to ``app`` on import; one import line per module.
     from . import (

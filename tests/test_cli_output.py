@@ -67,3 +67,13 @@ def test_help_lists_the_commands_in_the_order_of_the_work() -> None:
     assert sorted(at, key=at.get) == list(WORKFLOW), at
     for panel in ("Start here", "Train", "Select actions", "Evaluate", "Diagnose"):
         assert f"─ {panel} ─" in out
+
+
+def test_flags_show_no_value_type_in_help() -> None:
+    """A flag takes no value: no ``<bool>`` beside ``--quiet``, ``--compile`` or ``--help``."""
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    for command in (["train"], ["eval"], ["compose"], ["fit-proposer"], []):
+        out = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "100"}).output
+        assert "--help" in out and "<bool>" not in out, command
