@@ -78,8 +78,6 @@ class SelectorConfig:
         horizon: ``H`` of the cosine schedule of Eq. 4, in environment steps.
         z_min: the Violation audit's threshold on the selected action's support z.
         temperature: the ``softmax`` reducer's temperature (SfBC: 0.01, i.e. ``softmax(100 Q)``).
-            Left out of :meth:`to_dict` at its default 1.0, so specs (and the evaluation cells
-            keyed on them) written before it existed keep their identity.
     """
 
     proposer: str = attrs.field(default="actor", validator=_registered("proposer"))
@@ -103,10 +101,7 @@ class SelectorConfig:
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "gemkit.selector", "params": {...}}``."""
-        params = attrs.asdict(self)
-        if params["temperature"] == 1.0:
-            del params["temperature"]
-        return {"type": SPEC_TYPE, "params": params}
+        return {"type": SPEC_TYPE, "params": attrs.asdict(self)}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON spec; also written to ``path`` when given."""

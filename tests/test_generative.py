@@ -154,10 +154,21 @@ def test_a_generative_proposer_without_its_model_is_one_line() -> None:
         compose(preset="ifql", models=tiny_models(generative="diffusion"))
 
 
-def test_temperature_stays_out_of_old_specs() -> None:
-    """Cells keyed on selector specs written before ``temperature`` keep their keys."""
-    assert "temperature" not in SelectorConfig().to_dict()["params"]
-    assert SelectorConfig(temperature=0.5).to_dict()["params"]["temperature"] == 0.5
+def test_cells_cached_before_temperature_keep_their_keys() -> None:
+    """A cell keyed on a spec written before ``temperature`` existed keeps its key; another
+    temperature is another cell; a sweep row without the column is the default."""
+    from gemkit.eval.results import config_key
+    from gemkit.experiments import cell_key
+
+    new = SelectorConfig().to_dict()["params"]
+    old = {k: v for k, v in new.items() if k != "temperature"}
+    cell = {"stage": "test", "task": "umaze", "train_seed": 0, "step": 1, "actor": "gem",
+            "eval_seeds": [0], "episodes": 3}  # fmt: skip
+    assert cell_key({**cell, "config": new}) == cell_key({**cell, "config": old})
+    assert cell_key({**cell, "config": {**new, "temperature": 0.5}}) != cell_key(
+        {**cell, "config": old}
+    )
+    assert config_key(old) == config_key(new)
 
 
 def test_attach_generative_checks_the_observation_statistics(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from gemkit.config import SelectorConfig
 __all__ = ["KNOBS", "METRICS", "as_float", "config_key", "reduce_seeds", "std_name"]
 
 KNOBS: tuple[str, ...] = tuple(f.name for f in attrs.fields(SelectorConfig))
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in attrs.fields(SelectorConfig)}
 """The selector knobs a result records (``SelectorConfig`` fields, e.g. ``lam_T``)."""
 
 METRICS: tuple[str, ...] = (
@@ -52,8 +53,9 @@ def _norm(v: Any) -> Any:
 
 def config_key(knobs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Hashable identity of a selector config: its :data:`KNOBS`, from a config's params, a
-    result row or a CSV row (``"4"``, ``4`` and ``4.0`` are the same ``n``)."""
-    return tuple(_norm(knobs.get(k)) for k in KNOBS)
+    result row or a CSV row (``"4"``, ``4`` and ``4.0`` are the same ``n``); a knob missing
+    from a row (a CSV written before the knob existed) counts as its default."""
+    return tuple(_norm(knobs.get(k, _DEFAULTS[k])) for k in KNOBS)
 
 
 def as_float(x: Any) -> float:

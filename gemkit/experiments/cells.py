@@ -14,18 +14,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cell_key", "make_cell", "read_cell_file", "read_cells"]
+__all__ = ["LATE_KNOBS", "cell_key", "make_cell", "read_cell_file", "read_cells"]
+
+#: selector knobs added after cells were first cached, with the default they had implicitly
+LATE_KNOBS: dict[str, Any] = {"temperature": 1.0}
 
 
 def cell_key(cell: dict[str, Any]) -> str:
     """The identity of an evaluation cell: everything that determines its numbers.
 
-    The task is hashed under its first name, ``"maze"``, and a MassScale factor only where
-    there is one, so the cells cached before the suites keep their keys.
+    The task is hashed under its first name, ``"maze"``, a MassScale factor only where there
+    is one, and a selector knob added since cells were first cached (:data:`LATE_KNOBS`) only
+    where it is not its default, so the cells cached before keep their keys.
     """
     ident = {
         k: cell[k]
         for k in ("stage", "train_seed", "step", "actor", "config", "eval_seeds", "episodes")
+    }
+    ident["config"] = {
+        k: v for k, v in cell["config"].items() if not (k in LATE_KNOBS and v == LATE_KNOBS[k])
     }
     ident["maze"] = cell["task"]
     if cell.get("mass_scale") is not None:
