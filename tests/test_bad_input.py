@@ -91,11 +91,11 @@ def test_bad_knobs(kwargs: dict, match: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "kind", "valid"),
     [
-        ({"proposer": "actr"}, "proposer", "actor, behavior, unimodal"),
+        ({"proposer": "actr"}, "proposer", "actor, behavior, diffusion, flow, unimodal"),
         ({"anchor": "mod"}, "anchor", "bary, mode, none"),
         ({"value": "ucb"}, "value", "lcb, lcb_z, mean, min"),
         ({"support": "zcore"}, "support", "none, raw, zscore"),
-        ({"reducer": "top2"}, "reducer", "top1, topk"),
+        ({"reducer": "top2"}, "reducer", "softmax, top1, topk"),
         ({"preset": "gemm"}, "preset", "anchor_bary"),
     ],
 )
