@@ -87,6 +87,35 @@ def _in_workflow_order() -> None:
 _in_workflow_order()
 
 
+def _reflow(doc: str) -> str:
+    """A docstring's paragraphs as single lines (rich wraps them to the terminal; the source's
+    hard line breaks would wrap unevenly), keeping lines that are commands or list items."""
+    keep = ("gemkit ", "python ", "- ", "  ")
+    out: list[str] = []
+    for line in doc.splitlines():
+        if out and out[-1] and line and not line.startswith(keep) and not out[-1].startswith(keep):
+            out[-1] = f"{out[-1]} {line.strip()}"
+        else:
+            out.append(line.rstrip())
+    return "\n".join(out)
+
+
+def _reflow_help() -> None:
+    import inspect
+
+    stack: list[Any] = [app]
+    while stack:
+        sub = stack.pop()
+        for info in sub.registered_commands:
+            doc = info.help or (inspect.getdoc(info.callback) if info.callback else None)
+            if doc:
+                info.help = _reflow(doc)
+        stack.extend(group.typer_instance for group in sub.registered_groups)
+
+
+_reflow_help()
+
+
 def main() -> None:
     """Entry point of the ``gemkit`` console script and of ``python -m gemkit``."""
     app(prog_name="gemkit")

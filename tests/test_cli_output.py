@@ -77,3 +77,14 @@ def test_flags_show_no_value_type_in_help() -> None:
     for command in (["train"], ["eval"], ["compose"], ["fit-proposer"], []):
         out = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "100"}).output
         assert "--help" in out and "<bool>" not in out, command
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source() -> None:
+    """A docstring's hard line breaks do not survive into ``--help`` (they wrapped unevenly)."""
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output
+    lines = [line.strip() for line in out.splitlines()]
+    assert "steps/4) steps, then updates every network; the plan is printed before" in lines
+    assert all(len(line) <= 80 for line in out.splitlines())
