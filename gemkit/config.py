@@ -180,6 +180,9 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
     # IDQL (Hansen-Estruch et al. 2023): behaviour diffusion, argmax of the min over critics, 64
     "idql": {"proposer": "diffusion", "anchor": "none", "value": "min", "support": "none",
              "n": 64},
+    # IDQL's other rule: resample the 64 by the expectile weights |tau - 1(Q < V)|
+    "idql_resample": {"proposer": "diffusion", "anchor": "none", "value": "expectile_weight",
+                      "support": "none", "reducer": "softmax", "n": 64},
     # SfBC (Chen et al. 2023): behaviour diffusion, sample from softmax(100 Q), 32 candidates
     "sfbc": {"proposer": "diffusion", "anchor": "none", "value": "mean", "support": "none",
              "reducer": "softmax", "temperature": 0.01, "n": 32},

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gemkit.models import ConditionalGMM, CriticEnsemble, Models
+from gemkit.models import ConditionalGMM, CriticEnsemble, Models, ValueNetwork
 
 S, A, K, E = 3, 2, 4, 5
 
 
 def tiny_models(seed: int = 0, generative: str | None = None) -> Models:
-    """Actor, behavior GMM and a 5-member critic ensemble, deterministic for ``seed``; with
+    """Actor, behavior GMM, a 5-member critic ensemble and a value network, deterministic for
+    ``seed``; with
     ``generative`` (``diffusion`` or ``flow``) an untrained generative behavior model too."""
     from gemkit.models.generative import DiffusionBehavior, FlowBehavior
 
@@ -22,6 +23,7 @@ def tiny_models(seed: int = 0, generative: str | None = None) -> Models:
         behavior=ConditionalGMM(S, A, K, hidden=(32,)),
         critic=CriticEnsemble(S, A, E, hidden=(32, 32)),
         generative=gen_cls[generative](S, A, hidden=(32,)) if generative else None,
+        value=ValueNetwork(S, hidden=(32,)),
     )
 
 

@@ -93,7 +93,7 @@ def test_bad_knobs(kwargs: dict, match: str) -> None:
     [
         ({"proposer": "actr"}, "proposer", "actor, behavior, diffusion, flow, unimodal"),
         ({"anchor": "mod"}, "anchor", "bary, mode, none"),
-        ({"value": "ucb"}, "value", "lcb, lcb_z, mean, min"),
+        ({"value": "ucb"}, "value", "expectile_weight, lcb, lcb_z, mean, min"),
         ({"support": "zcore"}, "support", "none, raw, zscore"),
         ({"reducer": "top2"}, "reducer", "softmax, top1, topk"),
         ({"preset": "gemm"}, "preset", "anchor_bary"),

@@ -204,3 +204,19 @@ def test_cli_fit_proposer_then_compose_and_eval_a_method_preset(
     res = run(app, ["fit-proposer", "--dataset", "gemkit/fork-v0", "--out", str(tmp_path / "x"),
                     "--kind", "ddpm"])  # fmt: skip
     assert res.exit_code != 0 and "Valid --kind names: diffusion, flow" in res.output
+
+
+def test_expectile_weight_is_idqls_weight_against_numpy() -> None:
+    """``log |tau - 1(min_e Q_e < V)|`` per candidate; drawn by softmax at temperature 1, a
+    candidate's probability is its weight over the set's."""
+    from gemkit.scorers.values import ExpectileWeight
+
+    m = tiny_models()
+    assert m.critic is not None and m.value is not None
+    s, cand = states(4), torch.rand(4, 6, A) * 2 - 1
+    got = ExpectileWeight(m.critic, m.value, 0.7)(s, cand)
+    q = m.critic(s.unsqueeze(1).expand(-1, 6, -1), cand).min(0).values.detach().numpy()
+    v = m.value(s).detach().numpy()[:, None]
+    np.testing.assert_allclose(got.detach().numpy(), np.log(np.where(q >= v, 0.7, 0.3)), rtol=1e-6)
+    with pytest.raises(GemkitError, match="expectile must be in"):
+        ExpectileWeight(m.critic, m.value, 1.0)

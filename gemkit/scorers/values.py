@@ -13,7 +13,7 @@ from gemkit.protocols import Critic, WrapsNetwork
 from gemkit.registry import VALUES
 from gemkit.support.normalize import zscore
 
-__all__ = ["EnsembleValue", "ensemble_q", "lcb"]
+__all__ = ["EnsembleValue", "ExpectileWeight", "ensemble_q", "lcb"]
 
 Reduction = Literal["lcb", "mean", "min"]
 
@@ -148,3 +148,51 @@ def _mean(models: Models, config: Any) -> EnsembleValue:
 def _min(models: Models, config: Any) -> EnsembleValue:
     """Ensemble minimum (the training-time reducer)."""
     return EnsembleValue(_critic(models, "min"), "min")
+
+
+class ExpectileWeight(WrapsNetwork):
+    """IDQL's resampling weight as a score: ``log |tau - 1(Q(s, a) < V(s))|``, with ``Q`` the
+    minimum over the critics and ``V`` the expectile value network (Hansen-Estruch et al.
+    2023, "expectile" weights). With the ``softmax`` reducer at temperature 1, a candidate is
+    drawn with probability proportional to its weight: ``tau`` where ``Q >= V``, ``1 - tau``
+    where not.
+
+    Args:
+        critic: a critic ensemble on the value network's observations.
+        value: ``V(s)``: ``[B, S] -> [B]``.
+        expectile: ``tau`` in ``(0, 1)`` (IQL's, the run's ``TrainConfig.expectile``).
+    """
+
+    def __init__(self, critic: Critic, value: Any, expectile: float) -> None:
+        if not 0.0 < expectile < 1.0:
+            raise GemkitError(f"expectile must be in (0, 1), got {expectile}.")
+        self.critic, self.value, self.expectile = critic, value, float(expectile)
+
+    @property
+    def network(self) -> Critic:
+        """The critic (its ``observation`` and device are the value term's)."""
+        return self.critic
+
+    def __call__(self, states: Tensor, candidates: Tensor) -> Tensor:
+        """``states [B, S]``, ``candidates [B, M, A] -> [B, M]`` log weights."""
+        q = _check_finite_values(ensemble_q(self.critic, states, candidates).min(0).values)
+        v = self.value(states).reshape(-1, 1)  # [B, 1]
+        w = torch.where(q >= v, self.expectile, 1.0 - self.expectile)
+        return w.log()
+
+    def __repr__(self) -> str:
+        return f"ExpectileWeight(tau={self.expectile:g})"
+
+
+@VALUES.register("expectile_weight")
+def _expectile_weight(models: Models, config: Any) -> ExpectileWeight:
+    """IDQL's weight log|tau - 1(Q < V)| (min over critics; sample with reducer softmax)."""
+    critic = _critic(models, "expectile_weight")
+    if models.value is None:
+        raise GemkitError(
+            "value 'expectile_weight' needs the run's value network V(s): use a gemkit "
+            "training checkpoint (models.value)."
+        )
+    tau = float(models.meta.get("train_config", {}).get("expectile", 0.7))
+    return ExpectileWeight(critic, models.value, tau)
+
