@@ -44,3 +44,27 @@ def test_gemkit_experiment_runs_a_suite_stage(tmp_path: Path) -> None:
     assert "**No results yet**" in doc.read_text()
     res = CliRunner().invoke(app, ["experiment", "report", "--suite", "mazes2d"])
     assert res.exit_code == 2 and "invalid choice: 'mazes2d'" in res.output
+
+
+def test_a_suite_trains_its_seeds_as_one_batch_of_runs(tmp_path: Path, minari_store: Path) -> None:
+    """``--runs-per-task 2``: the train stage trains both seeds of a task in one process, each
+    into its own run directory with its snapshots, and skips them once done."""
+    import torch
+
+    from gemkit.data import make_maze2d
+    from gemkit.experiments.stages import stage_train
+    from gemkit.models import load_models
+
+    torch.set_num_threads(1)
+    make_maze2d("umaze", steps=2_000, seed=0, ref_episodes=2)
+    config = parse_args(["train", "--suite", "maze2d", "--tasks", "maze2d-umaze", "--seeds", "0",
+                         "1", "--steps", "30", "--snapshot-every", "15", "--runs",
+                         str(tmp_path / "runs"), "--runs-per-task", "2", "--train-set",
+                         "n_critics=2", "hidden=16,16", "gmm_pretrain_steps=5"])  # fmt: skip
+    stage_train(config)
+    for seed in (0, 1):
+        run = tmp_path / "runs" / f"maze2d-umaze-s{seed}"
+        assert load_models(run).meta["step"] == 30
+        assert load_models(run / "snapshots" / "step_00000015").meta["train_config"]["seed"] == seed
+    stage_train(config)  # both done: nothing retrained
+    assert load_models(tmp_path / "runs" / "maze2d-umaze-s0").meta["step"] == 30

@@ -137,6 +137,11 @@ def parse(
     )
     p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs-per-task", type=int, default=1,
+                   help="train: this many of a task's seeds in one process as one batch of runs "
+                        "(gemkit.train.batch; for GPUs: on a CPU separate compiled runs are "
+                        "faster, docs/performance.md)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="train: cpu or cuda")
     p.add_argument(
         "--smoke",
         action="store_true",

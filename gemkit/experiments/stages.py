@@ -73,12 +73,43 @@ def stage_train(args: SuiteConfig) -> None:
         if not dataset_exists(dataset_id(task)):
             make_dataset(args, task)
     for task in args.tasks:
-        for seed in args.seeds:
-            if models_dir(args, task, seed, steps_for(args, task)) is not None:
-                continue  # finished (or trained past its budget, with its snapshot there)
+        todo = [s for s in args.seeds if models_dir(args, task, s, steps_for(args, task)) is None]
+        if args.runs_per_task > 1:  # finished runs (or trained past the budget) are skipped
+            for i in range(0, len(todo), args.runs_per_task):
+                train_batch(args, task, todo[i : i + args.runs_per_task])
+            continue
+        for seed in todo:
             cmd = train_command(args, task, seed)
             log(" ".join(cmd))
             subprocess.run(cmd, check=True)
+
+
+def train_batch(args: SuiteConfig, task: str, seeds: list[int]) -> None:
+    """Train (or resume) ``task``'s runs of ``seeds`` in this process as one batch of runs,
+    each in its own run directory, with the settings :func:`train_command` gives a run alone
+    (eager: a batch is vectorised, not compiled)."""
+    import attrs
+    import torch
+
+    from gemkit.data import load
+    from gemkit.train import TrainConfig, apply_overrides
+    from gemkit.train.checkpoint import STATE_FILE, load_config
+    from gemkit.train.run import Run, train_runs
+
+    torch.set_num_threads(args.threads)
+    data, runs = load(dataset_id(task)), []
+    for seed in seeds:
+        out = run_dir(args, task, seed)
+        resume = (out / STATE_FILE).is_file()
+        cfg = (
+            load_config(out)
+            if resume
+            else apply_overrides(TrainConfig.profile("paper"), [*args.train_set, f"seed={seed}"])
+        )
+        runs.append(Run(data, attrs.evolve(cfg, device=args.device), out, dataset_id(task), resume))
+    log(f"training {task} seeds {seeds} as one batch of runs on {args.device}")
+    train_runs(runs, steps_for(args, task), snapshot_every=args.snapshot_every,
+               tensorboard=False)  # fmt: skip
 
 
 def load_run_models(args: SuiteConfig, task: str, seed: int, step: int, actor: str) -> Any:

@@ -167,6 +167,8 @@ class SuiteConfig:
     sac_root: Path | None = None
     worker: str = "0/1"
     threads: int = 1
+    runs_per_task: int = 1
+    device: str = "cpu"
     smoke: bool = False
 
     @classmethod
