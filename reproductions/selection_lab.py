@@ -30,12 +30,13 @@ from gemkit.experiments import make_cell, read_cells
 from gemkit.experiments.tables import fmt_number, table
 
 ROOT = Path(__file__).resolve().parents[1]
-#: GEM at the Maze2D suite's chosen knobs (docs/results-maze2d.md), and GEM's support added to
-#: IDQL's rule: the same z-scored behaviour term over the diffusion model's candidates
+#: GEM at the Maze2D suite's chosen knobs (docs/results-maze2d.md), and GEM's rule (z-scored LCB
+#: plus z-scored behaviour support) over the diffusion model's candidates instead of its actor's
+GEM_KNOBS: dict[str, Any] = {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0}
 RULES: dict[str, dict[str, Any]] = {
-    "gem": {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0},
+    "gem": GEM_KNOBS,
     **METHOD_PRESETS,
-    "idql+support": {**METHOD_PRESETS["idql"], "support": "zscore", "lam": 1.0, "lam_T": 1.0},
+    "gem_rule_on_diffusion": {**GEM_KNOBS, "proposer": "diffusion", "anchor": "none"},
 }
 
 
