@@ -138,6 +138,14 @@ def write_page(
                       if d["steps"] is not None else f"{d[w]}: not on this machine"
                       for d in summary["datasets"])  # fmt: skip
     train_note = suite.train_note if args.train_set == suite.defaults["train_set"] else ""
+    # the seeds each task has test cells of (a suite grows a seed at a time)
+    have = {t: sorted({c["train_seed"] for c in test if c["task"] == t}) for t in args.tasks}
+    if len({tuple(v) for v in have.values()}) > 1:
+        seeds_text = "; ".join(f"{t} {v}" for t, v in have.items())
+        per_task = "per training seed"
+    else:
+        seeds_text = str(args.seeds)
+        per_task = f"{args.test_episodes * len(args.seeds)} episodes per {w}"
     t0 = args.tasks[0]
     cmd = " ".join(train_command(fresh_runs(args), t0, 0)).replace(t0, f"<{w}>")
     cmd = cmd.replace("-s0", "-s<seed>").replace("--seed 0", "--seed <seed>")
@@ -149,7 +157,7 @@ def write_page(
         + " gradient steps per run (the paper: 1M), "
         f"{' '.join(args.train_set)} on top of the defaults (10,000 behavior-only pretraining "
         f"steps, batch 256, K = 5, alpha = 3){train_note}, `--compile`; training seeds "
-        f"{args.seeds}. "
+        f"{seeds_text}. "
         "The fair unimodal baseline (K = 1) is trained in the same runs, from the same "
         "minibatches, critic and value, for the same steps.",
         f"- Knob protocol (the paper's): `beta` in {args.betas} × `lambda_T` in {args.lam_T} "
@@ -163,7 +171,7 @@ def write_page(
         f"{knobs['lam']:g}, lambda_T = {knobs['lam_T']:g}** (mean validation score "
         f"{knobs['val_score']:.1f}).",
         f"- Test: evaluation seed(s) {list(TEST_SEEDS)}, {args.test_episodes} episodes per "
-        f"checkpoint ({args.test_episodes * len(args.seeds)} episodes per {w} "
+        f"checkpoint ({per_task} "
         f"and configuration; {args.big_episodes} per checkpoint at N = {max(args.budgets)}), "
         "disjoint from validation. Scores are normalised "
         f"(100 × (R − R_random) / (R_expert − R_random)) with {suite.scale}; "
