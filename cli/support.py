@@ -11,20 +11,28 @@ import typer
 from ._common import guarded, make_console, parse_ints, progress_bar, set_threads
 from .main import app
 
+#: the options both fitting commands take
+DATASET = typer.Option(..., "--dataset", help="Local Minari dataset id.")
+OUT = typer.Option(..., "--out", help="Model directory to write (reruns resume).")
+STEPS = typer.Option(100_000, "--steps", min=1, help="Gradient steps.")
+HIDDEN = typer.Option("256,256", "--hidden", help="MLP sizes, e.g. 256,256.")
+CHECKPOINT_EVERY = typer.Option(
+    5_000, "--checkpoint-every", min=1, help="Steps between resumable saves."
+)
+THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads.")
+
 
 @app.command("fit-support")
 @guarded
 def fit_support_cmd(
-    dataset: str = typer.Option(..., "--dataset", help="Local Minari dataset id."),
-    out: Path = typer.Option(..., "--out", help="Model directory to write (reruns resume)."),
-    steps: int = typer.Option(100_000, "--steps", min=1, help="Gradient steps."),
+    dataset: str = DATASET,
+    out: Path = OUT,
+    steps: int = STEPS,
     k: int = typer.Option(5, "--k", min=1, help="Mixture components K."),
     seed: int = typer.Option(0, "--seed", min=0, help="Initialisation and minibatch seed."),
-    hidden: str = typer.Option("256,256", "--hidden", help="MLP sizes, e.g. 256,256."),
-    checkpoint_every: int = typer.Option(
-        5_000, "--checkpoint-every", min=1, help="Steps between resumable saves."
-    ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    hidden: str = HIDDEN,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Fit only the behavior GMM (GEM's support term) on a dataset; resumable.
 
@@ -50,21 +58,19 @@ def fit_support_cmd(
 @app.command("fit-proposer")
 @guarded
 def fit_proposer_cmd(
-    dataset: str = typer.Option(..., "--dataset", help="Local Minari dataset id."),
-    out: Path = typer.Option(..., "--out", help="Model directory to write (reruns resume)."),
+    dataset: str = DATASET,
+    out: Path = OUT,
     kind: str = typer.Option(
         "diffusion", "--kind", help="diffusion (DDPM, IDQL's schedule) or flow (flow matching)."
     ),
-    steps: int = typer.Option(100_000, "--steps", min=1, help="Gradient steps."),
+    steps: int = STEPS,
     chain_steps: Optional[int] = typer.Option(
         None, "--chain-steps", min=1, help="Sampling steps (default: diffusion 5, flow 10)."
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Initialisation, minibatches, noise."),
-    hidden: str = typer.Option("256,256", "--hidden", help="MLP sizes, e.g. 256,256."),
-    checkpoint_every: int = typer.Option(
-        5_000, "--checkpoint-every", min=1, help="Steps between resumable saves."
-    ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads."),
+    hidden: str = HIDDEN,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Fit a generative behavior model (the candidates of IDQL, SfBC, IFQL); resumable.
 
