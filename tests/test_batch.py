@@ -137,14 +137,17 @@ KILL_STEPS, KILL_SAVE, KILL_AT = 40, 15, 22
 
 
 def _batch_and_kill(root: Path) -> subprocess.CompletedProcess[str]:
-    return run_killed_at(KILL_AT, f"""
+    return run_killed_at(
+        KILL_AT,
+        f"""
         from gemkit.train import TrainConfig
         from gemkit.train.run import Run, train_runs
         data = make_fork_transitions(n_episodes=30)[0]
         runs = [Run(data, TrainConfig.from_dict({{**{CFG!r}, "seed": s}}),
                     {str(root)!r} + f"/s{{s}}") for s in {SEEDS!r}]
         train_runs(runs, {KILL_STEPS}, save_every={KILL_SAVE}, log_every=1, progress=killer)
-        """)
+        """,
+    )
 
 
 def test_a_killed_batch_resumes_as_the_uninterrupted_batch(fork: object, tmp_path: Path) -> None:
@@ -230,3 +233,16 @@ def test_a_suite_of_datasets_of_one_shape_trains_as_one_batch(tmp_path: Path) ->
     with pytest.raises(GemkitError, match=r"states/actions of size \(3, 2\), run 0 \(2, 2\)"):
         train_runs([Run(a, _cfg(0), tmp_path / "c"), Run(_wider(b), _cfg(1), tmp_path / "d")], 5)  # type: ignore[arg-type]
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_bad_seed_list_is_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    base = ["train", "--dataset", "gemkit/fork-v0", "--steps", "5", "--out", str(tmp_path / "o")]
+    for seeds, says in (("0,0", "seeds must be distinct"), ("3-1", "ranges like 0-4"),
+                        ("a", "ranges like 0-4")):  # fmt: skip
+        res = CliRunner().invoke(app, [*base, "--seeds", seeds, "--runs-per-task", "2"])
+        assert res.exit_code != 0 and says in res.output, (seeds, res.output)
+        assert "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
