@@ -41,11 +41,12 @@ _TRAINED_LOSSES = ("loss_critic", "loss_value", "loss_actor", "loss_baseline")
 _TARGET = "target_critic"
 
 
-def check_batch(trainers: Sequence[Trainer]) -> None:
+def check_batch(trainers: Sequence[Trainer], *, at_one_step: bool = True) -> None:
     """Raise a one-line :class:`GemkitError` unless ``trainers`` can be stepped as one batch.
 
     They must share every config key but ``seed``, their datasets' state and action sizes,
-    their step and their pretraining length, and none may use CUDA graphs.
+    their pretraining length and (``at_one_step``) their step, and none may use CUDA graphs.
+    ``at_one_step=False`` checks runs that will be brought to one step first.
     """
     if not trainers:
         raise GemkitError("a batch of runs needs at least one run.")
@@ -66,10 +67,15 @@ def check_batch(trainers: Sequence[Trainer]) -> None:
                 f"{(first.data.state_dim, first.data.action_dim)}: datasets in one batch must "
                 "have the same shapes."
             )
-        if (t.step, t.pretrain_steps) != (first.step, first.pretrain_steps):
+        if t.pretrain_steps != first.pretrain_steps:
             raise GemkitError(
-                f"run {i} of the batch is at step {t.step} (pretraining {t.pretrain_steps}), run 0 "
-                f"at {first.step} ({first.pretrain_steps}): bring them to one step first."
+                f"run {i} of the batch pretrains for {t.pretrain_steps} steps, run 0 for "
+                f"{first.pretrain_steps}; train them as separate runs."
+            )
+        if at_one_step and t.step != first.step:
+            raise GemkitError(
+                f"run {i} of the batch is at step {t.step}, run 0 at {first.step}: bring them "
+                "to one step first."
             )
     if any(t.cuda_graph for t in trainers):
         raise GemkitError(

@@ -210,7 +210,7 @@ def train_runs(
                               data=packed[key], **opts)  # type: ignore[arg-type]  # fmt: skip
         trainers.append(trainer)
     if len(runs) > 1:
-        _check_alike(trainers)
+        check_batch(trainers, at_one_step=False)  # the runs behind catch up below
     live = []
     for r, t in zip(runs, trainers, strict=True):
         r.out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,21 +233,3 @@ def train_runs(
             net.eval()
         models.append(t.models())
     return models
-
-
-def _check_alike(trainers: Sequence[Trainer]) -> None:
-    """:func:`check_batch` on the runs' configs and shapes, whatever steps they are at."""
-    first = trainers[0]
-    saved = [(t.step, t.pretrain_steps) for t in trainers]
-    try:
-        for t in trainers:
-            t.step, t.pretrain_steps = first.step, first.pretrain_steps
-        check_batch(trainers)
-    finally:
-        for t, (step, pre) in zip(trainers, saved, strict=True):
-            t.step, t.pretrain_steps = step, pre
-    if len({pre for _, pre in saved}) > 1:
-        raise GemkitError(
-            "the runs of the batch pretrain for different numbers of steps "
-            f"({sorted({pre for _, pre in saved})}); train them as separate runs."
-        )
