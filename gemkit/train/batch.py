@@ -37,7 +37,6 @@ from gemkit.train.trainer import Trainer
 
 __all__ = ["RunBatch", "check_batch"]
 
-_TRAINED_LOSSES = ("loss_critic", "loss_value", "loss_actor", "loss_baseline")
 _TARGET = "target_critic"
 
 
@@ -122,7 +121,6 @@ class RunBatch:
         check_batch(trainers)
         self.trainers = list(trainers)
         first = self.trainers[0]
-        self.config = first.config
         self._module = _Step(first)
         per_run = [_named(t, "params") for t in self.trainers]
         names = list(per_run[0])
@@ -164,11 +162,6 @@ class RunBatch:
         """Gradient steps done (every run of the batch is at the same step)."""
         return self.trainers[0].step
 
-    @property
-    def size(self) -> int:
-        """R, the number of runs."""
-        return len(self.trainers)
-
     def train_step(self) -> dict[str, Tensor]:
         """One gradient step of every run; returns each statistic as ``[R]`` (detached)."""
         first = self.trainers[0]
@@ -176,12 +169,10 @@ class RunBatch:
         batches = [t.sample_batch() for t in self.trainers]
         batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
         out = self._vlosses[phase]({**self._trained, **self._targets}, self._buffers, batch)
-        names = [n for n in _TRAINED_LOSSES if n in out]
-        if first.behavior_trainable:
-            names.append("loss_behavior")
+        losses = first.trained_losses(out)  # each [R]: run r's loss only reaches run r's weights
         self.optimizer.zero_grad(set_to_none=True)
-        if names:
-            total = functools.reduce(torch.add, (out[n].sum() for n in names))
+        if losses:
+            total = functools.reduce(torch.add, (loss.sum() for loss in losses))
             total.backward()
             self.optimizer.step()
         if phase == "joint":

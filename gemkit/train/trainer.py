@@ -324,10 +324,9 @@ class Trainer:
             if self.compiled
             else self.compute_losses(batch, phase)
         )
-        total = out["loss_behavior"] if self.behavior_trainable else None
-        for name in ("loss_critic", "loss_value", "loss_actor", "loss_baseline"):
-            if name in out:
-                total = out[name] if total is None else total + out[name]
+        total = None
+        for loss in self.trained_losses(out):
+            total = loss if total is None else total + loss
         self.optimizer.zero_grad(set_to_none=True)
         if total is not None:
             total.backward()
@@ -335,6 +334,13 @@ class Trainer:
         if phase == "joint":
             L.polyak_update(self.target_critic, self.critic, self.config.tau)
         return out
+
+    def trained_losses(self, out: dict[str, Tensor]) -> list[Tensor]:
+        """The losses of :meth:`compute_losses`'s ``out`` that this step back-propagates: the
+        behavior loss while the behavior GMM trains, then every other loss computed."""
+        names = ["loss_behavior"] if self.behavior_trainable else []
+        names += ["loss_critic", "loss_value", "loss_actor", "loss_baseline"]
+        return [out[n] for n in names if n in out]
 
     def _compiled_losses(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
         """The compiled :meth:`compute_losses`; on a compiler failure, eager from then on."""
