@@ -24,6 +24,19 @@ __all__ = [
 ]
 
 
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON rows of a facts file (none where it does not exist)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the facts file ``path`` (one JSON row a line) where its rows changed."""
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 DATASETS_FILE = "datasets.jsonl"
 """In the cells folder: each task's dataset facts (size, episodes, reward sum), as last read
 from the dataset itself, so a fresh clone without the datasets writes the same page."""
@@ -37,9 +50,7 @@ def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
     from gemkit.data.minari_io import dataset_exists
 
     path = Path(args.out) / DATASETS_FILE
-    known = {}
-    if path.is_file():
-        known = {r["task"]: r for r in map(json.loads, path.read_text().splitlines())}
+    known = {r["task"]: r for r in _read_rows(path)}
     out: list[dict[str, Any]] = []
     for task in args.tasks:
         row = {
@@ -59,8 +70,7 @@ def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
             row = {**known[task], "ref_min": row["ref_min"], "ref_max": row["ref_max"]}
         out.append(row)
     if known:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(known[t]) + "\n" for t in sorted(known)))
+        _write_rows(path, [known[t] for t in sorted(known)])
     return out
 
 
@@ -76,12 +86,7 @@ def training_facts(args: SuiteConfig) -> dict[tuple[str, int], dict[str, Any]]:
     import csv
 
     path = Path(args.out) / TRAINING_FILE
-    facts: dict[tuple[str, int], dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            facts[(row["task"], int(row["seed"]))] = row
-    changed = False
+    facts = {(r["task"], int(r["seed"])): r for r in _read_rows(path)}
     for task in args.tasks:
         for seed in args.seeds:
             log = run_dir(args, task, seed) / "metrics.csv"
@@ -98,11 +103,9 @@ def training_facts(args: SuiteConfig) -> dict[tuple[str, int], dict[str, Any]]:
                 "step": int(rows[-1]["step"]),
                 "median_steps_per_s": round(float(np.median(rates)), 1),
             }
-            if facts.get((task, seed)) != row:
-                facts[(task, seed)], changed = row, True
-    if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(facts[k]) + "\n" for k in sorted(facts)))
+            facts[(task, seed)] = row
+    if facts:
+        _write_rows(path, [facts[k] for k in sorted(facts)])
     return facts
 
 
