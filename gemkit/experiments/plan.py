@@ -202,6 +202,7 @@ def train_command(
         "--threads",
         str(args.threads),
         "--quiet",
+        *(["--device", args.device] if args.device != "cpu" else []),
     ]
     if (out / STATE_FILE).is_file():
         return ["gemkit", "train", "--resume", str(out), *common]
