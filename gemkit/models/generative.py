@@ -102,11 +102,15 @@ class _ConditionalGenerator(nn.Module):
         out: Tensor = self.net(torch.cat([states, x, time_features(t)], dim=-1))
         return out
 
-    def _start(self, states: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
-        """``[B, n, S]`` states repeated, for a chain started at ``x ~ N(0, I)``."""
+    def _start(
+        self, states: Tensor, n: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        """A sampling chain's start: ``states`` repeated ``[B, n, S]`` and ``x ~ N(0, I)``
+        ``[B, n, A]`` from ``generator``."""
         if states.ndim != 2 or states.shape[-1] != self.state_dim:
             raise ValueError(f"states must be [B, {self.state_dim}], got {list(states.shape)}.")
-        return states.unsqueeze(1).expand(-1, n, -1)
+        s = states.unsqueeze(1).expand(-1, n, -1)
+        return s, self._noise((*s.shape[:-1], self.action_dim), states, generator)
 
     def _noise(
         self, shape: Sequence[int], like: Tensor, generator: torch.Generator | None
@@ -147,8 +151,7 @@ class DiffusionBehavior(_ConditionalGenerator):
     @torch.no_grad()
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]``: the ancestral chain from ``N(0, I)``, clipped to the box."""
-        s = self._start(states, n, generator)
-        x = self._noise((*s.shape[:-1], self.action_dim), states, generator)
+        s, x = self._start(states, n, generator)
         for t in range(self.steps - 1, -1, -1):
             beta, ab = self.betas[t], self.alpha_bars[t]
             tt = torch.full(x.shape[:-1], (t + 1) / self.steps, device=x.device)
@@ -180,8 +183,7 @@ class FlowBehavior(_ConditionalGenerator):
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]``: ``K`` Euler steps of the velocity from ``N(0, I)``, clipped
         to the box."""
-        s = self._start(states, n, generator)
-        x = self._noise((*s.shape[:-1], self.action_dim), states, generator)
+        s, x = self._start(states, n, generator)
         for k in range(self.steps):
             tt = torch.full(x.shape[:-1], k / self.steps, device=x.device)
             x = x + self.predict(s, x, tt) / self.steps
