@@ -52,7 +52,8 @@ from torch import Tensor, nn
 from gemkit.data.transitions import Transitions
 from gemkit.train import TrainConfig, Trainer
 from gemkit.train.batch import RunBatch
-from gemkit.train.trainer import COMPILE_MODES, pack_for
+from gemkit.train.batches import pack_for
+from gemkit.train.trainer import COMPILE_MODES
 
 
 # ---------------------------------------------------------------- the CORL-style IQL baseline

@@ -10,7 +10,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.registry import REDUCERS
 
-__all__ = ["SoftmaxSample", "Top1", "TopK"]
+__all__ = ["SoftmaxSample", "Top1", "TopK", "apply_reducer"]
 
 
 class Top1:
@@ -47,6 +47,18 @@ class TopK:
 
     def __repr__(self) -> str:
         return f"TopK(k={self.k})"
+
+
+def apply_reducer(
+    reducer: Any, candidates: Tensor, score: Tensor, generator: torch.Generator
+) -> Tensor:
+    """``reducer(candidates, score)``; a ``stochastic`` reducer also gets ``generator`` (the
+    selection's own, so seeded selections stay reproducible)."""
+    if getattr(reducer, "stochastic", False):
+        out: Tensor = reducer(candidates, score, generator=generator)
+        return out
+    result: Tensor = reducer(candidates, score)
+    return result
 
 
 class SoftmaxSample:

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from gemkit.protocols import (
     declared_device,
     observation_kind,
 )
+from gemkit.reducers import apply_reducer
 from gemkit.registry import ANCHORS, REDUCERS, SOURCES, SUPPORTS, VALUES
 from gemkit.scorers.schedule import LambdaSchedule
 from gemkit.scorers.score import combine_score
@@ -187,10 +188,7 @@ class Selector:
         lam = self.schedule(torch.as_tensor(t)).to(s.device).expand(b)
         score = combine_score(value, support, lam)
         index = score.argmax(dim=1)
-        if getattr(self.reducer, "stochastic", False):  # draws: give it the selection's generator
-            action = cast(Any, self.reducer)(cand, score, generator=gen)
-        else:
-            action = self.reducer(cand, score)
+        action = apply_reducer(self.reducer, cand, score, gen)
         check_shape("reducer output", action, [b, cand.shape[-1]])
         rows = torch.arange(b, device=s.device)
         top1 = cand[rows, index]

@@ -13,12 +13,13 @@ per-candidate equivariance (permuting a state's candidates permutes its scores).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gemkit.protocols import Critic, Proposer, Reducer, Support, Value, observation_kind
+from gemkit.reducers import apply_reducer
 
 __all__ = [
     "ConformanceError",
@@ -176,10 +177,8 @@ def check_reducer(reducer: Reducer, candidates: Tensor, score: Tensor) -> Tensor
     keep = [candidates.clone(), score.clone()]
 
     def call() -> Tensor:
-        if getattr(reducer, "stochastic", False):
-            gen = torch.Generator(device=candidates.device).manual_seed(0)
-            return cast(Any, reducer)(candidates, score, generator=gen)
-        return reducer(candidates, score)
+        gen = torch.Generator(device=candidates.device).manual_seed(0)
+        return apply_reducer(reducer, candidates, score, gen)
 
     out = call()
     _check_tensor(name, out, (candidates.shape[0], candidates.shape[-1]), candidates)

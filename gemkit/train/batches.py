@@ -4,6 +4,7 @@ and fingerprinted so that a checkpoint knows which data it was trained on."""
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -11,7 +12,16 @@ from torch import Tensor
 from gemkit.data.transitions import Transitions
 from gemkit.errors import DatasetError
 
-__all__ = ["IndexStream", "PackedTransitions", "dataset_fingerprint", "reward_multiplier"]
+if TYPE_CHECKING:
+    from gemkit.train.config import TrainConfig
+
+__all__ = [
+    "IndexStream",
+    "PackedTransitions",
+    "dataset_fingerprint",
+    "pack_for",
+    "reward_multiplier",
+]
 
 
 def dataset_fingerprint(transitions: Transitions) -> str:
@@ -124,6 +134,17 @@ class PackedTransitions:
             "next_observations": nxt,
             "terminals": term.squeeze(1),
         }
+
+
+def pack_for(transitions: Transitions, config: TrainConfig) -> PackedTransitions:
+    """``transitions`` packed as a :class:`~gemkit.train.trainer.Trainer` with ``config``
+    reads them."""
+    return PackedTransitions(
+        transitions,
+        config.normalize_obs,
+        torch.device(config.device),
+        reward_multiplier(transitions, config.reward_scale),
+    )
 
 
 class IndexStream:

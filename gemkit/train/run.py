@@ -15,13 +15,13 @@ from gemkit.data.transitions import Transitions
 from gemkit.errors import CheckpointError, GemkitError
 from gemkit.models.io import MANIFEST, Models
 from gemkit.train.batch import RunBatch, check_batch
-from gemkit.train.batches import PackedTransitions
+from gemkit.train.batches import PackedTransitions, pack_for
 from gemkit.train.checkpoint import STATE_FILE, load_trainer_state
 from gemkit.train.config import TrainConfig
 from gemkit.train.loop import Live, Solo, TrainingInterrupted, drive, snapshot_dir
 from gemkit.train.metrics import MetricsLog, TrainProgress
 from gemkit.train.plan import plan_run
-from gemkit.train.trainer import Trainer, pack_for
+from gemkit.train.trainer import Trainer
 
 __all__ = [
     "Run",

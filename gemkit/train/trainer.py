@@ -23,13 +23,13 @@ from gemkit.models.critic import CriticEnsemble, ValueNetwork
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.train import losses as L
-from gemkit.train.batches import IndexStream, PackedTransitions, reward_multiplier
+from gemkit.train.batches import IndexStream, PackedTransitions, pack_for
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
 from gemkit.train.graphs import GRAPH_CHUNK, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
-__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options", "pack_for"]
+__all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
 
 #: ``torch.compile`` modes a :class:`Trainer` accepts.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -57,16 +57,6 @@ def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
     if device.type == "cpu":
         options["cpp_wrapper"] = True
     return options
-
-
-def pack_for(transitions: Transitions, config: TrainConfig) -> PackedTransitions:
-    """``transitions`` packed as a :class:`Trainer` with ``config`` reads them."""
-    return PackedTransitions(
-        transitions,
-        config.normalize_obs,
-        torch.device(config.device),
-        reward_multiplier(transitions, config.reward_scale),
-    )
 
 
 class Trainer:
