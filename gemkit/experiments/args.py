@@ -7,6 +7,9 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 from gemkit.experiments.stages import STAGES
 from gemkit.experiments.suites import SUITES, SuiteConfig
@@ -15,6 +18,13 @@ __all__ = ["parse", "parse_args"]
 
 #: the repository root: a suite's default folders (``reproductions/out``, ``docs/``) are in it
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default(name: str) -> Any:
+    """The default of :class:`SuiteConfig`'s field ``name`` (one source for the flag's)."""
+    default: Any = attrs.fields_dict(SuiteConfig)[name].default
+    factory = getattr(default, "factory", None)  # an attrs Factory: a fresh list each call
+    return factory() if callable(factory) else default
 
 
 def parse(
@@ -27,8 +37,7 @@ def parse(
     d = suite.defaults
     out = ROOT / "reproductions" / "out" / suite.name
     p = argparse.ArgumentParser(
-        prog=prog,
-        description=description, formatter_class=argparse.RawTextHelpFormatter
+        prog=prog, description=description, formatter_class=argparse.RawTextHelpFormatter
     )
     p.add_argument("stage", choices=list(STAGES))
     p.add_argument(
@@ -51,7 +60,7 @@ def parse(
         choices=suite.tasks,
         default=list(suite.default_tasks),
     )
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=_default("seeds"))
     p.add_argument("--steps", type=int, default=d["steps"], help="gradient steps per run")
     p.add_argument(
         "--task-steps",
@@ -76,13 +85,15 @@ def parse(
         help="locomotion: where a missing dataset's SAC run goes (<sac-root>/"
         "<env>-seed0; default gemkit's gemkit-sac/<env>-seed0)",
     )
-    p.add_argument("--betas", nargs="+", type=float, default=[0.5, 1.0, 2.0])
-    p.add_argument("--lam0", type=float, default=1.0, help="lambda at t = 0 (cosine schedule)")
+    p.add_argument("--betas", nargs="+", type=float, default=_default("betas"))
+    p.add_argument(
+        "--lam0", type=float, default=_default("lam0"), help="lambda at t = 0 (cosine schedule)"
+    )
     p.add_argument(
         "--lam-const",
         nargs="*",
         type=float,
-        default=[0.003, 0.01, 0.03],
+        default=_default("lam_const"),
         help="constant lambdas also validated (at beta = 1): the critic's Q spread "
         "between candidates can be far below the O(1) z-scored support",
     )
@@ -90,7 +101,7 @@ def parse(
         "--lam-z",
         nargs="*",
         type=float,
-        default=[0.1, 0.3, 1.0],
+        default=_default("lam_z"),
         help="constant lambdas validated with the z-scored value term (value lcb_z, "
         "beta = 1): value and support on the same O(1) scale",
     )
@@ -98,13 +109,13 @@ def parse(
         "--frontier",
         nargs="+",
         type=float,
-        default=[0.0, 0.003, 0.03, 0.3],
+        default=_default("frontier"),
         help="constant lambdas of the test frontier (beside the chosen knobs)",
     )
-    p.add_argument("--lam-T", nargs="+", type=float, default=[0.0, 0.1, 0.3, 1.0])
-    p.add_argument("--val-n", type=int, default=64)
+    p.add_argument("--lam-T", nargs="+", type=float, default=_default("lam_T"))
+    p.add_argument("--val-n", type=int, default=_default("val_n"))
     p.add_argument("--budgets", nargs="+", type=int, default=list(d["budgets"]))
-    p.add_argument("--baseline-n", type=int, default=64)
+    p.add_argument("--baseline-n", type=int, default=_default("baseline_n"))
     p.add_argument(
         "--episodes", type=int, default=d["episodes"], help="validation episodes per checkpoint"
     )
@@ -135,13 +146,15 @@ def parse(
         default=list(d["mass_tasks"]),
         help="the tasks evaluated at every --mass-scales factor",
     )
-    p.add_argument("--worker", default="0/1", help="i/k: evaluate every k-th cell from i")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--runs-per-task", type=int, default=1,
+    p.add_argument(
+        "--worker", default=_default("worker"), help="i/k: evaluate every k-th cell from i"
+    )
+    p.add_argument("--threads", type=int, default=_default("threads"))
+    p.add_argument("--runs-per-task", type=int, default=_default("runs_per_task"),
                    help="train: this many of a task's seeds in one process as one batch of runs "
                         "(gemkit.train.batch; for GPUs: on a CPU separate compiled runs are "
                         "faster, docs/performance.md)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="train: cpu or cuda")
+    p.add_argument("--device", default=_default("device"), help="train: cpu or cuda")
     p.add_argument(
         "--smoke",
         action="store_true",
