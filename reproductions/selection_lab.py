@@ -27,6 +27,7 @@ from typing import Any
 from gemkit.config import METHOD_PRESETS, SelectorConfig
 from gemkit.eval.io import write_csv, write_json
 from gemkit.experiments import make_cell, read_cells
+from gemkit.experiments.plan import log
 from gemkit.experiments.tables import fmt_number, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +62,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def stage_fit(args: argparse.Namespace) -> None:
     import torch
 
@@ -77,7 +74,7 @@ def stage_fit(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         fit_proposer(data, args.runs / kind, args.steps, kind=kind)
         took = time.perf_counter() - t0
-        _log(f"{kind}: {args.steps:,} steps in {args.runs / kind} ({took:.0f}s)")
+        log(f"{kind}: {args.steps:,} steps in {args.runs / kind} ({took:.0f}s)")
 
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -119,7 +116,7 @@ def stage_eval(args: argparse.Namespace) -> None:
                "checkpoint": args.checkpoint.name}  # fmt: skip
         with sink.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        _log(f"{c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} ({row['eval_s']:.0f}s)")
+        log(f"{c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} ({row['eval_s']:.0f}s)")
 
 
 def stage_report(args: argparse.Namespace) -> None:
@@ -154,7 +151,7 @@ def stage_report(args: argparse.Namespace) -> None:
                  f"{f['critic_evals']:.0f}", f"{f['env_steps_per_s']:.0f}"]
                 for f in flat])  # fmt: skip
     args.doc.write_text("\n".join(L) + "\n")
-    _log(f"wrote {args.doc}")
+    log(f"wrote {args.doc}")
 
 
 def _plot(flat: list[dict[str, Any]], path: Path) -> None:
