@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gemkit.config import METHOD_PRESETS, PRESETS
+from gemkit.config import ALL_PRESETS
 from gemkit.errors import GemkitError, unknown_name_message
 from gemkit.registry import REGISTRIES
 
@@ -94,7 +94,7 @@ PresetName = str
 
 def _valid_names(kind: str) -> list[str]:
     if kind == "preset":
-        return sorted({**PRESETS, **METHOD_PRESETS})
+        return sorted(ALL_PRESETS)
     return list(REGISTRIES[kind].names())
 
 

@@ -17,7 +17,7 @@ from attrs import validators as v
 from gemkit.errors import GemkitError, UnknownComponentError, unknown_name_message
 from gemkit.registry import REGISTRIES
 
-__all__ = ["CUSTOM_PREFIX", "METHOD_PRESETS", "PRESETS", "SelectorConfig"]
+__all__ = ["ALL_PRESETS", "CUSTOM_PREFIX", "METHOD_PRESETS", "PRESETS", "SelectorConfig"]
 
 #: Names of components passed as objects to ``compose()`` start with this; they cannot be rebuilt
 #: from JSON.
@@ -144,10 +144,9 @@ class SelectorConfig:
     def preset(cls, name: str, **overrides: Any) -> SelectorConfig:
         """The named preset (:data:`PRESETS` or :data:`METHOD_PRESETS`) with ``overrides``
         applied on top."""
-        known = {**PRESETS, **METHOD_PRESETS}
-        if name not in known:
-            raise UnknownComponentError(unknown_name_message("preset", name, known))
-        return cls(**{**known[name], **overrides})
+        if name not in ALL_PRESETS:
+            raise UnknownComponentError(unknown_name_message("preset", name, ALL_PRESETS))
+        return cls(**{**ALL_PRESETS[name], **overrides})
 
     def evolve(self, **changes: Any) -> SelectorConfig:
         """A copy with ``changes`` (validated)."""
@@ -195,3 +194,5 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "best_of_n": {"anchor": "none", "value": "mean", "support": "none", "n": 64},
 }  # fmt: skip
 
+#: every name :meth:`SelectorConfig.preset` takes: the ablations and the literature's rules
+ALL_PRESETS: dict[str, dict[str, Any]] = {**PRESETS, **METHOD_PRESETS}
