@@ -17,7 +17,7 @@ from .main import app
 def experiment_command(ctx: typer.Context) -> None:
     """Run a stage of a results suite: train, validate, test, auto, report or all.
 
-    The suites (--suite mazes, maze2d or locomotion) are the results pages' experiments
+    The suites (--suite mazes, maze2d, locomotion or fork) are the results pages' experiments
     (gemkit.experiments): every run, evaluation cell and page regenerates from committed
     cells. 'gemkit experiment report --suite maze2d --help' lists every flag; the same as
     'python reproductions/mazes.py'.

@@ -1,10 +1,12 @@
 """GEM on a suite of D4RL-style tasks: the paper's knob protocol, a fair baseline, results.
 
-A *suite* picks the tasks (``--suite``): ``mazes`` (the default: the three D4RL-recipe
-PointMazes, ``docs/results.md``) or ``locomotion`` (``gemkit/hopper-medium-v0``,
+A *suite* picks the tasks (``--suite``): ``mazes`` (the default: the three Minari-recipe
+PointMazes, ``docs/results.md``), ``maze2d`` (D4RL's maze2d-v1 recipe, the paper's task,
+``docs/results-maze2d.md``), ``locomotion`` (``gemkit/hopper-medium-v0``,
 ``gemkit/hopper-medium-replay-v0``, ...: D4RL's MuJoCo locomotion recipe,
 ``docs/results-locomotion.md``; ``reproductions/locomotion.py`` is this script with
-``--suite locomotion``). The suite sets the defaults (tasks, training options, episodes,
+``--suite locomotion``) or ``fork`` (gemkit's toy task with the paper's stress-test
+ablations, ``docs/results-fork.md``). The suite sets the defaults (tasks, training options, episodes,
 budgets, where the report goes); every one of them is a flag.
 
 Stages (each resumable; every evaluated cell is cached in ``<out>/cells-*.jsonl``):
@@ -28,7 +30,8 @@ Stages (each resumable; every evaluated cell is cached in ``<out>/cells-*.jsonl`
 ``report``
     Tables (CSV/JSON), plots (PNG) and the suite's doc (``docs/results.md`` for the mazes).
 
-Run everything (``--workers 2`` splits the evaluation cells over two processes, one per core)::
+Run everything (``--worker i/2`` splits the evaluation cells over two processes, one per core;
+``--backend ray`` runs them as Ray tasks from one command instead)::
 
     python reproductions/mazes.py train
     python reproductions/mazes.py validate --worker 0/2 &

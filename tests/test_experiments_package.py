@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import test_cells as plan_test_cells
@@ -68,3 +71,78 @@ def test_a_suite_trains_its_seeds_as_one_batch_of_runs(tmp_path: Path, minari_st
         assert load_models(run / "snapshots" / "step_00000015").meta["train_config"]["seed"] == seed
     stage_train(config)  # both done: nothing retrained
     assert load_models(tmp_path / "runs" / "maze2d-umaze-s0").meta["step"] == 30
+
+
+def test_fork_suite_plans_each_stress_preset_as_one_change_from_gem(tmp_path: Path) -> None:
+    """``--stress``: one test cell per preset at the largest N, whose selector config is GEM's
+    at the chosen knobs with exactly the preset's change; the fork task is in the registry."""
+    import gymnasium as gym
+
+    from gemkit.config import PRESETS
+    from gemkit.data import FORK_DATASET_ID
+    from gemkit.envs import FORK_ENV_ID
+    from gemkit.experiments import dataset_id, horizon
+    from gemkit.experiments.suites import STRESS_PRESETS
+
+    assert dataset_id("fork") == FORK_DATASET_ID
+    assert horizon("fork") == gym.spec(FORK_ENV_ID).max_episode_steps
+    config = parse_args(["test", "--suite", "fork", "--seeds", "0", "1", "--out", str(tmp_path)])
+    assert config.tasks == ["fork"] and config.stress == list(STRESS_PRESETS)
+    knobs = {"beta": 2.0, "lam": 0.3, "lam_T": 0.1, "value": "lcb"}
+    cells = plan_test_cells(config, knobs)
+    big = max(config.budgets)
+    stress = [c for c in cells if c["series"] == "stress"]
+    assert len(stress) == 2 * len(STRESS_PRESETS)
+    gem = {c["train_seed"]: c for c in cells if c["series"] == "gem" and c["config"]["n"] == big}
+    for c in stress:
+        ref = gem[c["train_seed"]]["config"]
+        changed = {k: v for k, v in c["config"].items() if ref[k] != v}
+        assert changed == PRESETS[c["preset"]], c["preset"]
+    assert len({c["key"] for c in cells}) == len(cells)
+    # the other suites test no presets unless asked (their committed cells keep their plan)
+    assert parse_args(["test", "--suite", "maze2d"]).stress == []
+
+
+def test_fork_suite_end_to_end_and_cells_arrive_in_any_order(
+    tmp_path: Path, minari_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork suite trains, validates, tests and reports (stress table included); evaluated
+    on a backend whose results come back in reverse order, the cells are the same."""
+    import attrs
+    import torch
+
+    import gemkit.backends
+    from gemkit.backends import FanOutReport, SerialBackend
+    from gemkit.data import make_fork
+    from gemkit.experiments import read_cells
+    from gemkit.experiments.stages import evaluate_cells, run_stage
+
+    torch.set_num_threads(1)
+    make_fork(800, seed=0, ref_episodes=2)
+    config = parse_args(["all", "--suite", "fork", "--seeds", "0", "--steps", "20",
+                         "--snapshot-every", "10", "--runs", str(tmp_path / "runs"),
+                         "--out", str(tmp_path / "cells"), "--doc", str(tmp_path / "page.md"),
+                         "--figures", str(tmp_path / "figs"), "--train-set", "n_critics=2",
+                         "hidden=16,16", "gmm_pretrain_steps=5", "--betas", "1", "--lam-T", "0",
+                         "--lam-const", "0.01", "--lam-z", "0.3", "--budgets", "0", "4",
+                         "--val-n", "4", "--baseline-n", "4", "--frontier", "0", "--episodes",
+                         "1", "--test-episodes", "2", "--curve-episodes", "1", "--big-episodes",
+                         "1", "--stress", "raw", "no_lcb"])  # fmt: skip
+    run_stage("all", config)
+    page = (tmp_path / "page.md").read_text()
+    assert "## Stress-test ablations (N = 4)" in page and "| fork | raw | support=raw |" in page
+    assert "paper GEM" not in page  # the paper has no fork task: no empty columns
+    serial = read_cells(config.out)
+    assert sum(c.get("series") == "stress" for c in serial.values()) == 2
+
+    class Reversed(SerialBackend):
+        def map(self, fn: Any, items: Any, on_result: Any, shared: Any) -> FanOutReport:
+            for i in reversed(range(len(items))):
+                on_result(i, fn(shared, items[i]))
+            return FanOutReport("reversed", 0.0, 1, ())
+
+    monkeypatch.setattr(gemkit.backends, "make_backend", lambda *a, **k: Reversed())
+    again = attrs.evolve(config, out=tmp_path / "cells2")
+    assert evaluate_cells(again, validation_cells(again)) == 0
+    rows = read_cells(again.out)
+    assert rows and all(rows[k]["returns"] == serial[k]["returns"] for k in rows)

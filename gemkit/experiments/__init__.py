@@ -15,6 +15,7 @@ report with these; the results pages regenerate from committed cells
 from gemkit.experiments.cells import cell_key, make_cell, read_cell_file, read_cells
 from gemkit.experiments.protocol import aggregate, choose_knobs, claims, mean_std
 from gemkit.experiments.tasks import (
+    FORK_NAMES,
     LOCOMOTION_NAMES,
     MAZE2D_NAMES,
     MAZE_NAMES,
@@ -26,6 +27,7 @@ from gemkit.experiments.tasks import (
 )
 
 __all__ = [
+    "FORK_NAMES",
     "LOCOMOTION_NAMES",
     "MAZE2D_NAMES",
     "MAZE_NAMES",

@@ -11,8 +11,9 @@ from typing import Any
 
 import attrs
 
+from gemkit.backends import BACKENDS
 from gemkit.experiments.stages import STAGES
-from gemkit.experiments.suites import SUITES, SuiteConfig
+from gemkit.experiments.suites import STRESS_PRESETS, SUITES, SuiteConfig
 
 __all__ = ["parse", "parse_args"]
 
@@ -44,7 +45,8 @@ def parse(
         "--suite",
         choices=list(SUITES),
         default="mazes",
-        help="the tasks and their defaults: mazes (docs/results.md) or locomotion",
+        help="the tasks and their defaults: " + ", ".join(
+            f"{s.name} (docs/{s.doc})" for s in SUITES.values()),
     )
     p.add_argument(
         "--runs", type=Path, default=out / "runs", help="checkpoint directories <task>-s<seed>"
@@ -147,8 +149,24 @@ def parse(
         help="the tasks evaluated at every --mass-scales factor",
     )
     p.add_argument(
-        "--worker", default=_default("worker"), help="i/k: evaluate every k-th cell from i"
+        "--stress",
+        nargs="*",
+        choices=STRESS_PRESETS,
+        default=list(d["stress"]),
+        help="stress-test ablations (each one change from GEM) tested at the largest N",
     )
+    p.add_argument(
+        "--worker", default=_default("worker"),
+        help="i/k: this process's share of the cells (every k-th from i), to split a suite "
+        "over machines that share --out without a Ray cluster"
+    )
+    p.add_argument("--backend", choices=BACKENDS, default=_default("backend"),
+                   help="validate/test: evaluate cells in this process (serial) or as Ray "
+                        "tasks, one per cell (ray), every result written by this process")
+    p.add_argument("--address", default=_default("address"),
+                   help="--backend ray: an existing cluster (auto, ray://HOST:10001)")
+    p.add_argument("--local-cpus", type=int, default=_default("local_cpus"),
+                   help="--backend ray: CPUs of the local Ray started here (default all)")
     p.add_argument("--threads", type=int, default=_default("threads"))
     p.add_argument("--runs-per-task", type=int, default=_default("runs_per_task"),
                    help="train: this many of a task's seeds in one process as one batch of runs "

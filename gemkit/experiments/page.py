@@ -15,6 +15,7 @@ from gemkit.experiments.tables import (
     fmt_number,
     mass_section,
     outside_iql_section,
+    stress_section,
     table,
 )
 from gemkit.experiments.tasks import TEST_SEEDS, VAL_SEEDS
@@ -88,7 +89,8 @@ def write_page(
         ],
     )
     L += [""]
-    L += [f"## Score by {w}, beside the paper's Table 1", ""]
+    heading = f"## Score by {w}, beside the paper's Table 1" if suite.paper else f"## Score by {w}"
+    L += [heading, ""]
     rows = []
     for task in args.tasks:
         pm = summary[f"per_{w}"][task]
@@ -104,34 +106,20 @@ def write_page(
 
         paper = suite.paper.get(task, {})
         rows.append(
-            [
-                task,
-                cell(g, args.baseline_n),
-                cell(g, 0),
-                cell(b, 0),
-                cell(b, args.baseline_n),
-                f"{paper['GEM']:.2f}" if paper else "",
-                f"{paper['IQL']:.2f}" if paper else "",
-            ]
-        )
-    L += table(
-        [
-            w,
-            f"GEM N={args.baseline_n}",
-            "GEM anchor (N=0)",
-            "fair unimodal (N=0)",
-            f"fair unimodal N={args.baseline_n}",
-            "paper GEM*",
-            "paper IQL*",
-        ],
-        rows,
-    )
-    L += [
-        "",
-        f"\\* {suite.paper_note} Other data and another budget: "
-        "shown for orientation, not as a like-for-like comparison.",
-        "",
-    ]
+            [task, cell(g, args.baseline_n), cell(g, 0), cell(b, 0), cell(b, args.baseline_n)]
+            + ([f"{paper['GEM']:.2f}" if paper else "", f"{paper['IQL']:.2f}" if paper else ""]
+               if suite.paper else [])
+        )  # fmt: skip
+    header = [w, f"GEM N={args.baseline_n}", "GEM anchor (N=0)", "fair unimodal (N=0)",
+              f"fair unimodal N={args.baseline_n}"]  # fmt: skip
+    L += table(header + (["paper GEM*", "paper IQL*"] if suite.paper else []), rows)
+    L += [""]
+    if suite.paper:
+        L += [
+            f"\\* {suite.paper_note} Other data and another budget: "
+            "shown for orientation, not as a like-for-like comparison.",
+            "",
+        ]
     L += [f"![score and Violation vs N]({rel}/{name}_budget.png)", ""]
     L += ["## Budget of every number", ""]
     sizes = ", ".join(f"{d[w]} {d['steps']:,} steps / {d['episodes']:,} episodes"
@@ -246,6 +234,8 @@ def write_page(
         *table([w, f"lambda (constant; {knobs['lam']:g} = chosen)", "score", "Violation"], fr),
         "",
     ]
+    if summary.get("stress"):
+        L += stress_section(args, summary["stress"])
     if summary.get("mass"):
         L += mass_section(args, summary["mass"], f"{rel}/{name}_mass.png")
     L += ["## Validation sweep (inference only, same networks)", ""]

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from gemkit.config import PRESETS
 from gemkit.experiments.cells import make_cell, read_cells
 from gemkit.experiments.protocol import choose_knobs
 from gemkit.experiments.suites import SuiteConfig
@@ -30,6 +31,11 @@ __all__ = [
     "train_command",
     "validation_cells",
 ]
+
+
+#: what the plan says about a cell beyond its key: the page's series, a MassScale factor, a
+#: stress-test preset
+PLAN_TAGS = ("series", "mass_scale", "preset")
 
 
 def steps_for(config: SuiteConfig, task: str) -> int:
@@ -102,6 +108,7 @@ def test_cells(config: SuiteConfig, knobs: dict[str, Any] | None) -> list[dict[s
                 task: str = task,
                 seed: int = seed,
                 mass: float | None = None,
+                preset: str | None = None,
                 **knob: Any,
             ) -> None:
                 if knob["n"] == 0:
@@ -124,6 +131,8 @@ def test_cells(config: SuiteConfig, knobs: dict[str, Any] | None) -> list[dict[s
                 tags: dict[str, Any] = {"series": tag}
                 if mass is not None:
                     tags["mass_scale"] = mass
+                if preset is not None:
+                    tags["preset"] = preset
                 cells.append(
                     make_cell("test", task, seed, step, actor, cfg, seeds, episodes, **tags)
                 )
@@ -136,6 +145,9 @@ def test_cells(config: SuiteConfig, knobs: dict[str, Any] | None) -> list[dict[s
             add("gem", "bary", n=0, anchor="bary")  # the mixture's mean as the single shot
             add("baseline", "baseline", n=config.baseline_n)
             add("gem", "no_pw", n=big, lam=0.0, lam_T=0.0, episodes=config.big_episodes)
+            for name in config.stress:  # each one change from GEM at the chosen knobs
+                add("gem", "stress", n=big, episodes=config.big_episodes, preset=name,
+                    **PRESETS[name])  # fmt: skip
             for lam in config.frontier:
                 if knobs is not None and (lam, lam) != (knobs["lam"], knobs["lam_T"]):
                     add("gem", "frontier", n=config.val_n, lam=lam, lam_T=lam)
@@ -167,7 +179,7 @@ def mass_actors(config: SuiteConfig) -> list[tuple[str, int]]:
 
 def planned_results(config: SuiteConfig, knobs: dict[str, Any]) -> list[dict[str, Any]]:
     """The cached result of every validation and test cell the plan has at ``knobs``, one row
-    per planned cell, tagged with the plan's ``series`` (and MassScale factor).
+    per planned cell, tagged with the plan's ``series`` (and MassScale factor, stress preset).
 
     A cell's key is what determines its numbers, not the series it was first evaluated for: a
     frontier point (GEM at ``N = --val-n`` with a constant ``lambda``) *is* the GEM cell at that
@@ -178,7 +190,7 @@ def planned_results(config: SuiteConfig, knobs: dict[str, Any]) -> list[dict[str
     rows: list[dict[str, Any]] = []
     for c in [*validation_cells(config), *test_cells(config, knobs)]:
         if c["key"] in cached:
-            tags: dict[str, Any] = {t: c[t] for t in ("series", "mass_scale") if t in c}
+            tags: dict[str, Any] = {t: c[t] for t in PLAN_TAGS if t in c}
             rows.append({**cached[c["key"]], **tags})
     return rows
 

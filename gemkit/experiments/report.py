@@ -13,7 +13,7 @@ from gemkit.experiments.page import write_empty_page, write_page
 from gemkit.experiments.plan import log, planned_results, steps_for, suite_knobs
 from gemkit.experiments.protocol import aggregate, claims
 from gemkit.experiments.suites import SuiteConfig
-from gemkit.experiments.tables import mass_points, named
+from gemkit.experiments.tables import mass_points, named, stress_points
 
 __all__ = ["write_report"]
 
@@ -119,6 +119,9 @@ def write_report(args: SuiteConfig) -> None:
         },
         "cpu": cells_cpus(cells),
     }
+    if args.stress:
+        budget["stress"] = args.stress
+        summary["stress"] = {t: stress_points(test, t, big) for t in args.tasks}
     if args.mass_tasks:
         budget.update(mass_scales=args.mass_scales, mass_tasks=args.mass_tasks)
         summary["mass"] = {t: mass_points(test, t, args) for t in args.mass_tasks

@@ -21,7 +21,13 @@ from gemkit.experiments.plan import (
 )
 from gemkit.experiments.report import write_report
 from gemkit.experiments.suites import SuiteConfig
-from gemkit.experiments.tasks import MAZE2D_NAMES, MAZE_NAMES, dataset_id, split_locomotion
+from gemkit.experiments.tasks import (
+    FORK_NAMES,
+    MAZE2D_NAMES,
+    MAZE_NAMES,
+    dataset_id,
+    split_locomotion,
+)
 
 __all__ = [
     "STAGES",
@@ -42,6 +48,11 @@ STAGES = ("train", "validate", "test", "auto", "report", "all")
 def make_dataset(args: SuiteConfig, task: str) -> None:
     """Make ``task``'s dataset (a tiny one with ``--smoke``)."""
     log(f"making {dataset_id(task)}")
+    if task in FORK_NAMES:
+        from gemkit.data import make_fork
+
+        make_fork(2_000 if args.smoke else 50_000, seed=0, ref_episodes=5 if args.smoke else 100)
+        return
     if task in MAZE2D_NAMES:
         from gemkit.data import make_maze2d
 
@@ -143,11 +154,14 @@ def available(args: SuiteConfig, cell: dict[str, Any]) -> bool:
     return models_dir(args, cell["task"], cell["train_seed"], cell["step"]) is not None
 
 
-def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
-    """Evaluate this worker's share of ``cells`` not cached yet whose networks exist.
+#: the networks of the checkpoint a process evaluated last (one per process: a worker of a
+#: Ray backend keeps its own), so consecutive cells of one checkpoint load it once
+_LOADED: dict[tuple[Any, ...], Any] = {}
 
-    Returns the number of cells of the stage still missing (all workers, unavailable included).
-    """
+
+def evaluate_cell(args: SuiteConfig, cell: dict[str, Any]) -> dict[str, Any]:
+    """One cell evaluated: the cell with its measured fields (a backend task: module level,
+    its inputs and result plain data)."""
     import torch
 
     from gemkit.config import SelectorConfig
@@ -155,7 +169,39 @@ def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
     from gemkit.eval.runs import evaluate_config
 
     torch.set_num_threads(args.threads)
-    cpu = cpu_name()
+    mkey = (str(args.runs), cell["task"], cell["train_seed"], cell["step"], cell["actor"])
+    if mkey not in _LOADED:
+        _LOADED.clear()
+        _LOADED[mkey] = load_run_models(args, *mkey[1:])
+    t0 = time.perf_counter()
+    s = evaluate_config(
+        _LOADED[mkey],
+        SelectorConfig(**cell["config"]),
+        dataset_id(cell["task"]),
+        episodes=cell["episodes"],
+        seeds=cell["eval_seeds"],
+        mass_scale=cell.get("mass_scale"),
+        num_envs=min(cell["episodes"], 30),
+    )
+    row = {
+        **cell,
+        **{f: v for f, v in s.row().items() if f not in cell["config"]},
+        "eval_s": time.perf_counter() - t0,
+        "cpu": cpu_name(),
+    }
+    row["returns"] = [float(x) for r in s.results for x in r.returns]
+    return row
+
+
+def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
+    """Evaluate this worker's share of ``cells`` not cached yet whose networks exist, on the
+    suite's backend (``--backend serial``: in this process; ``ray``: one task per cell, every
+    result written here, in ``<out>/cells-<i>of<k>.jsonl``, as it arrives).
+
+    Returns the number of cells of the stage still missing (all workers, unavailable included).
+    """
+    from gemkit.backends import RayBackend, make_backend
+
     i, k = (int(x) for x in args.worker.split("/"))
     done = read_cells(args.out)
     todo = [c for c in cells if c["key"] not in done]
@@ -163,39 +209,35 @@ def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
     mine = [c for c in mine if available(args, c)]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sink = Path(args.out) / f"cells-{i}of{k}.jsonl"
-    log(f"worker {i}/{k}: {len(mine)} cells to evaluate ({len(cells)} in the stage)")
-    cache: dict[tuple[str, int, int, str], Any] = {}
-    t_stage = time.perf_counter()
-    for j, c in enumerate(mine):
-        mkey = (c["task"], c["train_seed"], c["step"], c["actor"])
-        if mkey not in cache:
-            cache.clear()
-            cache[mkey] = load_run_models(args, *mkey)
-        t0 = time.perf_counter()
-        s = evaluate_config(
-            cache[mkey],
-            SelectorConfig(**c["config"]),
-            dataset_id(c["task"]),
-            episodes=c["episodes"],
-            seeds=c["eval_seeds"],
-            mass_scale=c.get("mass_scale"),
-            num_envs=min(c["episodes"], 30),
-        )
-        row = {
-            **c,
-            **{f: v for f, v in s.row().items() if f not in c["config"]},
-            "eval_s": time.perf_counter() - t0,
-            "cpu": cpu,
-        }
-        row["returns"] = [float(x) for r in s.results for x in r.returns]
+    log(f"worker {i}/{k}: {len(mine)} cells to evaluate ({len(cells)} in the stage) on the "
+        f"{args.backend} backend")  # fmt: skip
+    t_stage, finished = time.perf_counter(), 0
+
+    def write(_: int, row: dict[str, Any]) -> None:
+        nonlocal finished
+        finished += 1
         with sink.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        mass = f" mass {c['mass_scale']:g}" if c.get("mass_scale") is not None else ""
+        mass = f" mass {row['mass_scale']:g}" if row.get("mass_scale") is not None else ""
         log(
-            f"{j + 1}/{len(mine)} {c['stage']} {c['task']} s{c['train_seed']} "
-            f"step {c['step']} {c['actor']} n={c['config']['n']}{mass} -> {s.score_mean:.1f} "
-            f"({time.perf_counter() - t0:.0f}s; {time.perf_counter() - t_stage:.0f}s total)"
+            f"{finished}/{len(mine)} {row['stage']} {row['task']} s{row['train_seed']} "
+            f"step {row['step']} {row['actor']} n={row['config']['n']}{mass} -> "
+            f"{row['score_mean']:.1f} ({row['eval_s']:.0f}s; "
+            f"{time.perf_counter() - t_stage:.0f}s total)"
         )
+
+    if mine:
+        backend = make_backend(
+            args.backend,
+            address=args.address,
+            cpus_per_task=float(args.threads),
+            local_cpus=args.local_cpus,
+        )
+        try:
+            backend.map(evaluate_cell, mine, write, args)
+        finally:
+            if isinstance(backend, RayBackend):
+                backend.close()
     return len(todo) - len(mine)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from gemkit.experiments.tasks import (
+    FORK_NAMES,
     LOCOMOTION_NAMES,
     MAZE2D_NAMES,
     MAZE_NAMES,
@@ -18,7 +19,7 @@ from gemkit.experiments.tasks import (
     PAPER_LOCOMOTION,
 )
 
-__all__ = ["COMMON_DEFAULTS", "SUITES", "Suite", "SuiteConfig"]
+__all__ = ["COMMON_DEFAULTS", "STRESS_PRESETS", "SUITES", "Suite", "SuiteConfig"]
 
 
 @attrs.frozen
@@ -59,7 +60,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "steps": 100_000, "snapshot_every": 20_000, "train_set": ["n_critics=5", "hidden=128,128"],
     "budgets": [0, 1, 16, 64, 256, 1024], "episodes": 10, "test_episodes": 30,
     "curve_episodes": 10, "big_episodes": 10, "mass_scales": [], "mass_tasks": [],
+    "stress": [],
 }  # fmt: skip
+
+#: the paper's stress-test ablations (each one change from GEM; ``gemkit.config.PRESETS``)
+#: that ``--stress`` evaluates at the largest N; ``no_pw`` is always tested
+STRESS_PRESETS = ("anchor_bary", "behavior_only_cands", "no_anchor", "no_lcb",
+                  "unimodal_actor_cands", "raw")  # fmt: skip
 
 SUITES: dict[str, Suite] = {
     "mazes": Suite(
@@ -125,6 +132,23 @@ SUITES: dict[str, Suite] = {
                   "mass_scales": [0.5, 0.75, 1.0, 1.25, 1.5],
                   "mass_tasks": ["hopper-medium"]},
     ),
+    # the toy task: two routes around an obstacle, 100-step episodes, minutes per run on a CPU
+    "fork": Suite(
+        name="fork", script="reproductions/mazes.py --suite fork",
+        title="Results: GEM on the fork task", word="task",
+        tasks=FORK_NAMES, default_tasks=FORK_NAMES, paper={},
+        paper_note="The paper has no fork task.",
+        data_line="`gemkit/fork-v0`, made by `gemkit data make fork` (a scripted controller "
+        "that takes either route around the obstacle with action noise 0.1; {sizes}); see "
+        "`docs/datasets.md`.",
+        doc="results-fork.md", figures="results/fork", findings="",
+        scale="the dataset's reference scores (a uniform random policy and the noiseless "
+        "scripted controller)",
+        defaults={**COMMON_DEFAULTS, "steps": 5_000, "snapshot_every": 1_000,
+                  "train_set": ["n_critics=5", "hidden=128,128", "gmm_pretrain_steps=1000"],
+                  "episodes": 20, "test_episodes": 50, "curve_episodes": 20,
+                  "big_episodes": 20, "stress": list(STRESS_PRESETS)},
+    ),
 }  # fmt: skip
 
 
@@ -160,12 +184,18 @@ class SuiteConfig:
     big_episodes: int
     mass_scales: list[float] = attrs.field(converter=_list, factory=list)
     mass_tasks: list[str] = attrs.field(converter=_list, factory=list)
+    #: stress-test ablations (:data:`STRESS_PRESETS`) tested at the largest N
+    stress: list[str] = attrs.field(converter=_list, factory=list)
     runs: Path = attrs.field(converter=Path)
     out: Path = attrs.field(converter=Path)
     doc: Path = attrs.field(converter=Path)
     figures: Path = attrs.field(converter=Path)
     sac_root: Path | None = None
     worker: str = "0/1"
+    #: where the evaluation cells run: ``serial`` (this process) or ``ray`` (one task per cell)
+    backend: str = "serial"
+    address: str | None = None  #: an existing Ray cluster (``ray``; default: a local one)
+    local_cpus: int | None = None  #: CPUs of a local Ray started for the suite
     threads: int = 1
     runs_per_task: int = 1
     device: str = "cpu"

@@ -136,3 +136,36 @@ def mass_section(
         *table(["task", "mass scale", *labels], rows), "",
         f"![score vs MassScale factor]({png})", "",
     ]  # fmt: skip
+
+
+def stress_points(test: list[dict[str, Any]], task: str, big: int) -> list[dict[str, Any]]:
+    """GEM, ``no_pw`` and every stress-test preset at the largest N on ``task``: one aggregate
+    per selector, labelled ``preset`` (GEM's own row first)."""
+    mine = [r for r in test if r["task"] == task]
+    rows = [{**r, "preset": "gem"} for r in mine
+            if r["series"] == "gem" and r["config"]["n"] == big]  # fmt: skip
+    rows += [{**r, "preset": "no_pw"} for r in mine if r["series"] == "no_pw"]
+    rows += [r for r in mine if r["series"] == "stress"]
+    order = {"gem": 0, "no_pw": 1}
+    return sorted(aggregate(rows, ["preset"]), key=lambda a: order.get(a["preset"], 2))
+
+
+def stress_section(args: SuiteConfig, stress: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The stress-test table: GEM beside each one-change ablation at the largest N."""
+    from gemkit.config import PRESETS
+
+    big = max(args.budgets)
+    rows = [
+        [task, a["preset"], ", ".join(f"{k}={v}" for k, v in PRESETS[a["preset"]].items())
+         or "(GEM)", f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
+         fmt_number(a["violation"], True), fmt_number(a["support_z"]),
+         fmt_number(a["collapse_dist"])]
+        for task, points in stress.items() for a in points
+    ]  # fmt: skip
+    return [
+        f"## Stress-test ablations (N = {big})", "",
+        "Each preset changes one factor of GEM (`gemkit.config.PRESETS`) at the chosen knobs, "
+        f"on the test episodes ({args.big_episodes} per checkpoint).", "",
+        *table([args.suite_spec.word, "selector", "change", "score", "Violation", "SupportZ",
+                "CollapseDist"], rows), "",
+    ]  # fmt: skip

@@ -1,7 +1,8 @@
 """The experiment tasks: their names, datasets, horizons, reference scores and paper numbers.
 
-A *task* is a short name (``umaze``: the Minari-recipe PointMaze; ``maze2d-umaze``: D4RL's
-maze2d-v1 recipe, the paper's task; ``hopper-medium``: D4RL's locomotion recipe) that says which
+A *task* is a short name (``fork``: gemkit's two-route toy task; ``umaze``: the Minari-recipe
+PointMaze; ``maze2d-umaze``: D4RL's maze2d-v1 recipe, the paper's task; ``hopper-medium``:
+D4RL's locomotion recipe) that says which
 gemkit dataset trains it, which environment evaluates it, over what horizon, and on which
 reference returns its scores are normalised.
 """
@@ -9,6 +10,7 @@ reference returns its scores are normalised.
 from __future__ import annotations
 
 __all__ = [
+    "FORK_NAMES",
     "LOCOMOTION_NAMES",
     "MAZE2D_NAMES",
     "MAZE_NAMES",
@@ -22,6 +24,8 @@ __all__ = [
     "split_locomotion",
 ]
 
+#: gemkit's fork task (``gemkit/fork-v0``: two routes around an obstacle; the quickstart's data)
+FORK_NAMES = ("fork",)
 MAZE_NAMES = ("umaze", "medium", "large")
 #: D4RL's maze2d-v1 recipe (the paper's task): ``gemkit/maze2d-<maze>-v1``.
 MAZE2D_NAMES = tuple(f"maze2d-{m}" for m in MAZE_NAMES)
@@ -59,8 +63,12 @@ def split_locomotion(task: str) -> tuple[str, str]:
 
 
 def dataset_id(task: str) -> str:
-    """The Minari id of a maze (``umaze``, ...; ``maze2d-umaze``, ...) or a locomotion task
-    (``hopper-medium``, ...)."""
+    """The Minari id of the fork task, a maze (``umaze``, ...; ``maze2d-umaze``, ...) or a
+    locomotion task (``hopper-medium``, ...)."""
+    if task in FORK_NAMES:
+        from gemkit.data import FORK_DATASET_ID
+
+        return FORK_DATASET_ID
     if task in MAZE2D_NAMES:
         from gemkit.data import maze2d_dataset_id
 
@@ -76,6 +84,12 @@ def dataset_id(task: str) -> str:
 
 def horizon(task: str) -> int:
     """``H`` of the cosine lambda schedule: the task's episode length."""
+    if task in FORK_NAMES:
+        import gymnasium as gym
+
+        from gemkit.envs import FORK_ENV_ID
+
+        return int(gym.spec(FORK_ENV_ID).max_episode_steps or 100)
     if task in MAZE2D_NAMES:
         from gemkit.envs.maze2d import MAZE2D
 
@@ -96,15 +110,15 @@ _REFS: dict[str, tuple[float, float]] = {}
 
 
 def reference_scores(task: str) -> tuple[float, float]:
-    """The random and expert returns of ``task``: a pointmaze's from its dataset's metadata, a
-    maze2d's and a locomotion task's from D4RL's published tables (the numbers their datasets
-    store, no dataset needed)."""
+    """The random and expert returns of ``task``: the fork task's and a pointmaze's from its
+    dataset's metadata, a maze2d's and a locomotion task's from D4RL's published tables (the
+    numbers their datasets store, no dataset needed)."""
     if task not in _REFS:
         if task in MAZE2D_NAMES:
             from gemkit.data.maze2d import D4RL_REF_SCORES
 
             _REFS[task] = D4RL_REF_SCORES[task.removeprefix("maze2d-")]
-        elif task in MAZE_NAMES:
+        elif task in MAZE_NAMES or task in FORK_NAMES:
             from gemkit.data import read_metadata
 
             meta = read_metadata(dataset_id(task))
