@@ -6,8 +6,8 @@ PointMazes, ``docs/results.md``), ``maze2d`` (D4RL's maze2d-v1 recipe, the paper
 ``gemkit/hopper-medium-replay-v0``, ...: D4RL's MuJoCo locomotion recipe,
 ``docs/results-locomotion.md``; ``reproductions/locomotion.py`` is this script with
 ``--suite locomotion``) or ``fork`` (gemkit's toy task with the paper's stress-test
-ablations, ``docs/results-fork.md``). The suite sets the defaults (tasks, training options, episodes,
-budgets, where the report goes); every one of them is a flag.
+ablations, ``docs/results-fork.md``). The suite sets the defaults (tasks, training options,
+episodes, budgets, where the report goes); every one of them is a flag.
 
 Stages (each resumable; every evaluated cell is cached in ``<out>/cells-*.jsonl``):
 

@@ -1,4 +1,5 @@
-"""reproductions/iql_reference.py: the report stage's curves of the test cells."""
+"""The outside IQL reference (gemkit.experiments.outside and reproductions/iql_reference.py):
+the report stage's curves of the test cells."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from script_fixtures import load_script
+
+from gemkit.experiments import outside
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def test_curves_group_by_series_sort_by_step_and_keep_a_reruns_last_cell(
             _cell("umaze", 20_000, None, 30.0), _cell("umaze", 20_000, 16, 40.0),
             _cell("umaze", 20_000, 64, 25.0),  # a rerun of the same key: this one counts
             _cell("large", 20_000, 64, 99.0), _cell("umaze", 20_000, 64, 98.0, seed=1)]  # fmt: skip
-    curves = iqlref.gem_over_iql_curves(rows, "umaze", 0)
+    curves = outside.iql_curves(rows, "umaze", 0)
     assert list(curves) == ["iql", "gem-over-iql n=16 lcb lam=0.003",
                             "gem-over-iql n=64 lcb lam=0.003"]  # fmt: skip
     gem64 = curves["gem-over-iql n=64 lcb lam=0.003"]
@@ -66,7 +69,7 @@ def test_report_without_cells_says_what_to_run(iqlref: ModuleType, tmp_path: pat
 def test_curve_means_match_numpy_over_all_and_the_later_half(iqlref: ModuleType) -> None:
     scores = [64.7, 62.5, 57.9, 68.6, 58.2, 44.8]
     rows = [_cell("umaze", 20_000 * (i + 1), 64, x) for i, x in enumerate(scores)]
-    got = iqlref.curve_means(iqlref.gem_over_iql_curves(rows, "umaze", 0))
+    got = outside.curve_means(outside.iql_curves(rows, "umaze", 0))
     m = got["gem-over-iql n=64 lcb lam=0.003"]
     assert m["snapshots"] == 6
     np.testing.assert_allclose(m["all"], np.mean(scores))
@@ -78,7 +81,7 @@ def test_seed_means_match_numpy_over_the_seeds_common_series(iqlref: ModuleType)
     rows = [_cell("medium", 20_000 * (i + 1), 64, x, seed=k)
             for k, xs in scores.items() for i, x in enumerate(xs)]  # fmt: skip
     rows.append(_cell("medium", 20_000, 16, 5.0, seed=1))  # only in seed 1: left out
-    got = iqlref.seed_means({k: iqlref.curve_means(iqlref.gem_over_iql_curves(rows, "medium", k))
+    got = outside.seed_means({k: outside.curve_means(outside.iql_curves(rows, "medium", k))
                              for k in scores})  # fmt: skip
     assert list(got) == ["gem-over-iql n=64 lcb lam=0.003"]
     m = got["gem-over-iql n=64 lcb lam=0.003"]

@@ -12,7 +12,7 @@ import numpy as np
 from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.tasks import reference_scores
 
-__all__ = ["plot_budget", "plot_curves", "plot_frontier"]
+__all__ = ["plot_budget", "plot_curves", "plot_frontier", "plot_iql_curves"]
 
 
 def plot_budget(
@@ -143,4 +143,44 @@ def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path
         ax.set_title(f"{task}: λ frontier at N={n}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_iql_curves(
+    per_seed: Mapping[int, Mapping[str, list[dict[str, Any]]]], name: str, ylabel: str, path: Path
+) -> Path:
+    """The outside IQL reference per snapshot: one panel per seed, IQL's own action beside
+    GEM's rule over its critic at each N (:func:`gemkit.experiments.outside.iql_curves`)."""
+    from matplotlib.figure import Figure
+
+    seeds = list(per_seed)
+    fig = Figure(figsize=(4.6 * len(seeds) + 2.4, 4.2))
+    axes = fig.subplots(1, len(seeds), sharey=True, squeeze=False)
+    gem = [c[0] for curves in per_seed.values() for c in curves.values() if c[0]["n"] is not None]
+    colour = {n: f"C{i}" for i, n in enumerate(sorted({c["n"] for c in gem}))}
+    line = dict(zip(sorted({(c["value"], c["lam"]) for c in gem}), ("-", ":", "-.", "--"),
+                    strict=False))  # fmt: skip
+    for ax, (seed, curves) in zip(axes[0], per_seed.items(), strict=True):
+        for cells in curves.values():
+            first = cells[0]
+            own = first["n"] is None
+            label = "IQL, its own action" if own else (
+                f"GEM over IQL, N = {first['n']}, {first['value']}, lambda = {first['lam']:g}")
+            style: dict[str, Any] = dict(color="k", ls="--", marker="s") if own else dict(
+                marker="o", color=colour[first["n"]],
+                ls=line.get((first["value"], first["lam"]), "-"))  # fmt: skip
+            ax.plot([c["step"] for c in cells], [c["score_mean"] for c in cells], ms=3,
+                    label=label, **style)  # fmt: skip
+        ax.set_title(f"{name}, IQL seed {seed}", fontsize=9)
+        ax.set_xlabel("IQL gradient steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0))  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     return path

@@ -1,0 +1,311 @@
+"""An outside reference beside the suites: d3rlpy's IQL trained on a suite's data, its snapshots
+scored on the suite's test seeds, alone and under GEM's selection rule over its critic.
+
+Its cells live in the suite's cell folder (``cells-iql.jsonl``, the same JSONL store: a key per
+cell, a rerun's later line wins); a report (:func:`iql_report`) turns them into per-snapshot
+curves and the per-seed and over-seeds means that the Maze2D page shows
+(:func:`~gemkit.experiments.tables.outside_iql_section`). ``reproductions/iql_reference.py`` is
+the command line. d3rlpy is an optional dependency, imported only by :func:`train_iql` and
+:func:`score_iql`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gemkit.experiments.cells import read_cell_file
+from gemkit.experiments.runs import iql_snapshot
+from gemkit.experiments.tasks import MAZE2D_NAMES, TEST_SEEDS, dataset_id
+
+__all__ = [
+    "CURVE_FIELDS",
+    "IQL_CELLS",
+    "IQLRun",
+    "curve_means",
+    "iql_curves",
+    "iql_report",
+    "restore_iql_cells",
+    "score_iql",
+    "seed_means",
+    "train_iql",
+]
+
+#: the cell file of the outside reference, beside a suite's ``cells-*.jsonl``
+IQL_CELLS = "cells-iql.jsonl"
+#: the fields of a cell that a report keeps (and that :func:`restore_iql_cells` reads back)
+CURVE_FIELDS = ("step", "n", "lam", "beta", "value", "support", "episodes", "score_mean",
+                "score_ep_std", "violation", "support_z")  # fmt: skip
+
+
+@attrs.frozen
+class IQLRun:
+    """One d3rlpy IQL run: the task (``umaze``: Minari's pointmaze recipe; ``maze2d-umaze``:
+    D4RL's maze2d recipe), its seed and where its snapshots go (``<runs>/<task>-s<seed>``)."""
+
+    task: str
+    seed: int
+    runs: Path = attrs.field(converter=Path)
+
+    @property
+    def dir(self) -> Path:
+        return self.runs / f"{self.task}-s{self.seed}"
+
+    @property
+    def family(self) -> str:
+        """The cells' ``task`` field: ``maze2d`` or ``pointmaze``."""
+        return "maze2d" if self.task in MAZE2D_NAMES else "pointmaze"
+
+    @property
+    def maze(self) -> str:
+        """The cells' ``maze`` field: the maze's name alone."""
+        return self.task.removeprefix("maze2d-")
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float = 3.0) -> None:
+    """d3rlpy's ``IQLConfig`` with its defaults (expectile 0.7, temperature ``weight_temp``,
+    256x256, two critics, batch 256, lr 3e-4) and a standard observation scaler, on the task's
+    dataset (:func:`gemkit.data.bridges.to_d3rlpy`, every transition kept). A ``.d3`` snapshot
+    every ``snapshot_every`` steps; an interrupted run resumes from the latest (weights and
+    optimizer states; the sampling RNG restarts)."""
+    import d3rlpy
+
+    from gemkit.adapters import load_d3rlpy
+    from gemkit.data import load
+    from gemkit.data.bridges import to_d3rlpy
+
+    d = run.dir
+    (d / "snapshots").mkdir(parents=True, exist_ok=True)
+    state_path = d / "state.json"
+    step = json.loads(state_path.read_text())["step"] if state_path.is_file() else 0
+    if step >= steps:
+        _log(f"{d} is at step {step} >= {steps}: nothing to do")
+        return
+    d3rlpy.seed(run.seed + 1000 * step)
+    data = to_d3rlpy(load(dataset_id(run.task)))
+    if step:
+        algo = load_d3rlpy(d / "latest.d3")
+        _log(f"resuming {d} at step {step}")
+    else:
+        algo = d3rlpy.algos.IQLConfig(
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+            weight_temp=weight_temp,
+        ).create(device="cpu:0")
+        algo.build_with_dataset(data)
+    t0, start = time.perf_counter(), step
+    fitter = algo.fitter(data, n_steps=steps - step, n_steps_per_epoch=snapshot_every,
+                         show_progress=False, save_interval=10**9,
+                         logger_adapter=d3rlpy.logging.NoopAdapterFactory())  # fmt: skip
+    for _epoch, metrics in fitter:
+        step += snapshot_every
+        tmp = d / ".latest.d3.tmp"
+        algo.save(str(tmp))
+        os.replace(tmp, d / "latest.d3")
+        iql_snapshot(d, step).write_bytes((d / "latest.d3").read_bytes())
+        state_path.write_text(json.dumps({"step": step, "metrics": metrics}))
+        rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
+        _log(f"{run.task} s{run.seed} step {step}: {metrics} ({rate:.0f} steps/s so far)")
+
+
+def score_iql(
+    run: IQLRun,
+    step: int,
+    out: Path,
+    *,
+    n: Sequence[int] = (64,),
+    support: Path | None = None,
+    gem_runs: Path | None = None,
+    beta: float = 1.0,
+    lam: float = 0.01,
+    value: str = "lcb",
+    episodes: int = 30,
+) -> None:
+    """Score the snapshot at ``step`` on the test seeds: IQL's own deterministic action, and
+    for each N in ``n`` GEM's rule over IQL's critic (candidates from IQL's policy, its action
+    the anchor; the support from the behavior GMM in ``support``, else the gemkit run of the
+    same task and seed in ``gem_runs`` at this step). Cells not cached yet are appended to
+    ``out/cells-iql.jsonl``."""
+    import torch
+
+    from gemkit import compose
+    from gemkit.adapters import from_d3rlpy, load_d3rlpy, policy_from_d3rlpy
+    from gemkit.eval.runs import evaluate_config
+    from gemkit.models import load_models
+    from gemkit.train import models_at
+
+    algo = load_d3rlpy(iql_snapshot(run.dir, step))
+    behavior: Any = None
+    support_dir: Path | None = None
+    if n:  # GEM over IQL needs a behavior GMM; IQL's own action does not
+        if support is not None:
+            support_dir = Path(support)
+        else:
+            if gem_runs is None:
+                raise SystemExit("GEM over IQL needs a behavior GMM: give --support or --gem-runs")
+            gem_run = Path(gem_runs) / f"{run.task}-s{run.seed}"
+            support_dir = models_at(gem_run, step) or gem_run
+        behavior = load_models(support_dir)
+        behavior.critic = from_d3rlpy(algo)
+    anchor, source = policy_from_d3rlpy(algo)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    sink = Path(out) / IQL_CELLS
+    done = set(read_cell_file(sink))
+
+    def policy(states: torch.Tensor) -> torch.Tensor:
+        """IQL's own deterministic action."""
+        return torch.as_tensor(algo.predict(states.cpu().numpy()))
+
+    cells: list[tuple[str, int | None]] = [("iql", None)]
+    cells += [(f"gem-over-iql n={k} {value} lam={lam:g}", k) for k in n]
+    for label, k in cells:
+        key = f"{run.task}-s{run.seed}-{step}-{label}"
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+        actor: Any = policy
+        if k is not None:
+            actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=k,
+                            beta=beta, lam=lam, value=value)  # fmt: skip
+        s = evaluate_config(None, None, dataset_id(run.task), episodes=episodes,
+                            seeds=TEST_SEEDS, num_envs=min(episodes, 30),
+                            policy=actor)  # fmt: skip
+        row = {"stage": "test", "task": run.family, "maze": run.maze, "train_seed": run.seed,
+               "step": step, "actor": "iql (d3rlpy)", "series": label, "n": k, "key": key,
+               "beta": beta, "lam": lam, "value": value,
+               "support": str(support_dir) if k is not None else "",
+               "eval_seeds": list(TEST_SEEDS), "episodes": episodes, **s.row(),
+               "eval_s": time.perf_counter() - t0}  # fmt: skip
+        with sink.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        _log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
+
+
+def iql_curves(
+    rows: Iterable[dict[str, Any]], maze: str, seed: int, up_to: int | None = None,
+    task: str = "pointmaze",
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """The test cells of one run as curves: per series (``iql``, ``gem-over-iql n=...``),
+    its cells sorted by step (the last cell of a key wins, as a rerun's would); only the
+    snapshots at or below ``up_to`` when given; cells of ``task`` only (``pointmaze`` or
+    ``maze2d``: older cells, written before maze2d existed, carry no task and are pointmaze's)."""
+    latest = {r["key"]: r for r in rows if r["maze"] == maze and r["train_seed"] == seed
+              and r.get("task", "pointmaze") == task
+              and (up_to is None or r["step"] <= up_to)}  # fmt: skip
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(latest.values(), key=lambda r: (r["n"] is not None, r["n"] or 0, r["step"])):
+        curves.setdefault(r["series"], []).append(r)
+    return curves
+
+
+def curve_means(curves: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per series: the mean score over all its snapshots and over the later half of them
+    (steps above half of the last step), so a summary picks no snapshot by hand."""
+    out = {}
+    for series, cells in curves.items():
+        late = [c["score_mean"] for c in cells if c["step"] > cells[-1]["step"] / 2]
+        out[series] = {"all": sum(c["score_mean"] for c in cells) / len(cells),
+                       "later_half": sum(late) / len(late), "snapshots": len(cells)}  # fmt: skip
+    return out
+
+
+def seed_means(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per series present in every seed: the mean and population std over seeds of each
+    seed's :func:`curve_means` (``all`` and ``later_half``), with the seeds it covers."""
+    seeds = sorted(per_seed)
+    common = [s for s in per_seed[seeds[0]] if all(s in per_seed[k] for k in seeds)]
+    out: dict[str, dict[str, Any]] = {}
+    for series in common:
+        row: dict[str, Any] = {"seeds": seeds}
+        for part in ("all", "later_half"):
+            xs = [per_seed[k][series][part] for k in seeds]
+            mean = sum(xs) / len(xs)
+            row[part] = mean
+            row[f"{part}_std"] = (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5
+        out[series] = row
+    return out
+
+
+def iql_report(
+    out: Path, maze: str, seeds: Sequence[int], *, task: str = "pointmaze",
+    up_to: int | None = None, command: str = "",
+) -> tuple[dict[str, Any], dict[int, dict[str, list[dict[str, Any]]]]]:  # fmt: skip
+    """The report body of ``maze``'s seeds from the cells in ``out`` (the curves and per-series
+    means: per seed, and over the seeds when there are several) and the curves per seed."""
+    sink = Path(out) / IQL_CELLS
+    if not sink.is_file():
+        raise SystemExit(f"no cells at {sink}: run the test stage with the same --out first")
+    rows = list(read_cell_file(sink).values())
+    per_seed = {seed: iql_curves(rows, maze, seed, up_to, task) for seed in seeds}
+    for seed, curves in per_seed.items():
+        if not curves:
+            raise SystemExit(f"{sink} has no cells of {maze} seed {seed}")
+
+    def curve_table(curves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        return {k: [{f: r.get(f) for f in CURVE_FIELDS} for r in v] for k, v in curves.items()}
+
+    name = maze if task == "pointmaze" else f"maze2d-{maze}"
+    scale = "D4RL's maze2d-v1 references" if task == "maze2d" else "gemkit's references"
+    body: dict[str, Any] = {
+        "what": f"d3rlpy IQL on {name} (scores on {scale}), seed(s) "
+        f"{', '.join(map(str, seeds))}: its own action and GEM's rule over its critic and "
+        "policy, per snapshot, on the test seeds",
+        "command": command,
+    }
+    if len(seeds) == 1:
+        body |= {"mean_score": curve_means(per_seed[seeds[0]]),
+                 "curves": curve_table(per_seed[seeds[0]])}  # fmt: skip
+    else:
+        means = {seed: curve_means(c) for seed, c in per_seed.items()}
+        body |= {"mean_over_seeds": seed_means(means),
+                 "seeds": {str(seed): {"mean_score": means[seed], "curves": curve_table(c)}
+                           for seed, c in per_seed.items()}}  # fmt: skip
+    return body, per_seed
+
+
+def restore_iql_cells(
+    report: Path, out: Path, task: str, maze: str, seed: int,
+    log: Callable[[str], None] = _log,
+) -> int:  # fmt: skip
+    """Append the cells of a committed report JSON to ``out/cells-iql.jsonl`` (marked
+    ``restored_from``; a single-seed report's seed is ``seed``), so a new seed is reported
+    beside runs whose snapshots are gone. Returns the number of cells added."""
+    path = Path(report)
+    if not path.is_file():
+        raise SystemExit(f"--report {path}: no such file")
+    body = json.loads(path.read_text())
+    if "seeds" in body:
+        per_seed = {int(k): v["curves"] for k, v in body["seeds"].items()}
+    elif "curves" in body:
+        per_seed = {seed: body["curves"]}
+    else:
+        raise SystemExit(f"{path} is not an IQL reference report (no curves)")
+    sink = Path(out) / IQL_CELLS
+    sink.parent.mkdir(parents=True, exist_ok=True)
+    done = read_cell_file(sink)
+    name = maze if task == "pointmaze" else f"maze2d-{maze}"
+    added = 0
+    with sink.open("a") as f:
+        for s, curves in per_seed.items():
+            for series, cells in curves.items():
+                for c in cells:
+                    key = f"{name}-s{s}-{c['step']}-{series}"
+                    if key in done:
+                        continue
+                    row = {"stage": "test", "task": task, "maze": maze, "train_seed": s,
+                           "actor": "iql (d3rlpy)", "series": series, "key": key,
+                           **{k: c.get(k) for k in CURVE_FIELDS},
+                           "eval_seeds": list(TEST_SEEDS), "restored_from": str(path)}  # fmt: skip
+                    f.write(json.dumps(row) + "\n")
+                    added += 1
+    log(f"restored {added} cell(s) of seed(s) {sorted(per_seed)} from {path} into {sink}")
+    return added
