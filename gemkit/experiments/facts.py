@@ -48,17 +48,24 @@ def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
     known from neither)."""
     from gemkit.data import load
     from gemkit.data.minari_io import dataset_exists
+    from gemkit.errors import DatasetNotFoundError
 
     path = Path(args.out) / DATASETS_FILE
     known = {r["task"]: r for r in _read_rows(path)}
     out: list[dict[str, Any]] = []
     for task in args.tasks:
+        try:
+            ref = reference_scores(task)
+        except DatasetNotFoundError:  # stored in the dataset, which is not here: as last read
+            if task not in known:
+                raise
+            ref = (known[task]["ref_min"], known[task]["ref_max"])
         row = {
             "task": task,
             "steps": None,
             "episodes": None,
-            "ref_min": reference_scores(task)[0],
-            "ref_max": reference_scores(task)[1],
+            "ref_min": ref[0],
+            "ref_max": ref[1],
             "reward_sum": None,
         }
         if dataset_exists(dataset_id(task)):

@@ -111,8 +111,9 @@ def plot_curves(
 
 def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
     """A test cell reduced to its first ``n`` episodes (environments seeded 0..n-1: the same
-    starts as a learning-curve cell of ``n`` episodes)."""
-    if len(row["returns"]) <= n:
+    starts as a learning-curve cell of ``n`` episodes); a cell restored from a report's table
+    (no per-episode returns) stays whole."""
+    if row.get("returns") is None or len(row["returns"]) <= n:
         return row
     first = row["returns"][:n]
     ref = reference_scores(row["task"])

@@ -42,6 +42,8 @@ def intro(args: SuiteConfig) -> list[str]:
                   f"({Path(os.path.relpath(s.doc, here)).as_posix()})"
                   for s in SUITES.values() if s.name != suite.name]  # fmt: skip
         L += [f"The same protocol on other tasks: {', '.join(others)}.", ""]
+        if suite.note:
+            L += [suite.note, ""]
     return L
 
 

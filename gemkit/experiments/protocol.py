@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aggregate", "choose_knobs", "claims", "mean_std"]
+__all__ = ["aggregate", "choose_knobs", "claims", "episode_count", "mean_std"]
 
 
 def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -48,6 +48,14 @@ def mean_std(xs: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std())
 
 
+def episode_count(row: dict[str, Any]) -> int:
+    """The episodes behind a cell: its returns, or for a cell restored from a report's table
+    (``returns`` None: the per-episode returns were not kept) its planned episodes."""
+    if row.get("returns") is None:
+        return int(row["episodes"]) * len(row["eval_seeds"])
+    return len(row["returns"])
+
+
 def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """Mean +- std over training seeds of each group's per-checkpoint means.
 
@@ -77,7 +85,7 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
             success_rate=mean_std([r["success_rate"] for r in rs])[0],
             steps_per_s=mean_std([r["steps_per_s"] for r in rs])[0],
             train_seeds=len(rs),
-            episodes=int(sum(len(r["returns"]) for r in rs)),
+            episodes=int(sum(episode_count(r) for r in rs)),
         )
         out.append(row)
     return out

@@ -13,7 +13,7 @@ from gemkit.experiments.page import write_empty_page, write_page
 from gemkit.experiments.plan import log, planned_results, steps_for, suite_knobs
 from gemkit.experiments.protocol import aggregate, claims
 from gemkit.experiments.suites import SuiteConfig
-from gemkit.experiments.tables import mass_points, named, stress_points
+from gemkit.experiments.tables import flat_row, mass_points, named, stress_points
 
 __all__ = ["write_report"]
 
@@ -39,30 +39,7 @@ def write_report(args: SuiteConfig) -> None:
     claim_rows = claims(test, args.tasks, big, args.baseline_n, args.budgets)
 
     # tables
-    flat = []
-    for c in cells:
-        flat.append(
-            {
-                "stage": c["stage"],
-                "series": c.get("series", "validate"),
-                w: c["task"],
-                "train_seed": c["train_seed"],
-                "step": c["step"],
-                "actor": c["actor"],
-                **{k: c["config"][k] for k in ("n", "beta", "lam", "lam_T", "horizon")},
-                "value": c["config"].get("value", "lcb"),
-                **({"mass_scale": c.get("mass_scale")} if args.mass_tasks else {}),
-                "eval_seeds": " ".join(map(str, c["eval_seeds"])),
-                "episodes_per_seed": c["episodes"],
-                "score_mean": c["score_mean"],
-                "score_std_over_eval_seeds": c["score_std"],
-                "violation": c["violation"],
-                "support_z": c["support_z"],
-                "collapse_dist": c["collapse_dist"],
-                "success_rate": c["success_rate"],
-                "steps_per_s": c["steps_per_s"],
-            }
-        )
+    flat = [flat_row(c, w, bool(args.mass_tasks)) for c in cells]
     flat.sort(
         key=lambda r: (
             r["stage"],

@@ -38,6 +38,32 @@ def fmt_number(x: float, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.1f}"
 
 
+#: the measured fields of a cell that its row of ``<suite>_cells.csv`` keeps
+MEASURED = {"score_mean": "score_mean", "score_std": "score_std_over_eval_seeds",
+            "violation": "violation", "support_z": "support_z", "collapse_dist": "collapse_dist",
+            "success_rate": "success_rate", "steps_per_s": "steps_per_s"}  # fmt: skip
+
+
+def flat_row(c: dict[str, Any], word: str, mass: bool) -> dict[str, Any]:
+    """A cell as its row of the report's ``<suite>_cells.csv``: what identifies it (the
+    task under the suite's word; ``mass_scale`` where the suite has MassScale cells), then
+    the measured fields (:data:`MEASURED`)."""
+    return {
+        "stage": c["stage"],
+        "series": c.get("series", "validate"),
+        word: c["task"],
+        "train_seed": c["train_seed"],
+        "step": c["step"],
+        "actor": c["actor"],
+        **{k: c["config"][k] for k in ("n", "beta", "lam", "lam_T", "horizon")},
+        "value": c["config"].get("value", "lcb"),
+        **({"mass_scale": c.get("mass_scale")} if mass else {}),
+        "eval_seeds": " ".join(map(str, c["eval_seeds"])),
+        "episodes_per_seed": c["episodes"],
+        **{col: c.get(f) for f, col in MEASURED.items()},
+    }
+
+
 def named(row: dict[str, Any], word: str) -> dict[str, Any]:
     """``row`` with its ``task`` field under the suite's word (the mazes' tables say ``maze``)."""
     return {(word if k == "task" else k): v for k, v in row.items()}
