@@ -8,8 +8,8 @@ knobs, evaluation seeds, episodes; ``gemkit.experiments.tables.flat_row``) and w
 ``<out>/cells-restored.jsonl`` with that row's measured fields, ``returns`` None (the
 per-episode returns were not kept), the CPU the summary names and ``restored_from`` naming the
 CSV. The datasets' facts come from the summary. A row that matches no planned cell, or a
-planned cell without a row, is reported; ``--strict`` makes either an error. Then ``report`` with the same flags and ``--out``
-rebuilds the page from the restored cells::
+planned cell without a row, is reported; ``--strict`` makes either an error. Then ``report``
+with the same flags and ``--out`` rebuilds the page from the restored cells::
 
     python reproductions/restore_cells.py --csv docs/results/mazes_cells.csv \\
         --summary docs/results/mazes_summary.json -- --suite mazes --seeds 0 1 2 \\
