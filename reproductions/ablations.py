@@ -22,10 +22,13 @@ Usage::
         --knobs-from MAZE_CELLS --maze-steps medium=300000
     python reproductions/ablations.py report --out CELLS --json docs/results/ablations.json
 
-The maze cell cache that ``--knobs-from`` reads is not kept between machines; ``--knobs
-value=lcb beta=1 lam=0.003 lam_T=0.003`` gives the chosen knobs directly. ``restore --report
-docs/results/ablations.json --out CELLS`` writes a committed report's scores back into the cache
-(marked ``restored_from``), so runs of new seeds are reported beside the committed ones::
+``--knobs-from docs/results/mazes/cells --maze-steps umaze=300000 medium=300000
+large=300000`` takes the knobs the PointMaze suite chose (its cells are committed); ``--knobs
+value=lcb beta=1 lam=0.003 lam_T=0.003`` gives them directly. The cells are ordinary evaluation
+cells of ``gemkit.experiments`` (tagged with their variant and run; ``<out>/cells-*.jsonl``).
+``restore --report docs/results/ablations.json --out CELLS`` writes a committed report's scores
+back into the store (marked ``restored_from``), so runs of new seeds are reported beside the
+committed ones::
 
     python reproductions/ablations.py restore --out CELLS --report docs/results/ablations.json
     python reproductions/ablations.py train --runs RUNS --seed 1 --variants c_ent0 alpha1
@@ -38,24 +41,26 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, dataset_id
+from gemkit.experiments import MAZE_NAMES, TEST_SEEDS, make_cell, read_cells
 from gemkit.experiments.args import parse_args as suite_args
-from gemkit.experiments.plan import selector_params, suite_knobs, train_command
+from gemkit.experiments.plan import suite_knobs, train_command
+from gemkit.experiments.stages import evaluate_cells
+from gemkit.experiments.variants import (
+    KNOBS,
+    VARIANTS,
+    across_seeds,
+    columns,
+    parse_knobs,
+    variant_cells,
+    variant_scores,
+)
 
-VARIANTS: dict[str, list[str]] = {
-    "density": [],
-    "censored": ["gmm_likelihood=censored"],
-    "undetached": ["detach_gamma=false"],
-    "k2": ["n_components=2"],
-    "c_ent0": ["c_ent=0"],
-    "alpha1": ["alpha=1.0"],
-    "alpha10": ["alpha=10.0"],
-}
+#: where ``restore`` puts a committed report's scores (a ``cells-*.jsonl`` of the store)
+RESTORED = "cells-restored.jsonl"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -70,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference", type=Path, default=None,
                    help="a run directory to score as 'density' instead of training one")
     p.add_argument("--knobs-from", type=Path, default=None,
-                   help="the maze reproduction's cell cache: use the knobs its validation chose")
+                   help="the maze suite's cell store: use the knobs its validation chose")
     p.add_argument("--maze-steps", nargs="*", default=[])
     p.add_argument("--knobs", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"the selection knobs themselves ({', '.join(KNOBS)}), instead of "
@@ -88,52 +93,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run_dir(args: argparse.Namespace, variant: str) -> Path:
     if variant == "density" and args.reference is not None:
-        return args.reference
-    return args.runs / f"{args.maze}-{variant}-s{args.seed}"
+        return Path(args.reference)
+    return Path(args.runs) / f"{args.maze}-{variant}-s{args.seed}"
 
 
 def stage_train(args: argparse.Namespace) -> None:
     from gemkit.train import models_at
 
-    # the maze reproduction's training command: its --train-set plus the variant's one change
+    # the maze suite's training command: its --train-set plus the variant's one change
     mz = suite_args(["train", "--steps", str(args.steps), "--threads", str(args.threads)])
     for v in args.variants:
         out = run_dir(args, v)
         if models_at(out, args.steps) is not None:
             continue
         cmd = train_command(mz, args.maze, args.seed, out=out,
-                                  train_set=[*mz.train_set, *VARIANTS[v]])  # fmt: skip
+                            train_set=[*mz.train_set, *VARIANTS[v]])  # fmt: skip
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-
-
-#: the knobs a cell takes from the suite (``--knobs``, or chosen in ``--knobs-from``'s cells)
-KNOBS = ("value", "beta", "lam", "lam_T")
-
-
-def explicit_knobs(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["value=lcb", "beta=1", ...]`` as knobs; every one of :data:`KNOBS` must be given."""
-    got: dict[str, Any] = {}
-    for kv in pairs:
-        key, sep, val = kv.partition("=")
-        if not sep or key not in KNOBS:
-            raise SystemExit(f"--knobs {kv!r}: expected KEY=VALUE with KEY one of "
-                             f"{', '.join(KNOBS)}")  # fmt: skip
-        try:
-            got[key] = val if key == "value" else float(val)
-        except ValueError:
-            raise SystemExit(f"--knobs {kv!r}: {key} takes a number") from None
-    missing = [k for k in KNOBS if k not in got]
-    if missing:
-        raise SystemExit(f"--knobs: also give {', '.join(missing)}")
-    return got
 
 
 def knobs(args: argparse.Namespace) -> dict[str, Any]:
     if args.knobs and args.knobs_from is not None:
         raise SystemExit("give the knobs by --knobs or by --knobs-from, not both")
     if args.knobs:
-        return explicit_knobs(args.knobs)
+        return parse_knobs(args.knobs)
     if args.knobs_from is None:
         return {"beta": 1.0, "lam": 1.0, "lam_T": 1.0, "value": "lcb_z"}
     mz = suite_args(["report", "--out", str(args.knobs_from), *(
@@ -143,95 +126,18 @@ def knobs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
-    mz = suite_args(["report"])
-    kn = knobs(args)
-    out = []
-    for v in args.variants:
-        for actor, n in (("gem", 0), ("baseline", 0), ("gem", args.n)):
-            cfg = selector_params(mz, args.maze, n=n, **kn)
-            out.append({"variant": v, "actor": actor, "n": n, "config": cfg})
-    return out
-
-
-def read_rows(out: Path) -> list[dict[str, Any]]:
-    path = out / "ablations.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.is_file() else []
-
-
-def _ident(c: dict[str, Any], seed: int) -> tuple[str, int, str, int, str]:
-    return (c["variant"], seed, c["actor"], c["n"], json.dumps(c["config"], sort_keys=True))
+    runs = {v: run_dir(args, v) for v in args.variants}
+    return variant_cells(suite_args(["report"]), args.maze, args.seed, args.steps, runs,
+                         knobs(args), args.n, args.episodes)  # fmt: skip
 
 
 def stage_eval(args: argparse.Namespace) -> None:
-    import torch
-
-    from gemkit.config import SelectorConfig
-    from gemkit.eval.runs import evaluate_config
-    from gemkit.models import load_models
-    from gemkit.train import models_at
-
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    done = {_ident(r, r["seed"]) for r in read_rows(args.out) if r["steps"] == args.steps}
-    for c in cells(args):
-        d = models_at(run_dir(args, c["variant"]), args.steps)
-        if _ident(c, args.seed) in done or d is None:
-            continue
-        models = load_models(d)
-        if c["actor"] == "baseline":
-            models = models.unimodal()
-        t0 = time.perf_counter()
-        s = evaluate_config(models, SelectorConfig(**c["config"]), dataset_id(args.maze),
-                            episodes=args.episodes, seeds=TEST_SEEDS,
-                            num_envs=min(args.episodes, 30))  # fmt: skip
-        row = {**c, "maze": args.maze, "seed": args.seed, "steps": args.steps,
-               "run": str(d), "score": s.score_mean, "violation": s.row()["violation"],
-               "returns": [float(x) for r in s.results for x in r.returns],
-               "eval_s": time.perf_counter() - t0}  # fmt: skip
-        with (args.out / "ablations.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(f"{c['variant']:>10} {c['actor']:>8} N={c['n']:<4} -> {s.score_mean:.1f}", flush=True)
-
-
-def columns(n: int) -> list[tuple[str, int]]:
-    """The ``(actor, N)`` of a report's three columns: GEM's anchor, the fair baseline, GEM at
-    ``n`` candidates."""
-    return [("gem", 0), ("baseline", 0), ("gem", n)]
-
-
-def latest_scores(rows: Sequence[dict[str, Any]], steps: int) -> dict[tuple[str, int, str, int],
-                                                                      float]:  # fmt: skip
-    """``(variant, seed, actor, n) -> score`` at ``steps``; a later row of a key wins."""
-    return {(r["variant"], r.get("seed", 0), r["actor"], r["n"]): r["score"]
-            for r in rows if r["steps"] == steps}  # fmt: skip
-
-
-def across_seeds(scores: dict[tuple[str, int, str, int], float],
-                 n: int) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Per variant measured on more than one training seed: its three scores beside the
-    reference's (``density``) on every seed where both have all three, and their means over
-    those seeds (the reference's mean over the same seeds, not over all of its own)."""
-    cols = columns(n)
-    keys = [f"{a}_n{k}" for a, k in cols]
-    out: dict[str, dict[str, Any]] = {}
-    for v in VARIANTS:
-        if v == "density":
-            continue
-        seeds = sorted({s for (v_, s, _, _) in scores if v_ == v
-                        and all((w, s, a, k) in scores for w in (v, "density") for a, k in cols)})
-        if len(seeds) < 2:
-            continue
-        per = [{"seed": s, **{f"{w}_{key}": scores[(w_, s, a, k)]
-                              for w, w_ in (("reference", "density"), ("variant", v))
-                              for key, (a, k) in zip(keys, cols, strict=True)}}
-               for s in seeds]  # fmt: skip
-        mean = {f: sum(r[f] for r in per) / len(per) for f in per[0] if f != "seed"}
-        out[v] = {"set": VARIANTS[v], "seeds": seeds, "per_seed": per, "mean": mean}
-    return out
+    config = suite_args(["report", "--out", str(args.out), "--threads", str(args.threads)])
+    evaluate_cells(config, cells(args))
 
 
 def stage_report(args: argparse.Namespace) -> None:
-    scores = latest_scores(read_rows(args.out), args.steps)
+    scores = variant_scores(read_cells(args.out).values(), args.steps)
     cols = columns(args.n)
     order = [v for v in VARIANTS if any((v, args.seed, a, k) in scores for a, k in cols)]
     print(f"| variant | --set | GEM anchor (N=0) | fair baseline (N=0) | GEM N={args.n} |")
@@ -239,8 +145,8 @@ def stage_report(args: argparse.Namespace) -> None:
     table = []
     for v in order:
         got = [scores.get((v, args.seed, a, k)) for a, k in cols]
-        cells_ = [f"{g:.1f}" if g is not None else "-" for g in got]
-        print(f"| {v} | {' '.join(VARIANTS[v]) or '(reference)'} | " + " | ".join(cells_) + " |")
+        text = [f"{g:.1f}" if g is not None else "-" for g in got]
+        print(f"| {v} | {' '.join(VARIANTS[v]) or '(reference)'} | " + " | ".join(text) + " |")
         table.append({"variant": v, "set": VARIANTS[v],
                       **{f"{a}_n{k}": g for (a, k), g in zip(cols, got, strict=True)}})
     several = across_seeds(scores, args.n)
@@ -264,28 +170,32 @@ def stage_report(args: argparse.Namespace) -> None:
 
 
 def stage_restore(args: argparse.Namespace) -> None:
-    """Append the scores of the committed report ``--report`` to ``--out``'s cache, marked
-    ``restored_from`` (their run directories are gone; ``eval`` skips nothing because of them,
-    ``report`` counts them). Only the variants of ``--variants`` and the seeds of
+    """Append the scores of the committed report ``--report`` to ``--out``'s store as cells
+    marked ``restored_from`` (their configs and run directories are gone: ``config`` holds N
+    alone; ``report`` counts them). Only the variants of ``--variants`` and the seeds of
     ``--only-seeds``, so that runs retrained on another machine are not paired with a reference
     trained elsewhere."""
     if args.report is None or not args.report.is_file():
         raise SystemExit(f"restore: --report {args.report}: no such file (a JSON that "
                          "'report --json' wrote)")  # fmt: skip
     body = json.loads(args.report.read_text())
-    have = latest_scores(read_rows(args.out), body["steps"])
+    have = variant_scores(read_cells(args.out).values(), body["steps"])
     args.out.mkdir(parents=True, exist_ok=True)
+    sink = args.out / RESTORED
     added = 0
-    with (args.out / "ablations.jsonl").open("a") as f:
+    with sink.open("a") as f:
         for r in body["every_seed"]:
             if ((r["variant"], r["seed"], r["actor"], r["n"]) in have
                     or r["variant"] not in args.variants
                     or (args.only_seeds is not None and r["seed"] not in args.only_seeds)):
                 continue
-            f.write(json.dumps({**r, "maze": body["maze"], "steps": body["steps"],
-                                "config": None, "restored_from": str(args.report)}) + "\n")
+            c = make_cell("test", body["maze"], r["seed"], body["steps"], r["actor"],
+                          {"n": r["n"]}, TEST_SEEDS, body["episodes"], series="variant",
+                          variant=r["variant"])  # fmt: skip
+            f.write(json.dumps({**c, "score_mean": r["score"],
+                                "restored_from": str(args.report)}) + "\n")
             added += 1
-    print(f"restored {added} score(s) from {args.report} into {args.out / 'ablations.jsonl'}")
+    print(f"restored {added} score(s) from {args.report} into {sink}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -146,3 +146,19 @@ def test_fork_suite_end_to_end_and_cells_arrive_in_any_order(
     assert evaluate_cells(again, validation_cells(again)) == 0
     rows = read_cells(again.out)
     assert rows and all(rows[k]["returns"] == serial[k]["returns"] for k in rows)
+    # a Phase I variant's cells load their networks from their own run directory: the suite's
+    # run named as the reference scores what the suite's own single-shot cells scored
+    from gemkit.experiments import TEST_SEEDS
+    from gemkit.experiments.variants import variant_cells
+
+    knobs = {"beta": 1.0, "lam": 0.01, "lam_T": 0.01, "value": "lcb"}
+    runs = {"density": tmp_path / "runs" / "fork-s0"}
+    cells = variant_cells(again, "fork", 0, 20, runs, knobs, n=4, episodes=2)
+    assert evaluate_cells(again, cells) == 0
+    got = {(r["actor"], r["config"]["n"]): r for r in read_cells(again.out).values()
+           if r.get("variant") == "density"}  # fmt: skip
+    assert len(got) == 3
+    suite_n0 = {r["actor"]: r for r in serial.values() if r.get("series") in ("gem", "baseline")
+                and r["config"]["n"] == 0 and r["eval_seeds"] == list(TEST_SEEDS)}  # fmt: skip
+    for actor in ("gem", "baseline"):
+        assert got[(actor, 0)]["returns"] == suite_n0[actor]["returns"]

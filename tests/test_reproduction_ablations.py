@@ -1,16 +1,41 @@
-"""reproductions/ablations.py: its cells and its report (no training here)."""
+"""reproductions/ablations.py and gemkit.experiments.variants: the Phase I variants' cells
+(ordinary cells of the store, keyed by their variant) and their report (no training here)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 from script_fixtures import load_script
 
+from gemkit.experiments import make_cell, read_cells
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scores(variant: str, seed: int, **scores: float) -> list[dict[str, Any]]:
+    """Evaluated variant cells of medium at 60,000 steps: ``gem_n64=17.0`` etc."""
+    out = []
+    for col, x in scores.items():
+        actor, n = col.rsplit("_n", 1)
+        c = make_cell("test", "medium", seed, 60_000, actor, {"n": int(n)}, [0], 30,
+                      series="variant", variant=variant)  # fmt: skip
+        out.append({**c, "score_mean": x})
+    return out
+
+
+def _three(variant: str, seed: int, anchor: float, base: float, n64: float) -> list[dict[str, Any]]:
+    return _scores(variant, seed, gem_n0=anchor, baseline_n0=base, gem_n64=n64)
+
+
+def _write(out: Path, rows: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "cells-0of1.jsonl").open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +48,12 @@ def test_every_variant_changes_one_setting_and_gets_three_cells(abl: ModuleType)
     assert abl.VARIANTS["density"] == [] and all(len(v) == 1 for k, v in abl.VARIANTS.items()
                                                  if k != "density")  # fmt: skip
     cells = abl.cells(args)
-    assert [(c["variant"], c["actor"], c["n"]) for c in cells[:3]] == [
+    assert [(c["variant"], c["actor"], c["config"]["n"]) for c in cells[:3]] == [
         ("density", "gem", 0), ("density", "baseline", 0), ("density", "gem", 64)]
-    assert len(cells) == 9
+    assert len(cells) == 9 and len({c["key"] for c in cells}) == 9  # the variant is in the key
     assert {c["config"]["value"] for c in cells} == {"lcb_z"}
-    assert all(c["config"]["n"] == c["n"] for c in cells)
+    assert {c["run"] for c in cells if c["variant"] == "k2"} == {"reproductions/out/ablations/"
+                                                                 "runs/medium-k2-s0"}
 
 
 def test_reference_run_replaces_density(abl: ModuleType, tmp_path: Path) -> None:
@@ -41,11 +67,9 @@ def test_report_table_and_json(abl: ModuleType, tmp_path: Path,
     rows = []
     for v, base in (("density", 10.0), ("censored", 20.0)):
         for actor, n, add in (("gem", 0, 0.0), ("baseline", 0, 5.0), ("gem", 64, 9.0)):
-            rows.append({"variant": v, "actor": actor, "n": n, "config": {}, "steps": 60000,
-                         "score": base + add, "seed": 0})  # fmt: skip
-            rows.append({"variant": v, "actor": actor, "n": n, "config": {}, "steps": 60000,
-                         "score": -1.0, "seed": 1})  # another training seed: not in seed 0's table
-    (tmp_path / "ablations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            rows += _scores(v, 0, **{f"{actor}_n{n}": base + add})
+            rows += _scores(v, 1, **{f"{actor}_n{n}": -1.0})  # not in seed 0's table
+    _write(tmp_path, rows)
     out = tmp_path / "abl.json"
     abl.main(["report", "--out", str(tmp_path), "--json", str(out)])
     text = capsys.readouterr().out
@@ -88,31 +112,23 @@ def test_explicit_knobs_replace_the_lost_cell_cache(abl: ModuleType) -> None:
         abl.cells(both)
 
 
-def _scores(variant: str, seed: int, anchor: float, base: float, n64: float) -> list[dict]:
-    return [{"variant": variant, "seed": seed, "actor": a, "n": n, "score": x, "steps": 60000,
-             "config": {}} for a, n, x in (("gem", 0, anchor), ("baseline", 0, base),
-                                            ("gem", 64, n64))]  # fmt: skip
 
 
 def test_restore_then_report_across_seeds(abl: ModuleType, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     # a committed report with seed 0 only, restored; then new seeds' cells as eval writes them
     committed = tmp_path / "committed"
-    committed.mkdir()
-    (committed / "ablations.jsonl").write_text("".join(
-        json.dumps(r) + "\n" for r in _scores("density", 0, 6.0, 24.0, 17.0)
-        + _scores("c_ent0", 0, 1.0, 24.0, 18.0)))  # fmt: skip
+    _write(committed, _three("density", 0, 6.0, 24.0, 17.0) + _three("c_ent0", 0, 1.0, 24.0, 18.0))
     report = tmp_path / "committed.json"
     abl.main(["report", "--out", str(committed), "--json", str(report)])
     cache = tmp_path / "cache"
     abl.main(["restore", "--out", str(cache), "--report", str(report)])
     abl.main(["restore", "--out", str(cache), "--report", str(report)])  # adds nothing twice
-    restored = abl.read_rows(cache)
+    restored = list(read_cells(cache).values())
     assert len(restored) == 6 and all(r["restored_from"] == str(report) for r in restored)
-    new = (_scores("density", 1, 10.0, 16.0, 24.0) + _scores("c_ent0", 1, 5.0, 16.0, 20.0)
-           + _scores("c_ent0", 2, 9.0, 20.0, 30.0))  # seed 2 has no reference: left out
-    with (cache / "ablations.jsonl").open("a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in new))
+    new = (_three("density", 1, 10.0, 16.0, 24.0) + _three("c_ent0", 1, 5.0, 16.0, 20.0)
+           + _three("c_ent0", 2, 9.0, 20.0, 30.0))  # seed 2 has no reference: left out
+    _write(cache, new)
     capsys.readouterr()
     out = tmp_path / "abl.json"
     abl.main(["report", "--out", str(cache), "--json", str(out)])
@@ -133,7 +149,27 @@ def test_restore_then_report_across_seeds(abl: ModuleType, tmp_path: Path,
     only = tmp_path / "only"
     abl.main(["restore", "--out", str(only), "--report", str(report), "--variants", "c_ent0",
               "--only-seeds", "0"])  # fmt: skip
-    assert {(r["variant"], r["seed"]) for r in abl.read_rows(only)} == {("c_ent0", 0)}
+    assert {(r["variant"], r["train_seed"]) for r in read_cells(only).values()} == {("c_ent0", 0)}
     abl.main(["restore", "--out", str(tmp_path / "none"), "--report", str(report),
               "--only-seeds", "5"])  # fmt: skip
-    assert abl.read_rows(tmp_path / "none") == []
+    assert read_cells(tmp_path / "none") == {}
+
+
+REPORTS = sorted((ROOT / "docs" / "results").glob("ablations*.json"))
+
+
+@pytest.mark.parametrize("report", REPORTS, ids=[p.stem for p in REPORTS])
+def test_committed_ablation_reports_regenerate_from_the_store(
+    abl: ModuleType, report: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each committed ablation report, restored into an empty cell store, reports itself (a
+    report written before ``across_seeds`` existed: the fields it has)."""
+    committed = json.loads(report.read_text())
+    abl.main(["restore", "--out", str(tmp_path), "--report", str(report)])
+    out = tmp_path / "again.json"
+    abl.main(["report", "--out", str(tmp_path), "--steps", str(committed["steps"]), "--episodes",
+              str(committed["episodes"]), "--json", str(out)])  # fmt: skip
+    got = json.loads(out.read_text())
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(got.pop("every_seed"), key=key) == sorted(committed.pop("every_seed"), key=key)
+    assert {k: got[k] for k in committed} == committed

@@ -23,9 +23,10 @@ LATE_KNOBS: dict[str, Any] = {"temperature": 1.0}
 def cell_key(cell: dict[str, Any]) -> str:
     """The identity of an evaluation cell: everything that determines its numbers.
 
-    The task is hashed under its first name, ``"maze"``, a MassScale factor only where there
-    is one, and a selector knob added since cells were first cached (:data:`LATE_KNOBS`) only
-    where it is not its default, so the cells cached before keep their keys.
+    The task is hashed under its first name, ``"maze"``, a MassScale factor and a Phase I
+    variant only where there is one, and a selector knob added since cells were first cached
+    (:data:`LATE_KNOBS`) only where it is not its default, so the cells cached before keep
+    their keys.
     """
     ident = {
         k: cell[k]
@@ -37,6 +38,8 @@ def cell_key(cell: dict[str, Any]) -> str:
     ident["maze"] = cell["task"]
     if cell.get("mass_scale") is not None:
         ident["mass_scale"] = cell["mass_scale"]
+    if cell.get("variant") is not None:  # a Phase I variant's run (gemkit.experiments.variants)
+        ident["variant"] = cell["variant"]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -32,6 +32,8 @@ from gemkit.experiments.tasks import (
 __all__ = [
     "STAGES",
     "available",
+    "cell_models_dir",
+    "evaluate_cell",
     "evaluate_cells",
     "load_run_models",
     "make_dataset",
@@ -124,15 +126,30 @@ def train_batch(args: SuiteConfig, task: str, seeds: list[int]) -> None:
 
 
 def load_run_models(args: SuiteConfig, task: str, seed: int, step: int, actor: str) -> Any:
+    """The networks of ``task``'s run of ``seed`` at ``step`` (``actor="baseline"``: its fair
+    unimodal baseline)."""
+    return _load(models_dir(args, task, seed, step), f"{task} seed {seed}", step, actor)
+
+
+def _load(d: Path | None, what: str, step: int, actor: str) -> Any:
     from gemkit.models import load_models
 
-    d = models_dir(args, task, seed, step)
     if d is None:
-        raise SystemExit(f"no networks of {task} seed {seed} at step {step} yet.")
+        raise SystemExit(f"no networks of {what} at step {step} yet.")
     models = load_models(d)
     if models.meta.get("step") != step:
         raise SystemExit(f"{d} is at step {models.meta.get('step')}, expected {step}.")
     return models.unimodal() if actor == "baseline" else models
+
+
+def cell_models_dir(args: SuiteConfig, cell: dict[str, Any]) -> Path | None:
+    """Where the networks of ``cell`` are: its own ``run`` directory's export or snapshot at
+    the cell's step (a Phase I variant's cell), else the suite run's (:func:`models_dir`)."""
+    if cell.get("run"):
+        from gemkit.train import models_at
+
+        return models_at(Path(cell["run"]), cell["step"])
+    return models_dir(args, cell["task"], cell["train_seed"], cell["step"])
 
 
 def models_dir(args: SuiteConfig, task: str, seed: int, step: int) -> Path | None:
@@ -151,7 +168,7 @@ def models_dir(args: SuiteConfig, task: str, seed: int, step: int) -> Path | Non
 
 def available(args: SuiteConfig, cell: dict[str, Any]) -> bool:
     """Whether the networks of ``cell`` exist yet."""
-    return models_dir(args, cell["task"], cell["train_seed"], cell["step"]) is not None
+    return cell_models_dir(args, cell) is not None
 
 
 #: the networks of the checkpoint a process evaluated last (one per process: a worker of a
@@ -169,10 +186,12 @@ def evaluate_cell(args: SuiteConfig, cell: dict[str, Any]) -> dict[str, Any]:
     from gemkit.eval.runs import evaluate_config
 
     torch.set_num_threads(args.threads)
-    mkey = (str(args.runs), cell["task"], cell["train_seed"], cell["step"], cell["actor"])
+    d = cell_models_dir(args, cell)
+    mkey = (str(d), cell["step"], cell["actor"])
     if mkey not in _LOADED:
         _LOADED.clear()
-        _LOADED[mkey] = load_run_models(args, *mkey[1:])
+        what = f"{cell['task']} seed {cell['train_seed']}"
+        _LOADED[mkey] = _load(d, what, cell["step"], cell["actor"])
     t0 = time.perf_counter()
     s = evaluate_config(
         _LOADED[mkey],
