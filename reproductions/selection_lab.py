@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=ROOT / "reproductions" / "out" / "lab",
                    help="the fitted proposers (<runs>/diffusion, <runs>/flow)")  # fmt: skip
     p.add_argument("--steps", type=int, default=100_000, help="fit: gradient steps")
+    p.add_argument("--fit-seed", type=int, default=0,
+                   help="fit: the proposers' seed (fit one set per training seed)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "lab" / "cells")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
@@ -72,13 +74,13 @@ def stage_fit(args: argparse.Namespace) -> None:
     data = load(args.dataset)
     for kind in ("diffusion", "flow"):
         t0 = time.perf_counter()
-        fit_proposer(data, args.runs / kind, args.steps, kind=kind)
+        fit_proposer(data, args.runs / kind, args.steps, kind=kind, seed=args.fit_seed)
         took = time.perf_counter() - t0
         log(f"{kind}: {args.steps:,} steps in {args.runs / kind} ({took:.0f}s)")
 
 
-def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The planned cells: every rule at every ``N``."""
+def cells(args: argparse.Namespace, train_seed: int = 0) -> list[dict[str, Any]]:
+    """The planned cells over the checkpoint of ``train_seed``: every rule at every ``N``."""
     from gemkit.experiments import horizon as task_horizon
 
     task = args.dataset.removeprefix("gemkit/").rsplit("-v", 1)[0]
@@ -87,7 +89,8 @@ def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     for rule in args.rules:
         for n in args.ns:
             cfg = SelectorConfig(**{"horizon": horizon, **RULES[rule], "n": n}).to_dict()["params"]
-            out.append(make_cell("test", args.dataset, 0, 0, rule, cfg, [args.seed], args.episodes))
+            out.append(make_cell("test", args.dataset, train_seed, 0, rule, cfg, [args.seed],
+                                 args.episodes))  # fmt: skip
     return out
 
 
@@ -100,12 +103,13 @@ def stage_eval(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     models = load_models(args.checkpoint)
+    train_seed = int(models.meta["train_config"]["seed"])
     with_gen = {k: attach_generative(load_models(args.checkpoint), args.runs / k)
                 for k in ("diffusion", "flow")}  # fmt: skip
     done = read_cells(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     sink, cpu = args.out / "cells-lab.jsonl", cpu_name()
-    for c in (c for c in cells(args) if c["key"] not in done):
+    for c in (c for c in cells(args, train_seed) if c["key"] not in done):
         cfg = SelectorConfig(**c["config"])
         nets = with_gen.get(cfg.proposer, models)
         t0 = time.perf_counter()
@@ -120,13 +124,25 @@ def stage_eval(args: argparse.Namespace) -> None:
 
 
 def stage_report(args: argparse.Namespace) -> None:
-    rows = sorted(read_cells(args.out).values(), key=lambda r: (r["actor"], r["config"]["n"]))
+    from gemkit.experiments import mean_std
+
+    rows = list(read_cells(args.out).values())
     if not rows:
         raise SystemExit(f"no cells in {args.out}: run the eval stage first.")
-    flat = [{"rule": r["actor"], "n": r["config"]["n"], "score": r["score_mean"],
-             "success_rate": r["success_rate"], "critic_evals": r["critic_evals"],
-             "env_steps_per_s": r["steps_per_s"], "episodes": r["episodes"]}
-            for r in rows]  # fmt: skip
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["actor"], r["config"]["n"]), []).append(r)
+    flat = []
+    for (rule, n), rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r["train_seed"])
+        score, score_std = mean_std([r["score_mean"] for r in rs])
+        seeds = " ".join(str(r["train_seed"]) for r in rs)
+        flat.append({"rule": rule, "n": n, "train_seeds": seeds,
+                     "score": score, "score_std": score_std,
+                     "success_rate": mean_std([r["success_rate"] for r in rs])[0],
+                     "critic_evals": mean_std([r["critic_evals"] for r in rs])[0],
+                     "env_steps_per_s": mean_std([r["steps_per_s"] for r in rs])[0],
+                     "episodes": rs[0]["episodes"]})  # fmt: skip
     args.figures.mkdir(parents=True, exist_ok=True)
     write_csv(args.figures / "lab_cells.csv", flat)
     write_json(args.figures / "lab_summary.json", {"rules": {k: RULES[k] for k in args.rules},
@@ -134,22 +150,26 @@ def stage_report(args: argparse.Namespace) -> None:
     _plot(flat, args.figures / "lab_frontier.png")
     first = rows[0]
     cpus = ", ".join(sorted({str(r.get("cpu")) for r in rows}))
+    ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in rows}))
     L = ["# The selection lab: the literature's rules over one critic", "",
-         f"Every rule below ran over the same checkpoint (`{first['checkpoint']}`: its critic "
+         f"Every rule below ran over the same checkpoints ({ckpts}: each run's critic "
          f"ensemble, behavior GMM and actor) on `{first['task']}`, {first['episodes']} test "
-         f"episodes each (evaluation seed {first['eval_seeds'][0]}), scores on the dataset's "
-         "reference scale (D4RL's published maze2d references). The diffusion and flow "
-         "proposers were fitted by `gemkit fit-proposer` on the same dataset. Regenerated from "
-         "the cells in `results/lab/cells` by `python reproductions/selection_lab.py report` "
-         f"(CPU: {cpus}).", "",
+         f"episodes each per checkpoint (evaluation seed {first['eval_seeds'][0]}), scores on "
+         "the dataset's reference scale (D4RL's published maze2d references), mean ± std over "
+         "the checkpoints' training seeds. The diffusion and flow proposers were fitted by "
+         "`gemkit fit-proposer` on the same dataset, one pair per training seed. Regenerated "
+         "from the cells in `results/lab/cells` by `python reproductions/selection_lab.py "
+         f"report` (CPU: {cpus}).", "",
          "![score against candidates, critic evaluations and speed](results/lab/lab_frontier.png)",
          "", "| rule | what it is |", "| --- | --- |",
          *(f"| {k} | {', '.join(f'{a}={b}' for a, b in RULES[k].items())} |" for k in args.rules),
          ""]  # fmt: skip
-    L += table(["rule", "N", "score", "success", "critic evals / decision", "env steps/s"],
-               [[f["rule"], str(f["n"]), fmt_number(f["score"]), fmt_number(f["success_rate"]),
-                 f"{f['critic_evals']:.0f}", f"{f['env_steps_per_s']:.0f}"]
-                for f in flat])  # fmt: skip
+    L += table(["rule", "N", "training seeds", "score", "reached the goal (share of episodes)",
+                "critic evals / decision", "env steps/s"],
+               [[f["rule"], str(f["n"]), f["train_seeds"],
+                 f"{fmt_number(f['score'])} ± {fmt_number(f['score_std'])}",
+                 fmt_number(f["success_rate"]), f"{f['critic_evals']:.0f}",
+                 f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
     args.doc.write_text("\n".join(L) + "\n")
     log(f"wrote {args.doc}")
 
