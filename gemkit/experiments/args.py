@@ -148,13 +148,8 @@ def parse(
         default=list(d["mass_tasks"]),
         help="the tasks evaluated at every --mass-scales factor",
     )
-    p.add_argument(
-        "--stress",
-        nargs="*",
-        choices=STRESS_PRESETS,
-        default=list(d["stress"]),
-        help="stress-test ablations (each one change from GEM) tested at the largest N",
-    )
+    p.add_argument("--stress", nargs="*", choices=STRESS_PRESETS, default=list(d["stress"]),
+                   help="stress-test ablations (each one change from GEM) at the largest N")
     p.add_argument(
         "--worker", default=_default("worker"),
         help="i/k: this process's share of the cells (every k-th from i), to split a suite "
