@@ -86,7 +86,8 @@ class AdaptiveBudget:
 
 def top1_disagreement(selector: Selector, states: Tensor, sel: Selection) -> Tensor:
     """``[B]`` the critic ensemble's std (population) at each state's top-1 candidate, in the
-    units of the value term: divided by the per-state scale a z-scored value (``lcb_z``) used.
+    units of the value term: divided by the per-state scale a z-scored value (``lcb_z``) used
+    in that selection (:attr:`~gemkit.selection.Selection.value_scale`).
 
     Zeros when the value term has no critic ensemble to ask (a custom value).
     """
@@ -94,12 +95,11 @@ def top1_disagreement(selector: Selector, states: Tensor, sel: Selection) -> Ten
     if critic is None:
         return torch.zeros(states.shape[0], device=states.device)
     kind = selector.observation["value"]
-    s = selector._views(states)[kind]
+    s = selector.views(states)[kind]
     q = ensemble_q(critic, s, sel.top1.unsqueeze(1))  # [E, B, 1]
     std = q.std(0, unbiased=False).squeeze(-1)
-    scale = getattr(selector.value, "last_scale", None)
-    if getattr(selector.value, "standardize", False) and scale is not None:
-        std = std / scale  # the last value call was this round's selection of these states
+    if sel.value_scale is not None:
+        std = std / sel.value_scale  # the scale this selection's value term divided by
     return std
 
 
@@ -129,7 +129,12 @@ class AdaptiveSelector(Selector):
     """
 
     def __init__(self, selector: Selector, budget: AdaptiveBudget) -> None:
-        self.__dict__.update(selector.__dict__)  # the same components, knobs and generator
+        super().__init__(
+            selector.proposer, selector.value, selector.support, selector.reducer,
+            selector.config, state_dim=selector.state_dim, action_dim=selector.action_dim,
+            obs_mean=selector.obs_mean, obs_std=selector.obs_std, precision=selector.precision,
+        )  # fmt: skip
+        self.generator = selector.generator  # the same generator: seeded draws go on from it
         self.selector = selector
         self.budget = budget
         self._round_selectors = [self._with_n(n) for n in budget.rounds()]
@@ -148,7 +153,7 @@ class AdaptiveSelector(Selector):
     ) -> Selection:
         """Select one action per state, growing the candidate set where the decision is unclear."""
         base = self.selector
-        raw = base._prepare(states)
+        raw = base.prepare(states)
         b = raw.shape[0]
         gen = base.generator if generator is None else generator
         start = gen.get_state()

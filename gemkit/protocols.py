@@ -47,6 +47,7 @@ __all__ = [
     "CandidateSource",
     "Critic",
     "HasComponentMeans",
+    "HasValueScale",
     "ObservationKind",
     "Proposer",
     "Reducer",
@@ -214,6 +215,22 @@ class HasComponentMeans(Protocol):
     """
 
     def component_means(self, states: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class HasValueScale(Protocol):
+    """A value term that standardises within each candidate set and can say by how much.
+
+    ``value_and_scale(states [B, S], candidates [B, M, A]) -> (value [B, M], scale [B] | None)``:
+    the value term (what ``__call__`` returns) and the per-state scale it divided the raw value
+    by (``None`` where it does not standardise), so that a cue in raw critic units (the adaptive
+    budget's ensemble std) can be put in the value's units. The selector records the scale in
+    :attr:`~gemkit.selection.Selection.value_scale`.
+    """
+
+    def value_and_scale(
+        self, states: Tensor, candidates: Tensor
+    ) -> tuple[Tensor, Tensor | None]: ...
 
 
 @runtime_checkable

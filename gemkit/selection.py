@@ -36,6 +36,9 @@ class Selection:
             fill it.
         critic_evals: ``[B]`` candidates scored for each state (the anchor included), over all
             rounds under the adaptive budget.
+        value_scale: ``[B]`` the per-state scale a standardising value term (``lcb_z``)
+            divided the critic's value by (:class:`~gemkit.protocols.HasValueScale`); ``None``
+            where the value term is not standardised.
     """
 
     action: Tensor
@@ -51,6 +54,7 @@ class Selection:
     collapse_dist: Tensor
     n_used: Tensor | None = None
     critic_evals: Tensor | None = None
+    value_scale: Tensor | None = None
 
     @property
     def top1(self) -> Tensor:

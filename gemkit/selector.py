@@ -31,6 +31,7 @@ from gemkit.models.io import Models, as_models
 from gemkit.proposers.candidates import CandidateProposer
 from gemkit.protocols import (
     HasComponentMeans,
+    HasValueScale,
     Proposer,
     Reducer,
     Support,
@@ -122,7 +123,9 @@ class Selector:
         }
 
     # ------------------------------------------------------------------ inputs
-    def _prepare(self, states: Tensor | np.ndarray) -> Tensor:
+    def prepare(self, states: Tensor | np.ndarray) -> Tensor:
+        """``states`` checked (shape ``[B, S]`` or ``[S]``, finite, not empty) as a float32
+        ``[B, S]`` tensor on the selector's device: what :meth:`select` starts from."""
         if isinstance(states, np.ndarray):
             states = torch.from_numpy(np.asarray(states, dtype=np.float32))
         if not isinstance(states, Tensor):
@@ -136,7 +139,7 @@ class Selector:
         check_finite("states", states)
         return states
 
-    def _views(self, raw: Tensor) -> dict[str, Tensor]:
+    def views(self, raw: Tensor) -> dict[str, Tensor]:
         """The states of each kind the components declared (normalised only when needed)."""
         views = {"raw": raw}
         if "normalized" in self.observation.values():
@@ -170,16 +173,21 @@ class Selector:
     def _select(
         self, states: Tensor | np.ndarray, generator: torch.Generator | None, t: Tensor | int
     ) -> Selection:
-        s = self._prepare(states)
-        views = self._views(s)
+        s = self.prepare(states)
+        views = self.views(s)
         b = s.shape[0]
         gen = self.generator if generator is None else generator
         n = self.config.n
         cand = self.proposer.propose(views[self.observation["proposer"]], n, generator=gen)
         m_expected = n + int(self.proposer.has_anchor)
         check_shape("proposer output", cand, [b, m_expected, self.action_dim])
+        s_value = views[self.observation["value"]]
+        value_scale: Tensor | None = None
         with torch.autocast(s.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
-            value = self.value(views[self.observation["value"]], cand)
+            if isinstance(self.value, HasValueScale):
+                value, value_scale = self.value.value_and_scale(s_value, cand)
+            else:
+                value = self.value(s_value, cand)
         check_shape("value output", value, [b, m_expected])
         s_support = views[self.observation["support"]]
         loglik = self.support.log_likelihood(s_support, cand)
@@ -216,6 +224,7 @@ class Selector:
             collapse_dist=collapse,
             n_used=torch.full((b,), n, dtype=torch.long, device=s.device),
             critic_evals=torch.full((b,), float(m_expected), device=s.device),
+            value_scale=value_scale,
         )
 
     def __call__(self, states: Tensor | np.ndarray, t: Tensor | int = 0) -> Tensor:

@@ -140,6 +140,11 @@ def test_gain_cue_stops_where_growth_stopped_paying() -> None:
 
 
 def test_disagreement_is_in_the_units_of_a_z_scored_value() -> None:
+    """A z-scored value term reports the per-state scale it divided by in the selection
+    (``value_scale``: the population std of the raw LCB over the candidate set, the same
+    candidates a plain LCB selector scores), and the disagreement cue is divided by it."""
+    import attrs
+
     from gemkit.budget import top1_disagreement
 
     s = states(6)
@@ -147,7 +152,11 @@ def test_disagreement_is_in_the_units_of_a_z_scored_value() -> None:
     z_sel = compose(models=tiny_models(), n=16, beta=1.0, lam=0.1, value="lcb_z")
     out_raw, out_z = raw_sel.select(s, generator=gen(0)), z_sel.select(s, generator=gen(0))
     plain = compose(models=tiny_models(), n=16, beta=1.0, lam=0.0).select(s, generator=gen(0))
-    scale = plain.value.std(1, unbiased=False)
-    torch.testing.assert_close(top1_disagreement(z_sel, s, out_z) * scale,
-                               top1_disagreement(raw_sel, s, out_z))  # fmt: skip
+    assert out_raw.value_scale is None and out_z.value_scale is not None
+    torch.testing.assert_close(out_z.value_scale, plain.value.std(1, unbiased=False))
+    unscaled = top1_disagreement(z_sel, s, attrs.evolve(out_z, value_scale=None))
+    torch.testing.assert_close(top1_disagreement(z_sel, s, out_z) * out_z.value_scale, unscaled)
+    # the cue reads the selection it is given, not state left in the value term by a call
+    z_sel.select(states(6, seed=9), generator=gen(1))
+    torch.testing.assert_close(top1_disagreement(z_sel, s, out_z) * out_z.value_scale, unscaled)
     assert out_raw.score.shape == out_z.score.shape

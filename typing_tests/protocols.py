@@ -14,7 +14,15 @@ from gemkit.proposers import (
     NoAnchor,
     UnimodalSource,
 )
-from gemkit.protocols import Critic, HasComponentMeans, Proposer, Reducer, Support, Value
+from gemkit.protocols import (
+    Critic,
+    HasComponentMeans,
+    HasValueScale,
+    Proposer,
+    Reducer,
+    Support,
+    Value,
+)
 from gemkit.reducers import Top1, TopK
 from gemkit.scorers import EnsembleValue
 from gemkit.support import BehaviorSupport, NoSupport
@@ -29,5 +37,6 @@ def check(gmm: ConditionalGMM, critic: CriticEnsemble) -> None:
     s: Support = BehaviorSupport(gmm, "zscore")
     s2: Support = NoSupport()
     m: HasComponentMeans = BehaviorSupport(gmm, "raw")
+    z: HasValueScale = EnsembleValue(c, "lcb", 1.0, standardize=True)
     r: list[Reducer] = [Top1(), TopK(3)]
-    del p, v, s, s2, m, r
+    del p, v, s, s2, m, z, r

@@ -84,7 +84,6 @@ class EnsembleValue(WrapsNetwork):
         self.reduction = reduction
         self.beta = float(beta)
         self.standardize = bool(standardize)
-        self.last_scale: Tensor | None = None
 
     @property
     def network(self) -> Critic:
@@ -93,6 +92,12 @@ class EnsembleValue(WrapsNetwork):
 
     def __call__(self, states: Tensor, candidates: Tensor) -> Tensor:
         """``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
+        return self.value_and_scale(states, candidates)[0]
+
+    def value_and_scale(self, states: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The value ``[B, M]`` and, z-scored, the per-state std ``[B]`` it divided the
+        reduced ensemble value by (``None`` unstandardised); see
+        :class:`~gemkit.protocols.HasValueScale`."""
         q = ensemble_q(self.critic, states, candidates)
         if self.reduction == "lcb":
             v = lcb(q, self.beta)
@@ -102,11 +107,8 @@ class EnsembleValue(WrapsNetwork):
             v = q.min(0).values
         v = _check_finite_values(v)
         if not self.standardize:
-            return v
-        # the per-state scale of the last call, so that a cue in raw Q units (the adaptive
-        # budget's ensemble std) can be put in the z-scored value's units
-        self.last_scale = v.std(-1, unbiased=False).clamp_min(1e-6).detach()
-        return zscore(v)
+            return v, None
+        return zscore(v), v.std(-1, unbiased=False).clamp_min(1e-6)
 
     def __repr__(self) -> str:
         beta = f", beta={self.beta:g}" if self.reduction == "lcb" else ""
