@@ -61,6 +61,21 @@ def test_index_stream_state_is_the_one_by_one_state_mid_chunk() -> None:
         assert torch.equal(nxt, expect)
 
 
+def test_index_stream_gives_back_the_rows_a_stopped_replay_did_not_train_on() -> None:
+    """A graph replay stopped after i of k steps gives back k - i rows: the next take hands
+    them out again, and the checkpointed state is that of i steps taken one by one."""
+    n, batch, cpu = 5_000, 64, torch.device("cpu")
+    stream = IndexStream(torch.Generator().manual_seed(3), n, batch, chunk=8, device=cpu)
+    start, k = stream.take(6)
+    stream.untake(k - 2)  # trained on two
+    assert torch.equal(stream.state(), _per_step(3, n, batch, 2)[1])
+    again, _ = stream.take(1)
+    assert again == start + 2
+    assert torch.equal(stream.buffer[again], _per_step(3, n, batch, 3)[0][-1])
+    with pytest.raises(ValueError, match="give back"):
+        stream.untake(4)
+
+
 def test_index_stream_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match=">= 1"):
         IndexStream(torch.Generator(), 10, 4, chunk=0, device=torch.device("cpu"))

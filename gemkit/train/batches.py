@@ -193,6 +193,13 @@ class IndexStream:
         self.pos += got
         return start, got
 
+    def untake(self, k: int) -> None:
+        """Give back the last ``k`` minibatches handed out (not trained on): the next
+        :meth:`take` hands them out again."""
+        if not 0 <= k <= self.pos:
+            raise ValueError(f"can give back 0..{self.pos} minibatches, not {k}.")
+        self.pos -= k
+
     def state(self) -> Tensor:
         """The generator's state after the minibatches handed out so far (one by one)."""
         if self._drawn_from is None or self.pos >= self.chunk:

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gemkit.train.batches import IndexStream, PackedTransitions
+
 __all__ = ["GRAPH_CHUNK", "GRAPH_WARMUP", "StepGraph", "StepGraphs"]
 
 #: with ``cuda_graph``, eager steps of a phase before its step is captured (PyTorch's recipe)
@@ -21,68 +23,74 @@ class StepGraphs:
     """The captured steps of one trainer, by phase, and the eager warm-up steps before them.
 
     The first :data:`GRAPH_WARMUP` steps of a phase run eagerly on a side stream; the next call
-    captures the phase's step (gather from the trainer's index stream, losses, backward, Adam,
-    Polyak update, the statistics added to a running sum) and replays it from then on. A
-    failed capture warns, turns the trainer's ``cuda_graph`` off and returns no graph.
+    captures the phase's step (gather from the index stream, losses, backward, Adam, Polyak
+    update, the statistics added to a running sum) and replays it from then on. A failed
+    capture warns and :meth:`steps` returns ``None``: the trainer goes on without graphs.
+
+    Args:
+        update: the trainer's step, ``update(batch, phase) -> statistics`` (what a graph holds).
+        stream: the run's :class:`~gemkit.train.batches.IndexStream` of minibatch indices.
+        data: the packed transitions the indices gather from.
+        device: the CUDA device.
     """
 
-    def __init__(self, trainer: Any) -> None:
-        # the owning gemkit.train.trainer.Trainer (typed Any: trainer imports this module)
-        self.trainer = trainer
+    def __init__(
+        self,
+        update: Callable[[dict[str, Tensor], str], dict[str, Tensor]],
+        stream: IndexStream,
+        data: PackedTransitions,
+        device: torch.device,
+    ) -> None:
+        self.update, self.stream, self.data, self.device = update, stream, data, device
         self.graphs: dict[str, StepGraph] = {}
         self.warm: dict[str, int] = {}
         self.keys: dict[str, list[str]] = {}
 
     def steps(
-        self, n: int, stop: Callable[[], bool] | None = None
-    ) -> tuple[dict[str, Tensor], int]:
-        """Up to ``n`` steps of the current phase with its graph; returns (sums, steps)."""
-        t = self.trainer
-        assert t._stream is not None
-        phase = t.phase
-        if phase == "pretrain":
-            n = min(n, t.pretrain_steps - t.step)
-        else:
+        self, phase: str, n: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, Tensor], int] | None:
+        """Up to ``n`` steps of ``phase`` with its graph: ``(sums, steps taken)``, or ``None``
+        when the capture failed (nothing was trained)."""
+        if phase != "pretrain":
             self.graphs.pop("pretrain", None)  # never replayed again: free its memory
         graph = self.graphs.get(phase)
         if graph is None and self.warm.get(phase, 0) >= GRAPH_WARMUP:
             graph = self.capture(phase)
+            if graph is None:
+                return None
         if graph is None:  # a warm-up step, eager, on a side stream as PyTorch's recipe has it
             self.warm[phase] = self.warm.get(phase, 0) + 1
-            side = torch.cuda.Stream(t.device)
-            side.wait_stream(torch.cuda.current_stream(t.device))
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                out = t._update(t.sample_batch(), phase)
+                start, _ = self.stream.take(1)
+                out = self.update(self.data.gather(self.stream.buffer[start]), phase)
                 stats = {k: v.detach().clone() for k, v in out.items()}
             self.keys[phase] = sorted(stats)
-            torch.cuda.current_stream(t.device).wait_stream(side)
-            t.step += 1
+            torch.cuda.current_stream(self.device).wait_stream(side)
             return stats, 1
-        start, k = t._stream.take(n)
+        start, k = self.stream.take(n)
         graph.sums.zero_()
         graph.row.fill_(start)
         for i in range(k):
             if i and stop is not None and stop():
+                self.stream.untake(k - i)  # the rows not trained on stay for the next call
                 k = i
-                t._stream.pos = start + k  # the rows not trained on stay for the next call
                 break
             graph.graph.replay()
-        t.step += k
         return dict(zip(graph.keys, graph.sums.clone().unbind(0), strict=True)), k
 
     def capture(self, phase: str) -> StepGraph | None:
-        """Capture one step of ``phase``; on failure warn, turn graphs off, return None."""
-        t = self.trainer
-        assert t._stream is not None
-        stream, data = t._stream, t.data
-        row = torch.zeros(1, dtype=torch.int64, device=t.device)
+        """Capture one step of ``phase``; on failure warn, drop every graph, return None."""
+        stream, data = self.stream, self.data
+        row = torch.zeros(1, dtype=torch.int64, device=self.device)
         keys = self.keys[phase]  # the statistics the warm-up steps returned
-        sums = torch.zeros(len(keys), device=t.device)
+        sums = torch.zeros(len(keys), device=self.device)
         graph = torch.cuda.CUDAGraph()
         try:
-            torch.cuda.synchronize(t.device)
+            torch.cuda.synchronize(self.device)
             with torch.cuda.graph(graph):
-                out = t._update(data.gather(stream.buffer.index_select(0, row).view(-1)), phase)
+                out = self.update(data.gather(stream.buffer.index_select(0, row).view(-1)), phase)
                 if sorted(out) != keys:
                     raise RuntimeError(f"the step returned {sorted(out)}, not {keys}")
                 sums.add_(torch.stack([out[k].detach().float() for k in keys]))
@@ -95,9 +103,8 @@ class StepGraphs:
                 f"CUDA graph capture failed ({type(exc).__name__}: {first}); training without "
                 "CUDA graphs.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            t.cuda_graph = False
             self.graphs.clear()
             return None
         self.graphs[phase] = StepGraph(graph, keys, sums, row)

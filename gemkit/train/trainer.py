@@ -182,7 +182,11 @@ class Trainer:
             self._stream = IndexStream(
                 self.generator, self.n_transitions, config.batch_size, GRAPH_CHUNK, self.device
             )
-        self._graphs = StepGraphs(self) if cuda_graph else None
+        self._graphs = (
+            StepGraphs(self._update, self._stream, self.data, self.device)
+            if self._stream is not None
+            else None
+        )
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
@@ -296,7 +300,15 @@ class Trainer:
         done = 0
         while done < n and not (stop is not None and stop()):
             if self.cuda_graph and self._graphs is not None:
-                stats, k = self._graphs.steps(n - done, stop)
+                left = n - done
+                if self.phase == "pretrain":  # a graph holds one phase's step
+                    left = min(left, self.pretrain_steps - self.step)
+                got = self._graphs.steps(self.phase, left, stop)
+                if got is None:  # the capture failed (and warned): eager steps from here
+                    self.cuda_graph, self._graphs = False, None
+                    continue
+                stats, k = got
+                self.step += k
             else:
                 stats, k = self.train_step(), 1
             if k == 0:
