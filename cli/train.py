@@ -187,45 +187,9 @@ def train_command(
     directory is what 'gemkit compose --checkpoint DIR' loads.
     """
     from gemkit.data import load
-    from gemkit.train import TrainConfig, TrainingInterrupted, TrainProgress, plan_run, train
-    from gemkit.train.checkpoint import load_config, read_state_header, resume_pretrain_steps
-    from gemkit.train.config import apply_overrides
-    from gemkit.train.run import check_output_dir
+    from gemkit.train import TrainingInterrupted, TrainPlan, TrainProgress, train
 
-    header: dict[str, Any] | None = None
-    if resume is not None:
-        if out is not None and out.resolve() != resume.resolve():
-            raise GemkitError(
-                "--resume continues in its own directory; drop --out or give the same path."
-            )
-        if profile is not None:
-            raise GemkitError("--resume trains on with the checkpoint's config; drop --profile.")
-        out = resume
-        header = read_state_header(resume)
-        cfg = load_config(resume)
-        if dataset is None:
-            dataset = header.get("dataset_id")
-            if dataset is None:
-                raise GemkitError(
-                    f"{str(resume)!r} does not record its dataset; give --dataset ID."
-                )
-    else:
-        if dataset is None:
-            raise GemkitError(
-                "give --dataset ID, a local Minari dataset (e.g. gemkit/fork-v0; "
-                "'gemkit data list' shows them)."
-            )
-        cfg = TrainConfig.profile((profile or Profile.paper).value)
-    if out is None:
-        raise GemkitError("give --out DIR (or --resume DIR).")
-    if config is not None:
-        cfg = TrainConfig.from_file(config, base=cfg)
-    extra = list(overrides)
-    if seed is not None:
-        extra.append(f"seed={seed}")
-    if device is not None:
-        extra.append(f"device={device.value}")
-    cfg = apply_overrides(cfg, extra)
+    dataset, out, cfg = _run_config(dataset, out, profile, config, overrides, resume, seed, device)
     if compile_mode not in COMPILE_MODES:
         raise GemkitError(unknown_name_message("compile mode", compile_mode, COMPILE_MODES))
     if tf32:
@@ -246,13 +210,6 @@ def train_command(
                      compile=compile, compile_mode=compile_mode, cuda_graph=cuda_graph,
                      snapshot_every=snapshot_every)  # fmt: skip
         return
-    check_output_dir(out, resume=resume is not None, overwrite=overwrite)
-    if header is None:
-        plan = plan_run(cfg, steps)
-    else:
-        plan = plan_run(cfg, steps, start=int(header["step"]),
-                        pretrain=resume_pretrain_steps(header))  # fmt: skip
-
     set_threads(threads)
     import torch
 
@@ -262,14 +219,20 @@ def train_command(
         if resume is not None
         else f"profile {(profile or Profile.paper).value}"
     )
-    for line in plan.lines():
-        typer.echo(line)
-    typer.echo(
-        f"run: {dataset} -> {out}; {what}, device {cfg.device}, "
-        f"{torch.get_num_threads()} torch thread(s), compile {'on' if compile else 'off'}"
-        + (", CUDA graphs" if cuda_graph else "")
-        + (", TF32 matmuls" if tf32 else "")
-    )
+    plans: list[TrainPlan] = []
+
+    def show_plan(plan: TrainPlan) -> None:
+        """The run's plan, made by train() once its directory and checkpoint are checked."""
+        plans.append(plan)
+        for line in plan.lines():
+            typer.echo(line)
+        typer.echo(
+            f"run: {dataset} -> {out}; {what}, device {cfg.device}, "
+            f"{torch.get_num_threads()} torch thread(s), compile {'on' if compile else 'off'}"
+            + (", CUDA graphs" if cuda_graph else "")
+            + (", TF32 matmuls" if tf32 else "")
+        )
+
     columns = (
         TextColumn("[bold]{task.fields[phase]}"),
         BarColumn(),
@@ -288,8 +251,8 @@ def train_command(
     def report(p: TrainProgress) -> None:
         if not last:
             bar.start()
-            bar.add_task("train", total=steps, completed=plan.start, phase=p.phase, rate=0.0,
-                         losses="")  # fmt: skip
+            bar.add_task("train", total=steps, completed=plans[0].start, phase=p.phase,
+                         rate=0.0, losses="")  # fmt: skip
         last[:] = [p]
         bar.update(
             bar.task_ids[0], completed=p.step, phase=p.phase, rate=p.steps_per_s,
@@ -312,6 +275,7 @@ def train_command(
             compile_mode=compile_mode,
             cuda_graph=cuda_graph,
             snapshot_every=snapshot_every,
+            on_plan=show_plan,
         )
     except TrainingInterrupted as stop:
         bar.stop()
@@ -329,6 +293,57 @@ def train_command(
         bar.stop()
     summary = f"  ({_fmt(last[0].metrics)})" if last else ""
     typer.echo(f"trained {dataset} to step {steps}: {out}{summary}")
+
+
+def _run_config(
+    dataset: str | None,
+    out: Path | None,
+    profile: Profile | None,
+    config: Path | None,
+    overrides: list[str],
+    resume: Path | None,
+    seed: int | None,
+    device: Device | None,
+) -> tuple[str, Path, Any]:
+    """The run's dataset id, directory and :class:`~gemkit.train.TrainConfig`: a resumed run's
+    from its checkpoint, a fresh one's from the profile; then ``--config``, ``--set``, ``--seed``
+    and ``--device`` on top. One-line errors for what is missing or contradictory."""
+    from gemkit.train import TrainConfig
+    from gemkit.train.checkpoint import load_config, read_state_header
+    from gemkit.train.config import apply_overrides
+
+    if resume is not None:
+        if out is not None and out.resolve() != resume.resolve():
+            raise GemkitError(
+                "--resume continues in its own directory; drop --out or give the same path."
+            )
+        if profile is not None:
+            raise GemkitError("--resume trains on with the checkpoint's config; drop --profile.")
+        out = resume
+        cfg = load_config(resume)
+        if dataset is None:
+            dataset = read_state_header(resume).get("dataset_id")
+            if dataset is None:
+                raise GemkitError(
+                    f"{str(resume)!r} does not record its dataset; give --dataset ID."
+                )
+    else:
+        if dataset is None:
+            raise GemkitError(
+                "give --dataset ID, a local Minari dataset (e.g. gemkit/fork-v0; "
+                "'gemkit data list' shows them)."
+            )
+        cfg = TrainConfig.profile((profile or Profile.paper).value)
+    if out is None:
+        raise GemkitError("give --out DIR (or --resume DIR).")
+    if config is not None:
+        cfg = TrainConfig.from_file(config, base=cfg)
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    if device is not None:
+        extra.append(f"device={device.value}")
+    return dataset, out, apply_overrides(cfg, extra)
 
 
 def _train_seeds(

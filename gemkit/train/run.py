@@ -20,7 +20,7 @@ from gemkit.train.checkpoint import STATE_FILE, load_trainer_state
 from gemkit.train.config import TrainConfig
 from gemkit.train.loop import Live, Solo, TrainingInterrupted, drive, snapshot_dir
 from gemkit.train.metrics import MetricsLog, TrainProgress
-from gemkit.train.plan import plan_run
+from gemkit.train.plan import TrainPlan, plan_run
 from gemkit.train.trainer import Trainer
 
 __all__ = [
@@ -147,6 +147,7 @@ def train_runs(
     compile_mode: str = "default",
     snapshot_every: int | None = None,
     cuda_graph: bool = False,
+    on_plan: Callable[[TrainPlan], None] | None = None,
 ) -> list[Models]:
     """Train several runs to ``steps`` in this process, as one batch (:mod:`gemkit.train.batch`).
 
@@ -172,6 +173,8 @@ def train_runs(
         snapshot_every: also export each run's models every this many steps to
             ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
         cuda_graph: replay each step as one captured CUDA graph (one run on a GPU only).
+        on_plan: called with each run's :class:`~gemkit.train.plan.TrainPlan` once it is made
+            (its directory checked, its checkpoint read on resume), before any step.
 
     Returns:
         Each run's trained :class:`~gemkit.models.Models`, in ``runs`` order.
@@ -203,11 +206,14 @@ def train_runs(
             trainer = Trainer(r.transitions, r.config, dataset_id=r.dataset_id,
                               data=packed[key], **opts)  # type: ignore[arg-type]  # fmt: skip
             load_trainer_state(r.out_dir, trainer)
-            plan_run(r.config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
+            plan = plan_run(r.config, steps, start=trainer.step, pretrain=trainer.pretrain_steps)
         else:
+            plan = plan_run(r.config, steps)
             trainer = Trainer(r.transitions, r.config, dataset_id=r.dataset_id,
-                              pretrain_steps=plan_run(r.config, steps).pretrain,
-                              data=packed[key], **opts)  # type: ignore[arg-type]  # fmt: skip
+                              pretrain_steps=plan.pretrain, data=packed[key],
+                              **opts)  # type: ignore[arg-type]  # fmt: skip
+        if on_plan is not None:
+            on_plan(plan)
         trainers.append(trainer)
     if len(runs) > 1:
         check_batch(trainers, at_one_step=False)  # the runs behind catch up below
