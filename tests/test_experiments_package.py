@@ -162,3 +162,28 @@ def test_fork_suite_end_to_end_and_cells_arrive_in_any_order(
                 and r["config"]["n"] == 0 and r["eval_seeds"] == list(TEST_SEEDS)}  # fmt: skip
     for actor in ("gem", "baseline"):
         assert got[(actor, 0)]["returns"] == suite_n0[actor]["returns"]
+
+
+def test_suite_config_round_trips_through_toml_and_a_config_file_sets_the_flags(
+    tmp_path: Path,
+) -> None:
+    """``SuiteConfig.to_toml`` reads back equal; ``--config FILE`` gives the settings a run's
+    flags gave (flags still override); a bad file is a one-line error naming the valid keys."""
+    from gemkit.errors import GemkitError
+
+    flags = ["--suite", "maze2d", "--tasks", "maze2d-umaze", "maze2d-large", "--seeds", "0", "3",
+             "--maze-steps", "maze2d-large=500000", "--budgets", "0", "64", "--stress", "raw",
+             "--out", str(tmp_path / "cells"), "--backend", "serial"]  # fmt: skip
+    config = parse_args(["report", *flags])
+    assert SuiteConfig.from_toml(config.to_toml()) == config
+    path = tmp_path / "suite.toml"
+    path.write_text(config.to_toml())
+    assert parse_args(["test", "--config", str(path)]) == config
+    override = parse_args(["test", "--config", str(path), "--seeds", "7"])
+    assert override.seeds == [7] and override.task_steps == {"maze2d-large": 500_000}
+    (tmp_path / "bad.toml").write_text('sedes = [0]\n')
+    with pytest.raises(GemkitError, match="unknown setting.*sedes.*valid: .*seeds"):
+        parse_args(["test", "--config", str(tmp_path / "bad.toml")])
+    (tmp_path / "broken.toml").write_text("seeds = [0,\n")
+    with pytest.raises(GemkitError, match="cannot parse"):
+        parse_args(["test", "--config", str(tmp_path / "broken.toml")])

@@ -13,7 +13,7 @@ import attrs
 
 from gemkit.backends import BACKENDS
 from gemkit.experiments.stages import STAGES
-from gemkit.experiments.suites import STRESS_PRESETS, SUITES, SuiteConfig
+from gemkit.experiments.suites import STRESS_PRESETS, SUITES, SuiteConfig, read_settings
 
 __all__ = ["parse", "parse_args"]
 
@@ -33,8 +33,11 @@ def parse(
 ) -> tuple[str, SuiteConfig]:
     """The stage and the suite run's settings from the command line."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--suite", choices=list(SUITES), default="mazes")
-    suite = SUITES[pre.parse_known_args(argv)[0].suite]
+    pre.add_argument("--suite", choices=list(SUITES), default=None)
+    pre.add_argument("--config", type=Path, default=None)
+    known = pre.parse_known_args(argv)[0]
+    settings = read_settings(known.config) if known.config is not None else {}
+    suite = SUITES[known.suite or settings.get("suite", "mazes")]
     d = suite.defaults
     out = ROOT / "reproductions" / "out" / suite.name
     p = argparse.ArgumentParser(
@@ -42,9 +45,16 @@ def parse(
     )
     p.add_argument("stage", choices=list(STAGES))
     p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a .toml or .json file of suite settings (SuiteConfig's fields; e.g. one "
+        "SuiteConfig.to_toml() wrote): they replace the suite's defaults, flags override them",
+    )
+    p.add_argument(
         "--suite",
         choices=list(SUITES),
-        default="mazes",
+        default=suite.name,
         help="the tasks and their defaults: " + ", ".join(
             f"{s.name} (docs/{s.doc})" for s in SUITES.values()),
     )
@@ -173,9 +183,11 @@ def parse(
         action="store_true",
         help="tiny budget into a scratch folder (never touches docs/)",
     )
+    p.set_defaults(**settings)  # read_settings took SuiteConfig's fields only
     args = p.parse_args(argv)
     try:
-        args.task_steps = {k: int(v) for k, v in (kv.split("=") for kv in args.task_steps)}
+        if not isinstance(args.task_steps, dict):  # a --config file gives the mapping itself
+            args.task_steps = {k: int(v) for k, v in (kv.split("=") for kv in args.task_steps)}
     except ValueError:
         p.error(f"{suite.steps_flag} takes TASK=STEPS pairs, e.g. medium=300000")
     if args.smoke:

@@ -4,6 +4,7 @@ page goes (:data:`SUITES`), and one suite run's settings (:class:`SuiteConfig`).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from gemkit.experiments.tasks import (
     PAPER_LOCOMOTION,
 )
 
-__all__ = ["COMMON_DEFAULTS", "STRESS_PRESETS", "SUITES", "Suite", "SuiteConfig"]
+__all__ = ["COMMON_DEFAULTS", "STRESS_PRESETS", "SUITES", "Suite", "SuiteConfig", "read_settings"]
 
 
 @attrs.frozen
@@ -158,6 +159,40 @@ SUITES: dict[str, Suite] = {
 }  # fmt: skip
 
 
+def read_toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A suite run's settings from a ``.json`` or ``.toml`` file (any subset of
+    :class:`SuiteConfig`'s fields), for ``--config``; a one-line error for a bad file."""
+    from gemkit.errors import GemkitError
+
+    p = Path(path)
+    if not p.is_file():
+        raise GemkitError(f"--config {str(p)!r}: no such file.")
+    try:
+        if p.suffix == ".toml":
+            data = read_toml(p.read_text())
+        elif p.suffix == ".json":
+            data = json.loads(p.read_text())
+        else:
+            raise GemkitError(f"--config {str(p)!r} must end in .toml or .json.")
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError, JSONDecodeError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GemkitError(f"cannot parse {str(p)!r}: {first}") from None
+    names = {f.name for f in attrs.fields(SuiteConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise GemkitError(f"{str(p)!r}: unknown setting(s) {', '.join(unknown)}; valid: "
+                          f"{', '.join(sorted(names))}.")  # fmt: skip
+    return data
+
+
 def _list(x: Sequence[Any]) -> list[Any]:
     return list(x)
 
@@ -223,6 +258,18 @@ class SuiteConfig:
     @classmethod
     def from_json(cls, text: str) -> SuiteConfig:
         return cls.from_mapping(json.loads(text))
+
+    def to_toml(self) -> str:
+        """The settings as TOML (fields that are ``None`` left out: their defaults on reading);
+        :meth:`from_toml` reads it back."""
+        from gemkit.train.config import toml_value
+
+        d = json.loads(self.to_json())
+        return "".join(f"{k} = {toml_value(v)}\n" for k, v in d.items() if v is not None)
+
+    @classmethod
+    def from_toml(cls, text: str) -> SuiteConfig:
+        return cls.from_mapping(read_toml(text))
 
     @property
     def suite_spec(self) -> Suite:

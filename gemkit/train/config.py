@@ -18,7 +18,7 @@ else:  # Python 3.10: the same parser, from PyPI (a dependency there)
 
 from gemkit.errors import GemkitError, unknown_name_message
 
-__all__ = ["PROFILES", "ConfigError", "TrainConfig", "apply_overrides"]
+__all__ = ["PROFILES", "ConfigError", "TrainConfig", "apply_overrides", "toml_value"]
 
 ActorKind = Literal["gmm", "unimodal"]
 
@@ -255,7 +255,7 @@ class TrainConfig:
         """TOML text of :meth:`to_dict` (flat table of scalars and one int list)."""
         lines = []
         for k, v in sorted(self.to_dict().items()):
-            lines.append(f"{k} = {_toml_value(v)}")
+            lines.append(f"{k} = {toml_value(v)}")
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -296,7 +296,9 @@ class TrainConfig:
         p.write_text(text)
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """``v`` as a TOML value: booleans, numbers, strings, lists of them, and tables (inline,
+    string keys quoted)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -304,7 +306,10 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        pairs = (f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items())
+        return "{" + ", ".join(pairs) + "}"
     raise TypeError(f"cannot write {type(v).__name__} as TOML.")
 
 
