@@ -182,7 +182,7 @@ def test_suite_config_round_trips_through_toml_and_a_config_file_sets_the_flags(
     override = parse_args(["test", "--config", str(path), "--seeds", "7"])
     assert override.seeds == [7] and override.task_steps == {"maze2d-large": 500_000}
     (tmp_path / "bad.toml").write_text('sedes = [0]\n')
-    with pytest.raises(GemkitError, match="unknown setting.*sedes.*valid: .*seeds"):
+    with pytest.raises(GemkitError, match=r"unknown setting.*sedes.*valid: .*seeds"):
         parse_args(["test", "--config", str(tmp_path / "bad.toml")])
     (tmp_path / "broken.toml").write_text("seeds = [0,\n")
     with pytest.raises(GemkitError, match="cannot parse"):
