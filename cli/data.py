@@ -32,10 +32,16 @@ class DatasetKind(str, Enum):
     maze2d_large = "maze2d-large"
     hopper_medium = "hopper-medium"
     hopper_medium_replay = "hopper-medium-replay"
+    hopper_expert = "hopper-expert"
+    hopper_medium_expert = "hopper-medium-expert"
     walker2d_medium = "walker2d-medium"
     walker2d_medium_replay = "walker2d-medium-replay"
+    walker2d_expert = "walker2d-expert"
+    walker2d_medium_expert = "walker2d-medium-expert"
     halfcheetah_medium = "halfcheetah-medium"
     halfcheetah_medium_replay = "halfcheetah-medium-replay"
+    halfcheetah_expert = "halfcheetah-expert"
+    halfcheetah_medium_expert = "halfcheetah-medium-expert"
 
 
 @data_app.command("make")
@@ -47,7 +53,8 @@ def make(
         "--steps",
         help="Transitions (default: fork 50,000; pointmaze 1M, as Minari's D4RL/pointmaze-v2; "
         "maze2d 1M / 2M / 4M, as D4RL's maze2d-*-v1; "
-        "locomotion medium 1M, medium-replay the whole SAC replay buffer, as D4RL).",
+        "locomotion medium and expert 1M, medium-replay the whole SAC replay buffer, "
+        "medium-expert both, as D4RL).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the recording."),
     dense: bool = typer.Option(False, "--dense", help="PointMaze: dense reward exp(-distance)."),
@@ -69,6 +76,14 @@ def make(
     sac_dir: Optional[str] = typer.Option(
         None, "--sac-dir", help="Locomotion: the SAC run (default gemkit-sac/<task>-seed<seed>)."
     ),
+    expert_sac_steps: Optional[int] = typer.Option(
+        None, "--expert-sac-steps",
+        help="Expert: the SAC run continued to this many env steps in all (default 3M).",
+    ),
+    expert_target: Optional[float] = typer.Option(
+        None, "--expert-target",
+        help="Expert: stop the continuation here (default: D4RL's expert return).",
+    ),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: torch's)."
     ),
@@ -88,8 +103,11 @@ def make(
         raise typer.BadParameter("--dense applies to pointmaze datasets only.")
     maze2d = kind.value.startswith("maze2d-")
     locomotion = kind is not DatasetKind.fork and not pointmaze and not maze2d
-    if not locomotion and (sac_steps, target_return, sac_dir) != (None, None, None):
-        raise typer.BadParameter("--sac-steps, --target-return, --sac-dir: locomotion only.")
+    sac_opts = (sac_steps, target_return, sac_dir, expert_sac_steps, expert_target)
+    if not locomotion and sac_opts != (None,) * 5:
+        raise typer.BadParameter(
+            "--sac-steps, --target-return, --sac-dir, --expert-*: locomotion only."
+        )
     # the bar starts with the first report, so an error before recording shows no empty bar;
     # piped, there is none
     console = make_console(stderr=True)
@@ -131,8 +149,8 @@ def make(
                 **kwargs,
             )
         elif locomotion:
-            out = _make_locomotion(kind.value, steps, seed, sac_steps, target_return, sac_dir,
-                                   dataset_id, overwrite, progress, sac_progress)  # fmt: skip
+            out = _make_locomotion(kind.value, steps, seed, sac_opts, dataset_id, overwrite,
+                                   progress, sac_progress)  # fmt: skip
         else:  # a maze: D4RL's maze2d recipe or Minari's pointmaze one
             maker: Any = make_maze2d if maze2d else functools.partial(make_pointmaze, dense=dense)
             out = maker(
@@ -165,32 +183,35 @@ def _make_locomotion(
     name: str,
     steps: Optional[int],
     seed: int,
-    sac_steps: Optional[int],
-    target_return: Optional[float],
-    sac_dir: Optional[str],
+    sac_opts: tuple[Any, ...],
     dataset_id: Optional[str],
     overwrite: bool,
     progress: Any,
     sac_progress: Any,
 ) -> str:
-    """``gemkit data make <task>-medium[-replay]``: the SAC run (resumed or reused), then data."""
+    """``gemkit data make <task>-<kind>``: the SAC run (resumed or reused; for the expert its
+    continuation too), then the data."""
     from gemkit.data import make_locomotion
-    from gemkit.data.locomotion import default_sac_dir
+    from gemkit.data.locomotion import default_sac_dir, expert_sac_dir
     from gemkit.data.sac import read_sac_run
 
+    sac_steps, target_return, sac_dir, expert_sac_steps, expert_target = sac_opts
     task, kind = name.split("-", 1)
     run_dir = sac_dir or default_sac_dir(task, seed)
     out = make_locomotion(task, kind, steps, seed, sac_dir=run_dir, sac_steps=sac_steps,
-                          target_return=target_return, dataset_id=dataset_id,
+                          target_return=target_return, expert_sac_steps=expert_sac_steps,
+                          expert_target=expert_target, dataset_id=dataset_id,
                           overwrite=overwrite, progress=progress,
                           sac_progress=sac_progress)  # fmt: skip
-    run = read_sac_run(run_dir)
-    if run is not None:
-        reached = "reached" if run.reached else "NOT reached (budget spent)"
-        typer.echo(
-            f"SAC run {run_dir}: {run.steps:,} steps, last evaluation return {run.last_return}, "
-            f"target {run.config.target_return:.1f} {reached}"
-        )
+    dirs = [run_dir] + ([expert_sac_dir(run_dir)] if "expert" in kind else [])
+    for d in dirs:
+        run = read_sac_run(d)
+        if run is not None:
+            reached = "reached" if run.reached else "NOT reached (budget spent)"
+            typer.echo(
+                f"SAC run {d}: {run.steps:,} steps, last evaluation return {run.last_return}, "
+                f"target {run.config.target_return:.1f} {reached}"
+            )
     return out
 
 

@@ -103,3 +103,42 @@ def test_missing_stable_baselines3_is_one_line(
     assert r.exit_code == 2
     assert "pip install 'gemkit[datagen]'" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_expert_continues_the_medium_run_and_medium_expert_concatenates(
+    minari_store: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """expert: the medium SAC run copied to <sac-dir>-expert and trained on (the medium run
+    untouched), its policy recorded; medium-expert: the medium and expert datasets (made where
+    missing) concatenated, episode for episode."""
+    runner = CliRunner()
+    sac_dir = tmp_path / "sac"
+    r = runner.invoke(app, [*MAKE, "hopper-expert", "--steps", "600", "--sac-dir", str(sac_dir),
+                            "--expert-sac-steps", "600"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    medium, expert = read_sac_run(sac_dir), read_sac_run(tmp_path / "sac-expert")
+    assert medium is not None and expert is not None
+    assert (medium.steps, expert.steps) == (300, 600)
+    assert expert.evals[: len(medium.evals)] == medium.evals  # the same run, continued
+    assert expert.config.target_return == pytest.approx(3234.3)  # D4RL's expert return
+    assert "sac-expert: 600 steps" in r.output
+    data = load("gemkit/hopper-expert-v0")
+    assert len(data) == 600
+    # the recording is the expert's policy, not the medium one's
+    act = load_sac_policy(tmp_path / "sac-expert")(data.observations[:50])
+    assert not torch.allclose(act, load_sac_policy(sac_dir)(data.observations[:50]))
+
+    r = runner.invoke(app, [*MAKE, "hopper-medium-expert", "--steps", "600", "--sac-dir",
+                            str(sac_dir), "--expert-sac-steps", "600"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    both = load("gemkit/hopper-medium-expert-v0")
+    med = load("gemkit/hopper-medium-v0")  # made first, from the same medium run
+    assert len(both) == len(med) + len(data) == 1200
+    torch.testing.assert_close(both.observations[:600], med.observations)
+    torch.testing.assert_close(both.observations[600:], data.observations)
+    assert read_sac_run(tmp_path / "sac-expert").steps == 600  # reused, not trained again
+    from gemkit.data.locomotion import continue_to_expert
+
+    with pytest.raises(GemkitError, match="below the medium run"):
+        continue_to_expert(medium, tmp_path / "other", sac_steps=100)
+    assert not (tmp_path / "other").exists()  # refused before anything was copied

@@ -30,7 +30,9 @@ MAZE_NAMES = ("umaze", "medium", "large")
 #: D4RL's maze2d-v1 recipe (the paper's task): ``gemkit/maze2d-<maze>-v1``.
 MAZE2D_NAMES = tuple(f"maze2d-{m}" for m in MAZE_NAMES)
 LOCOMOTION_NAMES = tuple(
-    f"{t}-{k}" for t in ("hopper", "walker2d", "halfcheetah") for k in ("medium", "medium-replay")
+    f"{t}-{k}"
+    for t in ("hopper", "walker2d", "halfcheetah")
+    for k in ("medium", "medium-replay", "expert", "medium-expert")
 )
 
 #: Validation and test evaluation seeds never overlap (seed s runs envs s * 1000 + i).
