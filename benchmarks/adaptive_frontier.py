@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="cache of the adaptive cells")
-    p.add_argument("--figures", default=None, help="write adaptive_frontier.{png,json} here")
+    p.add_argument("--figures", default=None,
+                   help="write adaptive_frontier.{png,json} here (--suite maze2d: "
+                        "adaptive_<maze>.{png,json})")
     args = p.parse_args(argv)
     # the knobs the suite chose on all its tasks at --seeds; the frontier runs on --seeds
     mz = parse_args(["report", "--suite", args.suite, "--runs", args.runs, "--out", args.cells,
@@ -193,12 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.figures is not None:
         figs = Path(args.figures)
         figs.mkdir(parents=True, exist_ok=True)
-        plot(summary, args.maze, figs / "adaptive_frontier.png")
-        (figs / "adaptive_frontier.json").write_text(json.dumps(
+        name = "adaptive_frontier" if args.suite == "mazes" else f"adaptive_{args.maze}"
+        plot(summary, args.maze, figs / f"{name}.png")
+        (figs / f"{name}.json").write_text(json.dumps(
             {"maze": args.maze, "knobs": knobs, "n0": args.n0, "n_max": args.n_max,
              "episodes_adaptive": args.episodes, "summary": summary, "cells": rows}, indent=2)
             + "\n")  # fmt: skip
-        print(f"wrote {figs / 'adaptive_frontier.png'} and adaptive_frontier.json")
+        print(f"wrote {figs / name}.png and .json")
 
 
 if __name__ == "__main__":
