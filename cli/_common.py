@@ -29,6 +29,7 @@ __all__ = [
     "ReducerName",
     "SupportName",
     "ValueName",
+    "candidates_line",
     "choice_name",
     "fmt_cell",
     "guarded",
@@ -316,6 +317,24 @@ QUICKSTART_KEY = "\n".join([
     "Viol: share of decisions with SupZ < -1; Q/step: candidates scored per decision",
     "Coll: distance to the nearest behaviour mode; st/s: env steps per second",
 ])  # fmt: skip
+
+
+def candidates_line(table: Sequence[dict[str, Any]]) -> str:
+    """What the candidates added in this quickstart's table, computed from its rows (GEM with N
+    candidates against its anchor alone, the unimodal actor likewise), and where they matter
+    when they added nothing here."""
+    score = {r["label"].split(",")[0] + ("" if r["label"].endswith("N=0") else "+N"):
+             float(r["score_mean"]) for r in table}  # fmt: skip
+    gem = score.get("GEM+N", 0.0) - score.get("GEM anchor", 0.0)
+    uni = score.get("unimodal+N", 0.0) - score.get("unimodal", 0.0)
+    import textwrap
+
+    line = f"what the candidates added here: GEM {gem:+.1f}, unimodal {uni:+.1f} (score points)"
+    if abs(gem) < 1.0:
+        line += ("; GEM's anchor alone already takes a good route on this task, so the "
+                 "candidates have little to fix: on the paper's Maze2D task they do "
+                 "(docs/results-maze2d.md)")  # fmt: skip
+    return textwrap.fill(line, width=80, subsequent_indent="  ")
 
 
 def quickstart_rows(table: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

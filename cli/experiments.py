@@ -32,6 +32,7 @@ from ._common import (
     ReducerName,
     SupportName,
     ValueName,
+    candidates_line,
     choice_name,
     guarded,
     load_target,
@@ -137,6 +138,7 @@ def quickstart_cmd(
         )
     )
     console.print(QUICKSTART_KEY, soft_wrap=False)
+    console.print(candidates_line(res.table))
     # the unimodal actor is read from the Phase I run (trained beside GEM's): no time of its own
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items() if k != "unimodal")
     console.print(f"time: {secs}")

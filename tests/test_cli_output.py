@@ -88,3 +88,21 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source() -> None:
     lines = [line.strip() for line in out.splitlines()]
     assert "steps/4) steps, then updates every network; the plan is printed before" in lines
     assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_quickstart_says_what_the_candidates_added_from_its_own_rows() -> None:
+    """The quickstart's last key line is computed from its table: GEM with N candidates minus
+    its anchor alone (and the unimodal actor likewise), within 80 columns; where the candidates
+    added nothing it says why and where they do."""
+    from gemkit.cli._common import candidates_line
+
+    rows = [{"label": "GEM, N=64", "score_mean": 100.0},
+            {"label": "GEM anchor, N=0", "score_mean": 100.0},
+            {"label": "unimodal, N=0", "score_mean": 40.0},
+            {"label": "unimodal, N=64", "score_mean": 95.5}]  # fmt: skip
+    text = candidates_line(rows)
+    assert "GEM +0.0, unimodal +55.5" in text and "docs/results-maze2d.md" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    rows[0]["score_mean"], rows[1]["score_mean"] = 120.6, 41.8
+    text = candidates_line(rows)
+    assert "GEM +78.8" in text and "Maze2D" not in text
