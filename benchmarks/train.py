@@ -309,11 +309,14 @@ def main() -> None:
             )
             loops[f"gem_E{e}_{mode}"] = Trainer(data, cfg).train_step
             packed = pack_for(data, cfg) if args.runs else None
-            for r in args.runs:
-                batch = RunBatch([Trainer(data, attrs.evolve(cfg, seed=i), data=packed)
-                                  for i in range(r)])  # fmt: skip
-                loops[f"gem_E{e}_{mode}_runs{r}"] = batch.train_step
-                per_call[f"gem_E{e}_{mode}_runs{r}"] = r
+            for r, graphs in ((r, g) for r in args.runs
+                              for g in ((False, True) if args.cuda_graph else (False,))):
+                batch = RunBatch([Trainer(data, attrs.evolve(cfg, seed=i), data=packed,
+                                          cuda_graph=graphs) for i in range(r)])  # fmt: skip
+                name = f"gem_E{e}_{mode}_runs{r}{'_graph' if graphs else ''}"
+                k = GRAPH_STEPS_PER_CALL if graphs else 1
+                loops[name] = lambda b=batch, k=k: b.train_steps(k)
+                per_call[name] = r * k
             for cmode in args.compile_modes if args.compile else []:
                 tag = "" if cmode == "default" else f"[{cmode}]"
                 loops[f"gem_E{e}_{mode}_compiled{tag}"] = Trainer(
@@ -365,7 +368,9 @@ def main() -> None:
             if "_runs" not in name:
                 continue
             base = name.split("_runs")[0]
-            comp = best.get(f"{base}_compiled")
+            # a graphed batch against one graphed (compiled) run, an eager one against compiled
+            comp = best.get(f"{base}_compiled_graph" if name.endswith("_graph")
+                            else f"{base}_compiled")  # fmt: skip
             vs_comp = f"{v / comp:20.2f}" if comp else f"{'-':>20}"
             print(f"{name:<48} {v:11.1f} {v / best[base]:11.2f} "
                   f"{median[name] / median[base]:7.2f} {vs_comp}")  # fmt: skip

@@ -246,3 +246,13 @@ def test_a_bad_seed_list_is_one_line_before_anything_is_written(tmp_path: Path) 
         assert res.exit_code != 0 and says in res.output, (seeds, res.output)
         assert "Traceback" not in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_batch_replays_graphs_for_all_its_runs_or_none() -> None:
+    from gemkit.train.batch import RunBatch
+
+    fork, _ = make_fork_transitions(n_episodes=30)
+    trainers = [Trainer(fork, _cfg(s)) for s in (0, 1)]
+    trainers[1].cuda_graph = True  # as a run built with cuda_graph=True would say (GPU only)
+    with pytest.raises(GemkitError, match="all or none"):
+        RunBatch(trainers)

@@ -15,7 +15,7 @@ from gemkit.errors import GemkitError
 from gemkit.train import TrainConfig, Trainer, train
 from gemkit.train.batches import IndexStream
 from gemkit.train.checkpoint import load_trainer_state, save_checkpoint
-from gemkit.train.graphs import GRAPH_CHUNK
+from gemkit.train.graphs import GRAPH_CHUNK, LockstepRows, RunRows
 
 
 def _per_step(seed: int, n: int, batch: int, steps: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -74,6 +74,32 @@ def test_index_stream_gives_back_the_rows_a_stopped_replay_did_not_train_on() ->
     assert torch.equal(stream.buffer[again], _per_step(3, n, batch, 3)[0][-1])
     with pytest.raises(ValueError, match="give back"):
         stream.untake(4)
+
+
+def test_lockstep_rows_stack_each_runs_own_minibatches(fork_transitions: Transitions) -> None:
+    """A batch of runs replayed as one graph reads row r of every run's own index stream: the
+    stacked minibatch is each run's own, in run order, and streams out of step are an error."""
+    from gemkit.train.batches import pack_for
+
+    cpu = torch.device("cpu")
+    cfg = TrainConfig(batch_size=16)
+    data = pack_for(fork_transitions, cfg)
+    streams = [IndexStream(torch.Generator().manual_seed(s), data.n_transitions, 16, chunk=4,
+                           device=cpu) for s in (0, 1, 2)]  # fmt: skip
+    rows = LockstepRows([RunRows(st, data) for st in streams])
+    for _ in range(3):  # across a refill
+        start, k = rows.take(3)
+        for i in range(k):
+            got = rows.gather(torch.tensor([start + i]))
+            for r, st in enumerate(streams):
+                want = data.gather(st.buffer[start + i])
+                for key in want:
+                    assert torch.equal(got[key][r], want[key])
+    rows.untake(1)
+    assert {st.pos for st in streams} == {streams[0].pos}
+    streams[1].take(1)  # one run's stream moved alone
+    with pytest.raises(RuntimeError, match="out of step"):
+        rows.take(1)
 
 
 def test_index_stream_rejects_bad_sizes() -> None:
@@ -169,3 +195,38 @@ def test_graph_run_resumes_from_a_mid_chunk_checkpoint(
                    cuda_graph=True)  # fmt: skip
     for a, b in zip(models.critic.parameters(), whole.critic.parameters(), strict=True):
         torch.testing.assert_close(a.detach().cpu(), b.detach().cpu(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@gpu
+def test_a_batch_of_runs_replays_one_graph_as_its_eager_steps(
+    fork_transitions: Transitions,
+) -> None:
+    """R runs with CUDA graphs, stepped as one batch (one captured graph per phase), train as
+    the same batch stepped eagerly from the same index streams: statistics, weights, steps and
+    each run's generator state."""
+    from gemkit.train.batch import RunBatch
+
+    data = fork_transitions
+
+    def runs(graphs: bool) -> list[Trainer]:
+        return [Trainer(data, TrainConfig(n_critics=2, hidden=(32, 32), batch_size=64, seed=s,
+                                          device="cuda"), pretrain_steps=5, cuda_graph=graphs)
+                for s in (0, 1, 2)]  # fmt: skip
+
+    graphed, eager = RunBatch(runs(True)), RunBatch(runs(True))
+    eager._graphs = None  # the same streams and capturable Adam, stepped without a graph
+    g_sums, g_counts = graphed.train_steps(30)
+    e_sums, e_counts = eager.train_steps(30)
+    assert graphed._graphs is not None and set(graphed._graphs.graphs) == {"joint"}
+    assert g_counts == e_counts and sorted(g_sums) == sorted(e_sums)
+    for k in e_sums:
+        assert g_sums[k].shape == (3,)
+        torch.testing.assert_close(g_sums[k].cpu(), e_sums[k].cpu(), rtol=1e-4, atol=1e-5)
+    graphed.sync()
+    eager.sync()
+    for tg, te in zip(graphed.trainers, eager.trainers, strict=True):
+        assert tg.step == te.step == 30
+        assert torch.equal(tg.rng_state(), te.rng_state())
+        for a, b in zip(_params(tg), _params(te), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -215,6 +215,7 @@ def train_command(
         str(args.threads),
         "--quiet",
         *(["--device", args.device] if args.device != "cpu" else []),
+        *(["--cuda-graph"] if args.device.startswith("cuda") else []),
     ]
     if (out / STATE_FILE).is_file():
         return ["gemkit", "train", "--resume", str(out), *common]

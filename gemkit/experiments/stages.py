@@ -100,7 +100,7 @@ def stage_train(args: SuiteConfig) -> None:
 def train_batch(args: SuiteConfig, task: str, seeds: list[int]) -> None:
     """Train (or resume) ``task``'s runs of ``seeds`` in this process as one batch of runs,
     each in its own run directory, with the settings :func:`train_command` gives a run alone
-    (eager: a batch is vectorised, not compiled)."""
+    (eager: a batch is vectorised, not compiled; on a GPU replayed as one CUDA graph)."""
     import attrs
     import torch
 
@@ -122,7 +122,7 @@ def train_batch(args: SuiteConfig, task: str, seeds: list[int]) -> None:
         runs.append(Run(data, attrs.evolve(cfg, device=args.device), out, dataset_id(task), resume))
     log(f"training {task} seeds {seeds} as one batch of runs on {args.device}")
     train_runs(runs, steps_for(args, task), snapshot_every=args.snapshot_every,
-               tensorboard=False)  # fmt: skip
+               tensorboard=False, cuda_graph=args.device.startswith("cuda"))  # fmt: skip
 
 
 def load_run_models(args: SuiteConfig, task: str, seed: int, step: int, actor: str) -> Any:

@@ -15,6 +15,10 @@ trainers (:meth:`RunBatch.sync`) before a checkpoint or an export, so each run's
 normal run's: :func:`gemkit.train.checkpoint.save_checkpoint` and resume work unchanged, alone
 or in a batch.
 
+With ``cuda_graph`` (every trainer built with it, on a GPU) the batch replays one captured
+graph per phase for all its runs (:class:`~gemkit.train.graphs.StepGraphs` over
+:class:`~gemkit.train.graphs.LockstepRows`: each run's own index stream, read in lockstep).
+
 What is and is not bit for bit (``tests/test_batch.py``): the initial weights and every
 minibatch's indices are identical to the single runs'; the losses are not, because batched
 matrix multiplies sum in another order than one run's (the difference after 1,000 steps is
@@ -33,6 +37,7 @@ from torch.func import functional_call, vmap
 
 from gemkit.errors import GemkitError
 from gemkit.train import losses as L
+from gemkit.train.graphs import LockstepRows, StepGraphs
 from gemkit.train.trainer import Trainer
 
 __all__ = ["RunBatch", "check_batch"]
@@ -44,7 +49,7 @@ def check_batch(trainers: Sequence[Trainer], *, at_one_step: bool = True) -> Non
     """Raise a one-line :class:`GemkitError` unless ``trainers`` can be stepped as one batch.
 
     They must share every config key but ``seed``, their datasets' state and action sizes,
-    their pretraining length and (``at_one_step``) their step, and none may use CUDA graphs.
+    their pretraining length and (``at_one_step``) their step, and all or none use CUDA graphs.
     ``at_one_step=False`` checks runs that will be brought to one step first.
     """
     if not trainers:
@@ -76,10 +81,10 @@ def check_batch(trainers: Sequence[Trainer], *, at_one_step: bool = True) -> Non
                 f"run {i} of the batch is at step {t.step}, run 0 at {first.step}: bring them "
                 "to one step first."
             )
-    if any(t.cuda_graph for t in trainers):
+    if len({t.cuda_graph for t in trainers}) > 1:
         raise GemkitError(
-            "CUDA graphs are not captured for a batch of runs; train the batch without "
-            "--cuda-graph, or each run alone with it."
+            "some runs of the batch replay CUDA graphs and some do not: a batch steps as one, "
+            "so all or none."
         )
 
 
@@ -140,14 +145,22 @@ class RunBatch:
             [self._trained[n.replace(target, "nets.critic.", 1)] for n in self._targets],
         )
         self._per_run = per_run
+        self.cuda_graph = first.cuda_graph
+        # ``capturable`` keeps Adam's step counts on the device, as a graph replay needs
         self.optimizer = torch.optim.Adam(
-            list(self._trained.values()), lr=first.config.lr, fused=True
-        )
+            list(self._trained.values()), lr=first.config.lr, fused=True,
+            capturable=self.cuda_graph,
+        )  # fmt: skip
         self._load_optimizer_state()
         self._vlosses = {
             phase: vmap(functools.partial(self._call, phase=phase))
             for phase in ("pretrain", "joint")
         }
+        self._graphs: StepGraphs | None = None
+        if self.cuda_graph:  # every run's own index stream, stepped in lockstep
+            rows = [t.rows for t in self.trainers]
+            assert all(r is not None for r in rows)
+            self._graphs = StepGraphs(self._update, LockstepRows(rows), first.device)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ the step
     def _call(
@@ -162,12 +175,10 @@ class RunBatch:
         """Gradient steps done (every run of the batch is at the same step)."""
         return self.trainers[0].step
 
-    def train_step(self) -> dict[str, Tensor]:
-        """One gradient step of every run; returns each statistic as ``[R]`` (detached)."""
+    def _update(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
+        """The batch's step on a stacked minibatch (``[R, B, ...]``): losses, backward, Adam,
+        Polyak (also what a CUDA graph holds); returns the statistics, each ``[R]``."""
         first = self.trainers[0]
-        phase = first.phase
-        batches = [t.sample_batch() for t in self.trainers]
-        batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
         out = self._vlosses[phase]({**self._trained, **self._targets}, self._buffers, batch)
         losses = first.trained_losses(out)  # each [R]: run r's loss only reaches run r's weights
         self.optimizer.zero_grad(set_to_none=True)
@@ -177,6 +188,16 @@ class RunBatch:
             self.optimizer.step()
         if phase == "joint":
             L.polyak_update(*self._target_pairs, first.config.tau)
+        return out
+
+    def train_step(self) -> dict[str, Tensor]:
+        """One gradient step of every run; returns each statistic as ``[R]`` (detached)."""
+        if self._graphs is not None:
+            sums, _ = self.train_steps(1)
+            return sums
+        batches = [t.sample_batch() for t in self.trainers]
+        batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
+        out = self._update(batch, self.trainers[0].phase)
         for t in self.trainers:
             t.step += 1
         return {k: v.detach() for k, v in out.items()}
@@ -185,17 +206,32 @@ class RunBatch:
         self, n: int, stop: Callable[[], bool] | None = None
     ) -> tuple[dict[str, Tensor], dict[str, int]]:
         """Up to ``n`` steps of every run, as :meth:`Trainer.train_steps`: each statistic's sum
-        over the steps, ``[R]``, and how many steps computed it."""
+        over the steps, ``[R]``, and how many steps computed it (with CUDA graphs, whole
+        stretches of steps replayed at once)."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}.")
         sums: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
-        for _ in range(n):
-            if stop is not None and stop():
-                break
-            for key, v in self.train_step().items():
+        done = 0
+        first = self.trainers[0]
+        while done < n and not (stop is not None and stop()):
+            if self._graphs is not None:
+                left = n - done
+                if first.phase == "pretrain":  # a graph holds one phase's step
+                    left = min(left, first.pretrain_steps - first.step)
+                got = self._graphs.steps(first.phase, left, stop)
+                if got is None:  # the capture failed (and warned): eager steps from here
+                    self._graphs = None
+                    continue
+                stats, k = got
+                for t in self.trainers:
+                    t.step += k
+            else:
+                stats, k = self.train_step(), 1
+            for key, v in stats.items():
                 sums[key] = sums[key] + v if key in sums else v.clone()
-                counts[key] = counts.get(key, 0) + 1
+                counts[key] = counts.get(key, 0) + k
+            done += k
         return sums, counts
 
     # ------------------------------------------------------------------ the runs' own state

@@ -11,12 +11,55 @@ from torch import Tensor
 
 from gemkit.train.batches import IndexStream, PackedTransitions
 
-__all__ = ["GRAPH_CHUNK", "GRAPH_WARMUP", "StepGraph", "StepGraphs"]
+__all__ = ["GRAPH_CHUNK", "GRAPH_WARMUP", "LockstepRows", "RunRows", "StepGraph", "StepGraphs"]
 
 #: with ``cuda_graph``, eager steps of a phase before its step is captured (PyTorch's recipe)
 GRAPH_WARMUP = 3
 #: with ``cuda_graph``, minibatches whose indices are drawn and copied to the GPU at once
 GRAPH_CHUNK = 1000
+
+
+class RunRows:
+    """One run's minibatches as a graph reads them: rows of its index stream, gathered from its
+    packed transitions by a row number held in a device tensor (so a replay can move it on)."""
+
+    def __init__(self, stream: IndexStream, data: PackedTransitions) -> None:
+        self.stream, self.data = stream, data
+
+    def take(self, k: int) -> tuple[int, int]:
+        """Hand out up to ``k`` consecutive rows: ``(first row, how many)``."""
+        return self.stream.take(k)
+
+    def untake(self, k: int) -> None:
+        """Give back the last ``k`` rows handed out (not trained on)."""
+        self.stream.untake(k)
+
+    def gather(self, row: Tensor) -> dict[str, Tensor]:
+        """The minibatch of row ``row`` (a one-element int64 tensor on the stream's device)."""
+        return self.data.gather(self.stream.buffer.index_select(0, row).view(-1))
+
+
+class LockstepRows:
+    """R runs' rows taken together (a batch of runs steps in lockstep): every run's stream
+    hands out the same row numbers (equal chunk sizes refill together), and a row's minibatch
+    is the runs' minibatches stacked on a leading run axis."""
+
+    def __init__(self, runs: list[RunRows]) -> None:
+        self.runs = runs
+
+    def take(self, k: int) -> tuple[int, int]:
+        got = {r.take(k) for r in self.runs}
+        if len(got) != 1:
+            raise RuntimeError(f"the runs' index streams are out of step: {sorted(got)}")
+        return got.pop()
+
+    def untake(self, k: int) -> None:
+        for r in self.runs:
+            r.untake(k)
+
+    def gather(self, row: Tensor) -> dict[str, Tensor]:
+        parts = [r.gather(row) for r in self.runs]
+        return {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
 
 
 class StepGraphs:
@@ -28,23 +71,24 @@ class StepGraphs:
     capture warns and :meth:`steps` returns ``None``: the trainer goes on without graphs.
 
     Args:
-        update: the trainer's step, ``update(batch, phase) -> statistics`` (what a graph holds).
-        stream: the run's :class:`~gemkit.train.batches.IndexStream` of minibatch indices.
-        data: the packed transitions the indices gather from.
+        update: the step, ``update(batch, phase) -> statistics`` (what a graph holds): one
+            trainer's, or a batch of runs' (statistics ``[R]``).
+        rows: where the minibatches come from: :class:`RunRows` (one run) or
+            :class:`LockstepRows` (a batch of runs).
         device: the CUDA device.
     """
 
     def __init__(
         self,
         update: Callable[[dict[str, Tensor], str], dict[str, Tensor]],
-        stream: IndexStream,
-        data: PackedTransitions,
+        rows: RunRows | LockstepRows,
         device: torch.device,
     ) -> None:
-        self.update, self.stream, self.data, self.device = update, stream, data, device
+        self.update, self.rows, self.device = update, rows, device
         self.graphs: dict[str, StepGraph] = {}
         self.warm: dict[str, int] = {}
         self.keys: dict[str, list[str]] = {}
+        self.stat_shape: dict[str, tuple[int, ...]] = {}  # () for one run, (R,) for a batch
 
     def steps(
         self, phase: str, n: int, stop: Callable[[], bool] | None = None
@@ -63,18 +107,20 @@ class StepGraphs:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                start, _ = self.stream.take(1)
-                out = self.update(self.data.gather(self.stream.buffer[start]), phase)
+                start, _ = self.rows.take(1)
+                row = torch.full((1,), start, dtype=torch.int64, device=self.device)
+                out = self.update(self.rows.gather(row), phase)
                 stats = {k: v.detach().clone() for k, v in out.items()}
             self.keys[phase] = sorted(stats)
+            self.stat_shape[phase] = tuple(next(iter(stats.values())).shape)
             torch.cuda.current_stream(self.device).wait_stream(side)
             return stats, 1
-        start, k = self.stream.take(n)
+        start, k = self.rows.take(n)
         graph.sums.zero_()
         graph.row.fill_(start)
         for i in range(k):
             if i and stop is not None and stop():
-                self.stream.untake(k - i)  # the rows not trained on stay for the next call
+                self.rows.untake(k - i)  # the rows not trained on stay for the next call
                 k = i
                 break
             graph.graph.replay()
@@ -82,15 +128,14 @@ class StepGraphs:
 
     def capture(self, phase: str) -> StepGraph | None:
         """Capture one step of ``phase``; on failure warn, drop every graph, return None."""
-        stream, data = self.stream, self.data
         row = torch.zeros(1, dtype=torch.int64, device=self.device)
         keys = self.keys[phase]  # the statistics the warm-up steps returned
-        sums = torch.zeros(len(keys), device=self.device)
+        sums = torch.zeros(len(keys), *self.stat_shape[phase], device=self.device)
         graph = torch.cuda.CUDAGraph()
         try:
             torch.cuda.synchronize(self.device)
             with torch.cuda.graph(graph):
-                out = self.update(data.gather(stream.buffer.index_select(0, row).view(-1)), phase)
+                out = self.update(self.rows.gather(row), phase)
                 if sorted(out) != keys:
                     raise RuntimeError(f"the step returned {sorted(out)}, not {keys}")
                 sums.add_(torch.stack([out[k].detach().float() for k in keys]))

@@ -172,7 +172,8 @@ def train_runs(
             :data:`gemkit.train.trainer.COMPILE_MODES`).
         snapshot_every: also export each run's models every this many steps to
             ``out_dir/snapshots/step_<step>`` (for learning curves; weights only).
-        cuda_graph: replay each step as one captured CUDA graph (one run on a GPU only).
+        cuda_graph: replay each step as one captured CUDA graph (on a GPU; a batch of runs
+            replays one graph for all of them).
         on_plan: called with each run's :class:`~gemkit.train.plan.TrainPlan` once it is made
             (its directory checked, its checkpoint read on resume), before any step.
 

@@ -26,7 +26,7 @@ from gemkit.train import losses as L
 from gemkit.train.batches import IndexStream, PackedTransitions, pack_for
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.config import TrainConfig
-from gemkit.train.graphs import GRAPH_CHUNK, StepGraphs
+from gemkit.train.graphs import GRAPH_CHUNK, RunRows, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
 __all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
@@ -183,7 +183,7 @@ class Trainer:
                 self.generator, self.n_transitions, config.batch_size, GRAPH_CHUNK, self.device
             )
         self._graphs = (
-            StepGraphs(self._update, self._stream, self.data, self.device)
+            StepGraphs(self._update, RunRows(self._stream, self.data), self.device)
             if self._stream is not None
             else None
         )
@@ -211,6 +211,11 @@ class Trainer:
             start, _ = self._stream.take(1)
             return self.data.gather(self._stream.buffer[start])
         return self.data.sample(self.config.batch_size, self.generator)
+
+    @property
+    def rows(self) -> RunRows | None:
+        """With ``cuda_graph``: the run's minibatch rows as a graph reads them (else None)."""
+        return None if self._stream is None else RunRows(self._stream, self.data)
 
     def rng_state(self) -> Tensor:
         """The run's generator state as checkpoints store it (minibatches drawn one by one)."""
