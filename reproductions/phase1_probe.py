@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gemkit.experiments import TEST_SEEDS, dataset_id, mean_std, read_cell_file
+from gemkit.experiments.figures import plot_probe_curves
 from gemkit.experiments.runs import iql_snapshot
 from gemkit.experiments.runs import parse_labelled_run as run_arg
 
@@ -46,60 +47,6 @@ STATS_TRANSITIONS = 20_000
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _batch(maze: str) -> dict[str, Any]:
-    """The fixed transitions every critic is measured on (raw observations)."""
-    import torch
-
-    from gemkit.data import load
-
-    tr = load(dataset_id(maze))
-    g = torch.Generator().manual_seed(0)
-    n = min(STATS_TRANSITIONS, tr.observations.shape[0])
-    idx = torch.randperm(tr.observations.shape[0], generator=g)[:n]
-    return {
-        "obs": tr.observations[idx].float(),
-        "act": tr.actions[idx].float(),
-        "next_obs": tr.next_observations[idx].float(),
-        "rewards": tr.rewards[idx].float(),
-        "terminals": tr.terminals[idx].float(),
-    }
-
-
-def gemkit_stats(models: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """Critic statistics of a gemkit checkpoint (its own observation and reward scaling)."""
-    import torch
-
-    from gemkit.eval.critic_stats import critic_statistics
-
-    cfg = models.meta.get("train_config", {})
-    with torch.no_grad():
-        obs, nxt = models.normalize_obs(batch["obs"]), models.normalize_obs(batch["next_obs"])
-        q = models.critic(obs, batch["act"])
-        v, nv = models.value(obs), models.value(nxt)
-    rewards = batch["rewards"] * float(models.meta.get("reward_scale", 1.0))
-    return critic_statistics(q, v, nv, rewards, batch["terminals"],
-                             alpha=cfg.get("alpha", 3.0),
-                             discount=cfg.get("discount", 0.99)).row()  # fmt: skip
-
-
-def iql_stats(algo: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """Critic statistics of a d3rlpy IQL (its online critics, value and observation scaler)."""
-    import torch
-
-    from gemkit.eval.critic_stats import critic_statistics
-
-    mods = algo.impl.modules
-    scaler = algo.observation_scaler
-    with torch.no_grad():
-        obs, nxt = scaler.transform(batch["obs"]), scaler.transform(batch["next_obs"])
-        q = torch.stack([f(obs, batch["act"]).q_value.squeeze(-1) for f in mods.q_funcs])
-        v = mods.value_func(obs).squeeze(-1)
-        nv = mods.value_func(nxt).squeeze(-1)
-    return critic_statistics(q, v, nv, batch["rewards"], batch["terminals"],
-                             alpha=algo.config.weight_temp,
-                             discount=algo.config.gamma).row()  # fmt: skip
 
 
 SUITE_SERIES = {"baseline": "fair baseline, N=0", "gem": "GEM anchor, N=0"}
@@ -159,7 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     from gemkit.train import models_at
 
     torch.set_num_threads(args.threads)
-    batch = _batch(args.maze)
+    from gemkit.data import load
+    from gemkit.eval.critic_stats import checkpoint_statistics, fixed_transitions
+    from gemkit.experiments.outside import iql_statistics
+
+    batch = fixed_transitions(load(dataset_id(args.maze)), STATS_TRANSITIONS)
     done = read_cell_file(args.cells)
     args.cells.parent.mkdir(parents=True, exist_ok=True)
 
@@ -189,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             if where is None or all(k in done for k in keys):
                 continue  # no snapshot there, or every cell cached: load nothing
             m = load_models(where)
-            stats = gemkit_stats(m, batch)
+            stats = checkpoint_statistics(m, batch)
             selectors = [
                 compose(preset="gem", models=m.unimodal(), n=0, **knobs),
                 compose(preset="gem", models=m, n=0, **knobs),
@@ -208,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 def own(states: torch.Tensor, algo: Any = algo) -> torch.Tensor:
                     return torch.as_tensor(algo.predict(states.cpu().numpy()))
 
-                cell(key, label, step, "own action", own, iql_stats(algo, batch))
+                cell(key, label, step, "own action", own, iql_statistics(algo, batch))
     write_outputs(args, list(done.values()))
 
 
@@ -227,53 +178,8 @@ def write_outputs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         "cells": rows,
         **({"suite_curves": suite, "suite_csv": str(args.suite_csv)} if suite else {}),
     })  # fmt: skip
-    plot_curves(rows, args.out.with_suffix(".png"), args.maze, suite)
+    plot_probe_curves(rows, args.out.with_suffix(".png"), args.maze, suite)
     _log(f"wrote {args.out} and {args.out.with_suffix('.png')}")
-
-
-def plot_curves(rows: list[dict[str, Any]], path: Path, maze: str,
-                suite: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
-    """Score vs gradient steps, one panel per series kind, one line per run (and the suite's
-    curve, mean +- std over its training seeds, where ``suite`` has it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = ["fair baseline, N=0", "GEM anchor, N=0"]
-    kinds += sorted({r["series"] for r in rows if r["series"].startswith("GEM, N=")})
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), sharey=True)
-    for ax, kind in zip(axes, kinds, strict=True):
-        for run in sorted({r["run"] for r in rows if r["series"] == kind}):
-            pts = sorted((r["step"], r["score_mean"]) for r in rows
-                         if r["run"] == run and r["series"] == kind)  # fmt: skip
-            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=run)
-        iql_runs = sorted({r["run"] for r in rows if r["series"] == "own action"})
-        # greys from black to light, as many as there are IQL runs (a fixed list dropped runs)
-        shades = [f"{0.75 * i / max(len(iql_runs) - 1, 1):.2f}" for i in range(len(iql_runs))]
-        for shade, run in zip(shades, iql_runs, strict=True):
-            pts = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == run)
-            ax.plot(*zip(*pts, strict=True), "--", color=shade, marker="s", ms=3,
-                    label=run + ", own action")  # fmt: skip
-        pts = [r for r in suite or [] if r["series"] == kind]
-        if pts:
-            import numpy as np
-
-            x = np.array([r["step"] for r in pts])
-            y = np.array([r["score_mean"] for r in pts])
-            sd = np.array([r["score_std"] for r in pts])
-            label = f"suite ({pts[0]['train_seeds']} seeds x {pts[0]['episodes']} episodes)"
-            ax.plot(x, y, color="C3", marker="o", ms=3, label=label)
-            ax.fill_between(x, y - sd, y + sd, color="C3", alpha=0.12)
-        ax.set_title(kind)
-        ax.set_xlabel("gradient steps")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"normalised score ({maze}, test seeds)")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

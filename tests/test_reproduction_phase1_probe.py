@@ -29,9 +29,7 @@ def test_run_labels_may_contain_equals_signs() -> None:
         parse_labelled_run("/runs/a")
 
 
-def test_gemkit_stats_feed_the_critic_normalised_states_and_scaled_rewards(
-    probe: ModuleType,
-) -> None:
+def test_checkpoint_statistics_feed_the_critic_normalised_states_and_scaled_rewards() -> None:
     torch.manual_seed(0)
     m = tiny_models()
     m = Models(actor=m.actor, behavior=m.behavior, critic=CriticEnsemble(3, 2, 5, hidden=(16,)),
@@ -56,7 +54,9 @@ def test_gemkit_stats_feed_the_critic_normalised_states_and_scaled_rewards(
         raw = critic_statistics(m.critic(batch["obs"], batch["act"]), m.value(batch["obs"]),
                                 m.value(batch["next_obs"]), batch["rewards"],
                                 batch["terminals"], discount=0.9).row()  # fmt: skip
-    got = probe.gemkit_stats(m, batch)
+    from gemkit.eval.critic_stats import checkpoint_statistics
+
+    got = checkpoint_statistics(m, batch)
     assert got == pytest.approx(want)
     assert got != pytest.approx(raw)  # the test can tell raw states from normalised ones
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 from gemkit.train.losses import EXP_ADV_MAX, guidance_ess, guidance_weight, td_target
 
-__all__ = ["CriticStats", "critic_statistics"]
+__all__ = ["CriticStats", "checkpoint_statistics", "critic_statistics", "fixed_transitions"]
 
 
 @attrs.frozen
@@ -125,3 +125,35 @@ def critic_statistics(
         td_rms=float(td.square().mean().sqrt()),
         member_std=float(member_std),
     )
+
+
+def fixed_transitions(transitions: Any, n: int = 20_000, seed: int = 0) -> dict[str, Tensor]:
+    """``n`` transitions of a dataset drawn once (seeded), raw observations, for measuring
+    several critics on the same inputs: ``obs``, ``act``, ``next_obs``, ``rewards``,
+    ``terminals``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    total = transitions.observations.shape[0]
+    idx = torch.randperm(total, generator=g)[: min(n, total)]
+    return {"obs": transitions.observations[idx].float(),
+            "act": transitions.actions[idx].float(),
+            "next_obs": transitions.next_observations[idx].float(),
+            "rewards": transitions.rewards[idx].float(),
+            "terminals": transitions.terminals[idx].float()}  # fmt: skip
+
+
+def checkpoint_statistics(models: Any, batch: dict[str, Tensor]) -> dict[str, Any]:
+    """:func:`critic_statistics` of a gemkit checkpoint on :func:`fixed_transitions` (its own
+    observation normalisation and reward scale, its config's ``alpha`` and ``discount``)."""
+    import torch
+
+    cfg = models.meta.get("train_config", {})
+    with torch.no_grad():
+        obs, nxt = models.normalize_obs(batch["obs"]), models.normalize_obs(batch["next_obs"])
+        q = models.critic(obs, batch["act"])
+        v, nv = models.value(obs), models.value(nxt)
+    rewards = batch["rewards"] * float(models.meta.get("reward_scale", 1.0))
+    return critic_statistics(q, v, nv, rewards, batch["terminals"],
+                             alpha=cfg.get("alpha", 3.0),
+                             discount=cfg.get("discount", 0.99)).row()  # fmt: skip

@@ -12,7 +12,7 @@ import numpy as np
 from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.tasks import reference_scores
 
-__all__ = ["plot_budget", "plot_curves", "plot_frontier", "plot_iql_curves"]
+__all__ = ["plot_budget", "plot_curves", "plot_frontier", "plot_iql_curves", "plot_probe_curves"]
 
 
 def plot_budget(
@@ -185,3 +185,47 @@ def plot_iql_curves(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
+
+
+def plot_probe_curves(rows: list[dict[str, Any]], path: Path, maze: str,
+                suite: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
+    """``reproductions/phase1_probe.py``'s curves: score vs gradient steps, one panel per
+    series kind, one line per run (and the suite's curve, mean +- std over its training seeds,
+    where ``suite`` has it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = ["fair baseline, N=0", "GEM anchor, N=0"]
+    kinds += sorted({r["series"] for r in rows if r["series"].startswith("GEM, N=")})
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), sharey=True)
+    for ax, kind in zip(axes, kinds, strict=True):
+        for run in sorted({r["run"] for r in rows if r["series"] == kind}):
+            pts = sorted((r["step"], r["score_mean"]) for r in rows
+                         if r["run"] == run and r["series"] == kind)  # fmt: skip
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=run)
+        iql_runs = sorted({r["run"] for r in rows if r["series"] == "own action"})
+        # greys from black to light, as many as there are IQL runs (a fixed list dropped runs)
+        shades = [f"{0.75 * i / max(len(iql_runs) - 1, 1):.2f}" for i in range(len(iql_runs))]
+        for shade, run in zip(shades, iql_runs, strict=True):
+            pts = sorted((r["step"], r["score_mean"]) for r in rows if r["run"] == run)
+            ax.plot(*zip(*pts, strict=True), "--", color=shade, marker="s", ms=3,
+                    label=run + ", own action")  # fmt: skip
+        curve = [r for r in suite or [] if r["series"] == kind]
+        if curve:
+            x = np.array([r["step"] for r in curve])
+            y = np.array([r["score_mean"] for r in curve])
+            sd = np.array([r["score_std"] for r in curve])
+            label = f"suite ({curve[0]['train_seeds']} seeds x {curve[0]['episodes']} episodes)"
+            ax.plot(x, y, color="C3", marker="o", ms=3, label=label)
+            ax.fill_between(x, y - sd, y + sd, color="C3", alpha=0.12)
+        ax.set_title(kind)
+        ax.set_xlabel("gradient steps")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"normalised score ({maze}, test seeds)")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -31,6 +31,7 @@ __all__ = [
     "curve_means",
     "iql_curves",
     "iql_report",
+    "iql_statistics",
     "restore_iql_cells",
     "score_iql",
     "seed_means",
@@ -309,3 +310,22 @@ def restore_iql_cells(
                     added += 1
     log(f"restored {added} cell(s) of seed(s) {sorted(per_seed)} from {path} into {sink}")
     return added
+
+
+def iql_statistics(algo: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~gemkit.eval.critic_stats.critic_statistics` of a d3rlpy IQL (its online critics,
+    value and observation scaler) on :func:`~gemkit.eval.critic_stats.fixed_transitions`."""
+    import torch
+
+    from gemkit.eval.critic_stats import critic_statistics
+
+    mods = algo.impl.modules
+    scaler = algo.observation_scaler
+    with torch.no_grad():
+        obs, nxt = scaler.transform(batch["obs"]), scaler.transform(batch["next_obs"])
+        q = torch.stack([f(obs, batch["act"]).q_value.squeeze(-1) for f in mods.q_funcs])
+        v = mods.value_func(obs).squeeze(-1)
+        nv = mods.value_func(nxt).squeeze(-1)
+    return critic_statistics(q, v, nv, batch["rewards"], batch["terminals"],
+                             alpha=algo.config.weight_temp,
+                             discount=algo.config.gamma).row()  # fmt: skip
