@@ -78,24 +78,30 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
             done[r["key"]] = r
     step = steps_for(mz, maze)
     rows = []
+    # the adaptive rules, then fixed N values the suite did not evaluate (e.g. between its
+    # budgets, where an adaptive point's cost falls)
+    plans = [("adaptive", args.n_max, rule) for rule in args.rules]
+    plans += [("fixed", n, None) for n in args.extra_n]
     for seed in mz.seeds:
-        for rule in args.rules:
-            cue, kappa = rule.split(":")[0], float(rule.split(":")[1])
-            key = f"{maze}-s{seed}-{step}-n0={args.n0}-nmax={args.n_max}-{cue}={kappa:g}-" \
-                  f"eps={args.episodes}-{knobs['value']}-beta={knobs['beta']:g}-" \
-                  f"lam={knobs['lam']:g}-lamT={knobs['lam_T']:g}"
+        for kind, n, rule in plans:
+            what = (f"n0={args.n0}-nmax={n}-{rule.replace(':', '=')}" if rule is not None
+                    else f"fixed-n={n}")  # fmt: skip
+            key = f"{maze}-s{seed}-{step}-{what}-eps={args.episodes}-{knobs['value']}-" \
+                  f"beta={knobs['beta']:g}-lam={knobs['lam']:g}-lamT={knobs['lam_T']:g}"
             if key not in done:
-                cfg = selector_params(mz, maze, n=args.n_max, beta=knobs["beta"],
-                                            lam=knobs["lam"], lam_T=knobs["lam_T"],
-                                            value=knobs["value"])  # fmt: skip
+                cfg = selector_params(mz, maze, n=n, beta=knobs["beta"], lam=knobs["lam"],
+                                      lam_T=knobs["lam_T"], value=knobs["value"])  # fmt: skip
+                budget = None
+                if rule is not None:
+                    cue, kappa = rule.split(":")[0], float(rule.split(":")[1])
+                    budget = AdaptiveBudget(n0=args.n0, n_max=n, kappa=kappa, cue=cue)
                 t0 = time.perf_counter()
                 s = evaluate_config(
                     load_run_models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
                     dataset_id(maze), episodes=args.episodes, seeds=TEST_SEEDS,
-                    num_envs=min(args.episodes, 30),
-                    budget=AdaptiveBudget(n0=args.n0, n_max=args.n_max, kappa=kappa, cue=cue),
+                    num_envs=min(args.episodes, 30), budget=budget,
                 )  # fmt: skip
-                done[key] = {"key": key, "kind": "adaptive", "n": args.n_max, "kappa": rule,
+                done[key] = {"key": key, "kind": kind, "n": n, "kappa": rule,
                              "train_seed": seed, "score": s.score_mean,
                              "critic_evals": s.critic_evals, "episodes": args.episodes,
                              "eval_s": time.perf_counter() - t0}  # fmt: skip
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rules", nargs="+", default=["lead:0.05", "lead:0.2", "gain:0.1", "gain:0.5"],
                    help="adaptive rules CUE:KAPPA (cue lead or gain; see gemkit.budget)")
     p.add_argument("--n0", type=int, default=16)
+    p.add_argument("--extra-n", type=int, nargs="*", default=[],
+                   help="fixed N values to evaluate here too (between the suite's budgets)")
     p.add_argument("--n-max", type=int, default=1024)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
