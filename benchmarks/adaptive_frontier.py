@@ -136,7 +136,7 @@ def plot(summary: list[dict[str, Any]], maze: str, path: Path) -> None:
     fixed = [r for r in summary if r["kind"] == "fixed"]
     ax.errorbar([r["critic_evals"] for r in fixed], [r["score"] for r in fixed],
                 yerr=[r["score_std"] for r in fixed], marker="o", capsize=3,
-                label="fixed N (0, 1, 16, 64, 256, 1024)")  # fmt: skip
+                label=f"fixed N ({', '.join(str(r['n']) for r in fixed)})")  # fmt: skip
     for r in fixed:
         ax.annotate(f"N={r['n']}", (r["critic_evals"], r["score"]), fontsize=7,
                     textcoords="offset points", xytext=(3, 3))  # fmt: skip
