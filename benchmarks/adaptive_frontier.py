@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from gemkit.experiments import TEST_SEEDS, dataset_id, read_cells
+from gemkit.experiments import TEST_SEEDS, VAL_SEEDS, dataset_id, read_cells
 from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import selector_params, steps_for, suite_knobs, test_cells
 from gemkit.experiments.stages import load_run_models
@@ -61,7 +61,11 @@ def fixed_rows(mz: argparse.Namespace, maze: str, knobs: dict[str, float]) -> li
 
 
 def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
-                  knobs: dict[str, float]) -> list[dict[str, Any]]:  # fmt: skip
+                  knobs: dict[str, float], plans: list[tuple[str, int, str | None]],
+                  eval_seeds: tuple[int, ...] = TEST_SEEDS,
+                  episodes: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Each plan ``(kind, N, rule)`` (``adaptive`` with ``N`` its n_max, or ``fixed``) on every
+    training seed, evaluated on ``eval_seeds`` (cached in ``<out>/adaptive.jsonl``)."""
     import torch
 
     from gemkit.budget import AdaptiveBudget
@@ -78,15 +82,13 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
             done[r["key"]] = r
     step = steps_for(mz, maze)
     rows = []
-    # the adaptive rules, then fixed N values the suite did not evaluate (e.g. between its
-    # budgets, where an adaptive point's cost falls)
-    plans = [("adaptive", args.n_max, rule) for rule in args.rules]
-    plans += [("fixed", n, None) for n in args.extra_n]
+    episodes = args.episodes if episodes is None else episodes
+    where = "" if tuple(eval_seeds) == TEST_SEEDS else f"-evalseeds={list(eval_seeds)}"
     for seed in mz.seeds:
         for kind, n, rule in plans:
             what = (f"n0={args.n0}-nmax={n}-{rule.replace(':', '=')}" if rule is not None
                     else f"fixed-n={n}")  # fmt: skip
-            key = f"{maze}-s{seed}-{step}-{what}-eps={args.episodes}-{knobs['value']}-" \
+            key = f"{maze}-s{seed}-{step}-{what}-eps={episodes}{where}-{knobs['value']}-" \
                   f"beta={knobs['beta']:g}-lam={knobs['lam']:g}-lamT={knobs['lam_T']:g}"
             if key not in done:
                 cfg = selector_params(mz, maze, n=n, beta=knobs["beta"], lam=knobs["lam"],
@@ -98,12 +100,13 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
                 t0 = time.perf_counter()
                 s = evaluate_config(
                     load_run_models(mz, maze, seed, step, "gem"), SelectorConfig(**cfg),
-                    dataset_id(maze), episodes=args.episodes, seeds=TEST_SEEDS,
-                    num_envs=min(args.episodes, 30), budget=budget,
+                    dataset_id(maze), episodes=episodes, seeds=list(eval_seeds),
+                    num_envs=min(episodes, 30), budget=budget,
                 )  # fmt: skip
                 done[key] = {"key": key, "kind": kind, "n": n, "kappa": rule,
                              "train_seed": seed, "score": s.score_mean,
-                             "critic_evals": s.critic_evals, "episodes": args.episodes,
+                             "critic_evals": s.critic_evals, "episodes": episodes,
+                             "eval_seeds": list(eval_seeds),
                              "eval_s": time.perf_counter() - t0}  # fmt: skip
                 with sink.open("a") as f:
                     f.write(json.dumps(done[key]) + "\n")
@@ -173,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--extra-n", type=int, nargs="*", default=[],
                    help="fixed N values to evaluate here too (between the suite's budgets)")
     p.add_argument("--n-max", type=int, default=1024)
+    p.add_argument("--validate", type=int, default=0, metavar="EPISODES",
+                   help="first evaluate the rules on the suite's validation seeds with this "
+                        "many episodes and name the one with the best mean (the knob protocol)")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="cache of the adaptive cells")
@@ -185,7 +191,22 @@ def main(argv: list[str] | None = None) -> None:
                      "--seeds", *map(str, args.seeds), *args.suite_flags,
                      "--maze-steps", *args.maze_steps])  # fmt: skip
     knobs = suite_knobs(mz)
-    rows = fixed_rows(mz, args.maze, knobs) + adaptive_rows(args, mz, args.maze, knobs)
+    chosen, val_scores = None, {}
+    if args.validate:
+        val = adaptive_rows(args, mz, args.maze, knobs,
+                            [("adaptive", args.n_max, rule) for rule in args.rules],
+                            eval_seeds=VAL_SEEDS, episodes=args.validate)  # fmt: skip
+        for r in summarize(val):
+            val_scores[r["kappa"]] = r["score"]
+        chosen = max(val_scores, key=lambda k: val_scores[k])
+        print(f"validation (seeds {list(VAL_SEEDS)}, {args.validate} episodes per checkpoint): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in val_scores.items())
+              + f"; chosen: {chosen}")
+    # the adaptive rules, then fixed N values the suite did not evaluate (e.g. between its
+    # budgets, where an adaptive point's cost falls)
+    plans = [("adaptive", args.n_max, rule) for rule in args.rules]
+    plans += [("fixed", n, None) for n in args.extra_n]
+    rows = fixed_rows(mz, args.maze, knobs) + adaptive_rows(args, mz, args.maze, knobs, plans)
     summary = summarize(rows)
     fixed = [r for r in summary if r["kind"] == "fixed"]
     for r in summary:
@@ -198,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             mark = (f"  {verdict} the best fixed N with no more evals (N={best['n']}, "
                     f"{best['score']:.1f}; spread {spread:.1f})")
         label = f"N={r['n']}" if r["kind"] == "fixed" else f"adaptive {r['kappa']}"
+        if chosen is not None and r["kappa"] == chosen:
+            label = "(validated) " + label
         print(f"{label:>22}: score {r['score']:6.1f} ± {r['score_std']:4.1f}, "
               f"{r['critic_evals']:7.1f} critic evals/decision{mark}")
     if args.figures is not None:
@@ -207,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         plot(summary, args.maze, figs / f"{name}.png")
         (figs / f"{name}.json").write_text(json.dumps(
             {"maze": args.maze, "knobs": knobs, "n0": args.n0, "n_max": args.n_max,
-             "episodes_adaptive": args.episodes, "summary": summary, "cells": rows}, indent=2)
+             "episodes_adaptive": args.episodes, "validation": val_scores,
+             "chosen_on_validation": chosen, "summary": summary, "cells": rows}, indent=2)
             + "\n")  # fmt: skip
         print(f"wrote {figs / name}.png and .json")
 
