@@ -30,13 +30,17 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
             scores.setdefault(key, []).append(r["score_mean"])
     if not scores:
         raise SystemExit("no validation cells yet: run the 'validate' stage first.")
-    best = max(sorted(scores), key=lambda k: float(np.mean(scores[k])))
+
+    def mean(xs: list[float]) -> float:  # exactly rounded: the cells' order does not matter
+        return math.fsum(xs) / len(xs)
+
+    best = max(sorted(scores), key=lambda k: mean(scores[k]))
     return {
         "beta": best[0],
         "lam": best[1],
         "lam_T": best[2],
         "value": best[3],
-        "val_score": float(np.mean(scores[best])),
+        "val_score": mean(scores[best]),
     }
 
 
