@@ -12,7 +12,7 @@ import numpy as np
 
 from gemkit.experiments.plan import run_dir
 from gemkit.experiments.suites import SuiteConfig
-from gemkit.experiments.tasks import dataset_id, reference_scores
+from gemkit.experiments.tasks import dataset_id, reference_scores, remember_reference_scores
 
 __all__ = [
     "DATASETS_FILE",
@@ -60,6 +60,7 @@ def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
             if task not in known:
                 raise
             ref = (known[task]["ref_min"], known[task]["ref_max"])
+            remember_reference_scores(task, ref)
         row = {
             "task": task,
             "steps": None,

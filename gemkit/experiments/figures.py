@@ -12,7 +12,14 @@ import numpy as np
 from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.tasks import reference_scores
 
-__all__ = ["plot_budget", "plot_curves", "plot_frontier", "plot_iql_curves", "plot_probe_curves"]
+__all__ = [
+    "lambda_label",
+    "plot_budget",
+    "plot_curves",
+    "plot_frontier",
+    "plot_iql_curves",
+    "plot_probe_curves",
+]
 
 
 def plot_budget(
@@ -121,6 +128,11 @@ def _first_episodes(row: dict[str, Any], n: int) -> dict[str, Any]:
     return {**row, "score_mean": score, "returns": first}
 
 
+def lambda_label(p: dict[str, Any]) -> str:
+    """``0.3`` for a constant lambda, ``1 -> 0`` for a schedule (its start and end)."""
+    return f"{p['lam']:g}" if p["lam"] == p["lam_T"] else f"{p['lam']:g} -> {p['lam_T']:g}"
+
+
 def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path: Path) -> Path:
     from matplotlib.figure import Figure
 
@@ -135,10 +147,10 @@ def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path
             and r["config"]["n"] == n
             and r["series"] in ("gem", "frontier")
         ]
-        pts = aggregate(rows, ["lam_T"])
+        pts = aggregate(rows, ["lam", "lam_T"])  # the chosen knobs may be a schedule
         ax.plot([100 * p["violation"] for p in pts], [p["score"] for p in pts], "o-")
         for p in pts:
-            ax.annotate(f"λ={p['lam_T']:g}", (100 * p["violation"], p["score"]), fontsize=7)
+            ax.annotate(f"λ={lambda_label(p)}", (100 * p["violation"], p["score"]), fontsize=7)
         ax.set_xlabel("Violation (% of steps)")
         ax.set_ylabel("normalised score")
         ax.set_title(f"{task}: λ frontier at N={n}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gemkit.experiments.facts import training_rates
+from gemkit.experiments.figures import lambda_label
 from gemkit.experiments.plan import fresh_runs, steps_for, train_command
 from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.suites import SUITES, SuiteConfig
@@ -223,17 +224,18 @@ def write_page(
             and r["config"]["n"] == args.val_n
             and r["series"] in ("gem", "frontier")
         ]
-        for a in aggregate(rows_m, ["lam_T"]):
+        for a in aggregate(rows_m, ["lam", "lam_T"]):  # the chosen knobs may be a schedule
             fr.append(
                 [
                     task,
-                    f"{a['lam_T']:g}",
+                    lambda_label(a),
                     f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
                     fmt_number(a["violation"], True),
                 ]
             )
     L += [
-        *table([w, f"lambda (constant; {knobs['lam']:g} = chosen)", "score", "Violation"], fr),
+        *table([w, f"lambda (constant; {lambda_label(knobs)} = chosen)", "score", "Violation"],
+               fr),
         "",
     ]
     if summary.get("stress"):

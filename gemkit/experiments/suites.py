@@ -148,7 +148,7 @@ SUITES: dict[str, Suite] = {
         data_line="`gemkit/fork-v0`, made by `gemkit data make fork` (a scripted controller "
         "that takes either route around the obstacle with action noise 0.1; {sizes}); see "
         "`docs/datasets.md`.",
-        doc="results-fork.md", figures="results/fork", findings="",
+        doc="results-fork.md", figures="results/fork", findings="docs/findings/fork.md",
         scale="the dataset's reference scores (a uniform random policy and the noiseless "
         "scripted controller)",
         defaults={**COMMON_DEFAULTS, "steps": 5_000, "snapshot_every": 1_000,
