@@ -151,7 +151,7 @@ def stage_report(args: argparse.Namespace) -> None:
     first = rows[0]
     cpus = ", ".join(sorted({str(r.get("cpu")) for r in rows}))
     ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in rows}))
-    L = ["# The selection lab: the literature's rules over one critic", "",
+    L = ["# The selection lab: the literature's rules over the same critics", "",
          f"Every rule below ran over the same checkpoints ({ckpts}: each run's critic "
          f"ensemble, behavior GMM and actor) on `{first['task']}`, {first['episodes']} test "
          f"episodes each per checkpoint (evaluation seed {first['eval_seeds'][0]}), scores on "
