@@ -25,38 +25,15 @@ from gemkit.models.io import Models
 from gemkit.train import losses as L
 from gemkit.train.batches import IndexStream, PackedTransitions, pack_for
 from gemkit.train.behavior import behavior_loss
+from gemkit.train.compiling import COMPILE_MODES, CUDAGRAPH_MODES, compile_options
 from gemkit.train.config import TrainConfig
 from gemkit.train.graphs import GRAPH_CHUNK, RunRows, StepGraphs
 from gemkit.train.init import init_parameters, make_gmm
 
 __all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
 
-#: ``torch.compile`` modes a :class:`Trainer` accepts.
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
 BASELINE_SEED_OFFSET = 7919
 """The baseline actor's initialisation generator is seeded with ``config.seed`` plus this."""
-
-#: ``torch.compile`` modes that capture CUDA graphs of their own
-_CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-
-def compile_options(mode: str, device: torch.device) -> dict[str, Any]:
-    """Inductor's options for ``torch.compile``'s ``mode`` on ``device``.
-
-    On a CPU, the compiled graph's wrapper (the code that calls its kernels and GEMMs) is
-    generated as C++ rather than Python (``cpp_wrapper``): a training step is a few hundred
-    small kernels. At the maze sizes a profiled compiled step took 8.2 ms against 11.3 ms with
-    the Python wrapper, and wall-clock rounds ran about 3 % faster (median 1.45x against 1.41x
-    eager, ``docs/performance.md``). ``torch.compile`` takes a mode or options, not both, so
-    the mode's own options are merged in.
-    """
-    import torch._inductor
-
-    options: dict[str, Any] = dict(torch._inductor.list_mode_options(mode))
-    if device.type == "cpu":
-        options["cpp_wrapper"] = True
-    return options
 
 
 class Trainer:
@@ -110,7 +87,7 @@ class Trainer:
             raise GemkitError(
                 f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}."
             )
-        if cuda_graph and compile and compile_mode in _CUDAGRAPH_MODES:
+        if cuda_graph and compile and compile_mode in CUDAGRAPH_MODES:
             raise GemkitError(
                 f"compile_mode {compile_mode!r} captures CUDA graphs of its own; with "
                 "cuda_graph use compile_mode 'default' or 'max-autotune-no-cudagraphs'."
@@ -182,11 +159,8 @@ class Trainer:
             self._stream = IndexStream(
                 self.generator, self.n_transitions, config.batch_size, GRAPH_CHUNK, self.device
             )
-        self._graphs = (
-            StepGraphs(self._update, RunRows(self._stream, self.data), self.device)
-            if self._stream is not None
-            else None
-        )
+        rows = None if self._stream is None else RunRows(self._stream, self.data)
+        self._graphs = None if rows is None else StepGraphs(self._update, rows, self.device)
         self.compiled = compile
         self._losses: Callable[[dict[str, Tensor], str], dict[str, Tensor]] = self.compute_losses
         if compile:
