@@ -37,7 +37,7 @@ from torch.func import functional_call, vmap
 
 from gemkit.errors import GemkitError
 from gemkit.train import losses as L
-from gemkit.train.graphs import LockstepRows, StepGraphs
+from gemkit.train.graphs import LockstepRows, StepGraphs, summed_steps
 from gemkit.train.trainer import Trainer
 
 __all__ = ["RunBatch", "check_batch"]
@@ -208,31 +208,21 @@ class RunBatch:
         """Up to ``n`` steps of every run, as :meth:`Trainer.train_steps`: each statistic's sum
         over the steps, ``[R]``, and how many steps computed it (with CUDA graphs, whole
         stretches of steps replayed at once)."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}.")
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        done = 0
-        first = self.trainers[0]
-        while done < n and not (stop is not None and stop()):
-            if self._graphs is not None:
-                left = n - done
-                if first.phase == "pretrain":  # a graph holds one phase's step
-                    left = min(left, first.pretrain_steps - first.step)
-                got = self._graphs.steps(first.phase, left, stop)
-                if got is None:  # the capture failed (and warned): eager steps from here
-                    self._graphs = None
-                    continue
-                stats, k = got
+        return summed_steps(n, stop, lambda left: self._steps(left, stop))
+
+    def _steps(
+        self, left: int, stop: Callable[[], bool] | None
+    ) -> tuple[dict[str, Tensor], int]:
+        """Up to ``left`` steps of every run at once (graph replays where captured), else one
+        vectorised step."""
+        if self._graphs is not None:
+            got = self._graphs.steps_of(self.trainers[0], left, stop)
+            if got is not None:
                 for t in self.trainers:
-                    t.step += k
-            else:
-                stats, k = self.train_step(), 1
-            for key, v in stats.items():
-                sums[key] = sums[key] + v if key in sums else v.clone()
-                counts[key] = counts.get(key, 0) + k
-            done += k
-        return sums, counts
+                    t.step += got[1]
+                return got
+            self._graphs = None  # the capture failed (and warned): eager steps from here
+        return self.train_step(), 1
 
     # ------------------------------------------------------------------ the runs' own state
     def sync(self) -> None:

@@ -11,7 +11,15 @@ from torch import Tensor
 
 from gemkit.train.batches import IndexStream, PackedTransitions
 
-__all__ = ["GRAPH_CHUNK", "GRAPH_WARMUP", "LockstepRows", "RunRows", "StepGraph", "StepGraphs"]
+__all__ = [
+    "GRAPH_CHUNK",
+    "GRAPH_WARMUP",
+    "LockstepRows",
+    "RunRows",
+    "StepGraph",
+    "StepGraphs",
+    "summed_steps",
+]
 
 #: with ``cuda_graph``, eager steps of a phase before its step is captured (PyTorch's recipe)
 GRAPH_WARMUP = 3
@@ -126,6 +134,15 @@ class StepGraphs:
             graph.graph.replay()
         return dict(zip(graph.keys, graph.sums.clone().unbind(0), strict=True)), k
 
+    def steps_of(
+        self, lead: Any, n: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[dict[str, Tensor], int] | None:
+        """:meth:`steps` of ``lead``'s current phase (a trainer, the first of a batch's), at
+        most to the end of its pretraining: a graph holds one phase's step."""
+        if lead.phase == "pretrain":
+            n = min(n, lead.pretrain_steps - lead.step)
+        return self.steps(lead.phase, n, stop)
+
     def capture(self, phase: str) -> StepGraph | None:
         """Capture one step of ``phase``; on failure warn, drop every graph, return None."""
         row = torch.zeros(1, dtype=torch.int64, device=self.device)
@@ -162,3 +179,27 @@ class StepGraph:
 
     def __init__(self, graph: Any, keys: list[str], sums: Tensor, row: Tensor) -> None:
         self.graph, self.keys, self.sums, self.row = graph, keys, sums, row
+
+
+def summed_steps(
+    n: int,
+    stop: Callable[[], bool] | None,
+    chunk: Callable[[int], tuple[dict[str, Tensor], int]],
+) -> tuple[dict[str, Tensor], dict[str, int]]:
+    """Up to ``n`` steps, ``chunk(left) -> (statistics summed over its steps, steps)`` at a
+    time (one eager step, or a stretch of graph replays); ``stop`` is asked before each chunk.
+    Returns each statistic's sum over the steps and how many steps computed it."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}.")
+    sums: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}
+    done = 0
+    while done < n and not (stop is not None and stop()):
+        stats, k = chunk(n - done)
+        if k == 0:
+            break
+        for key, v in stats.items():
+            sums[key] = sums[key] + v if key in sums else v.clone()
+            counts[key] = counts.get(key, 0) + k
+        done += k
+    return sums, counts

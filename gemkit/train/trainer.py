@@ -27,7 +27,7 @@ from gemkit.train.batches import IndexStream, PackedTransitions, pack_for
 from gemkit.train.behavior import behavior_loss
 from gemkit.train.compiling import COMPILE_MODES, CUDAGRAPH_MODES, compile_options
 from gemkit.train.config import TrainConfig
-from gemkit.train.graphs import GRAPH_CHUNK, RunRows, StepGraphs
+from gemkit.train.graphs import GRAPH_CHUNK, RunRows, StepGraphs, summed_steps
 from gemkit.train.init import init_parameters, make_gmm
 
 __all__ = ["BASELINE_SEED_OFFSET", "COMPILE_MODES", "Trainer", "compile_options"]
@@ -272,31 +272,20 @@ class Trainer:
         is asked before every step; once it says true, no more steps are taken (:attr:`step`
         tells how many were).
         """
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}.")
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        done = 0
-        while done < n and not (stop is not None and stop()):
-            if self.cuda_graph and self._graphs is not None:
-                left = n - done
-                if self.phase == "pretrain":  # a graph holds one phase's step
-                    left = min(left, self.pretrain_steps - self.step)
-                got = self._graphs.steps(self.phase, left, stop)
-                if got is None:  # the capture failed (and warned): eager steps from here
-                    self.cuda_graph, self._graphs = False, None
-                    continue
-                stats, k = got
-                self.step += k
-            else:
-                stats, k = self.train_step(), 1
-            if k == 0:
-                break
-            for key, v in stats.items():
-                sums[key] = sums[key] + v if key in sums else v.clone()
-                counts[key] = counts.get(key, 0) + k
-            done += k
-        return sums, counts
+        return summed_steps(n, stop, lambda left: self._steps(left, stop))
+
+    def _steps(
+        self, left: int, stop: Callable[[], bool] | None
+    ) -> tuple[dict[str, Tensor], int]:
+        """Up to ``left`` steps at once: graph replays (or a warm-up step) where graphs are on,
+        else one eager step."""
+        if self.cuda_graph and self._graphs is not None:
+            got = self._graphs.steps_of(self, left, stop)
+            if got is not None:
+                self.step += got[1]
+                return got
+            self.cuda_graph, self._graphs = False, None  # the capture failed (and warned)
+        return self.train_step(), 1
 
     def _update(self, batch: dict[str, Tensor], phase: str) -> dict[str, Tensor]:
         """The step's losses, backward, Adam step and Polyak update (also what a graph holds)."""
