@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import os
 import statistics
@@ -51,8 +52,10 @@ __all__ = [
 ]
 
 
+@functools.cache
 def cpu_name() -> str:
-    """The CPU model (``lscpu``'s "Model name"), to name beside every timing."""
+    """The CPU model (``lscpu``'s "Model name"), to name beside every timing; asked once per
+    process (every evaluated cell records it)."""
     import platform
     import subprocess
 
