@@ -39,14 +39,11 @@ from typing import Any
 
 from gemkit.experiments import TEST_SEEDS, dataset_id, mean_std, read_cell_file
 from gemkit.experiments.figures import plot_probe_curves
+from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
 from gemkit.experiments.runs import parse_labelled_run as run_arg
 
 STATS_TRANSITIONS = 20_000
-
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 SUITE_SERIES = {"baseline": "fair baseline, N=0", "gem": "GEM anchor, N=0"}
@@ -129,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         with args.cells.open("a") as f:
             f.write(json.dumps(row) + "\n")
         done[key] = row
-        _log(f"{run} {step} {series}: {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
+        log(f"{run} {step} {series}: {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
     knobs = {"beta": 1.0, "lam": args.lam, "lam_T": args.lam}
     names = ["fair baseline, N=0", "GEM anchor, N=0", f"GEM, N={args.n}"]
@@ -179,7 +176,7 @@ def write_outputs(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         **({"suite_curves": suite, "suite_csv": str(args.suite_csv)} if suite else {}),
     })  # fmt: skip
     plot_probe_curves(rows, args.out.with_suffix(".png"), args.maze, suite)
-    _log(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    log(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

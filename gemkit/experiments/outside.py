@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from gemkit.experiments.cells import read_cell_file
+from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
 from gemkit.experiments.tasks import MAZE2D_NAMES, TEST_SEEDS, dataset_id
 
@@ -69,10 +70,6 @@ class IQLRun:
         return self.task.removeprefix("maze2d-")
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float = 3.0) -> None:
     """d3rlpy's ``IQLConfig`` with its defaults (expectile 0.7, temperature ``weight_temp``,
     256x256, two critics, batch 256, lr 3e-4) and a standard observation scaler, on the task's
@@ -90,13 +87,13 @@ def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float =
     state_path = d / "state.json"
     step = json.loads(state_path.read_text())["step"] if state_path.is_file() else 0
     if step >= steps:
-        _log(f"{d} is at step {step} >= {steps}: nothing to do")
+        log(f"{d} is at step {step} >= {steps}: nothing to do")
         return
     d3rlpy.seed(run.seed + 1000 * step)
     data = to_d3rlpy(load(dataset_id(run.task)))
     if step:
         algo = load_d3rlpy(d / "latest.d3")
-        _log(f"resuming {d} at step {step}")
+        log(f"resuming {d} at step {step}")
     else:
         algo = d3rlpy.algos.IQLConfig(
             observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
@@ -115,7 +112,7 @@ def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float =
         iql_snapshot(d, step).write_bytes((d / "latest.d3").read_bytes())
         state_path.write_text(json.dumps({"step": step, "metrics": metrics}))
         rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
-        _log(f"{run.task} s{run.seed} step {step}: {metrics} ({rate:.0f} steps/s so far)")
+        log(f"{run.task} s{run.seed} step {step}: {metrics} ({rate:.0f} steps/s so far)")
 
 
 def score_iql(
@@ -188,7 +185,7 @@ def score_iql(
                "eval_s": time.perf_counter() - t0}  # fmt: skip
         with sink.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        _log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
+        log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
 
 def iql_curves(
@@ -274,8 +271,7 @@ def iql_report(
 
 
 def restore_iql_cells(
-    report: Path, out: Path, task: str, maze: str, seed: int,
-    log: Callable[[str], None] = _log,
+    report: Path, out: Path, task: str, maze: str, seed: int
 ) -> int:  # fmt: skip
     """Append the cells of a committed report JSON to ``out/cells-iql.jsonl`` (marked
     ``restored_from``; a single-seed report's seed is ``seed``), so a new seed is reported
