@@ -310,7 +310,7 @@ def sweep_cmd(
     """
     from gemkit.backends import FanOutReport
     from gemkit.eval.runs import env_horizon
-    from gemkit.eval.sweep import SweepGrid, run_sweep, write_sweep_report
+    from gemkit.eval.sweep import STORE, SweepGrid, run_sweep, write_sweep_report
 
     set_threads(threads)
     models, target = load_target(checkpoint, dataset, critic, support_from, proposer_from)
@@ -386,6 +386,5 @@ def sweep_cmd(
     runs = len(grid.cells(h)) * len(seed_list)
     console.print(f"{runs - skipped} evaluation(s) run, {skipped} resumed")
     console.print(f"time: {reports[0].summary()}")
-    for w in [out / "runs.csv", out / "sweep.csv", *written]:
+    for w in [out / STORE, out / "sweep.csv", *written]:
         console.print(f"wrote {w}")
-

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from gemkit.backends import FanOutReport, RayBackend, SerialBackend, make_backend
 from gemkit.errors import GemkitError
-from gemkit.eval.sweep import SweepGrid, append_row, read_runs, run_sweep
+from gemkit.eval.sweep import SweepGrid, run_sweep
+from gemkit.experiments.cells import append_line, read_cell_file, read_cells
 
 FORK_ID = "gemkit/fork-v0"
 GRID = SweepGrid(presets=("gem", "no_pw"), n=(0, 4), lam=(0.5, 1.0))
@@ -97,11 +98,14 @@ def test_backend_options_are_checked() -> None:
         RayBackend(num_cpus=0)
 
 
-def test_append_row_cuts_a_torn_last_line(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "runs.csv"
-    path.write_text("a,b\n1,2\n3,")  # a driver killed in the middle of a row
-    append_row(path, ("a", "b"), {"a": 5, "b": 6})
-    assert path.read_text() == "a,b\n1,2\n5,6\n"
+def test_append_line_cuts_a_torn_last_line(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "cells-0of1.jsonl"
+    append_line(path, '{"key": "a", "v": 1}')  # created when missing
+    with path.open("a") as f:
+        f.write('{"key": "b", "v"')  # a driver killed in the middle of a line
+    assert read_cell_file(path) == {"a": {"key": "a", "v": 1}}  # the torn line is no cell
+    append_line(path, '{"key": "c", "v": 3}')
+    assert path.read_text() == '{"key": "a", "v": 1}\n{"key": "c", "v": 3}\n'
 
 
 def test_ray_task_user_error_is_raised_as_itself(ray_local: Any) -> None:
@@ -156,9 +160,8 @@ def test_ray_sweep_survives_a_killed_worker(
     rows = run_sweep(models, FORK_ID, GRID, out, episodes=2, seeds=SEEDS,
                      backend=RayBackend(max_retries=2))  # fmt: skip
     assert marker.exists()  # one worker did die
-    runs = read_runs(out / "runs.csv")
-    keys = [tuple(v for k, v in r.items() if not k.startswith(TIMING)) for r in runs]
-    assert len(keys) == len(set(keys)) == len(GRID.cells(100)) * len(SEEDS)
+    lines = (out / "cells-0of1.jsonl").read_text().splitlines()
+    assert len(lines) == len(read_cells(out)) == len(GRID.cells(100)) * len(SEEDS)
     assert _table(rows) == _table(serial_sweep)
 
 

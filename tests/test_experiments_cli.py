@@ -16,6 +16,8 @@ import torch
 from gemkit.cli.main import app
 from typer.testing import CliRunner
 
+from gemkit.experiments.cells import read_cells
+
 FORK_ID = "gemkit/fork-v0"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -200,9 +202,11 @@ def test_sweep_is_resumable_and_writes_tables_and_pngs(
     grid = SweepGrid(presets=("gem", "no_pw", "single_shot"), n=(0, 4), lam=(0.5, 1.0),
                      lam_T=(None, 0.1), support=("zscore", "raw"))  # fmt: skip
     n_cells = len(grid.cells(100))
-    runs = _csv(out / "runs.csv")
+    store = out / "cells-0of1.jsonl"
+    runs = store.read_text()
     summary = _csv(out / "sweep.csv")
-    assert len(runs) == n_cells == len(summary)
+    assert len(read_cells(out)) == len(runs.splitlines()) == n_cells == len(summary)
+    assert {c["stage"] for c in read_cells(out).values()} == {"sweep"}
     assert f"{n_cells} evaluation(s) run, 0 resumed" in text
     # no_pw keeps lambda = 0 whatever the lam axis says
     assert {float(r["lam"]) for r in summary if r["preset"] == "no_pw"} == {0.0}
@@ -220,7 +224,7 @@ def test_sweep_is_resumable_and_writes_tables_and_pngs(
     code, text = _run(*args, "--n", "0,4")
     assert code == 0, text
     assert f"0 evaluation(s) run, {n_cells} resumed" in text
-    assert _csv(out / "runs.csv") == runs
+    assert store.read_text() == runs
     # a wider grid runs only the new cells
     code, text = _run(*args, "--n", "0,4,8")
     assert code == 0, text
@@ -229,7 +233,7 @@ def test_sweep_is_resumable_and_writes_tables_and_pngs(
     n_new = len(wider.cells(100)) - n_cells
     assert n_new > 0
     assert f"{n_new} evaluation(s) run, {n_cells} resumed" in text
-    assert len(_csv(out / "runs.csv")) == n_cells + n_new
+    assert len(read_cells(out)) == n_cells + n_new
 
 
 def test_diagnose_nll_gap_mean_std_over_seeds(store: pathlib.Path, tmp_path: pathlib.Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import math
+import pathlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,9 +15,17 @@ from gemkit.config import SelectorConfig
 from gemkit.data.transitions import Transitions
 from gemkit.eval.nll_gap import nll_gap, summarize_gaps
 from gemkit.eval.profile import DenoiserMLP, ddpm_sample, peak_memory_bytes
-from gemkit.eval.results import config_key
+from gemkit.eval.results import METRICS, config_key
 from gemkit.eval.runs import summarize
-from gemkit.eval.sweep import SweepGrid, aggregate_runs
+from gemkit.eval.sweep import (
+    RUN_FIELDS,
+    STORE,
+    SweepGrid,
+    aggregate_runs,
+    migrate_runs_csv,
+    sweep_cells,
+)
+from gemkit.experiments.cells import read_cells
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models
 from gemkit.models.critic import ValueNetwork
 
@@ -104,18 +115,44 @@ def test_sweep_grid_applies_presets_last_dedupes_and_drops_invalid_topk() -> Non
 def test_aggregate_runs_mean_and_std_over_seeds() -> None:
     grid = SweepGrid(n=(4,))
     (cell,) = grid.cells(100)
-    knobs = {k: "" if v is None else str(v) for k, v in cell.config.to_dict()["params"].items()}
-    runs = [
-        {**knobs, "seed": str(s), "episodes": "3", "mass_scale": "", "score_mean": str(v),
-         "return_mean": "1.0", "success_rate": "", "support_z": "0.5", "violation": "0.1",
-         "collapse_dist": "0.2", "steps_per_s": "100.0"}
-        for s, v in ((0, 10.0), (1, 30.0), (2, 99.0))
-    ]  # fmt: skip
-    (row,) = aggregate_runs(runs, [cell], seeds=[0, 1], episodes=3)
+    store: dict[str, dict[str, Any]] = {}
+    for c, v in zip(sweep_cells("t", cell, [0, 1, 2], 3, None), (10.0, 30.0, 99.0), strict=True):
+        store[c["key"]] = {**c, "score_mean": v, "return_mean": 1.0, "success_rate": None,
+                           "support_z": 0.5, "violation": 0.1, "collapse_dist": 0.2,
+                           "steps_per_s": 100.0}  # fmt: skip
+    (row,) = aggregate_runs(store, "t", [cell], seeds=[0, 1], episodes=3)
     assert row["seeds"] == 2
     assert row["score_mean"] == 20.0 and row["score_std"] == 10.0
     assert math.isnan(row["success_rate"]) and row["violation"] == pytest.approx(0.1)
-    assert aggregate_runs(runs, [cell], seeds=[0], episodes=5) == []
+    assert aggregate_runs(store, "t", [cell], seeds=[0], episodes=5) == []
+    assert aggregate_runs(store, "other", [cell], seeds=[0], episodes=3) == []
+    assert aggregate_runs(store, "t", [cell], seeds=[0], episodes=3, mass_scale=2.0) == []
+
+
+def test_sweep_cells_share_a_config_across_presets_and_keep_seeds_apart() -> None:
+    (gem,) = SweepGrid(n=(4,), lam=(0.0,), lam_T=(0.0,)).cells(100)
+    (no_pw,) = SweepGrid(presets=("no_pw",), n=(4,)).cells(100)
+    assert gem.key == no_pw.key  # lambda = 0 either way
+    a, b = sweep_cells("t", gem, [0, 1], 3, None), sweep_cells("t", no_pw, [0, 1], 3, None)
+    assert [c["key"] for c in a] == [c["key"] for c in b]
+    assert a[0]["key"] != a[1]["key"] and a[0]["preset"] == "gem" and b[0]["preset"] == "no_pw"
+
+
+def test_a_legacy_runs_csv_migrates_into_the_store(tmp_path: pathlib.Path) -> None:
+    grid = SweepGrid(n=(4, 8))
+    cells = grid.cells(100)
+    knobs = {k: "" if v is None else str(v) for k, v in cells[0].config.to_dict()["params"].items()}
+    metrics = {m: "" for m in METRICS} | {"score_mean": "12.5", "violation": "0.25"}
+    with (tmp_path / "runs.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, RUN_FIELDS)
+        w.writeheader()
+        w.writerow({"preset": "gem", **knobs, "seed": "0", "episodes": "3", "mass_scale": "",
+                    **metrics})  # fmt: skip
+    planned = [c for cell in cells for c in sweep_cells("t", cell, [0], 3, None)]
+    assert migrate_runs_csv(tmp_path / "runs.csv", tmp_path / STORE, planned) == 1
+    (row,) = read_cells(tmp_path).values()
+    assert row["key"] == planned[0]["key"] and row["score_mean"] == 12.5
+    assert row["violation"] == 0.25 and row["support_z"] is None
 
 
 def test_config_key_equates_csv_and_typed_values() -> None:

@@ -1,6 +1,6 @@
 """One name per metric, one identity per selector config, one reduction over seeds.
 
-Every experiment result (an evaluation, a ``runs.csv`` row read back, a summary over seeds, a
+Every experiment result (an evaluation, a cell or a CSV row read back, a summary over seeds, a
 table row) names its metrics as :data:`METRICS`; :func:`config_key` is the one identity of a
 configuration, typed or read back from CSV; :func:`reduce_seeds` is the one place where per-seed
 values become a mean and a spread (:func:`gemkit.eval.runs.summarize`,

@@ -3,17 +3,16 @@
 The grid is the product of presets x N x beta x lambda_0 x lambda_T x k x normalisation. A cell's
 preset is applied *last*, so an ablation keeps changing exactly one factor of the cell's knobs
 (``no_pw`` stays ``lambda = 0`` whatever the ``--lam`` axis says); cells that resolve to the same
-:class:`SelectorConfig` are run once. Every (cell, seed) evaluation is appended to ``runs.csv``
-as soon as it finishes, so a rerun with the same output directory skips what is already there.
+:class:`SelectorConfig` are run once. Every (cell, seed) evaluation is a cell of gemkit's one
+cell store (:mod:`gemkit.experiments.cells`, stage ``"sweep"``), appended as soon as it
+finishes, so a rerun with the same output directory skips what is already there.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import itertools
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +22,28 @@ from gemkit.backends import Backend, FanOutReport, SerialBackend
 from gemkit.config import PRESETS, SelectorConfig
 from gemkit.errors import GemkitError
 from gemkit.eval.analysis import SweepAnalysis, analyze_sweep
-from gemkit.eval.evaluate import EvalResult, evaluate
+from gemkit.eval.evaluate import evaluate
 from gemkit.eval.io import read_csv, write_csv
 from gemkit.eval.results import KNOBS, METRICS, config_key, reduce_seeds
 from gemkit.eval.runs import env_horizon, eval_seed
+from gemkit.experiments.cells import append_cell, make_cell, read_cells
 from gemkit.models.io import Models, load_models
 from gemkit.selector import compose
 
 __all__ = [
     "RUN_FIELDS",
+    "STORE",
     "SweepCell",
     "SweepGrid",
     "aggregate_runs",
-    "append_row",
+    "migrate_runs_csv",
     "read_runs",
     "run_sweep",
+    "sweep_cells",
     "write_sweep_report",
 ]
 
-#: Columns of ``runs.csv``: one row per (cell, seed); a cell is identified by its knobs
-#: (:func:`gemkit.eval.results.config_key`).
+#: Columns of the legacy ``runs.csv`` (one row per (cell, seed)), read to migrate it.
 RUN_FIELDS = ("preset", *KNOBS, "seed", "episodes", "mass_scale", *METRICS)
 
 
@@ -134,8 +135,33 @@ class SweepGrid:
         return SelectorConfig(**knobs)
 
 
+#: the file a sweep's driver appends its cells to (the shared store, one writer)
+STORE = "cells-0of1.jsonl"
+#: the cell-store ``actor`` of a sweep: fixed networks loaded from a checkpoint
+SWEEP_ACTOR = "models"
+
+
+def sweep_cells(
+    target: str, cell: SweepCell, seeds: Sequence[int], episodes: int, mass_scale: float | None
+) -> list[dict[str, Any]]:
+    """The evaluation cells of one grid point, one per evaluation seed, in the shared cell
+    store's format (:func:`gemkit.experiments.cells.make_cell`, stage ``"sweep"``).
+
+    A cell's key hashes the target, the resolved selector config, the seed, the episodes and
+    the MassScale factor; the preset's name is a tag, so two presets that resolve to the same
+    config share their cells.
+    """
+    params = cell.config.to_dict()["params"]
+    tags = {"mass_scale": mass_scale, "preset": cell.preset}
+    return [
+        make_cell("sweep", target, None, None, SWEEP_ACTOR, params, [s], episodes, **tags)
+        for s in seeds
+    ]
+
+
 def read_runs(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a ``runs.csv`` (empty when the file does not exist)."""
+    """The rows of a legacy ``runs.csv`` (empty when the file does not exist); a sweep folder
+    written before sweeps used the cell store is migrated from it (:func:`run_sweep`)."""
     p = Path(path)
     if p.is_file():
         with p.open(newline="") as f:
@@ -147,62 +173,48 @@ def read_runs(path: str | Path) -> list[dict[str, str]]:
     return read_csv(p)
 
 
-def _fmt(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
+def _legacy_done_key(knobs: Any, seed: Any, episodes: Any, mass: Any) -> tuple[Any, ...]:
+    return (config_key(knobs), str(seed), str(episodes), "" if mass is None else repr(float(mass)))
 
 
-def _run_row(
-    cell: SweepCell, seed: int, episodes: int, mass: float | None, r: EvalResult
-) -> dict[str, Any]:
-    params = cell.config.to_dict()["params"]
-    row: dict[str, Any] = {"preset": cell.preset}
-    for k in KNOBS:
-        row[k] = "" if params[k] is None else params[k]
-    row.update(seed=seed, episodes=episodes, mass_scale=_fmt(mass))
-    row.update({m: _fmt(getattr(r, m)) for m in METRICS})
-    return row
-
-
-def _done_key(
-    key: tuple[Any, ...], seed: Any, episodes: Any, mass: Any
-) -> tuple[tuple[Any, ...], str, str, str]:
-    return (key, str(seed), str(episodes), str(mass))
+def migrate_runs_csv(runs_csv: Path, store: Path, planned: Sequence[dict[str, Any]]) -> int:
+    """Copy the legacy ``runs.csv`` rows of ``planned`` cells missing from the store into it;
+    returns how many were copied (``runs.csv`` is left as it is)."""
+    legacy = {
+        _legacy_done_key(r, r["seed"], r["episodes"], r["mass_scale"] or None): r
+        for r in read_runs(runs_csv)
+    }
+    copied = 0
+    for c in planned:
+        r = legacy.get(
+            _legacy_done_key(c["config"], c["eval_seeds"][0], c["episodes"], c["mass_scale"])
+        )
+        if r is not None:
+            metrics = {m: None if r[m] in ("", "None") else float(r[m]) for m in METRICS}
+            append_cell(store, {**c, **metrics, "migrated_from": "runs.csv"})
+            copied += 1
+    return copied
 
 
 def _sweep_task(
-    shared: tuple[Models, str, int, float | None, int | None], item: tuple[SweepCell, int]
+    shared: tuple[Models, str, int | None], item: tuple[SweepCell, dict[str, Any]]
 ) -> dict[str, Any]:
-    """One (cell, seed) evaluation as a ``runs.csv`` row (what every backend runs)."""
-    models, target, episodes, mass_scale, max_episode_steps = shared
-    cell, seed = item
+    """One (cell, seed) evaluation as a cell-store row (what every backend runs)."""
+    models, target, max_episode_steps = shared
+    cell, planned = item
+    (seed,) = planned["eval_seeds"]
     selector = compose(config=cell.config, models=models, seed=eval_seed(seed))
     r = evaluate(
         selector,
         target,
-        episodes=episodes,
+        episodes=planned["episodes"],
         seed=eval_seed(seed),
-        mass_scale=mass_scale,
+        mass_scale=planned["mass_scale"],
         max_episode_steps=max_episode_steps,
     )
-    return _run_row(cell, seed, episodes, mass_scale, r)
-
-
-def append_row(path: Path, fields: Sequence[str], row: dict[str, Any]) -> None:
-    """Append one CSV row whole or not at all: one write of the full line, flushed and synced.
-
-    A torn last line (a driver killed mid-write) is cut off before appending, so a file never
-    holds a partial row.
-    """
-    buf = io.StringIO()
-    csv.DictWriter(buf, fields).writerow(row)
-    with path.open("r+b") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-        f.seek(0, os.SEEK_END)
-        f.write(buf.getvalue().encode())
-        f.flush()
-        os.fsync(f.fileno())
+    row = {**planned, **{m: getattr(r, m) for m in METRICS}}
+    row["returns"] = [float(x) for x in r.returns]
+    return row
 
 
 def run_sweep(
@@ -219,15 +231,17 @@ def run_sweep(
     backend: Backend | None = None,
     timing: Callable[[FanOutReport], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every (cell, seed) of ``grid`` not yet in ``out_dir/runs.csv``; write the summary.
+    """Evaluate every (cell, seed) of ``grid`` not yet in ``out_dir``'s cell store; write the
+    summary.
 
     Args:
         models: the fixed networks or a checkpoint directory.
         target: env id or dataset id to evaluate in.
         grid: the axes.
-        out_dir: output directory; ``runs.csv`` (per seed) is appended to by this process alone,
-            one whole row per finished (cell, seed); ``sweep.csv`` (aggregated, this grid's
-            cells only) is rewritten.
+        out_dir: output directory, a cell store (:mod:`gemkit.experiments.cells`): each
+            finished (cell, seed) is appended to :data:`STORE` by this process alone, one whole
+            line at a time; ``sweep.csv`` (aggregated, this grid's cells only) is rewritten.
+            A legacy ``runs.csv`` there is migrated into the store first.
         episodes: episodes per (cell, seed).
         seeds: evaluation seeds.
         mass_scale: MassScale factor of the evaluation environments.
@@ -235,7 +249,7 @@ def run_sweep(
         progress: ``progress(done, total, cell, seed, skipped)`` after each (cell, seed), in
             the order they finish.
         backend: where the evaluations run (:mod:`gemkit.backends`; default serial, here). Any
-            backend gives the same rows; ``runs.csv`` lists them in the order they finished.
+            backend gives the same rows; the store lists them in the order they finished.
         timing: called with the backend's :class:`~gemkit.backends.FanOutReport`.
 
     Returns:
@@ -246,44 +260,43 @@ def run_sweep(
     m = load_models(models) if isinstance(models, (str, Path)) else models
     horizon = max_episode_steps if max_episode_steps is not None else env_horizon(target)
     cells = grid.cells(horizon)
-    runs_path = out / "runs.csv"
-    done = {
-        _done_key(config_key(r), r["seed"], r["episodes"], r["mass_scale"])
-        for r in read_runs(runs_path)
-    }
-    if not runs_path.is_file():
-        with runs_path.open("w", newline="") as f:
-            csv.DictWriter(f, RUN_FIELDS).writeheader()
-    total = len(cells) * len(seeds)
-    count = 0
-    todo: list[tuple[SweepCell, int]] = []
-    for cell in cells:
-        for seed in seeds:
-            if _done_key(cell.key, seed, episodes, _fmt(mass_scale)) in done:
-                count += 1
-                if progress is not None:
-                    progress(count, total, cell, seed, True)
-            else:
-                todo.append((cell, seed))
+    planned = [
+        (cell, c) for cell in cells for c in sweep_cells(target, cell, seeds, episodes, mass_scale)
+    ]
+    store = out / STORE
+    done = read_cells(out)
+    if (out / "runs.csv").is_file():
+        migrate_runs_csv(out / "runs.csv", store, [c for _, c in planned if c["key"] not in done])
+        done = read_cells(out)
+    total, count = len(planned), 0
+    todo: list[tuple[SweepCell, dict[str, Any]]] = []
+    for cell, c in planned:
+        if c["key"] in done:
+            count += 1
+            if progress is not None:
+                progress(count, total, cell, c["eval_seeds"][0], True)
+        else:
+            todo.append((cell, c))
 
     def write(i: int, row: dict[str, Any]) -> None:
         nonlocal count
         count += 1
-        append_row(runs_path, RUN_FIELDS, row)
+        append_cell(store, row)
         if progress is not None:
-            progress(count, total, *todo[i], False)
+            progress(count, total, todo[i][0], row["eval_seeds"][0], False)
 
-    shared = (m, target, episodes, mass_scale, max_episode_steps)
+    shared = (m, target, max_episode_steps)
     report = (backend or SerialBackend()).map(_sweep_task, todo, write, shared)
     if timing is not None:
         timing(report)
-    rows = aggregate_runs(read_runs(runs_path), cells, seeds, episodes, mass_scale)
+    rows = aggregate_runs(read_cells(out), target, cells, seeds, episodes, mass_scale)
     write_csv(out / "sweep.csv", rows)
     return rows
 
 
 def aggregate_runs(
-    runs: Sequence[dict[str, str]],
+    store: Mapping[str, Mapping[str, Any]],
+    target: str,
     cells: Sequence[SweepCell],
     seeds: Sequence[int],
     episodes: int,
@@ -291,23 +304,20 @@ def aggregate_runs(
 ) -> list[dict[str, Any]]:
     """One row per cell: the knobs, then each metric's mean (and the score's std) over seeds.
 
+    Args:
+        store: evaluated cells by key (:func:`gemkit.experiments.cells.read_cells`).
+        target, cells, seeds, episodes, mass_scale: what to look up (:func:`sweep_cells`);
+            a cell none of whose seeds is in the store is left out.
+
     Returns:
         Dicts with ``preset``, the knobs, ``seeds`` (how many were found), ``episodes``, the
         means of :data:`~gemkit.eval.results.METRICS` and ``score_std`` (population std over
         seeds), as :func:`~gemkit.eval.results.reduce_seeds` computes them.
     """
-    wanted = {str(s) for s in seeds}
-    by_key: dict[tuple[Any, ...], list[dict[str, str]]] = {}
-    for r in runs:
-        if (
-            r["seed"] in wanted
-            and r["episodes"] == str(episodes)
-            and r["mass_scale"] == _fmt(mass_scale)
-        ):
-            by_key.setdefault(config_key(r), []).append(r)
     out: list[dict[str, Any]] = []
     for cell in cells:
-        group = by_key.get(cell.key, [])
+        planned = sweep_cells(target, cell, seeds, episodes, mass_scale)
+        group = [store[c["key"]] for c in planned if c["key"] in store]
         if not group:
             continue
         params = cell.config.to_dict()["params"]

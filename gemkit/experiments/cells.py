@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LATE_KNOBS", "cell_key", "make_cell", "read_cell_file", "read_cells"]
+__all__ = [
+    "LATE_KNOBS",
+    "append_cell",
+    "append_line",
+    "cell_key",
+    "make_cell",
+    "read_cell_file",
+    "read_cells",
+]
 
 #: selector knobs added after cells were first cached, with the default they had implicitly
 LATE_KNOBS: dict[str, Any] = {"temperature": 1.0}
@@ -45,11 +54,39 @@ def cell_key(cell: dict[str, Any]) -> str:
 
 def read_cell_file(path: Path) -> dict[str, dict[str, Any]]:
     """The cells cached in one ``.jsonl`` file, by key (a rerun's later line wins); empty when
-    the file does not exist."""
+    the file does not exist. A torn last line (a writer killed mid-line, see
+    :func:`append_line`) is not a cell and is skipped."""
     if not Path(path).is_file():
         return {}
-    rows = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
+    text = Path(path).read_text()
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines = lines[:-1]
+    rows = (json.loads(line) for line in lines if line.strip())
     return {row["key"]: row for row in rows}
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line whole or not at all: one write of the full line, flushed and synced.
+
+    A torn last line (a writer killed mid-write) is cut off before appending, so a file never
+    holds a partial record. The file is created when missing.
+    """
+    data = line if line.endswith("\n") else line + "\n"
+    with Path(path).open("a+b") as f:
+        f.seek(0)
+        old = f.read()
+        if old and not old.endswith(b"\n"):
+            f.truncate(old.rfind(b"\n") + 1)
+        f.seek(0, os.SEEK_END)
+        f.write(data.encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def append_cell(path: Path, row: dict[str, Any]) -> None:
+    """Append one evaluated cell to a ``.jsonl`` store file (:func:`append_line`)."""
+    append_line(path, json.dumps(row))
 
 
 def read_cells(out: Path) -> dict[str, dict[str, Any]]:
@@ -67,8 +104,8 @@ def read_cells(out: Path) -> dict[str, dict[str, Any]]:
 def make_cell(
     stage: str,
     task: str,
-    seed: int,
-    step: int,
+    seed: int | None,
+    step: int | None,
     actor: str,
     config: dict[str, Any],
     eval_seeds: Sequence[int],

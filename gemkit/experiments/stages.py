@@ -3,13 +3,12 @@ worker's share, resumably), evaluate as checkpoints appear, and the dispatch of 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from gemkit.experiments.cells import read_cells
+from gemkit.experiments.cells import append_cell, read_cells
 from gemkit.experiments.plan import (
     log,
     run_dir,
@@ -235,8 +234,7 @@ def evaluate_cells(args: SuiteConfig, cells: list[dict[str, Any]]) -> int:
     def write(_: int, row: dict[str, Any]) -> None:
         nonlocal finished
         finished += 1
-        with sink.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_cell(sink, row)
         mass = f" mass {row['mass_scale']:g}" if row.get("mass_scale") is not None else ""
         log(
             f"{finished}/{len(mine)} {row['stage']} {row['task']} s{row['train_seed']} "
