@@ -121,7 +121,24 @@ def vars_(obj: Any) -> dict[str, Any]:
 @guarded
 def profile_cmd(
     n: str = typer.Option("1,64,1024,2048", "--n", help="Candidate budgets N of GEM."),
-    t: str = typer.Option("10,20,50,100", "--T", help="Denoising steps T of the DDPM sampler."),
+    t: Optional[str] = typer.Option(
+        None,
+        "--T",
+        help="Denoising steps T of an untrained DDPM sampler (default 10,20,50,100 without "
+        "--preset, none with it).",
+    ),
+    preset: Optional[str] = typer.Option(
+        None,
+        "--preset",
+        help="Time these presets' rules instead of GEM alone (e.g. gem,idql,sfbc,ifql): a "
+        "diffusion or flow preset samples the trained model of --proposer-from.",
+    ),
+    proposer_from: Optional[list[Path]] = typer.Option(
+        None,
+        "--proposer-from",
+        help="Model directory of 'gemkit fit-proposer' (repeat for a diffusion and a flow "
+        "model); needs --checkpoint.",
+    ),
     device: Device = typer.Option(
         Device.all, "--device", help="cpu, cuda, or all (cpu, plus cuda when available)."
     ),
@@ -140,13 +157,24 @@ def profile_cmd(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write profile.csv/json here."),
 ) -> None:
-    """Latency and peak memory vs N of select(), against T-step DDPM sampling (same widths)."""
+    """Latency and peak memory vs N of select(), against T-step DDPM sampling (same widths).
+
+    With --preset, each preset's whole rule is timed at every N (proposals, critic, support,
+    reduction); with --proposer-from, the diffusion / flow presets sample the trained models
+    (their T is the one they were fitted with).
+    """
     import torch
 
+    from gemkit.config import ALL_PRESETS, SelectorConfig
     from gemkit.eval.io import write_csv, write_json
     from gemkit.eval.profile import profile_diffusion, profile_select, random_models
 
+    from ._common import parse_names
+
     set_threads(threads)
+    if proposer_from and checkpoint is None:
+        raise GemkitError("--proposer-from needs --checkpoint: the networks it was fitted with.")
+    presets = parse_names(preset, "preset", sorted(ALL_PRESETS)) if preset else []
     if device is Device.cuda and not torch.cuda.is_available():
         raise GemkitError("--device cuda: CUDA is not available here; use --device cpu.")
     devices = (
@@ -157,7 +185,8 @@ def profile_cmd(
         else (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     )
     widths = tuple(parse_ints(hidden, "--hidden", minimum=1))
-    ns, ts = parse_ints(n, "--n"), parse_ints(t, "--T", minimum=1)
+    ns = parse_ints(n, "--n")
+    ts = parse_ints(t, "--T", minimum=1) if t else ([] if presets else [10, 20, 50, 100])
     console = make_console()
     rows: list[dict[str, Any]] = []
     for dev in devices:
@@ -171,12 +200,20 @@ def profile_cmd(
         if ref is None:
             raise GemkitError(f"{checkpoint} has no actor or behavior GMM to profile.")
         with progress_bar(console) as bar:
-            task = bar.add_task(f"profiling on {dev}", total=len(ns) + len(ts))
+            total = len(ns) * max(1, len(presets)) + len(ts)
+            task = bar.add_task(f"profiling on {dev}", total=total)
 
             def cb(_: Any, task: Any = task) -> None:
                 bar.advance(task)
 
-            sel = profile_select(models, ns, device=dev, batch=batch, repeats=repeats, progress=cb)
+            rules = [("gem", models, None)] if not presets else [
+                (p, with_proposer(models, proposer_from or [], p), SelectorConfig.preset(p))
+                for p in presets
+            ]  # fmt: skip
+            sel = []
+            for name, m, cfg in rules:
+                sel += profile_select(m, ns, device=dev, batch=batch, repeats=repeats,
+                                      config=cfg, method=name, progress=cb)  # fmt: skip
             dif = profile_diffusion(
                 ref.state_dim,
                 ref.action_dim,
@@ -211,3 +248,25 @@ def profile_cmd(
         write_csv(out / "profile.csv", rows)
         write_json(out / "profile.json", {"rows": rows, "threads": torch.get_num_threads()})
         console.print(f"wrote {out / 'profile.csv'} and {out / 'profile.json'}")
+
+
+def with_proposer(models: Any, directories: list[Path], preset: str) -> Any:
+    """``models`` with the generative model ``preset``'s proposer samples (``diffusion`` or
+    ``flow``) attached from the one of ``directories`` that holds it; ``models`` themselves
+    for a preset whose proposer is a GMM (or when none of them holds it: composing then says
+    what to fit)."""
+    import copy
+
+    from gemkit.config import SelectorConfig
+    from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+    from gemkit.models.io import attach_generative
+
+    kinds: dict[str, type] = {"diffusion": DiffusionBehavior, "flow": FlowBehavior}
+    kind = kinds.get(SelectorConfig.preset(preset).proposer)
+    if kind is None:
+        return models
+    for d in directories:
+        m = attach_generative(copy.copy(models), d)
+        if isinstance(m.generative, kind):
+            return m
+    return models

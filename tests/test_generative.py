@@ -204,6 +204,25 @@ def test_cli_fit_proposer_then_compose_and_eval_a_method_preset(
     res = run(app, ["fit-proposer", "--dataset", "gemkit/fork-v0", "--out", str(tmp_path / "x"),
                     "--kind", "ddpm"])  # fmt: skip
     assert res.exit_code != 0 and "Valid --kind names: diffusion, flow" in res.output
+    # the deployment profile times each preset's whole rule with the trained samplers
+    flow = tmp_path / "flow"
+    res = run(app, ["fit-proposer", "--dataset", "gemkit/fork-v0", "--out", str(flow), "--kind",
+                    "flow", "--steps", "10", "--hidden", "16,16", "--threads", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    prof = tmp_path / "prof"
+    res = run(app, ["profile", "--checkpoint", str(tiny_checkpoint), "--proposer-from", str(out),
+                    "--proposer-from", str(flow), "--preset", "gem,idql,ifql", "--n", "1,8",
+                    "--device", "cpu", "--repeats", "2", "--out", str(prof)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = (prof / "profile.csv").read_text().splitlines()[1:]
+    assert [tuple(r.split(",")[:3]) for r in rows] == [
+        (m, "N", v) for m in ("gem", "idql", "ifql") for v in ("1", "8")
+    ]  # no untrained DDPM rows unless --T asks for them
+    res = run(app, ["profile", "--checkpoint", str(tiny_checkpoint), "--proposer-from", str(flow),
+                    "--preset", "sfbc", "--n", "1", "--device", "cpu"])  # fmt: skip
+    assert res.exit_code != 0 and "gemkit fit-proposer" in res.output
+    res = run(app, ["profile", "--proposer-from", str(flow), "--preset", "ifql"])
+    assert res.exit_code != 0 and "--proposer-from needs --checkpoint" in res.output
 
 
 def test_expectile_weight_is_idqls_weight_against_numpy() -> None:

@@ -74,7 +74,8 @@ class ProfileRow:
     """One measured configuration.
 
     Attributes:
-        method: ``"gem"`` or ``"ddpm"``.
+        method: ``"gem"``, a preset's name (a trained proposer's rule) or ``"ddpm"`` (an
+            untrained T-step sampler).
         knob: ``"N"`` or ``"T"``.
         value: the knob's value.
         device: ``cpu`` or ``cuda``.
@@ -284,9 +285,10 @@ def profile_select(
     repeats: int = 20,
     warmup: int = 3,
     config: SelectorConfig | None = None,
+    method: str = "gem",
     progress: Callable[[ProfileRow], None] | None = None,
 ) -> list[ProfileRow]:
-    """Latency and peak memory of GEM's ``select()`` on ``batch`` states for each ``N``.
+    """Latency and peak memory of a selector's ``select()`` on ``batch`` states for each ``N``.
 
     Args:
         models: the networks; left where they are (a copy runs on ``device`` when they are
@@ -296,7 +298,9 @@ def profile_select(
         batch: states per call.
         repeats: timed calls per ``N``.
         warmup: untimed calls per ``N``.
-        config: base selector knobs (default GEM).
+        config: base selector knobs (default GEM); a preset's config times that rule, e.g.
+            ``SelectorConfig.preset("idql")`` with a trained diffusion model in ``models``.
+        method: the rows' ``method`` label.
         progress: called with each finished row.
     """
     models = on_device(models, device)
@@ -310,7 +314,7 @@ def profile_select(
         sel = compose(config=(config or SelectorConfig()).evolve(n=n), models=models)
         return lambda: sel.select(states, generator=gen)
 
-    return _profile_rows("gem", "N", ns, call_for, device, batch, repeats, warmup, weights,
+    return _profile_rows(method, "N", ns, call_for, device, batch, repeats, warmup, weights,
                          progress)  # fmt: skip
 
 
