@@ -287,6 +287,10 @@ CRITIC_HELP = (
 SUPPORT_FROM_HELP = (
     "Model directory of 'gemkit fit-support' (behavior GMM), instead of a checkpoint."
 )
+CHAIN_HELP = (
+    "Sampling steps of a flow proposer's Euler chain (default: the model's own); a diffusion "
+    "model keeps the T it was fitted with."
+)
 PROPOSER_FROM_HELP = (
     "Model directory of 'gemkit fit-proposer' (diffusion or flow behavior model): the "
     "candidates of --proposer diffusion|flow (presets idql, sfbc, ifql)."

@@ -21,6 +21,7 @@ from ._backend import (
     open_backend,
 )
 from ._common import (
+    CHAIN_HELP,
     CRITIC_HELP,
     PROPOSER_FROM_HELP,
     QUICKSTART_COLS,
@@ -193,6 +194,7 @@ def eval_cmd(
         None, help="Horizon H of the lambda schedule (default: the env's time limit)."
     ),
     z_min: Optional[float] = typer.Option(None, help="Violation threshold on SupportZ."),
+    chain_steps: Optional[int] = typer.Option(None, "--chain-steps", min=1, help=CHAIN_HELP),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per seed."),
     seeds: str = typer.Option("0", "--seeds", help="Evaluation seeds, e.g. 0,1,2."),
     mass_scale: str = typer.Option(
@@ -222,6 +224,7 @@ def eval_cmd(
         "lam": lam,
         "lam_T": lam_t,
         "z_min": z_min,
+        "chain_steps": chain_steps,
         "horizon": horizon if horizon is not None else env_horizon(target),
     }
     cfg = base.override(**given)

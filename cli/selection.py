@@ -14,6 +14,7 @@ from gemkit.config import METHOD_PRESETS, PRESETS, SelectorConfig
 from gemkit.registry import REGISTRIES
 
 from ._common import (
+    CHAIN_HELP,
     CRITIC_HELP,
     PROPOSER_FROM_HELP,
     SUPPORT_FROM_HELP,
@@ -54,6 +55,7 @@ def compose_cmd(
     ),
     horizon: Optional[int] = typer.Option(None, help="Horizon H of the cosine lambda schedule."),
     z_min: Optional[float] = typer.Option(None, help="Violation threshold on SupportZ."),
+    chain_steps: Optional[int] = typer.Option(None, "--chain-steps", min=1, help=CHAIN_HELP),
     checkpoint: Optional[Path] = typer.Option(
         None, help="Checkpoint directory (from 'gemkit train') to build the selector from."
     ),
@@ -76,7 +78,8 @@ def compose_cmd(
     names = {"proposer": proposer, "anchor": anchor, "value": value, "support": support,
              "reducer": reducer}  # fmt: skip
     given: dict[str, Any] = {key: choice_name(v) for key, v in names.items()}
-    given.update(n=n, k=k, beta=beta, lam=lam, lam_T=lam_t, horizon=horizon, z_min=z_min)
+    given.update(n=n, k=k, beta=beta, lam=lam, lam_T=lam_t, horizon=horizon, z_min=z_min,
+                 chain_steps=chain_steps)  # fmt: skip
     cfg = base.override(**given)
     console = make_console()
     if checkpoint is not None or support_from is not None:

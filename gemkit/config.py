@@ -78,6 +78,10 @@ class SelectorConfig:
         horizon: ``H`` of the cosine schedule of Eq. 4, in environment steps.
         z_min: the Violation audit's threshold on the selected action's support z.
         temperature: the ``softmax`` reducer's temperature (SfBC: 0.01, i.e. ``softmax(100 Q)``).
+        chain_steps: sampling steps of a generative proposer: a ``flow`` model's Euler steps
+            (any number: the velocity field is defined at every time); ``None`` = the steps the
+            model was fitted with. A ``diffusion`` model's ``T`` is part of its training (its
+            noise schedule), so there it must be ``None`` or the fitted ``T``.
     """
 
     proposer: str = attrs.field(default="actor", validator=_registered("proposer"))
@@ -97,6 +101,9 @@ class SelectorConfig:
     horizon: int = attrs.field(default=1000, converter=int, validator=_ge(1))
     z_min: float = attrs.field(default=-1.0, converter=float, validator=_finite)
     temperature: float = attrs.field(default=1.0, converter=float, validator=[_finite, _gt(0.0)])
+    chain_steps: int | None = attrs.field(
+        default=None, converter=attrs.converters.optional(int), validator=v.optional(_ge(1))
+    )
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

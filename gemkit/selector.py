@@ -281,6 +281,7 @@ def compose(
     lam_T: float | None = None,
     horizon: int | None = None,
     z_min: float | None = None,
+    chain_steps: int | None = None,
     models: Models | str | Path | None = None,
     seed: int = 0,
     budget: Any = None,
@@ -309,6 +310,7 @@ def compose(
         lam_T: support weight after the horizon (``None``: constant).
         horizon: schedule horizon ``H``.
         z_min: Violation threshold.
+        chain_steps: a flow proposer's Euler steps (``None``: the model's own).
         models: a :class:`~gemkit.models.Models` or a checkpoint directory.
         seed: seed of the selector's default generator.
         precision: ``fp32`` or ``bf16`` (the critic under bf16 autocast).
@@ -323,7 +325,7 @@ def compose(
     base = config if config is not None else SelectorConfig.preset(preset or "gem")
     changes: dict[str, Any] = {
         "n": n, "k": k, "beta": beta, "lam": lam, "lam_T": lam_T, "horizon": horizon,
-        "z_min": z_min,
+        "z_min": z_min, "chain_steps": chain_steps,
     }  # fmt: skip
     objects: dict[str, Any] = {}
     for part, given in (
@@ -347,6 +349,11 @@ def compose(
             raise GemkitError("a full Proposer object brings its own anchor; do not pass anchor.")
         changes["anchor"] = CUSTOM_PREFIX + "in-proposer"
     cfg = base.override(**changes)
+    if cfg.chain_steps is not None and cfg.proposer in ("actor", "behavior", "unimodal"):
+        raise GemkitError(
+            f"chain_steps={cfg.chain_steps} is a knob of a diffusion or flow proposer, not of "
+            f"proposer {cfg.proposer!r}; leave it unset."
+        )
     m = as_models(models)
 
     def build(part: str, registry: Any) -> Any:

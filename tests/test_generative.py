@@ -146,6 +146,31 @@ def test_every_method_preset_selects_over_the_same_critic(name: str) -> None:
     assert SelectorConfig.from_json(cfg.to_json()) == cfg
 
 
+def test_flow_chain_steps_are_a_sampling_knob() -> None:
+    """``chain_steps`` = K Euler steps of the same velocity field: the samples equal those of
+    the same weights built with ``steps = K``; a diffusion model keeps its fitted T."""
+    m = tiny_models(generative="flow")
+    assert isinstance(m.generative, FlowBehavior) and m.generative.steps == 10
+    twin = FlowBehavior(S, A, hidden=(32,), steps=3)
+    twin.load_state_dict(m.generative.state_dict())
+    got = m.generative.sample(states(4), 5, generator=gen(), steps=3)
+    assert torch.equal(got, twin.sample(states(4), 5, generator=gen()))
+    assert not torch.equal(got, m.generative.sample(states(4), 5, generator=gen()))
+    sel = compose(preset="ifql", models=m, n=8, chain_steps=3)
+    assert "steps=3" in repr(sel.proposer) and sel.config.chain_steps == 3
+    base = compose(preset="ifql", models=m, n=8)
+    assert "steps=10" in repr(base.proposer)
+    a = sel.select(states(5), generator=gen()).candidates
+    assert torch.equal(a, twin.sample(states(5), 8, generator=gen()))
+    with pytest.raises(GemkitError, match="fitted with"):
+        compose(preset="idql", models=tiny_models(generative="diffusion"), chain_steps=20)
+    assert compose(preset="idql", models=tiny_models(generative="diffusion"), chain_steps=5)
+    with pytest.raises(GemkitError, match="not of proposer 'actor'"):
+        compose(models=tiny_models(), chain_steps=3)
+    with pytest.raises(GemkitError, match="chain_steps must be >= 1"):
+        SelectorConfig(chain_steps=0)
+
+
 def test_a_generative_proposer_without_its_model_is_one_line() -> None:
     with pytest.raises(GemkitError, match="gemkit fit-proposer"):
         compose(preset="idql", models=tiny_models())
@@ -161,7 +186,7 @@ def test_cells_cached_before_temperature_keep_their_keys() -> None:
     from gemkit.experiments import cell_key
 
     new = SelectorConfig().to_dict()["params"]
-    old = {k: v for k, v in new.items() if k != "temperature"}
+    old = {k: v for k, v in new.items() if k not in ("temperature", "chain_steps")}
     cell = {"stage": "test", "task": "umaze", "train_seed": 0, "step": 1, "actor": "gem",
             "eval_seeds": [0], "episodes": 3}  # fmt: skip
     assert cell_key({**cell, "config": new}) == cell_key({**cell, "config": old})
@@ -169,6 +194,9 @@ def test_cells_cached_before_temperature_keep_their_keys() -> None:
         {**cell, "config": old}
     )
     assert config_key(old) == config_key(new)
+    assert cell_key({**cell, "config": {**new, "chain_steps": 3}}) != cell_key(
+        {**cell, "config": old}
+    )
 
 
 def test_attach_generative_checks_the_observation_statistics(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: selector knobs added after cells were first cached, with the default they had implicitly
-LATE_KNOBS: dict[str, Any] = {"temperature": 1.0}
+LATE_KNOBS: dict[str, Any] = {"temperature": 1.0, "chain_steps": None}
 
 
 def cell_key(cell: dict[str, Any]) -> str:

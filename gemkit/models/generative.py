@@ -180,11 +180,21 @@ class FlowBehavior(_ConditionalGenerator):
         return (self.predict(states, x_t, t) - (u - x0)).pow(2).sum(-1).mean()
 
     @torch.no_grad()
-    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        states: Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> Tensor:
         """``[B, S] -> [B, n, A]``: ``K`` Euler steps of the velocity from ``N(0, I)``, clipped
-        to the box."""
+        to the box; ``K = steps`` (any ``>= 1``: a choice at sampling time), else the model's
+        own :attr:`steps`."""
+        k_steps = self.steps if steps is None else int(steps)
+        if k_steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}.")
         s, x = self._start(states, n, generator)
-        for k in range(self.steps):
-            tt = torch.full(x.shape[:-1], k / self.steps, device=x.device)
-            x = x + self.predict(s, x, tt) / self.steps
+        for k in range(k_steps):
+            tt = torch.full(x.shape[:-1], k / k_steps, device=x.device)
+            x = x + self.predict(s, x, tt) / k_steps
         return self.from_unit(x.clamp(-1.0, 1.0))

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gemkit.errors import GemkitError
 from gemkit.models.generative import DiffusionBehavior, FlowBehavior
 from gemkit.models.gmm import ConditionalGMM
 from gemkit.models.io import Models
@@ -71,10 +72,23 @@ def _unimodal(models: Models, config: Any) -> UnimodalSource:
 
 
 class GenerativeSource(WrapsNetwork):
-    """Samples of a generative behavior model (diffusion or flow; ``gemkit fit-proposer``)."""
+    """Samples of a generative behavior model (diffusion or flow; ``gemkit fit-proposer``).
 
-    def __init__(self, model: DiffusionBehavior | FlowBehavior) -> None:
+    Args:
+        model: the fitted model.
+        steps: a flow model's Euler steps at sampling time (``None``: its own). A diffusion
+            model samples with the ``T`` it was fitted with; another ``steps`` is an error.
+    """
+
+    def __init__(self, model: DiffusionBehavior | FlowBehavior, steps: int | None = None) -> None:
+        if steps is not None and not isinstance(model, FlowBehavior) and steps != model.steps:
+            raise GemkitError(
+                f"chain_steps={steps}: a diffusion model samples with the T it was fitted with "
+                f"(T = {model.steps} here); refit it with 'gemkit fit-proposer --chain-steps "
+                f"{steps}', or leave chain_steps unset."
+            )
         self.model = model
+        self.steps = model.steps if steps is None else int(steps)
 
     @property
     def network(self) -> DiffusionBehavior | FlowBehavior:
@@ -83,20 +97,24 @@ class GenerativeSource(WrapsNetwork):
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the model, in the action box."""
+        if isinstance(self.model, FlowBehavior):
+            return self.model.sample(states, n, generator=generator, steps=self.steps)
         return self.model.sample(states, n, generator=generator)
 
     def __repr__(self) -> str:
-        return f"GenerativeSource({type(self.model).__name__}, steps={self.model.steps})"
+        return f"GenerativeSource({type(self.model).__name__}, steps={self.steps})"
 
 
 @SOURCES.register("diffusion")
 def _diffusion(models: Models, config: Any) -> GenerativeSource:
     """N samples of a behaviour diffusion model (IDQL, SfBC; gemkit fit-proposer)."""
-    return GenerativeSource(models.require_generative(DiffusionBehavior, "proposer 'diffusion'"))
+    model = models.require_generative(DiffusionBehavior, "proposer 'diffusion'")
+    return GenerativeSource(model, config.chain_steps)
 
 
 @SOURCES.register("flow")
 def _flow(models: Models, config: Any) -> GenerativeSource:
     """N samples of a flow-matching behaviour model (IFQL; gemkit fit-proposer --kind flow)."""
-    return GenerativeSource(models.require_generative(FlowBehavior, "proposer 'flow'"))
+    model = models.require_generative(FlowBehavior, "proposer 'flow'")
+    return GenerativeSource(model, config.chain_steps)
 
