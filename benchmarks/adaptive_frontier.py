@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from gemkit.experiments import TEST_SEEDS, VAL_SEEDS, dataset_id, read_cells
+from gemkit.experiments import TEST_SEEDS, VAL_SEEDS, append_cell, dataset_id, read_cells
 from gemkit.experiments.args import parse_args
 from gemkit.experiments.plan import selector_params, steps_for, suite_knobs, test_cells
 from gemkit.experiments.stages import load_run_models
@@ -108,8 +108,7 @@ def adaptive_rows(args: argparse.Namespace, mz: argparse.Namespace, maze: str,
                              "critic_evals": s.critic_evals, "episodes": episodes,
                              "eval_seeds": list(eval_seeds),
                              "eval_s": time.perf_counter() - t0}  # fmt: skip
-                with sink.open("a") as f:
-                    f.write(json.dumps(done[key]) + "\n")
+                append_cell(sink, done[key])
                 print(f"{key}: score {s.score_mean:.1f}, {s.critic_evals:.1f} critic evals per "
                       f"decision ({time.perf_counter() - t0:.0f}s)", flush=True)
             rows.append(done[key])

@@ -349,11 +349,6 @@ def compose(
             raise GemkitError("a full Proposer object brings its own anchor; do not pass anchor.")
         changes["anchor"] = CUSTOM_PREFIX + "in-proposer"
     cfg = base.override(**changes)
-    if cfg.chain_steps is not None and cfg.proposer in ("actor", "behavior", "unimodal"):
-        raise GemkitError(
-            f"chain_steps={cfg.chain_steps} is a knob of a diffusion or flow proposer, not of "
-            f"proposer {cfg.proposer!r}; leave it unset."
-        )
     m = as_models(models)
 
     def build(part: str, registry: Any) -> Any:

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from gemkit.experiments import TEST_SEEDS, dataset_id
+from gemkit.experiments import TEST_SEEDS, append_cell, dataset_id
 
 HIDDEN = (256, 256)
 CHUNK = 65_536
@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                    "train_s": time.perf_counter() - t0}  # fmt: skip
             print(json.dumps(row), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_cell(args.out, row)
 
 
 if __name__ == "__main__":

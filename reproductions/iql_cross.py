@@ -19,10 +19,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from gemkit.experiments import TEST_SEEDS, dataset_id
+from gemkit.experiments import TEST_SEEDS, append_cell, dataset_id
 from gemkit.experiments.runs import iql_snapshot
 
 
@@ -78,8 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                "lam": args.lam, "episodes": args.episodes, "score_mean": s.score_mean}  # fmt: skip
         print(f"{label}: {s.score_mean:.1f}", flush=True)
         if args.out is not None:
-            with Path(args.out).open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_cell(Path(args.out), row)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from gemkit.experiments import TEST_SEEDS, dataset_id, mean_std, read_cell_file
+from gemkit.experiments import TEST_SEEDS, append_cell, dataset_id, mean_std, read_cell_file
 from gemkit.experiments.figures import plot_probe_curves
 from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
@@ -123,8 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                "score_mean": s.score_mean, "success_rate": s.row().get("success_rate"),
                "episodes": args.episodes, "eval_seeds": list(TEST_SEEDS),
                "critic": stats}  # fmt: skip
-        with args.cells.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_cell(args.cells, row)
         done[key] = row
         log(f"{run} {step} {series}: {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 

@@ -18,7 +18,6 @@ Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from gemkit.config import METHOD_PRESETS, SelectorConfig
 from gemkit.eval.io import write_csv, write_json
-from gemkit.experiments import make_cell, read_cells
+from gemkit.experiments import append_cell, make_cell, read_cells
 from gemkit.experiments.plan import log
 from gemkit.experiments.tables import fmt_number, table
 
@@ -118,8 +117,7 @@ def stage_eval(args: argparse.Namespace) -> None:
         row = {**c, **{k: v for k, v in s.row().items() if k not in c["config"]},
                "eval_s": time.perf_counter() - t0, "cpu": cpu,
                "checkpoint": args.checkpoint.name}  # fmt: skip
-        with sink.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_cell(sink, row)
         log(f"{c['actor']} n={c['config']['n']} -> {s.score_mean:.1f} ({row['eval_s']:.0f}s)")
 
 

@@ -12,7 +12,13 @@ report with these; the results pages regenerate from committed cells
 (``tests/test_results_pages.py``).
 """
 
-from gemkit.experiments.cells import cell_key, make_cell, read_cell_file, read_cells
+from gemkit.experiments.cells import (
+    append_cell,
+    cell_key,
+    make_cell,
+    read_cell_file,
+    read_cells,
+)
 from gemkit.experiments.protocol import aggregate, choose_knobs, claims, mean_std
 from gemkit.experiments.tasks import (
     FORK_NAMES,
@@ -34,6 +40,7 @@ __all__ = [
     "TEST_SEEDS",
     "VAL_SEEDS",
     "aggregate",
+    "append_cell",
     "cell_key",
     "choose_knobs",
     "claims",

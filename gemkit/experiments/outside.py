@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from gemkit.experiments.cells import read_cell_file
+from gemkit.experiments.cells import append_cell, read_cell_file
 from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
 from gemkit.experiments.tasks import MAZE2D_NAMES, TEST_SEEDS, dataset_id
@@ -183,8 +183,7 @@ def score_iql(
                "support": str(support_dir) if k is not None else "",
                "eval_seeds": list(TEST_SEEDS), "episodes": episodes, **s.row(),
                "eval_s": time.perf_counter() - t0}  # fmt: skip
-        with sink.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_cell(sink, row)
         log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
 
