@@ -241,3 +241,40 @@ def plot_probe_curves(rows: list[dict[str, Any]], path: Path, maze: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_lab_frontier(flat: list[dict[str, Any]], path: Path, chain_n: int = 64) -> Path:
+    """The selection lab's frontier (rows of :func:`gemkit.experiments.lab.lab_rows`): score
+    against critic evaluations per decision and against environment steps per second, one line
+    per rule over ``N``; dashed, each generative rule over its sampler's chain lengths at
+    ``N = chain_n`` (where the lab swept them)."""
+    from matplotlib.figure import Figure
+
+    from gemkit.experiments.lab import is_swept
+
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
+    for i, rule in enumerate(sorted({f["rule"] for f in flat})):
+        mine = [f for f in flat if f["rule"] == rule]
+        pts = sorted((f for f in mine if not is_swept(f)), key=lambda f: f["n"])
+        style = {"marker": "o", "color": f"C{i}", "label": rule}
+        axes[0].plot([f["critic_evals"] for f in pts], [f["score"] for f in pts], **style)
+        axes[1].plot([f["env_steps_per_s"] for f in pts], [f["score"] for f in pts], **style)
+        chain = sorted((f for f in mine if f["n"] == chain_n and f["chain_steps"] is not None),
+                       key=lambda f: f["chain_steps"])  # fmt: skip
+        if any(is_swept(f) for f in chain):
+            axes[1].plot([f["env_steps_per_s"] for f in chain], [f["score"] for f in chain],
+                         ls="--", marker="x", color=f"C{i}")  # fmt: skip
+            for f in chain:
+                axes[1].annotate(str(f["chain_steps"]), (f["env_steps_per_s"], f["score"]),
+                                 fontsize=6, color=f"C{i}")  # fmt: skip
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("critic evaluations per decision")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("environment steps per second (one CPU thread)")
+    for ax in axes:
+        ax.set_ylabel("normalised score")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

@@ -58,6 +58,9 @@ class _ConditionalGenerator(nn.Module):
     observation = "normalized"
     """gemkit's networks take gemkit's normalised states (the observation contract)."""
 
+    DEFAULT_STEPS = 5
+    """The sampling chain's length when none is given (diffusion: IDQL's ``T = 5``)."""
+
     action_low: Tensor
     action_high: Tensor
 
@@ -66,11 +69,12 @@ class _ConditionalGenerator(nn.Module):
         state_dim: int,
         action_dim: int,
         hidden: Sequence[int] = (256, 256),
-        steps: int = 5,
+        steps: int | None = None,
         action_low: float | Sequence[float] = -1.0,
         action_high: float | Sequence[float] = 1.0,
     ) -> None:
         super().__init__()
+        steps = self.DEFAULT_STEPS if steps is None else steps
         if min(state_dim, action_dim, steps) < 1:
             raise ValueError("state_dim, action_dim and steps must all be >= 1.")
         self.state_dim, self.action_dim, self.steps = state_dim, action_dim, int(steps)
@@ -166,9 +170,7 @@ class FlowBehavior(_ConditionalGenerator):
     """A flow-matching model of ``p(a | s)`` (see the module docstring); ``steps`` is the number
     of Euler steps ``K``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("steps", 10)
-        super().__init__(*args, **kwargs)
+    DEFAULT_STEPS = 10
 
     def loss(self, states: Tensor, actions: Tensor, generator: torch.Generator | None) -> Tensor:
         """The velocity-matching loss on ``states [B, S]``, ``actions [B, A]`` (a scalar): one

@@ -1,0 +1,162 @@
+"""The selection lab: the literature's sample-and-rerank rules over the same critic and data.
+
+Every rule of :data:`RULES` (GEM, the method presets of :data:`gemkit.config.METHOD_PRESETS`,
+and GEM's rule over a diffusion model's candidates) runs over one trained checkpoint's critic
+ensemble, behavior GMM and actor, at several candidate counts ``N``, so their differences are the
+rules' alone. The generative samplers' chain length is the lab's second compute axis: a flow
+model's Euler steps are chosen at sampling time (``chain_steps``), a diffusion model's ``T`` is
+fitted (one model per ``T``, in ``<runs>/diffusion-T<T>``).
+
+``reproductions/selection_lab.py`` plans, evaluates and reports with these functions; the cells
+live in the shared store (:mod:`gemkit.experiments.cells`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gemkit.config import METHOD_PRESETS, SelectorConfig
+from gemkit.experiments.cells import make_cell
+from gemkit.experiments.protocol import mean_std
+from gemkit.experiments.tables import fmt_number, table
+from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+
+__all__ = [
+    "FITTED_STEPS",
+    "GEM_KNOBS",
+    "RULES",
+    "chain_steps",
+    "is_swept",
+    "lab_cells",
+    "lab_page",
+    "lab_rows",
+    "proposer_dir",
+]
+
+#: GEM at the Maze2D suite's chosen knobs (docs/results-maze2d.md)
+GEM_KNOBS: dict[str, Any] = {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0}
+#: the lab's rules: GEM, the literature's presets, and GEM's rule (z-scored LCB plus z-scored
+#: behaviour support) over the diffusion model's candidates instead of its actor's
+RULES: dict[str, dict[str, Any]] = {
+    "gem": GEM_KNOBS,
+    **METHOD_PRESETS,
+    "gem_rule_on_diffusion": {**GEM_KNOBS, "proposer": "diffusion", "anchor": "none"},
+}
+#: the sampling chain of a proposer fitted with ``gemkit fit-proposer``'s defaults
+FITTED_STEPS: dict[str, int] = {
+    "diffusion": DiffusionBehavior.DEFAULT_STEPS,
+    "flow": FlowBehavior.DEFAULT_STEPS,
+}
+
+
+def proposer_dir(runs: Path, kind: str, steps: int | None = None) -> Path:
+    """Where the lab's ``kind`` model lives: ``<runs>/<kind>``, or ``<runs>/diffusion-T<T>``
+    for a diffusion model fitted with another ``T`` than the default."""
+    if kind == "diffusion" and steps not in (None, FITTED_STEPS["diffusion"]):
+        return runs / f"diffusion-T{steps}"
+    return runs / kind
+
+
+def lab_cells(
+    dataset: str,
+    rules: Sequence[str],
+    ns: Sequence[int],
+    *,
+    horizon: int,
+    train_seed: int,
+    episodes: int,
+    eval_seed: int = 0,
+    chain_n: int = 64,
+    flow_steps: Sequence[int] = (),
+    diffusion_steps: Sequence[int] = (),
+) -> list[dict[str, Any]]:
+    """The planned cells over the checkpoint of ``train_seed``: every rule at every ``N``, then
+    the chain sweep at ``N = chain_n``: each flow rule at each of ``flow_steps`` Euler steps and
+    each diffusion rule at each fitted ``T`` of ``diffusion_steps`` (the defaults,
+    :data:`FITTED_STEPS`, are the base rows and are not repeated)."""
+    sweep = {"flow": flow_steps, "diffusion": diffusion_steps}
+    out = []
+    for rule in rules:
+        proposer = SelectorConfig(**RULES[rule]).proposer
+        points: list[tuple[int, int | None]] = [(n, None) for n in ns]
+        points += [(chain_n, k) for k in sweep.get(proposer, ()) if k != FITTED_STEPS[proposer]]
+        for n, k in points:
+            knobs = {"horizon": horizon, **RULES[rule], "n": n, "chain_steps": k}
+            cfg = SelectorConfig(**knobs).to_dict()["params"]
+            out.append(make_cell("test", dataset, train_seed, 0, rule, cfg, [eval_seed], episodes))
+    return out
+
+
+def chain_steps(config: dict[str, Any]) -> int | None:
+    """The sampling chain a cell's proposer ran: its ``chain_steps``, else the fitted default
+    of a diffusion / flow proposer; ``None`` for a GMM proposer."""
+    if config.get("chain_steps") is not None:
+        return int(config["chain_steps"])
+    return FITTED_STEPS.get(config["proposer"])
+
+
+def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (rule, N, chain steps): mean +- std over the checkpoints' training seeds."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in cells:
+        steps = chain_steps(r["config"])
+        groups.setdefault((r["actor"], r["config"]["n"], steps or 0), []).append(r)
+    flat = []
+    for (rule, n, steps), rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r["train_seed"])
+        score, score_std = mean_std([r["score_mean"] for r in rs])
+        flat.append({"rule": rule, "n": n, "chain_steps": steps or None,
+                     "train_seeds": " ".join(str(r["train_seed"]) for r in rs),
+                     "score": score, "score_std": score_std,
+                     "success_rate": mean_std([r["success_rate"] for r in rs])[0],
+                     "critic_evals": mean_std([r["critic_evals"] for r in rs])[0],
+                     "env_steps_per_s": mean_std([r["steps_per_s"] for r in rs])[0],
+                     "episodes": rs[0]["episodes"]})  # fmt: skip
+    return flat
+
+
+def is_swept(row: dict[str, Any]) -> bool:
+    """Whether a :func:`lab_rows` row ran its sampler at another chain length than fitted."""
+    fitted = FITTED_STEPS.get(SelectorConfig(**RULES[row["rule"]]).proposer)
+    return row["chain_steps"] is not None and row["chain_steps"] != fitted
+
+
+def lab_page(
+    cells: list[dict[str, Any]], flat: list[dict[str, Any]], rules: Sequence[str]
+) -> str:
+    """The lab's results page (Markdown) from its cells and :func:`lab_rows`."""
+    first = cells[0]
+    cpus = ", ".join(sorted({str(r.get("cpu")) for r in cells}))
+    ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in cells}))
+    swept = sorted({f["rule"] for f in flat if is_swept(f)})
+    lines = ["# The selection lab: the literature's rules over the same critics", "",
+             f"Every rule below ran over the same checkpoints ({ckpts}: each run's critic "
+             f"ensemble, behavior GMM and actor) on `{first['task']}`, {first['episodes']} test "
+             f"episodes each per checkpoint (evaluation seed {first['eval_seeds'][0]}), scores on "
+             "the dataset's reference scale (D4RL's published maze2d references), mean ± std over "
+             "the checkpoints' training seeds. The diffusion and flow proposers were fitted by "
+             "`gemkit fit-proposer` on the same dataset, one pair per training seed (diffusion "
+             f"T = {FITTED_STEPS['diffusion']}, flow {FITTED_STEPS['flow']} Euler steps, unless "
+             "the chain-steps column says otherwise: a flow model's Euler steps are chosen at "
+             "sampling time, a diffusion model with another T is fitted with it). Regenerated "
+             "from the cells in `results/lab/cells` by `python reproductions/selection_lab.py "
+             f"report` (CPU: {cpus}).", "",
+             "![score against candidates, critic evaluations and speed]"
+             "(results/lab/lab_frontier.png)",
+             "", "| rule | what it is |", "| --- | --- |",
+             *(f"| {k} | {', '.join(f'{a}={b}' for a, b in RULES[k].items())} |" for k in rules),
+             ""]  # fmt: skip
+    if swept:
+        lines += [f"Chain-length sweep: {', '.join(swept)} at other chain lengths (rows whose "
+                  "chain steps differ from the fitted default).", ""]  # fmt: skip
+    lines += table(["rule", "N", "chain steps", "training seeds", "score",
+                    "reached the goal (share of episodes)", "critic evals / decision",
+                    "env steps/s"],
+                   [[f["rule"], str(f["n"]),
+                     "—" if f["chain_steps"] is None else str(f["chain_steps"]), f["train_seeds"],
+                     f"{fmt_number(f['score'])} ± {fmt_number(f['score_std'])}",
+                     fmt_number(f["success_rate"]), f"{f['critic_evals']:.0f}",
+                     f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""The selection lab's plan (gemkit.experiments.lab): the committed cells keep their keys, the
+chain-length sweep adds cells only where a sampler has a chain, and the rows say which."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gemkit.experiments.lab import (
+    FITTED_STEPS,
+    RULES,
+    chain_steps,
+    is_swept,
+    lab_cells,
+    lab_rows,
+    proposer_dir,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "docs" / "results" / "lab" / "cells" / "cells-lab.jsonl"
+PLAN = {"horizon": 300, "episodes": 100, "eval_seed": 0}
+
+
+def _committed() -> list[dict]:
+    return [json.loads(line) for line in COMMITTED.read_text().splitlines() if line.strip()]
+
+
+def test_the_plan_reproduces_the_committed_cells_keys() -> None:
+    rows = _committed()
+    for seed in sorted({r["train_seed"] for r in rows}):
+        mine = {r["key"] for r in rows if r["train_seed"] == seed}
+        plan = lab_cells("gemkit/maze2d-umaze-v1", list(RULES), [4, 16, 64, 256],
+                         train_seed=seed, **PLAN)  # fmt: skip
+        assert {c["key"] for c in plan} == mine
+
+
+def test_the_chain_sweep_adds_cells_only_to_samplers_with_a_chain() -> None:
+    base = lab_cells("d", list(RULES), [4, 64], train_seed=0, **PLAN)
+    flow_steps = [1, 3, FITTED_STEPS["flow"]]
+    swept = lab_cells("d", list(RULES), [4, 64], train_seed=0, chain_n=64,
+                      flow_steps=flow_steps, diffusion_steps=[10], **PLAN)  # fmt: skip
+    extra = [c for c in swept if c["key"] not in {b["key"] for b in base}]
+    by_rule = {(c["actor"], c["config"]["chain_steps"]) for c in extra}
+    flow = {r for r, k in RULES.items() if k.get("proposer") == "flow"}
+    diffusion = {r for r, k in RULES.items() if k.get("proposer") == "diffusion"}
+    assert by_rule == {(r, k) for r in flow for k in (1, 3)} | {(r, 10) for r in diffusion}
+    assert all(c["config"]["n"] == 64 for c in extra)
+    assert len(swept) == len(base) + len(extra)  # every base cell is still planned
+
+
+def test_proposer_dirs_and_chain_labels(tmp_path: Path) -> None:
+    assert proposer_dir(tmp_path, "flow", 3) == tmp_path / "flow"  # chosen at sampling time
+    assert proposer_dir(tmp_path, "diffusion", None) == tmp_path / "diffusion"
+    assert proposer_dir(tmp_path, "diffusion", FITTED_STEPS["diffusion"]) == tmp_path / "diffusion"
+    assert proposer_dir(tmp_path, "diffusion", 20) == tmp_path / "diffusion-T20"
+    assert chain_steps({"proposer": "actor", "chain_steps": None}) is None
+    assert chain_steps({"proposer": "flow", "chain_steps": None}) == FITTED_STEPS["flow"]
+    assert chain_steps({"proposer": "flow", "chain_steps": 3}) == 3
+
+
+def test_rows_group_by_rule_n_and_chain() -> None:
+    plan = lab_cells("d", ["ifql", "gem"], [64], train_seed=0, flow_steps=[3], **PLAN)
+    measured = {"success_rate": 1.0, "critic_evals": 64.0, "steps_per_s": 100.0}
+    cells = [c | measured | {"score_mean": 10.0 * i} for i, c in enumerate(plan)]
+    rows = {(r["rule"], r["chain_steps"]): r for r in lab_rows(cells)}
+    assert set(rows) == {("ifql", FITTED_STEPS["flow"]), ("ifql", 3), ("gem", None)}
+    assert [is_swept(rows[k]) for k in sorted(rows, key=str)] == [False, False, True]
