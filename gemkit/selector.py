@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from gemkit.config import CUSTOM_PREFIX, SelectorConfig
 from gemkit.errors import GemkitError, ShapeError, check_finite, check_shape
-from gemkit.models.gmm import shared_forward
+from gemkit.models.gmm import Forwards, bind
 from gemkit.models.io import Models, as_models
 from gemkit.proposers.candidates import CandidateProposer
 from gemkit.protocols import (
@@ -167,19 +167,22 @@ class Selector:
         Returns:
             The :class:`Selection`, with ``score == value + lam * support``.
         """
-        with shared_forward():  # one actor and one behavior forward for all the components
-            return self._select(states, generator, t)
+        return self._select(states, generator, t, Forwards())
 
     def _select(
-        self, states: Tensor | np.ndarray, generator: torch.Generator | None, t: Tensor | int
-    ) -> Selection:
+        self, states: Tensor | np.ndarray, generator: torch.Generator | None, t: Tensor | int,
+        forwards: Forwards | None,
+    ) -> Selection:  # fmt: skip
+        """:meth:`select`; ``forwards=None``: each GMM component runs its own forward."""
+        proposer = self.proposer if forwards is None else bind(self.proposer, forwards)
+        support = self.support if forwards is None else bind(self.support, forwards)
         s = self.prepare(states)
         views = self.views(s)
         b = s.shape[0]
         gen = self.generator if generator is None else generator
         n = self.config.n
-        cand = self.proposer.propose(views[self.observation["proposer"]], n, generator=gen)
-        m_expected = n + int(self.proposer.has_anchor)
+        cand = proposer.propose(views[self.observation["proposer"]], n, generator=gen)
+        m_expected = n + int(proposer.has_anchor)
         check_shape("proposer output", cand, [b, m_expected, self.action_dim])
         s_value = views[self.observation["value"]]
         value_scale: Tensor | None = None
@@ -190,23 +193,23 @@ class Selector:
                 value = self.value(s_value, cand)
         check_shape("value output", value, [b, m_expected])
         s_support = views[self.observation["support"]]
-        loglik = self.support.log_likelihood(s_support, cand)
+        loglik = support.log_likelihood(s_support, cand)
         check_shape("support log-likelihood", loglik, [b, m_expected])
-        support = self.support.normalize(loglik)
+        support_term = support.normalize(loglik)
         lam = self.schedule(torch.as_tensor(t)).to(s.device).expand(b)
-        score = combine_score(value, support, lam)
+        score = combine_score(value, support_term, lam)
         index = score.argmax(dim=1)
         action = apply_reducer(self.reducer, cand, score, gen)
         check_shape("reducer output", action, [b, cand.shape[-1]])
         rows = torch.arange(b, device=s.device)
         top1 = cand[rows, index]
         nan = torch.full((b,), float("nan"), device=s.device)
-        if self.support.normalization == "none":
+        if support.normalization == "none":
             support_z, violation, collapse = nan, nan, nan
         else:
             support_z, violation = support_audits(loglik, index, self.config.z_min)
-            if isinstance(self.support, HasComponentMeans):
-                means = self.support.component_means(s_support)  # [B, K, A]
+            if isinstance(support, HasComponentMeans):
+                means = support.component_means(s_support)  # [B, K, A]
                 collapse = (means - top1.unsqueeze(1)).norm(dim=-1).min(dim=1).values
             else:
                 collapse = nan
@@ -215,7 +218,7 @@ class Selector:
             candidates=cand,
             score=score,
             value=value,
-            support=support,
+            support=support_term,
             loglik=loglik,
             index=index,
             lam=lam,

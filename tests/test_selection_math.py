@@ -216,24 +216,29 @@ def test_one_forward_per_network_and_call_changes_nothing() -> None:
     sel = compose(models=models, n=16)
     s = states(5)
     calls: dict[int, int] = {}
-    real = ConditionalGMM._params
+    real = ConditionalGMM.forward
 
     def counting(self: ConditionalGMM, x: torch.Tensor):  # type: ignore[no-untyped-def]
         calls[id(self)] = calls.get(id(self), 0) + 1
         return real(self, x)
 
     try:
-        ConditionalGMM._params = counting  # type: ignore[method-assign]
+        ConditionalGMM.forward = counting  # type: ignore[method-assign]
         shared = sel.select(s, generator=gen(0))
-    finally:
-        ConditionalGMM._params = real  # type: ignore[method-assign]
-    assert calls == {id(models.actor): 1, id(models.behavior): 1}
-    # the same selection as each component computing its own forward
-    from gemkit.selector import Selector
+        assert calls == {id(models.actor): 1, id(models.behavior): 1}
+        calls.clear()
+        # the same selection as each component computing its own forward
+        from gemkit.selector import Selector
 
-    unshared = Selector._select(sel, s, gen(0), 0)
+        unshared = Selector._select(sel, s, gen(0), 0, None)
+        assert calls == {id(models.actor): 2, id(models.behavior): 2}  # anchor+source, two audits
+    finally:
+        ConditionalGMM.forward = real  # type: ignore[method-assign]
     for name in ("action", "candidates", "score", "loglik", "collapse_dist"):
         assert torch.equal(getattr(shared, name), getattr(unshared, name)), name
+    # the selector's own components stay unbound: nothing of one selection outlives it
+    assert all(getattr(c, "forwards", None) is None
+               for c in (sel.proposer, sel.proposer.anchor, sel.proposer.source, sel.support))
 
 
 def test_lcb_z_is_the_lcb_z_scored_within_each_candidate_set() -> None:

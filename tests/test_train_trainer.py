@@ -340,15 +340,11 @@ def test_loss_computation_compiles_as_one_graph(
     fork: object, phase: str, options: dict[str, object]
 ) -> None:
     """No graph break in the compiled losses: each break splits the step into separately
-    compiled pieces with eager glue between them (a ContextVar read in the GMM's forward once
-    cut a step into six graphs and cost about a third of its compiled speed)."""
+    compiled pieces with eager glue between them (a selection cache read in the GMM's forward
+    once cut a step into six graphs and cost about a third of its compiled speed; selections now
+    share forwards through an explicit ``Forwards`` object instead)."""
     trainer = Trainer(fork, small(**options))  # type: ignore[arg-type]
-    with torch.no_grad():
-        # selection's shared-forward cache is live while the trainer computes its losses
-        from gemkit.models.gmm import shared_forward
-
-        with shared_forward(), torch.enable_grad():
-            explained = torch._dynamo.explain(trainer.compute_losses)(trainer.sample_batch(), phase)
+    explained = torch._dynamo.explain(trainer.compute_losses)(trainer.sample_batch(), phase)
     reasons = [r.reason.splitlines()[0] for r in explained.break_reasons]
     assert explained.graph_break_count == 0, reasons
     assert explained.graph_count == 1

@@ -12,18 +12,26 @@ box counts as censored and scores the components' probability mass beyond that e
 
 from __future__ import annotations
 
-import contextvars
+import copy
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from gemkit.models.mlp import mlp, register_action_box
 
-__all__ = ["EDGE_TOL", "LIKELIHOODS", "ConditionalGMM", "GMMParams", "log_ndtr", "shared_forward"]
+__all__ = [
+    "EDGE_TOL",
+    "LIKELIHOODS",
+    "BindsForwards",
+    "ConditionalGMM",
+    "Forwards",
+    "GMMParams",
+    "bind",
+    "log_ndtr",
+]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -77,27 +85,6 @@ def log_ndtr(x: Tensor) -> Tensor:
     stable gradient in the far lower tail (see :class:`_LogNdtr`)."""
     out: Tensor = _LogNdtr.apply(x)
     return out
-
-
-_SHARED: contextvars.ContextVar[dict[tuple[int, int], tuple[Tensor, Any]] | None] = (
-    contextvars.ContextVar("gemkit_gmm_shared_forward", default=None)
-)
-
-
-@contextmanager
-def shared_forward() -> Iterator[None]:
-    """Inside the block, each GMM computes its parameters once per states tensor.
-
-    The anchor, the candidate source, the support and the audits of one selection all ask the
-    same mixture about the same states; :meth:`ConditionalGMM.forward` then runs once and the
-    others reuse its output. Only without autograd (selection, not training); the cache lives
-    for the block and holds the states it was computed for.
-    """
-    token = _SHARED.set({})
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
 
 
 class GMMParams(NamedTuple):
@@ -208,24 +195,7 @@ class ConditionalGMM(nn.Module):
 
     # ------------------------------------------------------------------ parameters
     def forward(self, states: Tensor) -> GMMParams:
-        """Mixture parameters at ``states [B, S]`` (once per states tensor in a
-        :func:`shared_forward` block)."""
-        # Training (autograd on) and compiled code never share: checking those first keeps the
-        # ContextVar out of torch.compile's trace, where reading it is a graph break.
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return self._params(states)
-        cache = _SHARED.get()
-        if cache is None:
-            return self._params(states)
-        key = (id(self), id(states))
-        hit = cache.get(key)
-        if hit is not None and hit[0] is states and states._version == hit[1][0]:
-            return hit[1][1]
-        out = self._params(states)
-        cache[key] = (states, (states._version, out))
-        return out
-
-    def _params(self, states: Tensor) -> GMMParams:
+        """Mixture parameters at ``states [B, S]``."""
         h = self.trunk(states)
         log_w = torch.log_softmax(self.logits_head(h), dim=-1)  # [B, K]
         raw = self.means_head(h).view(-1, self.n_components, self.action_dim)  # [B, K, A]
@@ -318,23 +288,24 @@ class ConditionalGMM(nn.Module):
         return g.squeeze(1) if single else g
 
     # ------------------------------------------------------------------ point actions
-    def mode(self, states: Tensor) -> Tensor:
-        """The anchor ``mu_{k*}(s)``, ``k* = argmax_k w_k(s)``: ``[B, S] -> [B, A]``."""
-        log_w, means, _ = self(states)
+    def mode(self, states: Tensor, params: GMMParams | None = None) -> Tensor:
+        """The anchor ``mu_{k*}(s)``, ``k* = argmax_k w_k(s)``: ``[B, S] -> [B, A]`` (``params``:
+        this GMM's forward at ``states``, when already computed)."""
+        log_w, means, _ = self(states) if params is None else params
         k = log_w.argmax(dim=-1)
         return means[torch.arange(means.shape[0], device=means.device), k]
 
-    def barycenter(self, states: Tensor) -> Tensor:
+    def barycenter(self, states: Tensor, params: GMMParams | None = None) -> Tensor:
         """``sum_k w_k(s) mu_k(s)``: ``[B, S] -> [B, A]``."""
-        p = self(states)
+        p = self(states) if params is None else params
         return (p.weights.unsqueeze(-1) * p.means).sum(1)
 
-    def collapse(self, states: Tensor) -> tuple[Tensor, Tensor]:
+    def collapse(self, states: Tensor, params: GMMParams | None = None) -> tuple[Tensor, Tensor]:
         """Moment-matched single diagonal Gaussian of the mixture: ``(mean [B, A], std [B, A])``.
 
         ``mean = sum_k w_k mu_k`` and ``var = sum_k w_k (sigma_k^2 + mu_k^2) - mean^2``.
         """
-        p = self(states)
+        p = self(states) if params is None else params
         w = p.weights.unsqueeze(-1)  # [B, K, 1]
         mean = (w * p.means).sum(1)
         second = (w * (torch.exp(2 * p.log_std) + p.means.square())).sum(1)
@@ -345,9 +316,15 @@ class ConditionalGMM(nn.Module):
     def _clip(self, a: Tensor) -> Tensor:
         return torch.clamp(a, min=self.action_low, max=self.action_high)
 
-    def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        states: Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        params: GMMParams | None = None,
+    ) -> Tensor:
         """``n`` samples per state, clipped to the action box: ``[B, S] -> [B, n, A]``."""
-        p = self(states)
+        p = self(states) if params is None else params
         b = states.shape[0]
         if n == 0:
             return p.means.new_empty(b, 0, self.action_dim)
@@ -358,10 +335,63 @@ class ConditionalGMM(nn.Module):
         return self._clip(mu + std * eps)
 
     def sample_collapsed(
-        self, states: Tensor, n: int, generator: torch.Generator | None = None
+        self,
+        states: Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        params: GMMParams | None = None,
     ) -> Tensor:
         """``n`` samples of the moment-matched collapse (:meth:`collapse`), clipped."""
-        mean, std = self.collapse(states)
+        mean, std = self.collapse(states, params)
         shape = (states.shape[0], n, self.action_dim)
         eps = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return self._clip(mean.unsqueeze(1) + std.unsqueeze(1) * eps)
+
+
+class Forwards:
+    """The GMM forwards of one selection, each computed once.
+
+    The anchor, the candidate source, the support and the CollapseDist audit of one
+    ``select()`` read the same actor and behavior GMMs at the same states; a selector makes one
+    :class:`Forwards` per call and binds its components to it (:class:`BindsForwards`), so each
+    network's :meth:`ConditionalGMM.forward` runs once and the others read its output. It holds
+    the networks and states it was computed for, for the selection's lifetime only.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[ConditionalGMM, Tensor, GMMParams]] = {}
+
+    def params(self, gmm: ConditionalGMM, states: Tensor) -> GMMParams:
+        """``gmm(states)``, computed the first time it is asked for these very states."""
+        hit = self._memo.get(id(gmm))
+        if hit is not None and hit[0] is gmm and hit[1] is states:
+            return hit[2]
+        out: GMMParams = gmm(states)
+        self._memo[id(gmm)] = (gmm, states, out)
+        return out
+
+
+_B = TypeVar("_B", bound="BindsForwards")
+
+
+class BindsForwards:
+    """Mixin of a component computed from GMMs: :meth:`bound` gives a copy that reads their
+    parameters from a selection's :class:`Forwards` (unbound, it runs each forward itself)."""
+
+    forwards: Forwards | None = None
+
+    def bound(self: _B, forwards: Forwards) -> _B:
+        """This component, reading its GMMs' parameters from ``forwards``."""
+        twin = copy.copy(self)
+        twin.forwards = forwards
+        return twin
+
+    def params_of(self, gmm: ConditionalGMM, states: Tensor) -> GMMParams:
+        """``gmm(states)``: from the bound :class:`Forwards`, else computed here."""
+        return gmm(states) if self.forwards is None else self.forwards.params(gmm, states)
+
+
+def bind(component: Any, forwards: Forwards) -> Any:
+    """``component`` bound to a selection's ``forwards`` if it reads GMMs through them
+    (:class:`BindsForwards`), else itself (any third-party component)."""
+    return component.bound(forwards) if isinstance(component, BindsForwards) else component

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from gemkit.models.gmm import ConditionalGMM
+from gemkit.models.gmm import BindsForwards, ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.protocols import WrapsNetwork
 from gemkit.registry import ANCHORS
@@ -14,7 +14,7 @@ from gemkit.registry import ANCHORS
 __all__ = ["BaryAnchor", "ModeAnchor", "NoAnchor"]
 
 
-class _ActorAnchor(WrapsNetwork):
+class _ActorAnchor(BindsForwards, WrapsNetwork):
     def __init__(self, actor: ConditionalGMM) -> None:
         self.actor = actor
 
@@ -28,7 +28,7 @@ class ModeAnchor(_ActorAnchor):
     """``a_0 = mu_{k*}(s)``, ``k* = argmax_k w_k(s)`` of the actor."""
 
     def __call__(self, states: Tensor) -> Tensor:
-        return self.actor.mode(states)
+        return self.actor.mode(states, self.params_of(self.actor, states))
 
     def __repr__(self) -> str:
         return "ModeAnchor()"
@@ -38,7 +38,7 @@ class BaryAnchor(_ActorAnchor):
     """``a_0 = sum_k w_k(s) mu_k(s)`` of the actor (ablation ``anchor_bary``)."""
 
     def __call__(self, states: Tensor) -> Tensor:
-        return self.actor.barycenter(states)
+        return self.actor.barycenter(states, self.params_of(self.actor, states))
 
     def __repr__(self) -> str:
         return "BaryAnchor()"

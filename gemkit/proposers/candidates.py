@@ -6,12 +6,13 @@ import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
+from gemkit.models.gmm import BindsForwards, Forwards, bind
 from gemkit.protocols import Anchor, CandidateSource, declared_device, observation_kind
 
 __all__ = ["Anchor", "CandidateProposer", "CandidateSource"]
 
 
-class CandidateProposer:
+class CandidateProposer(BindsForwards):
     """Anchor first (when there is one), then ``n`` samples from exactly one source.
 
     Satisfies :class:`gemkit.protocols.Proposer`.
@@ -34,6 +35,14 @@ class CandidateProposer:
                 "that read the same states (e.g. both from the same library)."
             )
         self.observation = kinds.pop()
+
+    def bound(self, forwards: Forwards) -> CandidateProposer:
+        """This proposer with its anchor and source bound to ``forwards`` (where they read
+        GMMs: :class:`~gemkit.models.gmm.BindsForwards`)."""
+        twin = super().bound(forwards)
+        twin.anchor = bind(self.anchor, forwards)
+        twin.source = bind(self.source, forwards)
+        return twin
 
     @property
     def has_anchor(self) -> bool:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from gemkit.errors import GemkitError
 from gemkit.models.generative import DiffusionBehavior, FlowBehavior
-from gemkit.models.gmm import ConditionalGMM
+from gemkit.models.gmm import BindsForwards, ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.protocols import WrapsNetwork
 from gemkit.registry import SOURCES
@@ -17,7 +17,7 @@ from gemkit.registry import SOURCES
 __all__ = ["ActorSource", "BehaviorSource", "GenerativeSource", "UnimodalSource"]
 
 
-class _GMMSource(WrapsNetwork):
+class _GMMSource(BindsForwards, WrapsNetwork):
     def __init__(self, gmm: ConditionalGMM) -> None:
         self.gmm = gmm
 
@@ -28,7 +28,7 @@ class _GMMSource(WrapsNetwork):
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the mixture, clipped to the action box."""
-        return self.gmm.sample(states, n, generator=generator)
+        return self.gmm.sample(states, n, generator, self.params_of(self.gmm, states))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(K={self.gmm.n_components})"
@@ -47,7 +47,7 @@ class UnimodalSource(_GMMSource):
 
     def sample(self, states: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``[B, S] -> [B, n, A]`` samples of the collapsed actor, clipped to the action box."""
-        return self.gmm.sample_collapsed(states, n, generator=generator)
+        return self.gmm.sample_collapsed(states, n, generator, self.params_of(self.gmm, states))
 
     def __repr__(self) -> str:
         return "UnimodalSource()"

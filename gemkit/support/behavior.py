@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from gemkit.errors import GemkitError
-from gemkit.models.gmm import ConditionalGMM
+from gemkit.models.gmm import BindsForwards, ConditionalGMM
 from gemkit.models.io import Models
 from gemkit.protocols import WrapsNetwork
 from gemkit.registry import SUPPORTS
@@ -22,7 +22,7 @@ __all__ = ["BehaviorSupport", "NoSupport"]
 Normalization = Literal["zscore", "raw"]
 
 
-class BehaviorSupport(WrapsNetwork):
+class BehaviorSupport(BindsForwards, WrapsNetwork):
     """:class:`~gemkit.protocols.Support` from a behavior GMM.
 
     Args:
@@ -49,7 +49,7 @@ class BehaviorSupport(WrapsNetwork):
 
     def log_likelihood(self, states: Tensor, candidates: Tensor) -> Tensor:
         """``log pi_beta(a | s)``: ``states [B, S]``, ``candidates [B, M, A] -> [B, M]``."""
-        params = self.behavior(states)
+        params = self.params_of(self.behavior, states)
         return torch.logsumexp(self.behavior.log_joint(params, candidates), dim=-1)
 
     def normalize(self, loglik: Tensor) -> Tensor:
@@ -58,7 +58,7 @@ class BehaviorSupport(WrapsNetwork):
 
     def component_means(self, states: Tensor) -> Tensor:
         """Behavior component means ``[B, K, A]`` (for the CollapseDist audit)."""
-        return self.behavior(states).means
+        return self.params_of(self.behavior, states).means
 
     def __repr__(self) -> str:
         return f"BehaviorSupport({self._normalization}, K={self.behavior.n_components})"
