@@ -97,3 +97,18 @@ def test_docs_stay_inside_the_repository() -> None:
         for link in re.findall(r"\]\(([^)#]+)", path.read_text()):
             if "://" not in link:
                 assert (path.parent / link).exists(), (path, link)
+
+
+def test_every_finding_is_dated_and_links_resolve() -> None:
+    """docs/findings/: one dated entry per question (``*Updated YYYY-MM-DD.*`` under its
+    title), every relative link pointing at a file of the repository."""
+    findings = sorted((DOCS / "findings").glob("*.md"))
+    assert findings
+    for path in findings:
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith("# ") and re.fullmatch(
+            r"\*Updated \d{4}-\d{2}-\d{2}\.\*", lines[2]
+        ), path
+        for link in re.findall(r"\]\(([^)#]+)", path.read_text()):
+            if "://" not in link:
+                assert (path.parent / link).exists(), (path, link)
