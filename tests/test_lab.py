@@ -10,6 +10,7 @@ from gemkit.experiments.lab import (
     FITTED_STEPS,
     RULES,
     chain_steps,
+    deployment_claim,
     is_swept,
     lab_cells,
     lab_rows,
@@ -65,3 +66,18 @@ def test_rows_group_by_rule_n_and_chain() -> None:
     rows = {(r["rule"], r["chain_steps"]): r for r in lab_rows(cells)}
     assert set(rows) == {("ifql", FITTED_STEPS["flow"]), ("ifql", 3), ("gem", None)}
     assert [is_swept(rows[k]) for k in sorted(rows, key=str)] == [False, False, True]
+
+
+def test_the_deployment_claim_compares_gem_with_the_best_other_rule() -> None:
+    def row(rule: str, n: int, score: float, std: float, speed: float) -> dict:
+        return {"rule": rule, "n": n, "chain_steps": None, "score": score, "score_std": std,
+                "env_steps_per_s": speed}  # fmt: skip
+
+    flat = [row("gem", 64, 120.0, 1.0, 1000.0), row("emaq", 16, 124.0, 4.5, 2000.0),
+            row("idql", 64, 90.0, 0.5, 100.0)]  # fmt: skip
+    claim, measured, verdict = deployment_claim(flat)  # type: ignore[misc]
+    assert "emaq N=16" in claim and "0.50x" in measured
+    assert verdict == "holds on score, does not hold on time"
+    flat[1] = row("emaq", 16, 124.0, 2.0, 150.0)  # beyond both stds, slower than a fifth
+    assert deployment_claim(flat)[2] == "does not hold on score, holds on time"  # type: ignore[index]
+    assert deployment_claim([row("idql", 64, 1.0, 0.0, 1.0)]) is None
