@@ -115,8 +115,11 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
             if 0 in base
             else "n/a"
         )
+        gem = {a["n"]: a for a in summary[f"per_{suite.word}"][task]["gem"]}.get(args.baseline_n)
+        ours = "n/a" if gem is None else (
+            f"{fmt_number(gem['score'])} ± {fmt_number(gem['score_std'])}")  # fmt: skip
         paper = suite.paper.get(task, {})
-        rows.append([task, iql, fair, f"{paper['IQL']:.1f}" if paper else ""])
+        rows.append([task, iql, fair, ours, f"{paper['IQL']:.1f}" if paper else ""])
     return [
         "## Validating the rebuild against published IQL", "",
         "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, standard "
@@ -124,11 +127,12 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
         "train --task maze2d --maze <maze>`, then `test ... --n --episodes 100` on every "
         "snapshot), scored on D4RL's scale: the mean over the later half of its snapshots "
         "(steps above half the last). Beside it this suite's fair unimodal baseline "
-        "(single-shot) and IQL on D4RL's own files as published (CORL's final scores after "
-        "1M steps, also the paper's IQL column). The IQL reports with every snapshot: "
+        "(single-shot), GEM at the suite's N on the same data (its own budget, above) and IQL "
+        "on D4RL's own files as published (CORL's final scores after 1M steps, also the "
+        "paper's IQL column). The IQL reports with every snapshot: "
         "`docs/results/maze2d/iql_<maze>.json` and `.png`.", "",
         *table([suite.word, "d3rlpy IQL on the rebuilt data", "fair unimodal (N=0)",
-                 "published IQL (D4RL's files, 1M steps)"], rows), "",
+                f"GEM N={args.baseline_n}", "published IQL (D4RL's files, 1M steps)"], rows), "",
     ]  # fmt: skip
 
 
