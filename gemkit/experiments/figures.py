@@ -268,10 +268,13 @@ def plot_lab_frontier(flat: list[dict[str, Any]], path: Path, chain_n: int = 64)
             for f in chain:
                 axes[1].annotate(str(f["chain_steps"]), (f["env_steps_per_s"], f["score"]),
                                  fontsize=6, color=f"C{i}")  # fmt: skip
+    from matplotlib.ticker import NullFormatter
+
     axes[0].set_xscale("log")
     axes[0].set_xlabel("critic evaluations per decision")
     axes[1].set_xscale("log")
-    axes[1].set_xlabel("environment steps per second (one CPU thread)")
+    axes[1].xaxis.set_minor_formatter(NullFormatter())
+    axes[1].set_xlabel("env steps/s (one CPU thread); dashed: chain length")
     for ax in axes:
         ax.set_ylabel("normalised score")
     axes[0].legend(fontsize=7)
