@@ -115,7 +115,8 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
             if 0 in base
             else "n/a"
         )
-        gem = {a["n"]: a for a in summary[f"per_{suite.word}"][task]["gem"]}.get(args.baseline_n)
+        per_task = summary[f"per_{suite.word}"][task]
+        gem = {a["n"]: a for a in per_task.get("gem", [])}.get(args.baseline_n)
         ours = "n/a" if gem is None else (
             f"{fmt_number(gem['score'])} ± {fmt_number(gem['score_std'])}")  # fmt: skip
         paper = suite.paper.get(task, {})
