@@ -32,7 +32,9 @@ def test_the_plan_reproduces_the_committed_cells_keys() -> None:
         mine = {r["key"] for r in rows if r["train_seed"] == seed}
         plan = lab_cells("gemkit/maze2d-umaze-v1", list(RULES), [4, 16, 64, 256],
                          train_seed=seed, **PLAN)  # fmt: skip
-        assert {c["key"] for c in plan} == mine
+        chain = lab_cells("gemkit/maze2d-umaze-v1", ["idql", "ifql"], [64], train_seed=seed,
+                          flow_steps=[1, 3, 30], diffusion_steps=[10, 20], **PLAN)  # fmt: skip
+        assert {c["key"] for c in plan + chain} == mine
 
 
 def test_the_chain_sweep_adds_cells_only_to_samplers_with_a_chain() -> None:
