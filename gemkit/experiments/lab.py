@@ -20,8 +20,8 @@ from typing import Any
 from gemkit.config import METHOD_PRESETS, SelectorConfig
 from gemkit.experiments.cells import make_cell
 from gemkit.experiments.protocol import mean_std
-from gemkit.experiments.tables import fmt_number, table
-from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+from gemkit.experiments.tables import fmt_number, score_pm, table
+from gemkit.models.generative import GENERATIVE_KINDS
 
 __all__ = [
     "FITTED_STEPS",
@@ -46,10 +46,7 @@ RULES: dict[str, dict[str, Any]] = {
     "gem_rule_on_diffusion": {**GEM_KNOBS, "proposer": "diffusion", "anchor": "none"},
 }
 #: the sampling chain of a proposer fitted with ``gemkit fit-proposer``'s defaults
-FITTED_STEPS: dict[str, int] = {
-    "diffusion": DiffusionBehavior.DEFAULT_STEPS,
-    "flow": FlowBehavior.DEFAULT_STEPS,
-}
+FITTED_STEPS: dict[str, int] = {k: cls.DEFAULT_STEPS for k, cls in GENERATIVE_KINDS.items()}
 
 
 def proposer_dir(runs: Path, kind: str, steps: int | None = None) -> Path:
@@ -139,8 +136,7 @@ def deployment_claim(flat: list[dict[str, Any]], n: int = 64) -> list[str] | Non
     speed = gem["env_steps_per_s"] / best["env_steps_per_s"]
     return [f"GEM N={n} within one seed-std of the best rule ({best['rule']} N={best['n']}), "
             "at a fifth or less of its wall-clock",
-            f"{fmt_number(gem['score'])} ± {fmt_number(gem['score_std'])} vs "
-            f"{fmt_number(best['score'])} ± {fmt_number(best['score_std'])}; GEM runs "
+            f"{score_pm(gem)} vs {score_pm(best)}; GEM runs "
             f"{speed:.2f}x its environment steps/s (the claim needs >= 5x)",
             f"{'holds' if on_score else 'does not hold'} on score, "
             f"{'holds' if speed >= 5 else 'does not hold'} on time"]  # fmt: skip
@@ -184,7 +180,7 @@ def lab_page(
                     "env steps/s"],
                    [[f["rule"], str(f["n"]),
                      "—" if f["chain_steps"] is None else str(f["chain_steps"]), f["train_seeds"],
-                     f"{fmt_number(f['score'])} ± {fmt_number(f['score_std'])}",
+                     score_pm(f),
                      fmt_number(f["success_rate"]), f"{f['critic_evals']:.0f}",
                      f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from gemkit.experiments.tables import (
     fmt_number,
     mass_section,
     outside_iql_section,
+    score_pm,
     stress_section,
     table,
 )
@@ -99,17 +100,10 @@ def write_page(
         pm = summary[f"per_{w}"][task]
         g = {a["n"]: a for a in pm["gem"]}
         b = {a["n"]: a for a in pm["baseline"]}
-
-        def cell(d: dict[int, Any], n: int) -> str:
-            return (
-                f"{fmt_number(d[n]['score'])} ± {fmt_number(d[n]['score_std'])}"
-                if n in d
-                else "n/a"
-            )
-
         paper = suite.paper.get(task, {})
         rows.append(
-            [task, cell(g, args.baseline_n), cell(g, 0), cell(b, 0), cell(b, args.baseline_n)]
+            [task, score_pm(g.get(args.baseline_n)), score_pm(g.get(0)), score_pm(b.get(0)),
+             score_pm(b.get(args.baseline_n))]
             + ([f"{paper['GEM']:.2f}" if paper else "", f"{paper['IQL']:.2f}" if paper else ""]
                if suite.paper else [])
         )  # fmt: skip
@@ -184,7 +178,7 @@ def write_page(
         trs = [
             [
                 f"{label} N={a['n']}",
-                f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
+                score_pm(a),
                 fmt_number(a["violation"], True),
                 fmt_number(a["support_z"]),
                 fmt_number(a["collapse_dist"]),
@@ -229,7 +223,7 @@ def write_page(
                 [
                     task,
                     lambda_label(a),
-                    f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
+                    score_pm(a),
                     fmt_number(a["violation"], True),
                 ]
             )
@@ -253,7 +247,7 @@ def write_page(
                 f"{a['beta']:g}",
                 f"{a['lam']:g}",
                 f"{a['lam_T']:g}",
-                f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
+                score_pm(a),
                 fmt_number(a["violation"], True),
             ]
             for a in vs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "mass_section",
     "named",
     "outside_iql_section",
+    "score_pm",
     "table",
 ]
 
@@ -30,6 +31,13 @@ def fmt_row(cols: Sequence[str]) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return [fmt_row(header), fmt_row(["---"] * len(header)), *(fmt_row(r) for r in rows)]
+
+
+def score_pm(a: Mapping[str, Any] | None) -> str:
+    """An aggregate's ``score ± score_std`` (``n/a`` where there is none)."""
+    if a is None:
+        return "n/a"
+    return f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}"
 
 
 def fmt_number(x: float, pct: bool = False) -> str:
@@ -109,16 +117,9 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
                 iql = (f"{m['later_half']:.1f} (one seed; last snapshot "
                        f"{curves['iql'][-1]['score_mean']:.1f})")  # fmt: skip
             iql += f", to {max(c['step'] for c in curves['iql']):,} steps"
-        base = {a["n"]: a for a in summary[f"per_{suite.word}"][task]["baseline"]}
-        fair = (
-            f"{fmt_number(base[0]['score'])} ± {fmt_number(base[0]['score_std'])}"
-            if 0 in base
-            else "n/a"
-        )
         per_task = summary[f"per_{suite.word}"][task]
-        gem = {a["n"]: a for a in per_task.get("gem", [])}.get(args.baseline_n)
-        ours = "n/a" if gem is None else (
-            f"{fmt_number(gem['score'])} ± {fmt_number(gem['score_std'])}")  # fmt: skip
+        fair = score_pm({a["n"]: a for a in per_task["baseline"]}.get(0))
+        ours = score_pm({a["n"]: a for a in per_task.get("gem", [])}.get(args.baseline_n))
         paper = suite.paper.get(task, {})
         rows.append([task, iql, fair, ours, f"{paper['IQL']:.1f}" if paper else ""])
     return [
@@ -150,12 +151,7 @@ def mass_section(
                 [
                     task,
                     f"{m:g}",
-                    *(
-                        f"{fmt_number(p[m]['score'])} ± {fmt_number(p[m]['score_std'])}"
-                        if m in p
-                        else "n/a"
-                        for p in pts.values()
-                    ),
+                    *(score_pm(p.get(m)) for p in pts.values()),
                 ]
             )
     return [
@@ -188,7 +184,7 @@ def stress_section(args: SuiteConfig, stress: dict[str, list[dict[str, Any]]]) -
     big = max(args.budgets)
     rows = [
         [task, a["preset"], ", ".join(f"{k}={v}" for k, v in PRESETS[a["preset"]].items())
-         or "(GEM)", f"{fmt_number(a['score'])} ± {fmt_number(a['score_std'])}",
+         or "(GEM)", score_pm(a),
          fmt_number(a["violation"], True), fmt_number(a["support_z"]),
          fmt_number(a["collapse_dist"])]
         for task, points in stress.items() for a in points
