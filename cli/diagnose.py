@@ -10,7 +10,15 @@ import typer
 
 from gemkit.errors import GemkitError
 
-from ._common import guarded, make_console, parse_ints, progress_bar, rich_table, set_threads
+from ._common import (
+    guarded,
+    make_console,
+    parse_ints,
+    parse_names,
+    progress_bar,
+    rich_table,
+    set_threads,
+)
 from .main import app
 
 diagnose_app = typer.Typer(help="Diagnostics of datasets and models.", no_args_is_help=True)
@@ -169,8 +177,6 @@ def profile_cmd(
     from gemkit.eval.io import write_csv, write_json
     from gemkit.eval.profile import profile_diffusion, profile_select, random_models
 
-    from ._common import parse_names
-
     set_threads(threads)
     if proposer_from and checkpoint is None:
         raise GemkitError("--proposer-from needs --checkpoint: the networks it was fitted with.")
@@ -258,11 +264,10 @@ def with_proposer(models: Any, directories: list[Path], preset: str) -> Any:
     import copy
 
     from gemkit.config import SelectorConfig
-    from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+    from gemkit.models.generative import GENERATIVE_KINDS
     from gemkit.models.io import attach_generative
 
-    kinds: dict[str, type] = {"diffusion": DiffusionBehavior, "flow": FlowBehavior}
-    kind = kinds.get(SelectorConfig.preset(preset).proposer)
+    kind = GENERATIVE_KINDS.get(SelectorConfig.preset(preset).proposer)
     if kind is None:
         return models
     for d in directories:

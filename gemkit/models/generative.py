@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from gemkit.models.mlp import mlp, register_action_box
 
-__all__ = ["DiffusionBehavior", "FlowBehavior", "vp_betas"]
+__all__ = ["GENERATIVE_KINDS", "DiffusionBehavior", "FlowBehavior", "vp_betas"]
 
 #: width of the sinusoidal features of the step / time fed to the networks
 TIME_FEATURES = 16
@@ -200,3 +200,11 @@ class FlowBehavior(_ConditionalGenerator):
             tt = torch.full(x.shape[:-1], k / k_steps, device=x.device)
             x = x + self.predict(s, x, tt) / k_steps
         return self.from_unit(x.clamp(-1.0, 1.0))
+
+
+#: the generative behaviour models by proposer name (``gemkit fit-proposer --kind``, the
+#: ``diffusion`` and ``flow`` candidate sources)
+GENERATIVE_KINDS: dict[str, type[DiffusionBehavior] | type[FlowBehavior]] = {
+    "diffusion": DiffusionBehavior,
+    "flow": FlowBehavior,
+}

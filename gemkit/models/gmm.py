@@ -359,15 +359,15 @@ class Forwards:
     """
 
     def __init__(self) -> None:
-        self._memo: dict[int, tuple[ConditionalGMM, Tensor, GMMParams]] = {}
+        self._memo: dict[ConditionalGMM, tuple[Tensor, GMMParams]] = {}
 
     def params(self, gmm: ConditionalGMM, states: Tensor) -> GMMParams:
         """``gmm(states)``, computed the first time it is asked for these very states."""
-        hit = self._memo.get(id(gmm))
-        if hit is not None and hit[0] is gmm and hit[1] is states:
-            return hit[2]
+        hit = self._memo.get(gmm)  # a module hashes by identity
+        if hit is not None and hit[0] is states:
+            return hit[1]
         out: GMMParams = gmm(states)
-        self._memo[id(gmm)] = (gmm, states, out)
+        self._memo[gmm] = (states, out)
         return out
 
 

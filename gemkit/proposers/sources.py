@@ -53,34 +53,33 @@ class UnimodalSource(_GMMSource):
         return "UnimodalSource()"
 
 
-def _gmm_config(config: Any) -> Any:
-    """``config``, checked: a GMM has no sampling chain to set."""
-    if getattr(config, "chain_steps", None) is not None:
+def _no_chain_steps(config: Any) -> None:
+    """A GMM has no sampling chain: ``config.chain_steps`` must be unset."""
+    if config.chain_steps is not None:
         raise GemkitError(
             f"chain_steps={config.chain_steps} is a knob of a diffusion or flow proposer, not "
             f"of proposer {config.proposer!r}; leave it unset."
         )
-    return config
 
 
 @SOURCES.register("actor")
 def _actor(models: Models, config: Any) -> ActorSource:
     """N samples of the guided-EM GMM actor (GEM default)."""
-    _gmm_config(config)
+    _no_chain_steps(config)
     return ActorSource(models.require_gmm("actor", "proposer 'actor'"))
 
 
 @SOURCES.register("behavior")
 def _behavior(models: Models, config: Any) -> BehaviorSource:
     """N samples of the behavior GMM (behavior_only_cands)."""
-    _gmm_config(config)
+    _no_chain_steps(config)
     return BehaviorSource(models.require_gmm("behavior", "proposer 'behavior'"))
 
 
 @SOURCES.register("unimodal")
 def _unimodal(models: Models, config: Any) -> UnimodalSource:
     """N samples of the actor collapsed to one moment-matched Gaussian (unimodal_actor_cands)."""
-    _gmm_config(config)
+    _no_chain_steps(config)
     return UnimodalSource(models.require_gmm("actor", "proposer 'unimodal'"))
 
 

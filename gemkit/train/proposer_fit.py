@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gemkit.data.transitions import Transitions
 from gemkit.errors import UnknownComponentError, unknown_name_message
-from gemkit.models.generative import DiffusionBehavior, FlowBehavior
+from gemkit.models.generative import GENERATIVE_KINDS
 from gemkit.models.io import Models
 from gemkit.train.behavior import ModelFit
 from gemkit.train.config import TrainConfig
@@ -29,12 +29,6 @@ from gemkit.train.support_fit import fit_resumable
 __all__ = ["GENERATIVE_KINDS", "PROPOSER_STATE", "GenerativeFit", "fit_proposer"]
 
 PROPOSER_STATE = "proposer_state.safetensors"
-
-#: the generative models ``fit_proposer`` fits, by ``kind``
-GENERATIVE_KINDS: dict[str, type[DiffusionBehavior] | type[FlowBehavior]] = {
-    "diffusion": DiffusionBehavior,
-    "flow": FlowBehavior,
-}
 
 
 class GenerativeFit(ModelFit):
