@@ -5,7 +5,8 @@
 #                                       real training loop for 50,000 steps
 #   bash benchmarks/gpu_check.sh loop   the real training loop at the paper's sizes for
 #                                       100,000 steps, compiled + graphs, fp32 then TF32
-#   bash benchmarks/gpu_check.sh runs   batches of R = 1, 4, 16, 64 runs (RunBatch, eager)
+#   bash benchmarks/gpu_check.sh runs   batches of R = 1, 4, 16, 64 runs (RunBatch, one
+#                                       graph) and R separate graphed runs on R CUDA streams,
 #                                       against one run (eager, compiled + graph), maze and
 #                                       paper sizes
 # The machine has torch but not gymnasium: its wheels travel in .whl/ (git-ignored), made with
@@ -19,7 +20,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 B="python3 benchmarks/train.py --device cuda --compile --cuda-graph --critic-modes bmm --threads 1"
 if [ "${1:-check}" = runs ]; then
-  R="python3 benchmarks/train.py --device cuda --critic-modes bmm --threads 1 --runs 1 4 16 64"
+  R="python3 benchmarks/train.py --device cuda --critic-modes bmm --threads 1 --runs 1 4 16 64 --graph-streams"
   timeout 200 $R --compile --cuda-graph --critics 5 --hidden 128 --state-dim 4 --action-dim 2 \
     --steps 640 --rounds 2 2>&1 | grep -v -i warn | tee "$OUT/runs_maze.txt"
   timeout 200 $R --compile --cuda-graph --critics 10 --hidden 256 --steps 640 --rounds 2 \

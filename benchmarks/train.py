@@ -13,7 +13,9 @@ rounds beside it (a shared machine moves single rounds by 20-30 %).
 ``--runs R ...`` adds, for every GEM loop, R runs of it (seeds 0..R-1) trained as one batch
 (:class:`gemkit.train.batch.RunBatch`, every network with a run axis), and prints their
 aggregate run-steps/s against one run's steps/s measured in the same script: R separate runs
-on the same cores take R times one run's time, so that ratio is the batch's speedup.
+on the same cores take R times one run's time, so that ratio is the batch's speedup. On a GPU,
+``--cuda-graph --graph-streams`` also times the alternative to one batched graph: R separate
+runs, each with its own captured graph, replayed on R CUDA streams from one process.
 
 ``--compile`` adds, for every GEM loop, the same trainer with its loss computation (forward and
 backward) compiled by ``torch.compile`` (``Trainer(compile=True)``), and prints the compiled vs
@@ -203,6 +205,29 @@ def matmul_share(step: Callable[[], object], steps: int = 50) -> float:
     return mm / max(total, 1e-9)
 
 
+def graph_streams(
+    data: Transitions, cfg: TrainConfig, packed: object, r: int
+) -> Callable[[], None]:
+    """R runs (seeds 0..R-1), each a trainer with its own captured CUDA graph (eager inside,
+    as the batch's graph is), one call of the result replaying :data:`GRAPH_STEPS_PER_CALL`
+    steps of every run, run i on CUDA stream i: the alternative to one batched graph (the runs'
+    kernels overlap where the GPU has room)."""
+    trainers = [Trainer(data, attrs.evolve(cfg, seed=i), data=packed, cuda_graph=True)
+                for i in range(r)]  # fmt: skip
+    streams = [torch.cuda.Stream(torch.device(cfg.device)) for _ in range(r)]
+
+    def step() -> None:
+        main = torch.cuda.current_stream(torch.device(cfg.device))
+        for t, stream in zip(trainers, streams, strict=True):
+            stream.wait_stream(main)
+            with torch.cuda.stream(stream):
+                t.train_steps(GRAPH_STEPS_PER_CALL)
+        for stream in streams:
+            main.wait_stream(stream)
+
+    return step
+
+
 def compile_ablations(data: Transitions, cfg: TrainConfig) -> dict[str, Trainer]:
     """Compiled trainers with a compile-time saving of the trainer's undone.
 
@@ -278,6 +303,12 @@ def main() -> None:
         help="also time batches of this many runs of every GEM loop (RunBatch), reported as "
         "aggregate run-steps/s against one run",
     )
+    p.add_argument(
+        "--graph-streams",
+        action="store_true",
+        help="with --runs and --cuda-graph, also time the alternative to one batch: R separate "
+        "runs, each its own captured CUDA graph, replayed on R CUDA streams from one process",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.tf32:
@@ -317,6 +348,10 @@ def main() -> None:
                 k = GRAPH_STEPS_PER_CALL if graphs else 1
                 loops[name] = lambda b=batch, k=k: b.train_steps(k)
                 per_call[name] = r * k
+            for r in args.runs if args.graph_streams and args.cuda_graph else ():
+                name = f"gem_E{e}_{mode}_runs{r}_streams"
+                loops[name] = graph_streams(data, cfg, packed, r)
+                per_call[name] = r * GRAPH_STEPS_PER_CALL
             for cmode in args.compile_modes if args.compile else []:
                 tag = "" if cmode == "default" else f"[{cmode}]"
                 loops[f"gem_E{e}_{mode}_compiled{tag}"] = Trainer(
@@ -368,9 +403,9 @@ def main() -> None:
             if "_runs" not in name:
                 continue
             base = name.split("_runs")[0]
-            # a graphed batch against one graphed (compiled) run, an eager one against compiled
-            comp = best.get(f"{base}_compiled_graph" if name.endswith("_graph")
-                            else f"{base}_compiled")  # fmt: skip
+            # graphed runs against one graphed (compiled) run, an eager batch against compiled
+            graphed = name.endswith(("_graph", "_streams"))
+            comp = best.get(f"{base}_compiled_graph" if graphed else f"{base}_compiled")
             vs_comp = f"{v / comp:20.2f}" if comp else f"{'-':>20}"
             print(f"{name:<48} {v:11.1f} {v / best[base]:11.2f} "
                   f"{median[name] / median[base]:7.2f} {vs_comp}")  # fmt: skip
