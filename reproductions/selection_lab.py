@@ -13,7 +13,7 @@ Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``):
     python reproductions/selection_lab.py fit --dataset gemkit/maze2d-umaze-v1 --runs R \\
         [--diffusion-steps 10 20]
     python reproductions/selection_lab.py eval --checkpoint C --dataset gemkit/maze2d-umaze-v1 \\
-        --runs R --out docs/results/lab/cells --ns 4 16 64 256 --episodes 100 \\
+        --runs R --out docs/results/lab/cells --ns 1 4 16 64 256 --episodes 100 \\
         [--flow-steps 1 3 30 --diffusion-steps 10 20]
     python reproductions/selection_lab.py report --out docs/results/lab/cells
 
@@ -23,6 +23,7 @@ Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``):
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
-    p.add_argument("--ns", nargs="+", type=int, default=[4, 16, 64, 256])
+    p.add_argument("--ns", nargs="+", type=int, default=[1, 4, 16, 64, 256])
     p.add_argument("--chain-n", type=int, default=64, help="N of the chain-length sweep")
     p.add_argument("--flow-steps", nargs="*", type=int, default=[],
                    help="eval: a flow rule's Euler steps at --chain-n (besides the fitted 10)")
@@ -109,11 +110,11 @@ def stage_eval(args: argparse.Namespace) -> None:
             if d not in nets:
                 nets[d] = attach_generative(load_models(args.checkpoint), d)
             m = nets[d]
-        t0 = time.perf_counter()
+        load1, t0 = os.getloadavg()[0], time.perf_counter()
         s = evaluate_config(m, cfg, args.dataset, episodes=c["episodes"], seeds=c["eval_seeds"],
                             num_envs=min(c["episodes"], 30))  # fmt: skip
         row = {**c, **{k: v for k, v in s.row().items() if k not in c["config"]},
-               "eval_s": time.perf_counter() - t0, "cpu": cpu,
+               "eval_s": time.perf_counter() - t0, "cpu": cpu, "load1": load1,
                "checkpoint": args.checkpoint.name}  # fmt: skip
         append_cell(sink, row)
         log(f"{c['actor']} n={cfg.n} chain={cfg.chain_steps} -> {s.score_mean:.1f} "

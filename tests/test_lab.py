@@ -4,6 +4,7 @@ chain-length sweep adds cells only where a sampler has a chain, and the rows say
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from gemkit.experiments.lab import (
@@ -13,6 +14,7 @@ from gemkit.experiments.lab import (
     deployment_claim,
     is_swept,
     lab_cells,
+    lab_page,
     lab_rows,
     proposer_dir,
 )
@@ -30,7 +32,7 @@ def test_the_plan_reproduces_the_committed_cells_keys() -> None:
     rows = _committed()
     for seed in sorted({r["train_seed"] for r in rows}):
         mine = {r["key"] for r in rows if r["train_seed"] == seed}
-        plan = lab_cells("gemkit/maze2d-umaze-v1", list(RULES), [4, 16, 64, 256],
+        plan = lab_cells("gemkit/maze2d-umaze-v1", list(RULES), [1, 4, 16, 64, 256],
                          train_seed=seed, **PLAN)  # fmt: skip
         chain = lab_cells("gemkit/maze2d-umaze-v1", ["idql", "ifql"], [64], train_seed=seed,
                           flow_steps=[1, 3, 30], diffusion_steps=[10, 20], **PLAN)  # fmt: skip
@@ -83,3 +85,21 @@ def test_the_deployment_claim_compares_gem_with_the_best_other_rule() -> None:
     flat[1] = row("emaq", 16, 124.0, 2.0, 150.0)  # beyond both stds, slower than a fifth
     assert deployment_claim(flat)[2] == "does not hold on score, holds on time"  # type: ignore[index]
     assert deployment_claim([row("idql", 64, 1.0, 0.0, 1.0)]) is None
+
+
+def test_a_cell_timed_on_a_shared_core_keeps_its_score_not_its_speed() -> None:
+    plan = lab_cells("d", ["gem"], [1], train_seed=0, **PLAN)
+    plan += lab_cells("d", ["gem"], [1], train_seed=1, **PLAN)
+    measured = {"success_rate": 1.0, "critic_evals": 2.0, "steps_per_s": 100.0}
+    cells = [c | measured | {"score_mean": 10.0 + i, "checkpoint": f"s{i}"}
+             for i, c in enumerate(plan)]  # fmt: skip
+    (row,) = lab_rows(cells)
+    assert row["env_steps_per_s"] == 100.0
+    cells[0]["timing_valid"] = False  # one seed's speed is dropped, the other's stands
+    (row,) = lab_rows(cells)
+    assert row["score"] == 10.5 and row["env_steps_per_s"] == 100.0
+    cells[1]["timing_valid"] = False
+    (row,) = lab_rows(cells)
+    assert row["score"] == 10.5 and math.isnan(row["env_steps_per_s"])
+    page = lab_page(cells, [row], ["gem"])
+    assert "| n/a |" in page and "gem N=1: those cells were timed on a core shared" in page

@@ -13,6 +13,7 @@ live in the shared store (:mod:`gemkit.experiments.cells`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,12 @@ def chain_steps(config: dict[str, Any]) -> int | None:
     return FITTED_STEPS.get(config["proposer"])
 
 
+def timed_rate(cell: dict[str, Any]) -> float:
+    """A cell's environment steps/s, or NaN where its timing is marked unusable
+    (``"timing_valid": false``: measured on a core shared with other jobs); its score stands."""
+    return float(cell["steps_per_s"]) if cell.get("timing_valid", True) else float("nan")
+
+
 def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (rule, N, chain steps): mean +- std over the checkpoints' training seeds."""
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
@@ -110,7 +117,7 @@ def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                      "score": score, "score_std": score_std,
                      "success_rate": mean_std([r["success_rate"] for r in rs])[0],
                      "critic_evals": mean_std([r["critic_evals"] for r in rs])[0],
-                     "env_steps_per_s": mean_std([r["steps_per_s"] for r in rs])[0],
+                     "env_steps_per_s": mean_std([timed_rate(r) for r in rs])[0],
                      "episodes": rs[0]["episodes"]})  # fmt: skip
     return flat
 
@@ -172,6 +179,12 @@ def lab_page(
         lines += ["## The deployment claim, checked", "",
                   *table(["claim", "measured (mean ± std over training seeds)", "holds?"],
                          [claim]), ""]  # fmt: skip
+    untimed = sorted({(r["actor"], r["config"]["n"]) for r in cells
+                      if not r.get("timing_valid", True)})  # fmt: skip
+    if untimed:
+        lines += ["Environment steps/s are n/a (and left out of the speed panel) for "
+                  f"{', '.join(f'{a} N={n}' for a, n in untimed)}: those cells were timed on a "
+                  "core shared with training jobs, so only their scores are kept.", ""]  # fmt: skip
     if swept:
         lines += [f"Chain-length sweep: {', '.join(swept)} at other chain lengths (rows whose "
                   "chain steps differ from the fitted default).", ""]  # fmt: skip
@@ -182,5 +195,6 @@ def lab_page(
                      "—" if f["chain_steps"] is None else str(f["chain_steps"]), f["train_seeds"],
                      score_pm(f),
                      fmt_number(f["success_rate"]), f"{f['critic_evals']:.0f}",
-                     f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
+                     "n/a" if math.isnan(f["env_steps_per_s"])
+                     else f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
     return "\n".join(lines) + "\n"
