@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gemkit.experiments.plan import run_dir
+from gemkit.experiments.plan import run_dir, steps_for
 from gemkit.experiments.suites import SuiteConfig
 from gemkit.experiments.tasks import dataset_id, reference_scores, remember_reference_scores
 
@@ -118,14 +118,16 @@ def training_facts(args: SuiteConfig) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 def training_rates(args: SuiteConfig) -> str:
-    """The report's sentence on training speed, measured: each run's median logged
+    """The report's sentence on training speed, measured: each finished run's median logged
     ``steps_per_s`` (:func:`training_facts`), per task; empty where no run's rate is known
     (the report then prints the suite's note)."""
     facts = training_facts(args)
     parts = []
     for task in args.tasks:
+        # only runs that reached the suite's budget: a run still training logs a partial rate
         medians = [facts[(task, s)]["median_steps_per_s"] for s in args.seeds
-                   if (task, s) in facts]  # fmt: skip
+                   if (task, s) in facts
+                   and facts[(task, s)]["step"] >= steps_for(args, task)]  # fmt: skip
         if medians:
             parts.append(f"{task} {min(medians):.0f}-{max(medians):.0f}")
     if not parts:

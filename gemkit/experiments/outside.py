@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from gemkit.eval.profile import cpu_name
 from gemkit.experiments.cells import append_cell, read_cell_file
 from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
@@ -182,7 +183,7 @@ def score_iql(
                "beta": beta, "lam": lam, "value": value,
                "support": str(support_dir) if k is not None else "",
                "eval_seeds": list(TEST_SEEDS), "episodes": episodes, **s.row(),
-               "eval_s": time.perf_counter() - t0}  # fmt: skip
+               "eval_s": time.perf_counter() - t0, "cpu": cpu_name()}  # fmt: skip
         append_cell(sink, row)
         log(f"{key} -> {s.score_mean:.1f} ({time.perf_counter() - t0:.0f}s)")
 
