@@ -125,9 +125,10 @@ def training_rates(args: SuiteConfig) -> str:
     parts = []
     for task in args.tasks:
         # only runs that reached the suite's budget: a run still training logs a partial rate
-        medians = [facts[(task, s)]["median_steps_per_s"] for s in args.seeds
-                   if (task, s) in facts
-                   and facts[(task, s)]["step"] >= steps_for(args, task)]  # fmt: skip
+        budget = steps_for(args, task)
+        finished = [facts[(task, s)] for s in args.seeds
+                    if (task, s) in facts and facts[(task, s)]["step"] >= budget]  # fmt: skip
+        medians = [f["median_steps_per_s"] for f in finished]
         if medians:
             parts.append(f"{task} {min(medians):.0f}-{max(medians):.0f}")
     if not parts:

@@ -96,10 +96,15 @@ def chain_steps(config: dict[str, Any]) -> int | None:
     return FITTED_STEPS.get(config["proposer"])
 
 
+def timing_valid(cell: dict[str, Any]) -> bool:
+    """Whether a cell's timing stands (``"timing_valid": false`` marks one measured on a core
+    shared with other jobs; its score stands either way)."""
+    return bool(cell.get("timing_valid", True))
+
+
 def timed_rate(cell: dict[str, Any]) -> float:
-    """A cell's environment steps/s, or NaN where its timing is marked unusable
-    (``"timing_valid": false``: measured on a core shared with other jobs); its score stands."""
-    return float(cell["steps_per_s"]) if cell.get("timing_valid", True) else float("nan")
+    """A cell's environment steps/s, or NaN where :func:`timing_valid` says it does not stand."""
+    return float(cell["steps_per_s"]) if timing_valid(cell) else float("nan")
 
 
 def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,8 +184,7 @@ def lab_page(
         lines += ["## The deployment claim, checked", "",
                   *table(["claim", "measured (mean ± std over training seeds)", "holds?"],
                          [claim]), ""]  # fmt: skip
-    untimed = sorted({(r["actor"], r["config"]["n"]) for r in cells
-                      if not r.get("timing_valid", True)})  # fmt: skip
+    untimed = sorted({(r["actor"], r["config"]["n"]) for r in cells if not timing_valid(r)})
     if untimed:
         lines += ["Environment steps/s are n/a (and left out of the speed panel) for "
                   f"{', '.join(f'{a} N={n}' for a, n in untimed)}: those cells were timed on a "
