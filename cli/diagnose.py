@@ -275,3 +275,78 @@ def with_proposer(models: Any, directories: list[Path], preset: str) -> Any:
         if isinstance(m.generative, kind):
             return m
     return models
+
+
+# ---------------------------------------------------------------------- oracle
+@diagnose_app.command("oracle")
+@guarded
+def oracle_cmd(
+    models: Path = typer.Option(..., "--models", help="A training run or a models directory."),
+    dataset: str = typer.Option(
+        ...,
+        "--dataset",
+        help="Local Minari dataset id (its evaluation env) or a gymnasium id; a MuJoCo task.",
+    ),
+    n: str = typer.Option("64", "--n", help="Candidate budgets N, comma-separated."),
+    value: str = typer.Option("lcb", "--value", help="Value term (gemkit components)."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Constant support weight lambda."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="LCB width beta."),
+    episodes: int = typer.Option(3, "--episodes", min=1, help="Episodes driven per N."),
+    probe_every: int = typer.Option(50, "--probe-every", min=1, help="Probe every k-th step."),
+    horizon: int = typer.Option(200, "--horizon", min=1, help="Steps per branch."),
+    gamma: float = typer.Option(0.99, "--gamma", help="Discount of the branch returns."),
+    seed: int = typer.Option(0, "--seed", help="Episode and selector seed."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write oracle.json/csv here."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch CPU threads (default: torch's)."
+    ),
+) -> None:
+    """Each candidate's true return, by branching the simulator: does the critic rank them?"""
+    from gemkit import compose
+    from gemkit.eval.evaluate import resolve_env_spec
+    from gemkit.eval.io import write_csv, write_json
+    from gemkit.eval.oracle import candidate_oracle, summarize_probes
+    from gemkit.models.io import as_models
+
+    set_threads(threads)
+    spec, _ = resolve_env_spec(dataset)
+    bundle = as_models(models)
+    knobs = {"value": value, "lam": lam, "lam_T": lam, "beta": beta}
+    follow = compose(models=bundle, n=0)
+    console = make_console()
+    rows, probes_out = [], []
+    for budget in parse_ints(n, "--n", minimum=1):
+        sel = compose(models=bundle, n=budget, seed=seed, **knobs)  # type: ignore[arg-type]
+        with progress_bar(console) as bar:
+            task = bar.add_task(f"N={budget}: driving and branching", total=episodes)
+
+            def advance(done: int, _total: int, bar: Any = bar, task: Any = task) -> None:
+                bar.update(task, completed=done)
+
+            probes = candidate_oracle(
+                sel, spec, follow, episodes=episodes, probe_every=probe_every,
+                horizon=horizon, gamma=gamma, seed=seed, progress=advance,
+            )  # fmt: skip
+        rows.append({"n": budget, **summarize_probes(probes).to_dict()})
+        probes_out += [
+            {"n": budget, "episode": p.episode, "t": p.t, "index": p.index,
+             **{k: getattr(p, k).tolist() for k in ("returns", "lengths", "fell", "value",
+                                                    "support", "loglik", "score")}}
+            for p in probes
+        ]  # fmt: skip
+    cols = [("n", "N"), ("probes", "probes"), ("spearman_value", "rho(value, return)"),
+            ("spearman_score", "rho(score, return)"), ("spearman_support", "rho(loglik, return)"),
+            ("chosen_minus_anchor", "chosen - anchor"), ("best_minus_chosen", "best - chosen"),
+            ("chosen_fell", "chosen fell"), ("anchor_fell", "anchor fell"),
+            ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
+    shown = [{k: (f"{r[k]:.3f}" if isinstance(r[k], float) else r[k]) for k, _ in cols}
+             for r in rows]  # fmt: skip
+    console.print(rich_table(f"candidate oracle on {dataset} ({models})", shown, cols))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        setup = {"models": str(models), "dataset": dataset, "value": value, "lam": lam,
+                 "beta": beta, "episodes": episodes, "probe_every": probe_every,
+                 "horizon": horizon, "gamma": gamma, "seed": seed}  # fmt: skip
+        write_csv(out / "oracle.csv", [{**setup, **r} for r in rows])
+        write_json(out / "oracle.json", {**setup, "summary": rows, "probes": probes_out})
+        console.print(f"wrote {out / 'oracle.csv'} and {out / 'oracle.json'}")

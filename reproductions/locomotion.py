@@ -3,7 +3,7 @@
 The same stages, cell cache and knob protocol as the maze reproduction (its docstring says
 what each stage does), with the locomotion suite's defaults: ``hopper-medium`` and
 ``hopper-medium-replay`` (``--tasks`` also takes ``walker2d-*`` and ``halfcheetah-*``),
-``n_critics=5 hidden=256,256 reward_scale=return_range``, 300,000 gradient steps, 5 validation
+``n_critics=5 hidden=128,128 reward_scale=return_range``, 100,000 gradient steps, 5 validation
 and 10 test episodes of up to 1,000 steps, ``N`` in 0, 1, 16, 64, 256, and the MassScale
 robustness cells on ``hopper-medium``; the report is ``docs/results-locomotion.md``::
 

@@ -1,0 +1,190 @@
+"""The candidate oracle (gemkit.eval.oracle): ranks and Spearman against plain loops, branch
+returns against one-candidate-at-a-time replays of the simulator, the summary against hand
+computation, and a clear error outside MuJoCo."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gemkit import compose
+from gemkit.errors import GemkitError
+from gemkit.eval.oracle import (
+    OracleProbe,
+    branch_returns,
+    candidate_oracle,
+    rank,
+    spearman,
+    summarize_probes,
+)
+from gemkit.models import ConditionalGMM, CriticEnsemble, Models, ValueNetwork
+
+pytest.importorskip("mujoco")
+
+S, A = 11, 3  # Hopper-v5
+
+
+def ref_rank(x: np.ndarray) -> np.ndarray:
+    """Average ranks by counting: rank = (#smaller) + (#equal - 1) / 2."""
+    return np.array([sum(y < v for y in x) + (sum(y == v for y in x) - 1) / 2 for v in x])
+
+
+def ref_spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = ref_rank(a), ref_rank(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return num / den
+
+
+def test_rank_and_spearman_match_plain_loops_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.integers(0, 5, size=9).astype(float)  # many ties
+        b = rng.normal(size=9)
+        np.testing.assert_allclose(rank(a), ref_rank(a))
+        if len(set(a)) > 1:
+            assert spearman(a, b) == pytest.approx(ref_spearman(a, b), abs=1e-12)
+    assert np.isnan(spearman(np.ones(4), np.arange(4.0)))
+    assert spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
+
+
+def follow(x: torch.Tensor) -> torch.Tensor:
+    """Elementwise, so a batch and one row give the same floats."""
+    return torch.tanh(0.5 * x[:, :A])
+
+
+def test_branch_returns_equal_one_candidate_at_a_time_replays() -> None:
+    env = gym.make("Hopper-v5")
+    env.reset(seed=3)
+    for _ in range(5):
+        env.step(np.full(A, 0.3))
+    qpos, qvel = env.unwrapped.data.qpos.copy(), env.unwrapped.data.qvel.copy()
+    cand = np.random.default_rng(1).uniform(-1.5, 1.5, size=(6, A))  # some outside the box
+    branches = [gym.make("Hopper-v5") for _ in range(6)]
+    for b in branches:
+        b.reset(seed=0)
+    gamma, horizon = 0.97, 80
+    ret, lengths, fell = branch_returns(branches, qpos, qvel, cand, follow,
+                                        horizon=horizon, gamma=gamma)  # fmt: skip
+    for j in range(6):
+        one = gym.make("Hopper-v5")
+        one.reset(seed=9)
+        one.unwrapped.set_state(qpos, qvel)
+        total, k, a, down = 0.0, 0, np.clip(cand[j], -1, 1), False
+        while k < horizon:
+            o, r, term, _, _ = one.unwrapped.step(a)
+            total += gamma**k * r
+            k += 1
+            if term:
+                down = True
+                break
+            a = follow(torch.as_tensor(o, dtype=torch.float32)[None]).numpy()[0].astype(float)
+        assert ret[j] == total and lengths[j] == k and fell[j] == down
+    assert fell.any() and not fell.all()  # both kinds of branch are exercised
+
+
+def test_summary_matches_hand_computation() -> None:
+    def probe(returns, value, loglik, index, fell):  # type: ignore[no-untyped-def]
+        v = np.asarray(value, float)
+        return OracleProbe(0, 0, np.asarray(returns, float), np.full(len(v), 10),
+                           np.asarray(fell, bool), v, np.zeros(len(v)), np.asarray(loglik, float),
+                           v, index)  # fmt: skip
+
+    p1 = probe([1.0, 3.0, 2.0], [0.0, 2.0, 1.0], [0.0, -1.0, -2.0], 1, [False, False, True])
+    p2 = probe([5.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, -1.0, -2.0], 2, [False, True, True])
+    s = summarize_probes([p1, p2])
+    assert s.probes == 2
+    assert s.spearman_value == pytest.approx((1.0 + -1.0) / 2)
+    assert s.chosen_minus_anchor == pytest.approx(((3 - 1) + (0 - 5)) / 2)
+    assert s.best_minus_chosen == pytest.approx((0 + 5) / 2)
+    assert s.chosen_fell == pytest.approx(0.5) and s.anchor_fell == 0.0
+    # p2: the critic ranks the least-supported candidate first and it is the worst: overrating
+    # grows with lack of support (rho = 1); p1: the critic's order is the true one (rho NaN,
+    # left out of the mean)
+    assert s.overrating_vs_support == pytest.approx(1.0)
+    no_anchor = attrs_evolve(p1)
+    assert np.isnan(summarize_probes([no_anchor]).chosen_minus_anchor)
+    with pytest.raises(GemkitError, match="no probes"):
+        summarize_probes([])
+
+
+def attrs_evolve(p: OracleProbe) -> OracleProbe:
+    import attrs
+
+    return attrs.evolve(p, has_anchor=False)
+
+
+def hopper_models() -> Models:
+    torch.manual_seed(0)  # initialisation only
+    return Models(
+        actor=ConditionalGMM(S, A, 3, hidden=(16,)),
+        behavior=ConditionalGMM(S, A, 3, hidden=(16,)),
+        critic=CriticEnsemble(S, A, 3, hidden=(16,)),
+        value=ValueNetwork(S, hidden=(16,)),
+    )
+
+
+def test_candidate_oracle_probes_the_selectors_own_candidates_reproducibly() -> None:
+    models = hopper_models()
+    sel = compose(models=models, n=4)
+    anchor = compose(models=models, n=0)
+    kw = dict(episodes=2, probe_every=7, max_steps=20, horizon=15, gamma=0.9, seed=5)
+    probes = candidate_oracle(sel, "Hopper-v5", anchor, **kw)  # type: ignore[arg-type]
+    again = candidate_oracle(compose(models=models, n=4), "Hopper-v5", anchor, **kw)  # type: ignore[arg-type]
+    assert [(p.episode, p.t) for p in probes] == [(p.episode, p.t) for p in again]
+    assert all(p.t % 7 == 0 and len(p.returns) == 5 for p in probes)
+    for p, q in zip(probes, again, strict=True):
+        np.testing.assert_array_equal(p.returns, q.returns)
+        np.testing.assert_array_equal(p.score, q.score)
+    # the first probe: the reset state, the selector's first draw, branched by hand
+    first = probes[0]
+    env = gym.make("Hopper-v5")
+    obs, _ = env.reset(seed=5)
+    x0 = torch.as_tensor(obs, dtype=torch.float32)[None]
+    s0 = compose(models=models, n=4).select(x0, generator=torch.Generator().manual_seed(5), t=0)
+    branches = [gym.make("Hopper-v5") for _ in range(5)]
+    for b in branches:
+        b.reset(seed=0)
+    ret, _, _ = branch_returns(branches, env.unwrapped.data.qpos.copy(),
+                               env.unwrapped.data.qvel.copy(), s0.candidates[0].numpy(), anchor,
+                               horizon=15, gamma=0.9)  # fmt: skip
+    np.testing.assert_array_equal(first.returns, ret)
+    assert first.index == int(s0.index[0])
+    summary = summarize_probes(probes)
+    assert summary.probes == len(probes) and np.isfinite(summary.best_minus_chosen)
+
+
+def test_a_non_mujoco_env_is_refused_in_one_line() -> None:
+    from gemkit.models import Models as _M  # noqa: F401
+
+    sel = compose(models=hopper_models(), n=2)
+    with pytest.raises(GemkitError, match="MuJoCo"):
+        candidate_oracle(sel, "CartPole-v1", lambda x: x)
+    with pytest.raises(GemkitError, match="horizon"):
+        branch_returns([], np.zeros(1), np.zeros(1), np.zeros((0, 1)), follow, horizon=0,
+                       gamma=0.9)  # fmt: skip
+
+
+def test_the_cli_writes_a_summary_per_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from gemkit.cli.main import app
+    from typer.testing import CliRunner
+
+    from gemkit.models import save_models
+
+    save_models(tmp_path / "m", hopper_models())
+    res = CliRunner().invoke(app, ["diagnose", "oracle", "--models", str(tmp_path / "m"),
+                                   "--dataset", "Hopper-v5", "--n", "2,4", "--episodes", "1",
+                                   "--probe-every", "10", "--horizon", "5", "--out",
+                                   str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "o" / "oracle.json").read_text())
+    assert [r["n"] for r in doc["summary"]] == [2, 4]
+    assert {len(p["returns"]) for p in doc["probes"] if p["n"] == 4} == {5}
+    bad = CliRunner().invoke(app, ["diagnose", "oracle", "--models", str(tmp_path / "m"),
+                                   "--dataset", "CartPole-v1"])  # fmt: skip
+    assert bad.exit_code != 0 and "MuJoCo" in bad.output
