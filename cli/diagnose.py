@@ -338,6 +338,7 @@ def oracle_cmd(
             ("spearman_score", "rho(score, return)"), ("spearman_support", "rho(loglik, return)"),
             ("chosen_minus_anchor", "chosen - anchor"), ("best_minus_chosen", "best - chosen"),
             ("chosen_fell", "chosen fell"), ("anchor_fell", "anchor fell"),
+            ("return_spread", "return spread"),
             ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
     shown = [{k: (f"{r[k]:.3f}" if isinstance(r[k], float) else r[k]) for k, _ in cols}
              for r in rows]  # fmt: skip

@@ -101,6 +101,7 @@ def test_summary_matches_hand_computation() -> None:
     assert s.chosen_minus_anchor == pytest.approx(((3 - 1) + (0 - 5)) / 2)
     assert s.best_minus_chosen == pytest.approx((0 + 5) / 2)
     assert s.chosen_fell == pytest.approx(0.5) and s.anchor_fell == 0.0
+    assert s.return_spread == pytest.approx((np.std([1, 3, 2]) + np.std([5, 1, 0])) / 2)
     # p2: the critic ranks the least-supported candidate first and it is the worst: overrating
     # grows with lack of support (rho = 1); p1: the critic's order is the true one (rho NaN,
     # left out of the mean)

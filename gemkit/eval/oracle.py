@@ -95,6 +95,8 @@ class OracleSummary:
         best_minus_chosen: mean best branch return minus the chosen candidate's.
         chosen_fell: fraction of probes whose chosen branch fell.
         anchor_fell: fraction of probes whose anchor branch fell.
+        return_spread: mean over probes of the std of the branch returns within the set (the
+            scale of what choosing can gain or lose).
         overrating_vs_support: mean Spearman correlation, over a probe's candidates, of the
             critic's overrating (its rank of the candidate minus the candidate's rank by return,
             as fractions of the set) with the candidate's *lack* of support (minus its
@@ -109,6 +111,7 @@ class OracleSummary:
     best_minus_chosen: float
     chosen_fell: float
     anchor_fell: float
+    return_spread: float
     overrating_vs_support: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,5 +325,6 @@ def summarize_probes(probes: Sequence[OracleProbe]) -> OracleSummary:
         best_minus_chosen=mean([p.returns.max() - p.returns[p.index] for p in probes]),
         chosen_fell=mean([float(p.fell[p.index]) for p in probes]),
         anchor_fell=mean([float(p.fell[0]) if p.has_anchor else nan for p in probes]),
+        return_spread=mean([float(p.returns.std()) for p in probes]),
         overrating_vs_support=mean(over),
     )
