@@ -296,6 +296,9 @@ def oracle_cmd(
     horizon: int = typer.Option(200, "--horizon", min=1, help="Steps per branch."),
     gamma: float = typer.Option(0.99, "--gamma", help="Discount of the branch returns."),
     seed: int = typer.Option(0, "--seed", help="Episode and selector seed."),
+    control_eps: float = typer.Option(
+        1e-3, "--control-eps", min=0.0, help="The control branch's change of the anchor."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write oracle.json/csv here."),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: torch's)."
@@ -325,11 +328,13 @@ def oracle_cmd(
 
             probes = candidate_oracle(
                 sel, spec, follow, episodes=episodes, probe_every=probe_every,
-                horizon=horizon, gamma=gamma, seed=seed, progress=advance,
+                horizon=horizon, gamma=gamma, seed=seed, control_eps=control_eps,
+                progress=advance,
             )  # fmt: skip
         rows.append({"n": budget, **summarize_probes(probes).to_dict()})
         probes_out += [
             {"n": budget, "episode": p.episode, "t": p.t, "index": p.index,
+             "control_return": p.control_return,
              **{k: getattr(p, k).tolist() for k in ("returns", "lengths", "fell", "value",
                                                     "support", "loglik", "score")}}
             for p in probes
@@ -338,7 +343,7 @@ def oracle_cmd(
             ("spearman_score", "rho(score, return)"), ("spearman_support", "rho(loglik, return)"),
             ("chosen_minus_anchor", "chosen - anchor"), ("best_minus_chosen", "best - chosen"),
             ("chosen_fell", "chosen fell"), ("anchor_fell", "anchor fell"),
-            ("return_spread", "return spread"),
+            ("return_spread", "return spread"), ("chaos_floor", "chaos floor"),
             ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
     shown = [{k: (f"{r[k]:.3f}" if isinstance(r[k], float) else r[k]) for k, _ in cols}
              for r in rows]  # fmt: skip
@@ -347,7 +352,8 @@ def oracle_cmd(
         out.mkdir(parents=True, exist_ok=True)
         setup = {"models": str(models), "dataset": dataset, "value": value, "lam": lam,
                  "beta": beta, "episodes": episodes, "probe_every": probe_every,
-                 "horizon": horizon, "gamma": gamma, "seed": seed}  # fmt: skip
+                 "horizon": horizon, "gamma": gamma, "seed": seed,
+                 "control_eps": control_eps}  # fmt: skip
         write_csv(out / "oracle.csv", [{**setup, **r} for r in rows])
         write_json(out / "oracle.json", {**setup, "summary": rows, "probes": probes_out})
         console.print(f"wrote {out / 'oracle.csv'} and {out / 'oracle.json'}")

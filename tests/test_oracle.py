@@ -15,6 +15,7 @@ from gemkit.eval.oracle import (
     OracleProbe,
     branch_returns,
     candidate_oracle,
+    control_action,
     rank,
     spearman,
     summarize_probes,
@@ -95,7 +96,12 @@ def test_summary_matches_hand_computation() -> None:
 
     p1 = probe([1.0, 3.0, 2.0], [0.0, 2.0, 1.0], [0.0, -1.0, -2.0], 1, [False, False, True])
     p2 = probe([5.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, -1.0, -2.0], 2, [False, True, True])
+    import attrs
+
+    p1 = attrs.evolve(p1, control_return=1.5)
+    p2 = attrs.evolve(p2, control_return=4.0)
     s = summarize_probes([p1, p2])
+    assert s.chaos_floor == pytest.approx((0.5 + 1.0) / 2)
     assert s.probes == 2
     assert s.spearman_value == pytest.approx((1.0 + -1.0) / 2)
     assert s.chosen_minus_anchor == pytest.approx(((3 - 1) + (0 - 5)) / 2)
@@ -146,13 +152,19 @@ def test_candidate_oracle_probes_the_selectors_own_candidates_reproducibly() -> 
     obs, _ = env.reset(seed=5)
     x0 = torch.as_tensor(obs, dtype=torch.float32)[None]
     s0 = compose(models=models, n=4).select(x0, generator=torch.Generator().manual_seed(5), t=0)
-    branches = [gym.make("Hopper-v5") for _ in range(5)]
+    # ... with its control branch, the anchor moved by 1e-3 in the probe's seeded direction,
+    # branched beside the candidates (one batch, as the oracle runs it)
+    ctrl = control_action(s0.candidates[0, 0].numpy(), 1e-3, 5, 0, 0)
+    assert np.linalg.norm(ctrl - s0.candidates[0, 0].numpy()) == pytest.approx(1e-3)
+    branches = [gym.make("Hopper-v5") for _ in range(6)]
     for b in branches:
         b.reset(seed=0)
+    both = np.concatenate([s0.candidates[0].numpy(), ctrl[None]])
     ret, _, _ = branch_returns(branches, env.unwrapped.data.qpos.copy(),
-                               env.unwrapped.data.qvel.copy(), s0.candidates[0].numpy(), anchor,
-                               horizon=15, gamma=0.9)  # fmt: skip
-    np.testing.assert_array_equal(first.returns, ret)
+                               env.unwrapped.data.qvel.copy(), both, anchor, horizon=15,
+                               gamma=0.9)  # fmt: skip
+    np.testing.assert_array_equal(first.returns, ret[:5])
+    assert first.control_return == ret[5]
     assert first.index == int(s0.index[0])
     summary = summarize_probes(probes)
     assert summary.probes == len(probes) and np.isfinite(summary.best_minus_chosen)

@@ -41,6 +41,7 @@ __all__ = [
     "OracleSummary",
     "branch_returns",
     "candidate_oracle",
+    "control_action",
     "rank",
     "spearman",
     "summarize_probes",
@@ -67,6 +68,9 @@ class OracleProbe:
         index: the candidate the selector's score ranks first.
         has_anchor: whether candidate 0 is the selector's anchor (gemkit's proposers put it
             first); without one the anchor statistics of :func:`summarize_probes` are NaN.
+        control_return: the branch return of candidate 0 moved by :func:`control_action` (a
+            step of ``control_eps`` in a seeded random direction): how much return changes for
+            an action change far too small to matter (NaN without a control).
     """
 
     episode: int
@@ -80,6 +84,7 @@ class OracleProbe:
     score: np.ndarray
     index: int
     has_anchor: bool = True
+    control_return: float = float("nan")
 
 
 @attrs.frozen
@@ -95,6 +100,9 @@ class OracleSummary:
         best_minus_chosen: mean best branch return minus the chosen candidate's.
         chosen_fell: fraction of probes whose chosen branch fell.
         anchor_fell: fraction of probes whose anchor branch fell.
+        chaos_floor: mean over probes of ``|control_return - returns[0]|``: the change of return
+            that a negligible change of action already makes (a chaotic rollout's floor; where
+            it is as large as ``return_spread`` the branch returns cannot rank the candidates).
         return_spread: mean over probes of the std of the branch returns within the set (the
             scale of what choosing can gain or lose).
         overrating_vs_support: mean Spearman correlation, over a probe's candidates, of the
@@ -111,6 +119,7 @@ class OracleSummary:
     best_minus_chosen: float
     chosen_fell: float
     anchor_fell: float
+    chaos_floor: float
     return_spread: float
     overrating_vs_support: float
 
@@ -170,8 +179,9 @@ def branch_returns(
     gamma: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each candidate's discounted return: branch ``j`` starts from ``(qpos, qvel)``, executes
-    ``candidates[j]``, then ``follow`` (called once per step on the batch of branches still
-    running) until ``horizon`` steps or a termination.
+    ``candidates[j]``, then ``follow`` (called once per step on the batch of all ``M``
+    branches, those that ended included, so that a branch's result depends on the candidate set
+    and not on when the others ended) until ``horizon`` steps or a termination.
 
     Args:
         branches: at least ``M`` reset MuJoCo environments of the task (their states are
@@ -202,12 +212,10 @@ def branch_returns(
     actions = np.clip(np.asarray(candidates, dtype=np.float64), low, high)
     alive = np.ones(m, dtype=bool)
     for k in range(horizon):
-        if k > 0:
-            idx = np.flatnonzero(alive)
-            x = torch.as_tensor(obs[idx], dtype=torch.float32)
-            act = follow(x).detach().cpu().numpy().astype(np.float64)
-            actions = np.zeros((m, act.shape[1]))
-            actions[idx] = np.clip(act, low, high)
+        if k > 0:  # the whole batch every step: a branch's floats never depend on which
+            # other branches have ended (a batched network may round with the batch's size)
+            act = follow(torch.as_tensor(obs, dtype=torch.float32)).detach().cpu().numpy()
+            actions = np.clip(act.astype(np.float64), low, high)
         for j in np.flatnonzero(alive):
             o, r, terminated, _, _ = bases[j].step(actions[j])
             returns[j] += gamma**k * float(r)
@@ -218,6 +226,13 @@ def branch_returns(
         if not alive.any():
             break
     return returns, lengths, fell
+
+
+def control_action(action: np.ndarray, eps: float, seed: int, episode: int, t: int) -> np.ndarray:
+    """``action`` moved by ``eps`` along a unit direction drawn from a generator seeded with
+    ``(seed, episode, t)``: the control branch of a probe."""
+    d = np.random.default_rng([seed, episode, t]).normal(size=np.shape(action))
+    return np.asarray(action, dtype=np.float64) + eps * d / np.linalg.norm(d)
 
 
 def candidate_oracle(
@@ -231,6 +246,7 @@ def candidate_oracle(
     horizon: int = 200,
     gamma: float = 0.99,
     seed: int = 0,
+    control_eps: float = 1e-3,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[OracleProbe]:
     """Drive ``episodes`` episodes with ``selector`` and probe every ``probe_every``-th decision
@@ -249,6 +265,7 @@ def candidate_oracle(
         gamma: discount of the branch returns.
         seed: episode ``e`` resets with seed ``seed + e``; the selector draws from a generator
             seeded with ``seed``.
+        control_eps: size of the control branch's change of the anchor (0: no control).
         progress: ``progress(episodes_done, episodes)`` after each episode.
 
     Returns:
@@ -273,6 +290,10 @@ def candidate_oracle(
                 sel = selector.select(x, generator=gen, t=t)
                 if t % probe_every == 0:
                     cand = sel.candidates[0].detach().cpu().numpy()
+                    control = has_anchor and control_eps > 0
+                    if control:
+                        ctrl = control_action(cand[0], control_eps, seed, e, t)
+                        cand = np.concatenate([cand, ctrl[None]])
                     while len(branches) < len(cand):
                         b = gym.make(spec)
                         b.reset(seed=seed)
@@ -281,10 +302,15 @@ def candidate_oracle(
                     ret, lengths, fell = branch_returns(
                         branches, *state, cand, follow, horizon=horizon, gamma=gamma
                     )
+                    ctrl_ret = float("nan")
+                    if control:
+                        ctrl_ret = float(ret[-1])
+                        ret, lengths, fell = ret[:-1], lengths[:-1], fell[:-1]
                     row = {k: getattr(sel, k)[0].detach().cpu().numpy().astype(np.float64)
                            for k in ("value", "support", "loglik", "score")}  # fmt: skip
                     probes.append(OracleProbe(e, t, ret, lengths, fell, index=int(sel.index[0]),
-                                              has_anchor=has_anchor, **row))  # fmt: skip
+                                              has_anchor=has_anchor, control_return=ctrl_ret,
+                                              **row))  # fmt: skip
                 action = sel.action[0].detach().cpu().numpy()
                 obs, _, terminated, truncated, _ = env.step(np.clip(action, box.low, box.high))
                 if terminated or truncated:
@@ -325,6 +351,7 @@ def summarize_probes(probes: Sequence[OracleProbe]) -> OracleSummary:
         best_minus_chosen=mean([p.returns.max() - p.returns[p.index] for p in probes]),
         chosen_fell=mean([float(p.fell[p.index]) for p in probes]),
         anchor_fell=mean([float(p.fell[0]) if p.has_anchor else nan for p in probes]),
+        chaos_floor=mean([abs(p.control_return - p.returns[0]) for p in probes]),
         return_spread=mean([float(p.returns.std()) for p in probes]),
         overrating_vs_support=mean(over),
     )
