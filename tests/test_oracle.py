@@ -201,3 +201,23 @@ def test_the_cli_writes_a_summary_per_budget(tmp_path) -> None:  # type: ignore[
     bad = CliRunner().invoke(app, ["diagnose", "oracle", "--models", str(tmp_path / "m"),
                                    "--dataset", "CartPole-v1"])  # fmt: skip
     assert bad.exit_code != 0 and "MuJoCo" in bad.output
+
+
+def test_the_committed_oracle_summary_regenerates_from_its_probes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """reproductions/candidate_oracle.py report: the summary in docs/results/locomotion comes
+    from the committed probes, byte for byte."""
+    import json
+    from pathlib import Path
+
+    from script_fixtures import load_script
+
+    root = Path(__file__).resolve().parents[1]
+    probes = root / "docs/results/locomotion/oracle_probes.json.gz"
+    summary = root / "docs/results/locomotion/oracle_summary.json"
+    script = load_script("reproductions/candidate_oracle.py", "candidate_oracle_script")
+    out = tmp_path / "summary.json"
+    script.main(["report", "--probes", str(probes), "--summary", str(out)])
+    assert out.read_bytes() == summary.read_bytes()
+    assert out.with_suffix(".csv").read_bytes() == summary.with_suffix(".csv").read_bytes()
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["task"] for r in rows} >= {"walker2d-medium", "halfcheetah-medium"}

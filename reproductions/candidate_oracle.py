@@ -1,0 +1,159 @@
+"""The candidate oracle (``gemkit diagnose oracle``) over a suite's runs, and its summary table.
+
+Stages::
+
+    python reproductions/candidate_oracle.py run --runs R --tasks T ... --seeds 0 1 2 --out DIR
+    python reproductions/candidate_oracle.py collect --out DIR --probes P.json.gz
+    python reproductions/candidate_oracle.py report --probes P.json.gz --summary S.json
+
+``run`` calls ``gemkit diagnose oracle`` once per task and seed (``<runs>/<task>-s<seed>``, its
+dataset ``gemkit/<task>-v0``) at the given knobs, writing ``<out>/<task>-s<seed>/oracle.json``.
+``collect`` gathers every probe of those files into one gzipped JSON (floats rounded to 6
+significant digits), the file that is committed. ``report`` recomputes the statistics of
+:func:`gemkit.eval.oracle.summarize_probes` from that file, per task, N and seed, and their mean
+and std over seeds, as JSON (``--summary``) and CSV (beside it), and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gemkit.eval.io import write_csv, write_json
+from gemkit.eval.oracle import OracleProbe, summarize_probes
+
+ARRAYS = ("returns", "lengths", "fell", "value", "support", "loglik", "score")
+STATS = ("spearman_value", "spearman_score", "spearman_support", "chosen_minus_anchor",
+         "best_minus_chosen", "chosen_fell", "anchor_fell", "chaos_floor", "return_spread",
+         "overrating_vs_support")  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("stage", choices=["run", "collect", "report"])
+    p.add_argument("--runs", default="runs/loco")
+    p.add_argument("--tasks", nargs="+", default=[])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--n", default="1,16,64", help="run: candidate budgets, comma-separated")
+    p.add_argument("--value", default="lcb_z")
+    p.add_argument("--lam", type=float, default=0.3)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--episodes", type=int, default=2)
+    p.add_argument("--probe-every", type=int, default=100)
+    p.add_argument("--horizon", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--out",
+        nargs="+",
+        default=["runs/oracle"],
+        help="run: where the per-run folders go; collect: the folders to gather",
+    )
+    p.add_argument("--probes", default="docs/results/locomotion/oracle_probes.json.gz")
+    p.add_argument("--summary", default="docs/results/locomotion/oracle_summary.json")
+    return p.parse_args(argv)
+
+
+def _round(x: Any) -> Any:
+    return x if isinstance(x, (bool, int)) else float(f"{x:.6g}")
+
+
+def collect(outs: list[Path], probes_path: Path) -> int:
+    """Every probe of ``<out>/<task>-s<seed>/oracle.json`` of each folder in ``outs``, tagged
+    with its task and seed, into one gzipped JSON; returns the number of probes."""
+    rows: list[dict[str, Any]] = []
+    setups = {}
+    for f in sorted(f for out in outs for f in Path(out).glob("*/oracle.json")):
+        body = json.loads(f.read_text())
+        run = f.parent.name
+        setups[f"{run} n={body['summary'][0]['n']}-{body['summary'][-1]['n']}"] = {
+            k: v for k, v in body.items() if k not in ("summary", "probes")
+        }
+        task, seed = run.rsplit("-s", 1)
+        for p in body["probes"]:
+            row = {"task": task, "seed": int(seed), **{k: p[k] for k in ("n", "episode", "t",
+                                                                        "index")}}  # fmt: skip
+            row["control_return"] = _round(p["control_return"])
+            row |= {k: [_round(x) for x in p[k]] for k in ARRAYS}
+            rows.append(row)
+    if not rows:
+        raise SystemExit(f"no */oracle.json under {outs}: run the `run` stage first")
+    probes_path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(probes_path, "wb", mtime=0) as g:  # mtime 0: the same bytes every time
+        g.write(json.dumps({"setups": setups, "probes": rows}, sort_keys=True).encode())
+    return len(rows)
+
+
+def to_probe(row: dict[str, Any]) -> OracleProbe:
+    arr = {k: np.asarray(row[k], dtype=bool if k == "fell" else np.float64) for k in ARRAYS}
+    return OracleProbe(row["episode"], row["t"], index=row["index"],
+                       control_return=row["control_return"], **arr)  # fmt: skip
+
+
+def report(probes_path: Path) -> list[dict[str, Any]]:
+    """Per task and N: each statistic's mean and std over seeds (each seed's probes summarised
+    on their own) and the number of probes."""
+    with gzip.open(probes_path, "rt") as g:
+        rows = json.load(g)["probes"]
+    groups: dict[tuple[str, int], dict[int, list[OracleProbe]]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["n"]), {}).setdefault(r["seed"], []).append(to_probe(r))
+    table = []
+    for (task, n), by_seed in sorted(groups.items()):
+        per_seed = {s: summarize_probes(ps).to_dict() for s, ps in sorted(by_seed.items())}
+        row: dict[str, Any] = {"task": task, "n": n, "seeds": sorted(by_seed),
+                               "probes": sum(len(ps) for ps in by_seed.values())}  # fmt: skip
+        for k in STATS:
+            xs = np.asarray([v[k] for v in per_seed.values()], dtype=np.float64)
+            xs = xs[np.isfinite(xs)]
+            row[k] = float(xs.mean()) if len(xs) else float("nan")
+            row[f"{k}_std"] = float(xs.std()) if len(xs) else float("nan")
+        table.append(row)
+    return table
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    cols = [("spearman_value", "rho(value, return)"), ("chosen_minus_anchor", "chosen - anchor"),
+            ("best_minus_chosen", "best - chosen"), ("return_spread", "return spread"),
+            ("chaos_floor", "chaos floor"), ("chosen_fell", "chosen fell"),
+            ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
+    lines = ["| task | N | probes | " + " | ".join(h for _, h in cols) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]  # fmt: skip
+    for r in table:
+        cells = [f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k, _ in cols]
+        lines.append(f"| {r['task']} | {r['n']} | {r['probes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.stage == "run":
+        for task in args.tasks:
+            for seed in args.seeds:
+                cmd = ["gemkit", "diagnose", "oracle", "--models", f"{args.runs}/{task}-s{seed}",
+                       "--dataset", f"gemkit/{task}-v0", "--n", args.n, "--value", args.value,
+                       "--lam", str(args.lam), "--beta", str(args.beta), "--episodes",
+                       str(args.episodes), "--probe-every", str(args.probe_every), "--horizon",
+                       str(args.horizon), "--threads", str(args.threads), "--out",
+                       f"{args.out[0]}/{task}-s{seed}"]  # fmt: skip
+                print(" ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True)
+    elif args.stage == "collect":
+        n = collect([Path(o) for o in args.out], Path(args.probes))
+        print(f"wrote {n} probes to {args.probes}")
+    else:
+        table = report(Path(args.probes))
+        summary = Path(args.summary)
+        write_json(summary, {"probes": Path(args.probes).name, "rows": table})
+        write_csv(summary.with_suffix(".csv"), table)
+        print(markdown(table))
+        print(f"wrote {summary} and {summary.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()
