@@ -332,13 +332,7 @@ def oracle_cmd(
                 progress=advance,
             )  # fmt: skip
         rows.append({"n": budget, **summarize_probes(probes).to_dict()})
-        probes_out += [
-            {"n": budget, "episode": p.episode, "t": p.t, "index": p.index,
-             "control_return": p.control_return,
-             **{k: getattr(p, k).tolist() for k in ("returns", "lengths", "fell", "value",
-                                                    "support", "loglik", "score")}}
-            for p in probes
-        ]  # fmt: skip
+        probes_out += [{"n": budget, **p.to_dict()} for p in probes]
     cols = [("n", "N"), ("probes", "probes"), ("spearman_value", "rho(value, return)"),
             ("spearman_score", "rho(score, return)"), ("spearman_support", "rho(loglik, return)"),
             ("chosen_minus_anchor", "chosen - anchor"), ("best_minus_chosen", "best - chosen"),

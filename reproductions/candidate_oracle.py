@@ -23,15 +23,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from gemkit.eval.io import write_csv, write_json
-from gemkit.eval.oracle import OracleProbe, summarize_probes
+from gemkit.eval.oracle import OracleProbe, OracleSummary, summarize_probes
 
-ARRAYS = ("returns", "lengths", "fell", "value", "support", "loglik", "score")
-STATS = ("spearman_value", "spearman_score", "spearman_support", "chosen_minus_anchor",
-         "best_minus_chosen", "chosen_fell", "anchor_fell", "chaos_floor", "return_spread",
-         "overrating_vs_support")  # fmt: skip
+#: the statistics of a summary row: every field of OracleSummary but its probe count
+STATS = tuple(f.name for f in attrs.fields(OracleSummary) if f.name != "probes")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _round(x: Any) -> Any:
-    return x if isinstance(x, (bool, int)) else float(f"{x:.6g}")
+    """Floats to 6 significant digits, in lists too; other values as they are."""
+    if isinstance(x, list):
+        return [_round(v) for v in x]
+    return float(f"{x:.6g}") if isinstance(x, float) else x
 
 
 def collect(outs: list[Path], probes_path: Path) -> int:
@@ -75,24 +77,14 @@ def collect(outs: list[Path], probes_path: Path) -> int:
             k: v for k, v in body.items() if k not in ("summary", "probes")
         }
         task, seed = run.rsplit("-s", 1)
-        for p in body["probes"]:
-            row = {"task": task, "seed": int(seed), **{k: p[k] for k in ("n", "episode", "t",
-                                                                        "index")}}  # fmt: skip
-            row["control_return"] = _round(p["control_return"])
-            row |= {k: [_round(x) for x in p[k]] for k in ARRAYS}
-            rows.append(row)
+        rows += [{"task": task, "seed": int(seed), **{k: _round(v) for k, v in p.items()}}
+                 for p in body["probes"]]  # fmt: skip
     if not rows:
         raise SystemExit(f"no */oracle.json under {outs}: run the `run` stage first")
     probes_path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(probes_path, "wb", mtime=0) as g:  # mtime 0: the same bytes every time
         g.write(json.dumps({"setups": setups, "probes": rows}, sort_keys=True).encode())
     return len(rows)
-
-
-def to_probe(row: dict[str, Any]) -> OracleProbe:
-    arr = {k: np.asarray(row[k], dtype=bool if k == "fell" else np.float64) for k in ARRAYS}
-    return OracleProbe(row["episode"], row["t"], index=row["index"],
-                       control_return=row["control_return"], **arr)  # fmt: skip
 
 
 def report(probes_path: Path) -> list[dict[str, Any]]:
@@ -102,7 +94,9 @@ def report(probes_path: Path) -> list[dict[str, Any]]:
         rows = json.load(g)["probes"]
     groups: dict[tuple[str, int], dict[int, list[OracleProbe]]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["n"]), {}).setdefault(r["seed"], []).append(to_probe(r))
+        groups.setdefault((r["task"], r["n"]), {}).setdefault(r["seed"], []).append(
+            OracleProbe.from_dict(r)
+        )
     table = []
     for (task, n), by_seed in sorted(groups.items()):
         per_seed = {s: summarize_probes(ps).to_dict() for s, ps in sorted(by_seed.items())}

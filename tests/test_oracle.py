@@ -221,3 +221,17 @@ def test_the_committed_oracle_summary_regenerates_from_its_probes(tmp_path) -> N
     assert out.with_suffix(".csv").read_bytes() == summary.with_suffix(".csv").read_bytes()
     rows = json.loads(out.read_text())["rows"]
     assert {r["task"] for r in rows} >= {"walker2d-medium", "halfcheetah-medium"}
+
+
+def test_a_probe_round_trips_through_its_json_form() -> None:
+    import json
+
+    import attrs
+
+    p = OracleProbe(1, 7, np.array([1.5, -2.0]), np.array([3, 200]), np.array([True, False]),
+                    np.array([0.1, 0.2]), np.array([-1.0, 1.0]), np.array([-3.0, -4.0]),
+                    np.array([0.0, 0.5]), 1, has_anchor=False, control_return=2.25)  # fmt: skip
+    q = OracleProbe.from_dict(json.loads(json.dumps(p.to_dict())))
+    for f in attrs.fields(OracleProbe):
+        np.testing.assert_array_equal(getattr(q, f.name), getattr(p, f.name))
+    assert q.fell.dtype == bool and q.has_anchor is False

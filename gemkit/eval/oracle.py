@@ -37,6 +37,7 @@ from torch import Tensor
 from gemkit.errors import GemkitError
 
 __all__ = [
+    "PROBE_ARRAYS",
     "OracleProbe",
     "OracleSummary",
     "branch_returns",
@@ -48,6 +49,10 @@ __all__ = [
 ]
 
 Policy = Callable[[Tensor], Tensor]
+
+#: the per-candidate arrays of an :class:`OracleProbe`, each ``[M]``
+PROBE_ARRAYS: tuple[str, ...] = ("returns", "lengths", "fell", "value", "support", "loglik",
+                                 "score")  # fmt: skip
 
 
 @attrs.frozen
@@ -85,6 +90,24 @@ class OracleProbe:
     index: int
     has_anchor: bool = True
     control_return: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The probe in plain JSON types (numbers, lists); :meth:`from_dict` reads it back."""
+        row: dict[str, Any] = {"episode": self.episode, "t": self.t, "index": self.index,
+                               "has_anchor": self.has_anchor,
+                               "control_return": self.control_return}  # fmt: skip
+        return row | {k: getattr(self, k).tolist() for k in PROBE_ARRAYS}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> OracleProbe:
+        """A probe from :meth:`to_dict`'s form (extra keys ignored; ``has_anchor`` and
+        ``control_return`` may be missing)."""
+        arrays = {k: np.asarray(row[k], dtype=bool if k == "fell" else np.float64)
+                  for k in PROBE_ARRAYS}  # fmt: skip
+        return cls(int(row["episode"]), int(row["t"]), index=int(row["index"]),
+                   has_anchor=bool(row.get("has_anchor", True)),
+                   control_return=float(row.get("control_return", float("nan"))),
+                   **arrays)  # fmt: skip
 
 
 @attrs.frozen
