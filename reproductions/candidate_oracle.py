@@ -7,11 +7,13 @@ Stages::
     python reproductions/candidate_oracle.py report --probes P.json.gz --summary S.json
 
 ``run`` calls ``gemkit diagnose oracle`` once per task and seed (``<runs>/<task>-s<seed>``, its
-dataset ``gemkit/<task>-v0``) at the given knobs, writing ``<out>/<task>-s<seed>/oracle.json``.
-``collect`` gathers every probe of those files into one gzipped JSON (floats rounded to 6
-significant digits), the file that is committed. ``report`` recomputes the statistics of
-:func:`gemkit.eval.oracle.summarize_probes` from that file, per task, N and seed, and their mean
-and std over seeds, as JSON (``--summary``) and CSV (beside it), and prints a markdown table.
+dataset ``gemkit/<task>-v0``; with ``--snapshot STEP`` the run's snapshot at that gradient step)
+at the given knobs, writing ``<out>/<task>-s<seed>/oracle.json``. ``collect`` gathers every
+probe of those files into one gzipped JSON (floats rounded to 6 significant digits; a
+snapshot's probes tagged with its ``step``), the file that is committed. ``report`` recomputes
+the statistics of :func:`gemkit.eval.oracle.summarize_probes` from that file, per task, step
+(the final checkpoint unless tagged), N and seed, and their mean and std over seeds, as JSON
+(``--summary``) and CSV (beside it), and prints markdown tables.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import numpy as np
 from gemkit.eval.io import write_csv, write_json
 from gemkit.eval.oracle import OracleProbe, OracleSummary, summarize_probes
 
+#: the sort key of a run's final models among its snapshots' steps
+FINAL = 1 << 62
+
 #: the statistics of a summary row: every field of OracleSummary but its probe count
 STATS = tuple(f.name for f in attrs.fields(OracleSummary) if f.name != "probes")
 
@@ -39,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs/loco")
     p.add_argument("--tasks", nargs="+", default=[])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--snapshot", type=int, default=None,
+                   help="run: probe the runs' snapshot at this gradient step instead of their "
+                        "final models")  # fmt: skip
     p.add_argument("--n", default="1,16,64", help="run: candidate budgets, comma-separated")
     p.add_argument("--value", default="lcb_z")
     p.add_argument("--lam", type=float, default=0.3)
@@ -65,6 +73,14 @@ def _round(x: Any) -> Any:
     return float(f"{x:.6g}") if isinstance(x, float) else x
 
 
+def snapshot_step(models: str) -> int | None:
+    """The gradient step of a snapshot directory (``.../snapshots/step_00040000``), else None."""
+    name = Path(models).name
+    if Path(models).parent.name == "snapshots" and name.startswith("step_"):
+        return int(name.removeprefix("step_"))
+    return None
+
+
 def collect(outs: list[Path], probes_path: Path) -> int:
     """Every probe of ``<out>/<task>-s<seed>/oracle.json`` of each folder in ``outs``, tagged
     with its task and seed, into one gzipped JSON; returns the number of probes."""
@@ -73,12 +89,16 @@ def collect(outs: list[Path], probes_path: Path) -> int:
     for f in sorted(f for out in outs for f in Path(out).glob("*/oracle.json")):
         body = json.loads(f.read_text())
         run = f.parent.name
-        setups[f"{run} n={body['summary'][0]['n']}-{body['summary'][-1]['n']}"] = {
+        task, seed = run.rsplit("-s", 1)
+        tag: dict[str, Any] = {"task": task, "seed": int(seed)}
+        step = snapshot_step(body["models"])
+        if step is not None:
+            tag["step"] = step
+        at = "" if step is None else f" step={step}"
+        setups[f"{run}{at} n={body['summary'][0]['n']}-{body['summary'][-1]['n']}"] = {
             k: v for k, v in body.items() if k not in ("summary", "probes")
         }
-        task, seed = run.rsplit("-s", 1)
-        rows += [{"task": task, "seed": int(seed), **{k: _round(v) for k, v in p.items()}}
-                 for p in body["probes"]]  # fmt: skip
+        rows += [tag | {k: _round(v) for k, v in p.items()} for p in body["probes"]]
     if not rows:
         raise SystemExit(f"no */oracle.json under {outs}: run the `run` stage first")
     probes_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,19 +108,19 @@ def collect(outs: list[Path], probes_path: Path) -> int:
 
 
 def report(probes_path: Path) -> list[dict[str, Any]]:
-    """Per task and N: each statistic's mean and std over seeds (each seed's probes summarised
-    on their own) and the number of probes."""
+    """Per task, step (``final``: the run's last models) and N: each statistic's mean and std over
+    seeds (each seed's probes summarised on their own) and the number of probes."""
     with gzip.open(probes_path, "rt") as g:
         rows = json.load(g)["probes"]
-    groups: dict[tuple[str, int], dict[int, list[OracleProbe]]] = {}
+    groups: dict[tuple[str, int, int], dict[int, list[OracleProbe]]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["n"]), {}).setdefault(r["seed"], []).append(
-            OracleProbe.from_dict(r)
-        )
+        key = (r["task"], r.get("step", FINAL), r["n"])
+        groups.setdefault(key, {}).setdefault(r["seed"], []).append(OracleProbe.from_dict(r))
     table = []
-    for (task, n), by_seed in sorted(groups.items()):
+    for (task, step, n), by_seed in sorted(groups.items()):
         per_seed = {s: summarize_probes(ps).to_dict() for s, ps in sorted(by_seed.items())}
-        row: dict[str, Any] = {"task": task, "n": n, "seeds": sorted(by_seed),
+        row: dict[str, Any] = {"task": task, "step": "final" if step == FINAL else step, "n": n,
+                               "seeds": sorted(by_seed),
                                "probes": sum(len(ps) for ps in by_seed.values())}  # fmt: skip
         for k in STATS:
             xs = np.asarray([v[k] for v in per_seed.values()], dtype=np.float64)
@@ -111,16 +131,30 @@ def report(probes_path: Path) -> list[dict[str, Any]]:
     return table
 
 
-def markdown(table: list[dict[str, Any]]) -> str:
-    cols = [("spearman_value", "rho(value, return)"), ("chosen_minus_anchor", "chosen - anchor"),
-            ("best_minus_chosen", "best - chosen"), ("return_spread", "return spread"),
-            ("chaos_floor", "chaos floor"), ("chosen_fell", "chosen fell"),
-            ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
-    lines = ["| task | N | probes | " + " | ".join(h for _, h in cols) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " |"]  # fmt: skip
+#: the columns of the two markdown tables: ranking by return, and falls (tasks that fall)
+RETURN_COLUMNS = [("spearman_value", "rho(value, return)"),
+                  ("chosen_minus_anchor", "chosen - anchor"),
+                  ("best_minus_chosen", "best - chosen"), ("return_spread", "return spread"),
+                  ("chaos_floor", "chaos floor"), ("chosen_fell", "chosen fell"),
+                  ("overrating_vs_support", "rho(overrating, -loglik)")]  # fmt: skip
+FALL_COLUMNS = [("chosen_fell", "chosen fell"), ("anchor_fell", "anchor fell"),
+                ("set_fell", "set fell"), ("mixed", "mixed sets"),
+                ("fall_auc_value", "AUC value"), ("fall_auc_score", "AUC score"),
+                ("fall_auc_support", "AUC loglik")]  # fmt: skip
+
+
+def markdown(table: list[dict[str, Any]], cols: list[tuple[str, str]] = RETURN_COLUMNS) -> str:
+    """A markdown table of ``table``'s rows in ``cols`` (mean ± std over seeds); a step column
+    when any row is a snapshot's."""
+    steps = any(r["step"] != "final" for r in table)
+    head = "| task | " + ("step | " if steps else "") + "N | probes | "
+    lines = [head + " | ".join(h for _, h in cols) + " |",
+             "| --- " * (head.count("|") - 1) + "| " + " | ".join("---" for _ in cols) + " |"]
     for r in table:
         cells = [f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k, _ in cols]
-        lines.append(f"| {r['task']} | {r['n']} | {r['probes']} | " + " | ".join(cells) + " |")
+        step = f"{r['step']} | " if steps else ""
+        lines.append(f"| {r['task']} | {step}{r['n']} | {r['probes']} | " + " | ".join(cells)
+                     + " |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -129,7 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "run":
         for task in args.tasks:
             for seed in args.seeds:
-                cmd = ["gemkit", "diagnose", "oracle", "--models", f"{args.runs}/{task}-s{seed}",
+                models = f"{args.runs}/{task}-s{seed}"
+                if args.snapshot is not None:
+                    models += f"/snapshots/step_{args.snapshot:08d}"
+                cmd = ["gemkit", "diagnose", "oracle", "--models", models,
                        "--dataset", f"gemkit/{task}-v0", "--n", args.n, "--value", args.value,
                        "--lam", str(args.lam), "--beta", str(args.beta), "--episodes",
                        str(args.episodes), "--probe-every", str(args.probe_every), "--horizon",
@@ -146,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         write_json(summary, {"probes": Path(args.probes).name, "rows": table})
         write_csv(summary.with_suffix(".csv"), table)
         print(markdown(table))
+        falls = [r for r in table if r["mixed"] > 0]
+        if falls:
+            print("\nwhere candidate sets hold falls:\n" + markdown(falls, FALL_COLUMNS))
         print(f"wrote {summary} and {summary.with_suffix('.csv')}")
 
 

@@ -16,6 +16,7 @@ from gemkit.eval.oracle import (
     branch_returns,
     candidate_oracle,
     control_action,
+    fall_separation,
     rank,
     spearman,
     summarize_probes,
@@ -112,10 +113,38 @@ def test_summary_matches_hand_computation() -> None:
     # grows with lack of support (rho = 1); p1: the critic's order is the true one (rho NaN,
     # left out of the mean)
     assert s.overrating_vs_support == pytest.approx(1.0)
+    # falls: p1 values its standing candidates 0 and 2 against the falling 1: one of two pairs
+    # right; p2 values the standing candidate 0 below both falls: none right
+    assert s.set_fell == pytest.approx((1 / 3 + 2 / 3) / 2)
+    assert s.mixed == 1.0
+    assert s.fall_auc_value == pytest.approx((0.5 + 0.0) / 2)
+    assert s.fall_auc_support == 1.0  # the falls are the least likely in both sets
     no_anchor = attrs_evolve(p1)
     assert np.isnan(summarize_probes([no_anchor]).chosen_minus_anchor)
     with pytest.raises(GemkitError, match="no probes"):
         summarize_probes([])
+
+
+def ref_fall_separation(x: np.ndarray, fell: np.ndarray) -> float:
+    wins, pairs = 0.0, 0
+    for i in range(len(x)):
+        for j in range(len(x)):
+            if not fell[i] and fell[j]:
+                pairs += 1
+                wins += 1.0 if x[i] > x[j] else 0.5 if x[i] == x[j] else 0.0
+    return wins / pairs if pairs else float("nan")
+
+
+def test_fall_separation_matches_a_plain_loop_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        m = int(rng.integers(2, 12))
+        x = rng.integers(0, 4, m).astype(float)  # small integers: many ties
+        fell = rng.random(m) < 0.4
+        got, want = fall_separation(x, fell), ref_fall_separation(x, fell)
+        assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+    assert fall_separation(np.array([2.0, 1.0]), np.array([False, True])) == 1.0
+    assert np.isnan(fall_separation(np.array([2.0, 1.0]), np.array([False, False])))
 
 
 def attrs_evolve(p: OracleProbe) -> OracleProbe:
@@ -235,3 +264,32 @@ def test_a_probe_round_trips_through_its_json_form() -> None:
     for f in attrs.fields(OracleProbe):
         np.testing.assert_array_equal(getattr(q, f.name), getattr(p, f.name))
     assert q.fell.dtype == bool and q.has_anchor is False
+
+
+def test_collect_tags_a_snapshots_probes_and_report_keeps_steps_apart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A snapshot's probes (``run --snapshot``) are reported apart from the final models'."""
+    import gzip
+    import json
+
+    from script_fixtures import load_script
+
+    script = load_script("reproductions/candidate_oracle.py", "candidate_oracle_script")
+    assert script.snapshot_step("runs/t-s0/snapshots/step_00040000") == 40_000
+    assert script.snapshot_step("runs/t-s0") is None
+    probe = OracleProbe(0, 0, np.array([1.0, 2.0]), np.array([5, 5]), np.array([False, True]),
+                        np.array([0.0, 1.0]), np.zeros(2), np.array([0.0, -1.0]),
+                        np.array([0.0, 1.0]), 1)  # fmt: skip
+    for out, models in (("final", "runs/hop-s0"), ("snap", "runs/hop-s0/snapshots/step_00040000")):
+        body = {"models": models, "summary": [{"n": 1}],
+                "probes": [probe.to_dict() | {"n": 1}]}  # fmt: skip
+        (tmp_path / out / "hop-s0").mkdir(parents=True)
+        (tmp_path / out / "hop-s0" / "oracle.json").write_text(json.dumps(body))
+    probes = tmp_path / "p.json.gz"
+    assert script.collect([tmp_path / "final", tmp_path / "snap"], probes) == 2
+    with gzip.open(probes, "rt") as g:
+        assert len(json.load(g)["setups"]) == 2
+    rows = script.report(probes)
+    assert [(r["task"], r["step"], r["n"]) for r in rows] == [("hop", 40_000, 1),
+                                                              ("hop", "final", 1)]  # fmt: skip
+    assert rows[0]["fall_auc_value"] == 0.0 and rows[0]["chosen_fell"] == 1.0
+    assert "| step |" in script.markdown(rows)

@@ -18,6 +18,10 @@ What a probe's numbers answer (:class:`OracleSummary`):
 - ``best_minus_chosen``: how much return the choice left among the candidates.
 - ``overrating_vs_support``: does the critic rank the less-supported candidates above their true
   rank (the out-of-distribution overestimation that a support term exists to stop)?
+- ``fall_auc_value`` / ``fall_auc_score`` / ``fall_auc_support``: where a set holds candidates
+  whose branch falls and candidates whose branch stays up, does the critic (the score, the
+  behaviour model) put the standing ones first? ``set_fell`` is the fraction of a set that falls,
+  the rate a choice made at random would fall at.
 
 The branches are plain MuJoCo copies (``set_state`` of ``qpos``/``qvel``) of gymnasium's MuJoCo
 environments; other environments are refused with a one-line error.
@@ -43,6 +47,7 @@ __all__ = [
     "branch_returns",
     "candidate_oracle",
     "control_action",
+    "fall_separation",
     "rank",
     "spearman",
     "summarize_probes",
@@ -132,6 +137,15 @@ class OracleSummary:
             critic's overrating (its rank of the candidate minus the candidate's rank by return,
             as fractions of the set) with the candidate's *lack* of support (minus its
             log-likelihood); positive: the critic overrates the less-supported candidates.
+        set_fell: mean fraction of a probe's candidates whose branch fell (``chosen_fell`` of a
+            choice made at random).
+        mixed: fraction of probes whose set holds both falling and standing candidates (the
+            probes the ``fall_auc_*`` statistics are taken over).
+        fall_auc_value: mean over mixed probes of :func:`fall_separation` of the value term:
+            the probability that a standing candidate is valued above a falling one (0.5:
+            the critic cannot tell them apart; below 0.5: it prefers the falls).
+        fall_auc_score: the same for the score.
+        fall_auc_support: the same for the behaviour log-likelihood.
     """
 
     probes: int
@@ -145,6 +159,11 @@ class OracleSummary:
     chaos_floor: float
     return_spread: float
     overrating_vs_support: float
+    set_fell: float
+    mixed: float
+    fall_auc_value: float
+    fall_auc_score: float
+    fall_auc_support: float
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -172,6 +191,18 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = float(np.sqrt((ra**2).sum() * (rb**2).sum()))
     return float("nan") if den == 0.0 else float((ra * rb).sum() / den)
+
+
+def fall_separation(x: np.ndarray, fell: np.ndarray) -> float:
+    """The probability that a standing candidate's ``x`` exceeds a falling one's, ties counted
+    half (the Mann-Whitney AUC of ``x`` for "stays up"); NaN unless both kinds are present."""
+    x = np.asarray(x, dtype=np.float64)
+    fell = np.asarray(fell, dtype=bool)
+    up, down = x[~fell], x[fell]
+    if len(up) == 0 or len(down) == 0:
+        return float("nan")
+    diff = up[:, None] - down[None, :]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
 def _mujoco(env: gym.Env) -> Any:
@@ -377,4 +408,9 @@ def summarize_probes(probes: Sequence[OracleProbe]) -> OracleSummary:
         chaos_floor=mean([abs(p.control_return - p.returns[0]) for p in probes]),
         return_spread=mean([float(p.returns.std()) for p in probes]),
         overrating_vs_support=mean(over),
+        set_fell=mean([float(p.fell.mean()) for p in probes]),
+        mixed=mean([float(0 < p.fell.sum() < len(p.fell)) for p in probes]),
+        fall_auc_value=mean([fall_separation(p.value, p.fell) for p in probes]),
+        fall_auc_score=mean([fall_separation(p.score, p.fell) for p in probes]),
+        fall_auc_support=mean([fall_separation(p.loglik, p.fell) for p in probes]),
     )
