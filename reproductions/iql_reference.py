@@ -25,6 +25,15 @@ Usage::
     python reproductions/iql_reference.py report --task maze2d --maze medium --seeds 0 1
     python reproductions/iql_reference.py restore --maze umaze --seed 0 --report R.json --out O
     python reproductions/iql_reference.py report --maze umaze --seeds 0 1 --up-to 200000
+    python reproductions/iql_reference.py train --task locomotion --name hopper-medium-replay \
+        --seed 0 --steps 100000 --runs runs/iql-loco
+    python reproductions/iql_reference.py test --task locomotion --name hopper-medium-replay \
+        --steps 100000 --n 64 --value lcb_z --lam 0.3 --gem-runs runs/loco --episodes 10 \
+        --runs runs/iql-loco --out runs/loco-cells
+
+On locomotion (``--task locomotion``, ``--name`` a locomotion task) IQL's rewards are scaled as
+in d3rlpy's own IQL reproduction (x 1000 / the data's episode-return range) and the report goes
+to ``docs/results/locomotion/iql_<task>.json``.
 """
 
 from __future__ import annotations
@@ -36,21 +45,27 @@ from pathlib import Path
 from gemkit.eval.io import write_json
 from gemkit.experiments.figures import plot_iql_curves
 from gemkit.experiments.outside import (
+    FAMILIES,
     IQLRun,
     iql_report,
+    iql_task,
     restore_iql_cells,
     score_iql,
     train_iql,
 )
+from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE_NAMES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("stage", choices=["train", "test", "report", "restore"])
-    p.add_argument("--maze", required=True, choices=["umaze", "medium", "large"])
-    p.add_argument("--task", default="pointmaze", choices=["pointmaze", "maze2d"],
+    p.add_argument("--maze", "--name", dest="maze", required=True, metavar="NAME",
+                   choices=[*MAZE_NAMES, *LOCOMOTION_NAMES],
+                   help="the maze (pointmaze, maze2d) or the locomotion task")
+    p.add_argument("--task", default="pointmaze", choices=list(FAMILIES),
                    help="pointmaze: gemkit/pointmaze-MAZE-v1 (Minari's recipe); maze2d: "
-                        "gemkit/maze2d-MAZE-v1 (D4RL's maze2d-v1 recipe, the paper's task)")
+                        "gemkit/maze2d-MAZE-v1 (D4RL's maze2d-v1 recipe, the paper's task); "
+                        "locomotion: gemkit/NAME-v0 (D4RL's locomotion recipe)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="report: the training seeds to report together (default: --seed)")
@@ -77,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="report: only the snapshots at or below this step (compare seeds over "
                         "the same steps)")  # fmt: skip
     args = p.parse_args(argv)
+    if (args.task == "locomotion") != (args.maze in LOCOMOTION_NAMES):
+        p.error(f"--name {args.maze} is not a {args.task} task: --task locomotion takes "
+                f"{', '.join(LOCOMOTION_NAMES)}; the mazes take {', '.join(MAZE_NAMES)}")
     if args.steps % args.snapshot_every:
         p.error("--steps must be a multiple of --snapshot-every")
     return args
@@ -84,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    name = args.maze if args.task == "pointmaze" else f"maze2d-{args.maze}"
+    name = iql_task(args.task, args.maze)
     run = IQLRun(name, args.seed, Path(args.runs))
     if args.stage in ("train", "test"):
         import torch
@@ -105,10 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         body, per_seed = iql_report(Path(args.out), args.maze, seeds, task=args.task,
                                     up_to=args.up_to, command=command)  # fmt: skip
         default = (f"docs/results/gem_over_iql_{args.maze}.json" if args.task == "pointmaze"
-                   else f"docs/results/maze2d/iql_{args.maze}.json")  # fmt: skip
+                   else f"docs/results/{args.task}/iql_{args.maze}.json")  # fmt: skip
         report = Path(args.report or default)
         write_json(report, body)
-        ylabel = ("normalised score (test seeds; D4RL's scale)" if args.task == "maze2d"
+        ylabel = ("normalised score (test seeds; D4RL's scale)" if args.task != "pointmaze"
                   else f"normalised score ({args.maze}, test seeds)")  # fmt: skip
         plot_iql_curves(per_seed, name, ylabel, report.with_suffix(".png"))
         print(f"wrote {report} and {report.with_suffix('.png')}")

@@ -1,6 +1,11 @@
 """An outside reference beside the suites: d3rlpy's IQL trained on a suite's data, its snapshots
 scored on the suite's test seeds, alone and under GEM's selection rule over its critic.
 
+Three families of tasks: ``pointmaze`` (Minari's recipe: ``umaze``, ...), ``maze2d`` (D4RL's
+maze2d recipe: ``maze2d-umaze``, ...) and ``locomotion`` (D4RL's locomotion recipe:
+``hopper-medium``, ...). A cell's ``task`` field is the family and its ``maze`` field the task's
+name within it (the maze, or the locomotion task).
+
 Its cells live in the suite's cell folder (``cells-iql.jsonl``, the same JSONL store: a key per
 cell, a rerun's later line wins); a report (:func:`iql_report`) turns them into per-snapshot
 curves and the per-seed and over-seeds means that the Maze2D page shows
@@ -24,16 +29,19 @@ from gemkit.eval.profile import cpu_name
 from gemkit.experiments.cells import append_cell, read_cell_file
 from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
-from gemkit.experiments.tasks import MAZE2D_NAMES, TEST_SEEDS, dataset_id
+from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES, TEST_SEEDS, dataset_id
 
 __all__ = [
     "CURVE_FIELDS",
+    "FAMILIES",
     "IQL_CELLS",
     "IQLRun",
     "curve_means",
+    "iql_config",
     "iql_curves",
     "iql_report",
     "iql_statistics",
+    "iql_task",
     "restore_iql_cells",
     "score_iql",
     "seed_means",
@@ -47,10 +55,22 @@ CURVE_FIELDS = ("step", "n", "lam", "beta", "value", "support", "episodes", "sco
                 "score_ep_std", "violation", "support_z")  # fmt: skip
 
 
+#: the task families an IQL reference runs on
+FAMILIES = ("pointmaze", "maze2d", "locomotion")
+
+
+def iql_task(family: str, name: str) -> str:
+    """The suite's task name of ``name`` within ``family`` (``maze2d`` prefixes its mazes)."""
+    if family not in FAMILIES:
+        raise SystemExit(f"unknown task family {family!r}; valid: {', '.join(FAMILIES)}")
+    return f"maze2d-{name}" if family == "maze2d" else name
+
+
 @attrs.frozen
 class IQLRun:
     """One d3rlpy IQL run: the task (``umaze``: Minari's pointmaze recipe; ``maze2d-umaze``:
-    D4RL's maze2d recipe), its seed and where its snapshots go (``<runs>/<task>-s<seed>``)."""
+    D4RL's maze2d recipe; ``hopper-medium``: D4RL's locomotion recipe), its seed and where its
+    snapshots go (``<runs>/<task>-s<seed>``)."""
 
     task: str
     seed: int
@@ -62,18 +82,36 @@ class IQLRun:
 
     @property
     def family(self) -> str:
-        """The cells' ``task`` field: ``maze2d`` or ``pointmaze``."""
-        return "maze2d" if self.task in MAZE2D_NAMES else "pointmaze"
+        """The cells' ``task`` field: ``maze2d``, ``locomotion`` or ``pointmaze``."""
+        if self.task in MAZE2D_NAMES:
+            return "maze2d"
+        return "locomotion" if self.task in LOCOMOTION_NAMES else "pointmaze"
 
     @property
     def maze(self) -> str:
-        """The cells' ``maze`` field: the maze's name alone."""
+        """The cells' ``maze`` field: the task's name within its family."""
         return self.task.removeprefix("maze2d-")
+
+
+def iql_config(family: str, weight_temp: float = 3.0) -> Any:
+    """d3rlpy's ``IQLConfig`` for ``family``: its defaults with a standard observation scaler;
+    on locomotion also rewards x 1000 / (max - min episode return of the data)
+    (``ReturnBasedRewardScaler(multiplier=1000)``), the scaling of d3rlpy's own IQL
+    reproduction on D4RL locomotion (IQL's paper's recipe)."""
+    import d3rlpy
+
+    extra: dict[str, Any] = {}
+    if family == "locomotion":
+        extra["reward_scaler"] = d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0)
+    return d3rlpy.algos.IQLConfig(
+        observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
+        weight_temp=weight_temp, **extra,
+    )  # fmt: skip
 
 
 def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float = 3.0) -> None:
     """d3rlpy's ``IQLConfig`` with its defaults (expectile 0.7, temperature ``weight_temp``,
-    256x256, two critics, batch 256, lr 3e-4) and a standard observation scaler, on the task's
+    256x256, two critics, batch 256, lr 3e-4) and :func:`iql_config`'s scalers, on the task's
     dataset (:func:`gemkit.data.bridges.to_d3rlpy`, every transition kept). A ``.d3`` snapshot
     every ``snapshot_every`` steps; an interrupted run resumes from the latest (weights and
     optimizer states; the sampling RNG restarts)."""
@@ -96,10 +134,7 @@ def train_iql(run: IQLRun, steps: int, snapshot_every: int, weight_temp: float =
         algo = load_d3rlpy(d / "latest.d3")
         log(f"resuming {d} at step {step}")
     else:
-        algo = d3rlpy.algos.IQLConfig(
-            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(),
-            weight_temp=weight_temp,
-        ).create(device="cpu:0")
+        algo = iql_config(run.family, weight_temp).create(device="cpu:0")
         algo.build_with_dataset(data)
     t0, start = time.perf_counter(), step
     fitter = algo.fitter(data, n_steps=steps - step, n_steps_per_epoch=snapshot_every,
@@ -251,8 +286,9 @@ def iql_report(
     def curve_table(curves: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
         return {k: [{f: r.get(f) for f in CURVE_FIELDS} for r in v] for k, v in curves.items()}
 
-    name = maze if task == "pointmaze" else f"maze2d-{maze}"
-    scale = "D4RL's maze2d-v1 references" if task == "maze2d" else "gemkit's references"
+    name = iql_task(task, maze)
+    scale = {"maze2d": "D4RL's maze2d-v1 references", "locomotion": "D4RL's locomotion references",
+             "pointmaze": "gemkit's references"}[task]  # fmt: skip
     body: dict[str, Any] = {
         "what": f"d3rlpy IQL on {name} (scores on {scale}), seed(s) "
         f"{', '.join(map(str, seeds))}: its own action and GEM's rule over its critic and "
@@ -289,7 +325,7 @@ def restore_iql_cells(
     sink = Path(out) / IQL_CELLS
     sink.parent.mkdir(parents=True, exist_ok=True)
     done = read_cell_file(sink)
-    name = maze if task == "pointmaze" else f"maze2d-{maze}"
+    name = iql_task(task, maze)
     added = 0
     with sink.open("a") as f:
         for s, curves in per_seed.items():

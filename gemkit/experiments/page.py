@@ -13,6 +13,7 @@ from gemkit.experiments.plan import fresh_runs, steps_for, train_command
 from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.suites import SUITES, SuiteConfig
 from gemkit.experiments.tables import (
+    IQL_SECTIONS,
     fmt_number,
     mass_section,
     outside_iql_section,
@@ -265,7 +266,7 @@ def write_page(
         f"![learning curves]({rel}/{name}_curves.png)",
         "",
     ]
-    if suite.name == "maze2d":
+    if suite.name in IQL_SECTIONS:
         L += outside_iql_section(args, summary)
     notes = REPO / suite.findings
     if suite.findings and notes.is_file() and not args.smoke:

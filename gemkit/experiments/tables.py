@@ -14,6 +14,7 @@ from gemkit.experiments.protocol import aggregate
 from gemkit.experiments.suites import SuiteConfig
 
 __all__ = [
+    "IQL_SECTIONS",
     "fmt_number",
     "fmt_row",
     "mass_points",
@@ -97,11 +98,25 @@ def mass_points(
     return out
 
 
+#: per suite with an outside IQL reference: the training command's task flag, the test
+#: command's flags, the scale, where the published IQL column comes from, and its header
+IQL_SECTIONS = {
+    "maze2d": ("--task maze2d --maze <maze>", "--n --episodes 100", "D4RL's scale",
+               "IQL on D4RL's own files as published (CORL's final scores after 1M steps, also "
+               "the paper's IQL column)", "published IQL (D4RL's files, 1M steps)"),
+    "locomotion": ("--task locomotion --name <task>", "--n --episodes 10",
+                   "D4RL's reference returns",
+                   "IQL on D4RL's own `*-v2` files as the paper reports it (1M steps, "
+                   "mujoco-py envs)", "the paper's IQL (D4RL's v2 files, 1M steps)"),
+}  # fmt: skip
+
+
 def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]:
-    """Maze2D: d3rlpy's IQL on the rebuilt data (``reproductions/iql_reference.py --task maze2d``,
-    its committed reports ``<figures>/iql_<maze>.json``) beside published IQL on D4RL's own
-    files and this suite's fair baseline: does the rebuild reproduce IQL's numbers?"""
+    """d3rlpy's IQL on the rebuilt data (``reproductions/iql_reference.py``, its committed
+    reports ``<figures>/iql_<task>.json``) beside published IQL on D4RL's own files and this
+    suite's fair baseline: does the rebuild reproduce IQL's numbers? (Maze2D, locomotion.)"""
     suite = args.suite_spec
+    flag, test_flags, scale, published, header = IQL_SECTIONS[suite.name]
     rows = []
     for task in args.tasks:
         path = Path(args.figures) / f"iql_{task.removeprefix('maze2d-')}.json"
@@ -125,16 +140,16 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
     return [
         "## Validating the rebuild against published IQL", "",
         "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, standard "
-        "observation scaler) trained on the rebuilt data (`python reproductions/iql_reference.py "
-        "train --task maze2d --maze <maze>`, then `test ... --n --episodes 100` on every "
-        "snapshot), scored on D4RL's scale: the mean over the later half of its snapshots "
-        "(steps above half the last). Beside it this suite's fair unimodal baseline "
-        "(single-shot), GEM at the suite's N on the same data (its own budget, above) and IQL "
-        "on D4RL's own files as published (CORL's final scores after 1M steps, also the "
-        "paper's IQL column). The IQL reports with every snapshot: "
-        "`docs/results/maze2d/iql_<maze>.json` and `.png`.", "",
+        "observation scaler" + (", rewards x 1000 / the data's episode-return range as in "
+        "d3rlpy's own IQL reproduction" if suite.name == "locomotion" else "") + ") trained on "
+        f"the rebuilt data (`python reproductions/iql_reference.py train {flag}`, then "
+        f"`test ... {test_flags}` on every snapshot), scored on "
+        f"{scale}: the mean over the later half of its snapshots (steps above half the "
+        "last). Beside it this suite's fair unimodal baseline (single-shot), GEM at the "
+        f"suite's N on the same data (its own budget, above) and {published}. The IQL reports "
+        f"with every snapshot: `docs/{suite.figures}/iql_<{suite.word}>.json` and `.png`.", "",
         *table([suite.word, "d3rlpy IQL on the rebuilt data", "fair unimodal (N=0)",
-                f"GEM N={args.baseline_n}", "published IQL (D4RL's files, 1M steps)"], rows), "",
+                f"GEM N={args.baseline_n}", header], rows), "",
     ]  # fmt: skip
 
 
