@@ -43,6 +43,22 @@ def test_choose_knobs_takes_the_best_mean_over_the_suite() -> None:
         choose_knobs([])
 
 
+def test_rank_knobs_orders_every_setting_best_first_ties_in_sorted_order() -> None:
+    from gemkit.experiments import rank_knobs
+
+    rows = [
+        _row("validate", "umaze", 0, 20.0, beta=2.0, lam_T=0.0),
+        _row("validate", "umaze", 0, 20.0, beta=0.5, lam_T=0.0),  # ties beta 2: sorts first
+        _row("validate", "umaze", 0, 50.0, beta=1.0, lam_T=0.3),
+        _row("validate", "umaze", 0, 10.0, beta=1.0, lam_T=0.3),  # mean 30
+        _row("validate", "umaze", 0, float("nan"), beta=3.0, lam_T=0.0),  # no finite score
+    ]
+    ranked = rank_knobs(rows)
+    assert [(k["beta"], k["val_score"]) for k in ranked] == [(1.0, 30.0), (0.5, 20.0),
+                                                             (2.0, 20.0)]  # fmt: skip
+    assert choose_knobs(rows) == ranked[0]
+
+
 def test_aggregate_is_mean_and_population_std_over_training_seeds() -> None:
     rows = [_row("test", "umaze", s, x, n=n) for s, x, n in
             [(0, 10.0, 0), (1, 20.0, 0), (2, 60.0, 0), (0, 5.0, 64)]]  # fmt: skip

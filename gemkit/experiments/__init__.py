@@ -19,7 +19,7 @@ from gemkit.experiments.cells import (
     read_cell_file,
     read_cells,
 )
-from gemkit.experiments.protocol import aggregate, choose_knobs, claims, mean_std
+from gemkit.experiments.protocol import aggregate, choose_knobs, claims, mean_std, rank_knobs
 from gemkit.experiments.tasks import (
     FORK_NAMES,
     LOCOMOTION_NAMES,
@@ -48,6 +48,7 @@ __all__ = [
     "horizon",
     "make_cell",
     "mean_std",
+    "rank_knobs",
     "read_cell_file",
     "read_cells",
     "reference_scores",

@@ -10,7 +10,7 @@ from typing import Any
 from gemkit.experiments.facts import training_rates
 from gemkit.experiments.figures import lambda_label
 from gemkit.experiments.plan import fresh_runs, steps_for, train_command
-from gemkit.experiments.protocol import aggregate
+from gemkit.experiments.protocol import aggregate, rank_knobs
 from gemkit.experiments.suites import SUITES, SuiteConfig
 from gemkit.experiments.tables import (
     IQL_SECTIONS,
@@ -63,6 +63,34 @@ def write_empty_page(args: SuiteConfig) -> None:
           "```", "", "(`docs/experiments.md` has the whole recipe.)"]  # fmt: skip
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(L) + "\n")
+
+
+#: how many of the validated settings the page lists (all of them are in the cells CSV)
+TOP_SETTINGS = 5
+
+
+def validation_section(args: SuiteConfig, val: list[dict[str, Any]], csv: str) -> list[str]:
+    """The validation sweep, short: the best :data:`TOP_SETTINGS` settings by the mean score the
+    knob protocol chooses on, with each task's mean over training seeds; every setting on every
+    task is a ``validate`` row of the cells CSV."""
+    w = args.suite_spec.word
+    ranked = rank_knobs(val)
+    per_task = {(a["task"], a["value"], a["beta"], a["lam"], a["lam_T"]): a
+                for a in aggregate(val, ["task", "value", "beta", "lam", "lam_T"])}  # fmt: skip
+    rows = []
+    for i, k in enumerate(ranked[:TOP_SETTINGS]):
+        cells = [per_task.get((t, k["value"], k["beta"], k["lam"], k["lam_T"])) for t in args.tasks]
+        rows.append([str(i + 1) + (" (chosen)" if i == 0 else ""), k["value"], f"{k['beta']:g}",
+                     f"{k['lam']:g}", f"{k['lam_T']:g}", f"{k['val_score']:.2f}",
+                     *(f"{c['score']:.1f}" if c else "" for c in cells)])  # fmt: skip
+    return [
+        "## Validation sweep (inference only, same networks)", "",
+        f"The {min(TOP_SETTINGS, len(ranked))} best of the {len(ranked)} settings by the mean "
+        f"validation score over every {w} and training seed (what the protocol chooses on), "
+        f"with each {w}'s mean over training seeds. Every setting on every {w}, with its std "
+        f"and Violation: the `validate` rows of [`{Path(csv).name}`]({csv}).", "",
+        *table(["rank", "value", "beta", "lambda_0", "lambda_T", "mean", *args.tasks], rows),
+    ]  # fmt: skip
 
 
 def write_page(
@@ -237,23 +265,7 @@ def write_page(
         L += stress_section(args, summary["stress"])
     if summary.get("mass"):
         L += mass_section(args, summary["mass"], f"{rel}/{name}_mass.png")
-    L += ["## Validation sweep (inference only, same networks)", ""]
-    vs = aggregate(val, ["task", "value", "beta", "lam", "lam_T"])
-    L += table(
-        [w, "value", "beta", "lambda_0", "lambda_T", "validation score", "Violation"],
-        [
-            [
-                a["task"],
-                a["value"],
-                f"{a['beta']:g}",
-                f"{a['lam']:g}",
-                f"{a['lam_T']:g}",
-                score_pm(a),
-                fmt_number(a["violation"], True),
-            ]
-            for a in vs
-        ],
-    )
+    L += validation_section(args, val, f"{rel}/{name}_cells.csv")
     L += [""]
     L += [
         "## Learning curves",

@@ -13,15 +13,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aggregate", "choose_knobs", "claims", "episode_count", "mean_std"]
+__all__ = ["aggregate", "choose_knobs", "claims", "episode_count", "mean_std", "rank_knobs"]
 
 
-def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The suite's knobs: the ``(beta, lambda_0, lambda_T, value)`` with the best mean validation
-    score.
-
-    Ties go to the first in sorted ``(beta, lambda_0, lambda_T, value)`` order.
-    """
+def rank_knobs(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every validated ``(beta, lambda_0, lambda_T, value)`` with its mean validation score,
+    best first (ties in sorted ``(beta, lambda_0, lambda_T, value)`` order)."""
     scores: dict[tuple[float, float, float, str], list[float]] = {}
     for r in rows:
         if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
@@ -34,14 +31,18 @@ def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     def mean(xs: list[float]) -> float:  # exactly rounded: the cells' order does not matter
         return math.fsum(xs) / len(xs)
 
-    best = max(sorted(scores), key=lambda k: mean(scores[k]))
-    return {
-        "beta": best[0],
-        "lam": best[1],
-        "lam_T": best[2],
-        "value": best[3],
-        "val_score": mean(scores[best]),
-    }
+    ranked = sorted(sorted(scores), key=lambda k: -mean(scores[k]))  # stable: ties keep order
+    return [{"beta": k[0], "lam": k[1], "lam_T": k[2], "value": k[3],
+             "val_score": mean(scores[k])} for k in ranked]  # fmt: skip
+
+
+def choose_knobs(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The suite's knobs: the ``(beta, lambda_0, lambda_T, value)`` with the best mean validation
+    score (the first of :func:`rank_knobs`).
+
+    Ties go to the first in sorted ``(beta, lambda_0, lambda_T, value)`` order.
+    """
+    return rank_knobs(rows)[0]
 
 
 def mean_std(xs: Sequence[float]) -> tuple[float, float]:
