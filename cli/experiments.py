@@ -293,6 +293,7 @@ def sweep_cmd(
     ),
     k: str = typer.Option("1", "--k", help="top-k sizes (k > 1 uses the topk reducer)."),
     support: str = typer.Option("zscore", "--support", help="Normalisations: zscore,raw."),
+    value: str = typer.Option("lcb", "--value", help="Value terms, e.g. lcb,lcb_z,mean,min."),
     preset: str = typer.Option("gem", "--preset", help="Presets, e.g. gem,no_pw,no_lcb."),
     horizon: Optional[int] = typer.Option(None, help="Horizon H (default: env time limit)."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes per cell and seed."),
@@ -325,6 +326,7 @@ def sweep_cmd(
         lam_T=tuple(parse_floats(lam_t, "--lam-T", allow_none=True)),
         k=tuple(parse_ints(k, "--k", minimum=1)),
         support=tuple(parse_names(support, "support", REGISTRIES["support"].names())),
+        value=tuple(parse_names(value, "value", REGISTRIES["value"].names())),
         horizon=horizon,
     )
     h = horizon if horizon is not None else env_horizon(target)
@@ -362,6 +364,7 @@ def sweep_cmd(
         ("lam_T", "lam_T"),
         ("k", "k"),
         ("support", "support"),
+        ("value", "value"),
         ("score", "score"),
         ("support_z", "SupportZ"),
         ("violation", "Violation"),

@@ -112,6 +112,16 @@ def test_sweep_grid_applies_presets_last_dedupes_and_drops_invalid_topk() -> Non
         SweepGrid(presets=("gme",)).cells()
 
 
+def test_sweep_grid_has_a_value_axis() -> None:
+    grid = SweepGrid(presets=("gem", "no_lcb"), n=(8,), value=("lcb", "lcb_z", "min"))
+    cells = grid.cells(100)
+    assert [c.config.value for c in cells if c.preset == "gem"] == ["lcb", "lcb_z", "min"]
+    assert all(c.config.beta == 0.0 for c in cells if c.preset == "no_lcb")
+    assert len({c.key for c in cells}) == 6
+    assert grid.reference(100).value == "lcb"
+    assert SweepGrid().cells(100)[0].config.value == "lcb"  # the default: GEM's LCB
+
+
 def test_aggregate_runs_mean_and_std_over_seeds() -> None:
     grid = SweepGrid(n=(4,))
     (cell,) = grid.cells(100)

@@ -72,6 +72,7 @@ class SweepGrid:
         lam_T: ``lambda_T`` values (``None`` = constant ``lambda_0``).
         k: top-k sizes (``k > 1`` uses the ``topk`` reducer).
         support: normalisations (``zscore``, ``raw``).
+        value: value terms (``lcb``, ``lcb_z``, ``mean``, ``min``, ...).
         horizon: ``H`` of the lambda schedule (``None``: the env's time limit).
     """
 
@@ -82,6 +83,7 @@ class SweepGrid:
     lam_T: tuple[float | None, ...] = (None,)
     k: tuple[int, ...] = (1,)
     support: tuple[str, ...] = ("zscore",)
+    value: tuple[str, ...] = ("lcb",)
     horizon: int | None = None
 
     def cells(self, horizon: int | None = None) -> list[SweepCell]:
@@ -102,12 +104,13 @@ class SweepGrid:
         h = self.horizon if self.horizon is not None else horizon
         out: list[SweepCell] = []
         seen: set[tuple[Any, ...]] = set()
-        for preset, n, beta, lam, lam_t, k, sup in itertools.product(
-            self.presets, self.n, self.beta, self.lam, self.lam_T, self.k, self.support
-        ):
+        for preset, n, beta, lam, lam_t, k, sup, value in itertools.product(
+            self.presets, self.n, self.beta, self.lam, self.lam_T, self.k, self.support,
+            self.value,
+        ):  # fmt: skip
             knobs: dict[str, Any] = {
                 "n": n, "beta": beta, "lam": lam, "lam_T": lam_t, "k": k, "support": sup,
-                "reducer": "topk" if k > 1 else "top1",
+                "value": value, "reducer": "topk" if k > 1 else "top1",
             }  # fmt: skip
             if h is not None:
                 knobs["horizon"] = h
@@ -128,7 +131,8 @@ class SweepGrid:
         k = self.k[0]
         knobs: dict[str, Any] = {
             "n": self.n[0], "beta": self.beta[0], "lam": self.lam[0], "lam_T": self.lam_T[0],
-            "k": k, "support": self.support[0], "reducer": "topk" if k > 1 else "top1",
+            "k": k, "support": self.support[0], "value": self.value[0],
+            "reducer": "topk" if k > 1 else "top1",
         }  # fmt: skip
         if h is not None:
             knobs["horizon"] = h
