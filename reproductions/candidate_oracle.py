@@ -29,7 +29,8 @@ import attrs
 import numpy as np
 
 from gemkit.eval.io import write_csv, write_json
-from gemkit.eval.oracle import OracleProbe, OracleSummary, summarize_probes
+from gemkit.eval.oracle import OracleProbe, OracleSummary, summarize_probes, value_bins
+from gemkit.experiments.figures import plot_oracle_bins
 
 #: the sort key of a run's final models among its snapshots' steps
 FINAL = 1 << 62
@@ -107,17 +108,35 @@ def collect(outs: list[Path], probes_path: Path) -> int:
     return len(rows)
 
 
-def report(probes_path: Path) -> list[dict[str, Any]]:
-    """Per task, step (``final``: the run's last models) and N: each statistic's mean and std over
-    seeds (each seed's probes summarised on their own) and the number of probes."""
+def read_groups(probes_path: Path) -> dict[tuple[str, int, int], dict[int, list[OracleProbe]]]:
+    """The committed probes per (task, step, N) and seed (step :data:`FINAL` for the final
+    models)."""
     with gzip.open(probes_path, "rt") as g:
         rows = json.load(g)["probes"]
     groups: dict[tuple[str, int, int], dict[int, list[OracleProbe]]] = {}
     for r in rows:
         key = (r["task"], r.get("step", FINAL), r["n"])
         groups.setdefault(key, {}).setdefault(r["seed"], []).append(OracleProbe.from_dict(r))
+    return dict(sorted(groups.items()))
+
+
+def bins(probes_path: Path) -> list[dict[str, Any]]:
+    """:func:`value_bins` per (task, step, N) with N > 1, the probes of every seed pooled."""
+    out = []
+    for (task, step, n), by_seed in read_groups(probes_path).items():
+        if n > 1:
+            b = value_bins([p for ps in by_seed.values() for p in ps])
+            out.append({"task": task, "step": "final" if step == FINAL else step, "n": n,
+                        **{k: [_round(float(x)) for x in v] for k, v in b.items()}})  # fmt: skip
+    return out
+
+
+def report(probes_path: Path) -> list[dict[str, Any]]:
+    """Per task, step (``final``: the run's last models) and N: each statistic's mean and std over
+    seeds (each seed's probes summarised on their own) and the number of probes."""
+    groups = read_groups(probes_path)
     table = []
-    for (task, step, n), by_seed in sorted(groups.items()):
+    for (task, step, n), by_seed in groups.items():
         per_seed = {s: summarize_probes(ps).to_dict() for s, ps in sorted(by_seed.items())}
         row: dict[str, Any] = {"task": task, "step": "final" if step == FINAL else step, "n": n,
                                "seeds": sorted(by_seed),
@@ -180,13 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         table = report(Path(args.probes))
         summary = Path(args.summary)
-        write_json(summary, {"probes": Path(args.probes).name, "rows": table})
+        by_bin = bins(Path(args.probes))
+        write_json(summary, {"probes": Path(args.probes).name, "rows": table, "bins": by_bin})
         write_csv(summary.with_suffix(".csv"), table)
+        png = plot_oracle_bins(by_bin, summary.with_name(summary.stem + "_bins.png"))
         print(markdown(table))
         falls = [r for r in table if r["mixed"] > 0]
         if falls:
             print("\nwhere candidate sets hold falls:\n" + markdown(falls, FALL_COLUMNS))
-        print(f"wrote {summary} and {summary.with_suffix('.csv')}")
+        print(f"wrote {summary}, {summary.with_suffix('.csv')} and {png}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from gemkit.eval.oracle import (
     rank,
     spearman,
     summarize_probes,
+    value_bins,
 )
 from gemkit.models import ConditionalGMM, CriticEnsemble, Models, ValueNetwork
 
@@ -145,6 +146,35 @@ def test_fall_separation_matches_a_plain_loop_with_ties() -> None:
         assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, abs=1e-12)
     assert fall_separation(np.array([2.0, 1.0]), np.array([False, True])) == 1.0
     assert np.isnan(fall_separation(np.array([2.0, 1.0]), np.array([False, False])))
+
+
+def test_value_bins_match_a_plain_loop() -> None:
+    rng = np.random.default_rng(5)
+    probes = []
+    for _ in range(30):
+        m = int(rng.integers(1, 9))
+        v = rng.integers(0, 3, m).astype(float)  # ties: mean ranks
+        ret = rng.normal(size=m) if rng.random() < 0.8 else np.ones(m)  # some equal sets
+        probes.append(OracleProbe(0, 0, ret, np.full(m, 5), rng.random(m) < 0.3, v, np.zeros(m),
+                                  np.zeros(m), v, 0))  # fmt: skip
+    got = value_bins(probes, bins=4)
+    sums = {b: [0.0, 0.0, 0] for b in range(4)}
+    for p in probes:
+        m = len(p.returns)
+        if m < 2:
+            continue
+        r = rank(p.value)
+        for j in range(m):
+            b = min(int(r[j] / (m - 1) * 4), 3)
+            sd = float(np.std(p.returns))
+            sums[b][0] += float(p.fell[j])
+            sums[b][1] += (p.returns[j] - np.mean(p.returns)) / sd if sd > 0 else 0.0
+            sums[b][2] += 1
+    for b in range(4):
+        f, z, c = sums[b]
+        assert got["count"][b] == c
+        assert got["fell"][b] == pytest.approx(f / c) and got["return_z"][b] == pytest.approx(z / c)
+    assert np.isnan(value_bins(probes[:0] + [probes[0]] * 0, bins=2)["fell"]).all()
 
 
 def attrs_evolve(p: OracleProbe) -> OracleProbe:

@@ -51,6 +51,7 @@ __all__ = [
     "rank",
     "spearman",
     "summarize_probes",
+    "value_bins",
 ]
 
 Policy = Callable[[Tensor], Tensor]
@@ -376,6 +377,35 @@ def candidate_oracle(
         for b in branches:
             b.close()
     return probes
+
+
+def value_bins(probes: Sequence[OracleProbe], bins: int = 5) -> dict[str, list[float]]:
+    """What a candidate's place in the critic's order of its set says about it: the candidates
+    of every probe binned by their value's rank within the set (``rank / (M - 1)``, bin 0 the
+    lowest-valued fifth for ``bins = 5``), and per bin the fraction whose branch fell and their
+    mean branch return standardised within the set (``(return - set mean) / set std``; sets of
+    equal returns count 0). A critic that knows nothing gives flat lines; one that ranks well,
+    falls that drop and returns that rise with the bin. Sets of one candidate are left out.
+
+    Returns:
+        ``{"fell": [bins], "return_z": [bins], "count": [bins]}`` (NaN where a bin is empty).
+    """
+    fell = np.zeros(bins)
+    ret = np.zeros(bins)
+    count = np.zeros(bins)
+    for p in probes:
+        m = len(p.returns)
+        if m < 2:
+            continue
+        where = np.minimum((rank(p.value) / (m - 1) * bins).astype(int), bins - 1)
+        sd = p.returns.std()
+        z = (p.returns - p.returns.mean()) / sd if sd > 0 else np.zeros(m)
+        np.add.at(fell, where, p.fell.astype(np.float64))
+        np.add.at(ret, where, z)
+        np.add.at(count, where, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"fell": (fell / count).tolist(), "return_z": (ret / count).tolist(),
+                "count": count.tolist()}  # fmt: skip
 
 
 def summarize_probes(probes: Sequence[OracleProbe]) -> OracleSummary:

@@ -18,6 +18,7 @@ __all__ = [
     "plot_curves",
     "plot_frontier",
     "plot_iql_curves",
+    "plot_oracle_bins",
     "plot_probe_curves",
 ]
 
@@ -278,6 +279,42 @@ def plot_lab_frontier(flat: list[dict[str, Any]], path: Path, chain_n: int = 64)
     for ax in axes:
         ax.set_ylabel("normalised score")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_oracle_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """The candidate oracle's :func:`~gemkit.eval.oracle.value_bins`: per task (and snapshot),
+    each candidate's branch return (standardised within its set) and fall rate against its
+    place in the critic's order of the set, one line per N. Flat lines: the critic's order says
+    nothing about the outcome."""
+    from matplotlib.figure import Figure
+
+    groups = sorted({(b["task"], str(b["step"])) for b in bins})
+    fig = Figure(figsize=(3.0 * len(groups) + 1.6, 5.6))
+    axes = fig.subplots(2, len(groups), sharey="row", squeeze=False)
+    ns = sorted({b["n"] for b in bins})
+    for col, (task, step) in enumerate(groups):
+        for b in (b for b in bins if (b["task"], str(b["step"])) == (task, step)):
+            x = (np.arange(len(b["fell"])) + 0.5) / len(b["fell"])
+            style = dict(marker="o", ms=3, color=f"C{ns.index(b['n'])}", label=f"N = {b['n']}")
+            axes[0][col].plot(x, b["return_z"], **style)
+            axes[1][col].plot(x, b["fell"], **style)
+        axes[0][col].set_title(task + ("" if step == "final" else f"\n(snapshot {step})"),
+                               fontsize=8)  # fmt: skip
+        axes[0][col].axhline(0.0, color="k", lw=0.5)
+        axes[1][col].set_xlabel("critic's rank in the set\n(0 lowest, 1 highest)", fontsize=8)
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("branch return, z within the set")
+    axes[1][0].set_ylabel("fraction of branches that fell")
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0))  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
