@@ -61,3 +61,15 @@ def test_collect_and_report_give_mean_and_std_over_seeds(
     assert "| hopper-medium-replay | 40000 |" in variants.markdown(rows)
     with pytest.raises(SystemExit, match="run the `run` stage"):
         variants.collect([tmp_path / "empty"], tmp_path / "x.jsonl")
+
+
+def test_the_committed_variants_summary_regenerates_from_its_cells(
+    variants: ModuleType, tmp_path: pathlib.Path
+) -> None:
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cells = root / "docs/results/locomotion/variants_cells.jsonl"
+    summary = root / "docs/results/locomotion/variants_summary.json"
+    out = tmp_path / "summary.json"
+    variants.main(["report", "--cells", str(cells), "--summary", str(out)])
+    assert out.read_bytes() == summary.read_bytes()
+    assert out.with_suffix(".csv").read_bytes() == summary.with_suffix(".csv").read_bytes()
