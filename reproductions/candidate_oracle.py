@@ -5,6 +5,14 @@ Stages::
     python reproductions/candidate_oracle.py run --runs R --tasks T ... --seeds 0 1 2 --out DIR
     python reproductions/candidate_oracle.py collect --out DIR --probes P.json.gz
     python reproductions/candidate_oracle.py report --probes P.json.gz --summary S.json
+    python reproductions/candidate_oracle.py decisions --file ORACLE.json
+
+``decisions`` prints one oracle file's probes one by one (for a probe at every step or every few
+steps of one episode, written by ``gemkit diagnose oracle --probe-every 1``): at each probed
+step the chosen candidate's branch (return, fall, length) beside the anchor's, the fraction of
+the set that falls, and the chosen candidate's rank in the set by value and by behaviour
+log-likelihood: where an episode is lost, and what the critic and the behaviour model thought
+of the action that lost it.
 
 ``run`` calls ``gemkit diagnose oracle`` once per task and seed (``<runs>/<task>-s<seed>``, its
 dataset ``gemkit/<task>-v0``; with ``--snapshot STEP`` the run's snapshot at that gradient step)
@@ -41,7 +49,8 @@ STATS = tuple(f.name for f in attrs.fields(OracleSummary) if f.name != "probes")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("stage", choices=["run", "collect", "report"])
+    p.add_argument("stage", choices=["run", "collect", "report", "decisions"])
+    p.add_argument("--file", default="", help="decisions: an oracle.json (or .json.gz)")
     p.add_argument("--runs", default="runs/loco")
     p.add_argument("--tasks", nargs="+", default=[])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -177,6 +186,39 @@ def markdown(table: list[dict[str, Any]], cols: list[tuple[str, str]] = RETURN_C
     return "\n".join(lines)
 
 
+def decisions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per probe of an oracle file: the chosen and the anchor's branch, the set's fall rate and
+    the chosen candidate's ranks (0 = lowest of the set) by value and by log-likelihood."""
+    rows = []
+    for r in body["probes"]:
+        p = OracleProbe.from_dict(r)
+        i, m = p.index, len(p.returns)
+        rows.append({"n": r["n"], "episode": p.episode, "t": p.t,
+                     "chosen_return": float(p.returns[i]), "chosen_fell": bool(p.fell[i]),
+                     "chosen_length": int(p.lengths[i]), "anchor_return": float(p.returns[0]),
+                     "anchor_fell": bool(p.fell[0]), "set_fell": float(p.fell.mean()),
+                     "value_rank": int((p.value < p.value[i]).sum()),
+                     "loglik_rank": int((p.loglik < p.loglik[i]).sum()),
+                     "support": float(p.support[i]), "candidates": m})  # fmt: skip
+    return rows
+
+
+def decisions_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| N | episode | t | chosen: return, fell (steps) | anchor: return, fell | set fell | "
+             "chosen's value rank | chosen's loglik rank | chosen's support |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        m = r["candidates"]
+        lines.append(
+            f"| {r['n']} | {r['episode']} | {r['t']} | {r['chosen_return']:.1f}, "
+            f"{'fell' if r['chosen_fell'] else 'up'} ({r['chosen_length']}) | "
+            f"{r['anchor_return']:.1f}, {'fell' if r['anchor_fell'] else 'up'} | "
+            f"{r['set_fell']:.2f} | {r['value_rank']}/{m - 1} | {r['loglik_rank']}/{m - 1} | "
+            f"{r['support']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.stage == "run":
@@ -193,6 +235,12 @@ def main(argv: list[str] | None = None) -> None:
                        f"{args.out[0]}/{task}-s{seed}"]  # fmt: skip
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True)
+    elif args.stage == "decisions":
+        if not args.file:
+            raise SystemExit("decisions needs --file ORACLE.json (from gemkit diagnose oracle)")
+        f = Path(args.file)
+        text = gzip.decompress(f.read_bytes()).decode() if f.suffix == ".gz" else f.read_text()
+        print(decisions_markdown(decisions(json.loads(text))))
     elif args.stage == "collect":
         n = collect([Path(o) for o in args.out], Path(args.probes))
         print(f"wrote {n} probes to {args.probes}")

@@ -323,3 +323,18 @@ def test_collect_tags_a_snapshots_probes_and_report_keeps_steps_apart(tmp_path) 
                                                               ("hop", "final", 1)]  # fmt: skip
     assert rows[0]["fall_auc_value"] == 0.0 and rows[0]["chosen_fell"] == 1.0
     assert "| step |" in script.markdown(rows)
+
+
+def test_decisions_rank_the_chosen_candidate_within_its_set() -> None:
+    from script_fixtures import load_script
+
+    script = load_script("reproductions/candidate_oracle.py", "candidate_oracle_script")
+    p = OracleProbe(0, 13, np.array([231.2, 7.8, 220.0]), np.array([200, 7, 200]),
+                    np.array([False, True, False]), np.array([0.1, 4.2, 0.5]),
+                    np.array([1.4, -4.2, 0.1]), np.array([3.1, -10.5, -0.2]),
+                    np.array([0.5, 3.0, 0.6]), 1)  # fmt: skip
+    (row,) = script.decisions({"probes": [p.to_dict() | {"n": 2}]})
+    assert (row["t"], row["chosen_fell"], row["chosen_length"]) == (13, True, 7)
+    assert (row["value_rank"], row["loglik_rank"], row["candidates"]) == (2, 0, 3)
+    assert row["set_fell"] == pytest.approx(1 / 3) and row["anchor_return"] == 231.2
+    assert "| 2 | 0 | 13 | 7.8, fell (7) | 231.2, up |" in script.decisions_markdown([row])
