@@ -160,6 +160,19 @@ def plot_frontier(test: list[dict[str, Any]], tasks: Sequence[str], n: int, path
     return path
 
 
+def _legend_right_and_save(fig: Any, row: Sequence[Any], path: Path, dpi: int) -> Path:
+    """One legend for a row of panels (each label once), right of its last panel; saves."""
+    handles: dict[str, Any] = {}
+    for ax in row:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    row[-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
+                   bbox_to_anchor=(1.01, 1.0))  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
 def plot_iql_curves(
     per_seed: Mapping[int, Mapping[str, list[dict[str, Any]]]], name: str, ylabel: str, path: Path
 ) -> Path:
@@ -189,15 +202,7 @@ def plot_iql_curves(
         ax.set_xlabel("IQL gradient steps")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
-    handles: dict[str, Any] = {}
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
-                       bbox_to_anchor=(1.01, 1.0))  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return _legend_right_and_save(fig, axes[0], path, dpi=120)
 
 
 def plot_probe_curves(rows: list[dict[str, Any]], path: Path, maze: str,
@@ -309,12 +314,4 @@ def plot_oracle_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> Path:
             ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("branch return, z within the set")
     axes[1][0].set_ylabel("fraction of branches that fell")
-    handles: dict[str, Any] = {}
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left",
-                       bbox_to_anchor=(1.01, 1.0))  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return _legend_right_and_save(fig, axes[0], path, dpi=110)
