@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 
 from gemkit.eval.io import write_csv, write_json
 from gemkit.eval.oracle import OracleProbe, OracleSummary, summarize_probes, value_bins
 from gemkit.experiments.figures import plot_oracle_bins
+from gemkit.experiments.protocol import mean_std
+from gemkit.train import snapshot_dir
 
 #: the sort key of a run's final models among its snapshots' steps
 FINAL = 1 << 62
@@ -84,7 +85,8 @@ def _round(x: Any) -> Any:
 
 
 def snapshot_step(models: str) -> int | None:
-    """The gradient step of a snapshot directory (``.../snapshots/step_00040000``), else None."""
+    """The gradient step of a snapshot directory (:func:`gemkit.train.snapshot_dir`'s
+    ``.../snapshots/step_00040000``), else None."""
     name = Path(models).name
     if Path(models).parent.name == "snapshots" and name.startswith("step_"):
         return int(name.removeprefix("step_"))
@@ -117,7 +119,11 @@ def collect(outs: list[Path], probes_path: Path) -> int:
     return len(rows)
 
 
-def read_groups(probes_path: Path) -> dict[tuple[str, int, int], dict[int, list[OracleProbe]]]:
+#: the committed probes per (task, step, N), then per seed
+Groups = dict[tuple[str, int, int], dict[int, list[OracleProbe]]]
+
+
+def read_groups(probes_path: Path) -> Groups:
     """The committed probes per (task, step, N) and seed (step :data:`FINAL` for the final
     models)."""
     with gzip.open(probes_path, "rt") as g:
@@ -129,32 +135,34 @@ def read_groups(probes_path: Path) -> dict[tuple[str, int, int], dict[int, list[
     return dict(sorted(groups.items()))
 
 
-def bins(probes_path: Path) -> list[dict[str, Any]]:
+def step_label(step: int) -> int | str:
+    """A group's step as the tables write it: ``final`` for :data:`FINAL`."""
+    return "final" if step == FINAL else step
+
+
+def bins(groups: Groups) -> list[dict[str, Any]]:
     """:func:`value_bins` per (task, step, N) with N > 1, the probes of every seed pooled."""
     out = []
-    for (task, step, n), by_seed in read_groups(probes_path).items():
+    for (task, step, n), by_seed in groups.items():
         if n > 1:
             b = value_bins([p for ps in by_seed.values() for p in ps])
-            out.append({"task": task, "step": "final" if step == FINAL else step, "n": n,
+            out.append({"task": task, "step": step_label(step), "n": n,
                         **{k: [_round(float(x)) for x in v] for k, v in b.items()}})  # fmt: skip
     return out
 
 
-def report(probes_path: Path) -> list[dict[str, Any]]:
+def report(groups: Groups) -> list[dict[str, Any]]:
     """Per task, step (``final``: the run's last models) and N: each statistic's mean and std over
-    seeds (each seed's probes summarised on their own) and the number of probes."""
-    groups = read_groups(probes_path)
+    seeds (each seed's probes summarised on their own; NaNs left out) and the number of
+    probes."""
     table = []
     for (task, step, n), by_seed in groups.items():
         per_seed = {s: summarize_probes(ps).to_dict() for s, ps in sorted(by_seed.items())}
-        row: dict[str, Any] = {"task": task, "step": "final" if step == FINAL else step, "n": n,
+        row: dict[str, Any] = {"task": task, "step": step_label(step), "n": n,
                                "seeds": sorted(by_seed),
                                "probes": sum(len(ps) for ps in by_seed.values())}  # fmt: skip
         for k in STATS:
-            xs = np.asarray([v[k] for v in per_seed.values()], dtype=np.float64)
-            xs = xs[np.isfinite(xs)]
-            row[k] = float(xs.mean()) if len(xs) else float("nan")
-            row[f"{k}_std"] = float(xs.std()) if len(xs) else float("nan")
+            row[k], row[f"{k}_std"] = mean_std([v[k] for v in per_seed.values()])
         table.append(row)
     return table
 
@@ -224,10 +232,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "run":
         for task in args.tasks:
             for seed in args.seeds:
-                models = f"{args.runs}/{task}-s{seed}"
+                models = Path(args.runs) / f"{task}-s{seed}"
                 if args.snapshot is not None:
-                    models += f"/snapshots/step_{args.snapshot:08d}"
-                cmd = ["gemkit", "diagnose", "oracle", "--models", models,
+                    models = snapshot_dir(models, args.snapshot)
+                cmd = ["gemkit", "diagnose", "oracle", "--models", str(models),
                        "--dataset", f"gemkit/{task}-v0", "--n", args.n, "--value", args.value,
                        "--lam", str(args.lam), "--beta", str(args.beta), "--episodes",
                        str(args.episodes), "--probe-every", str(args.probe_every), "--horizon",
@@ -245,9 +253,10 @@ def main(argv: list[str] | None = None) -> None:
         n = collect([Path(o) for o in args.out], Path(args.probes))
         print(f"wrote {n} probes to {args.probes}")
     else:
-        table = report(Path(args.probes))
+        groups = read_groups(Path(args.probes))
+        table = report(groups)
         summary = Path(args.summary)
-        by_bin = bins(Path(args.probes))
+        by_bin = bins(groups)
         write_json(summary, {"probes": Path(args.probes).name, "rows": table, "bins": by_bin})
         write_csv(summary.with_suffix(".csv"), table)
         png = plot_oracle_bins(by_bin, summary.with_name(summary.stem + "_bins.png"))

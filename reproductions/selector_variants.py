@@ -25,9 +25,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gemkit.eval.io import write_csv, write_json
+from gemkit.experiments.protocol import mean_std
 
 #: the sweeps of ``run``: each a ``gemkit sweep`` grid around GEM at the locomotion suite's
 #: knobs (lcb_z, beta 1, lambda 0.3), one or two factors at a time
@@ -112,8 +111,7 @@ def report(cells_path: Path) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"task": task, "step": step, "variant": name,
                                "seeds": sorted(by_seed)}  # fmt: skip
         for k in FIELDS:
-            xs = np.asarray([by_seed[s][k] for s in sorted(by_seed)], dtype=np.float64)
-            row[k], row[f"{k}_std"] = float(xs.mean()), float(xs.std())
+            row[k], row[f"{k}_std"] = mean_std([by_seed[s][k] for s in sorted(by_seed)])
         table.append(row)
     return table
 
@@ -131,12 +129,14 @@ def markdown(table: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.stage == "run":
+        from gemkit.train import snapshot_dir  # imports torch: only the run stage needs it
+
         for seed in args.seeds:
-            models = f"{args.runs}/{args.task}-s{seed}"
+            models = Path(args.runs) / f"{args.task}-s{seed}"
             if args.snapshot is not None:
-                models += f"/snapshots/step_{args.snapshot:08d}"
+                models = snapshot_dir(models, args.snapshot)
             for grid in GRIDS:
-                cmd = ["gemkit", "sweep", "--checkpoint", models, "--dataset",
+                cmd = ["gemkit", "sweep", "--checkpoint", str(models), "--dataset",
                        f"gemkit/{args.task}-v0", "--out",
                        f"{args.out[0]}/{args.task}/{folder(seed, args.snapshot)}", "--n",
                        str(args.n),

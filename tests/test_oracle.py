@@ -318,7 +318,7 @@ def test_collect_tags_a_snapshots_probes_and_report_keeps_steps_apart(tmp_path) 
     assert script.collect([tmp_path / "final", tmp_path / "snap"], probes) == 2
     with gzip.open(probes, "rt") as g:
         assert len(json.load(g)["setups"]) == 2
-    rows = script.report(probes)
+    rows = script.report(script.read_groups(probes))
     assert [(r["task"], r["step"], r["n"]) for r in rows] == [("hop", 40_000, 1),
                                                               ("hop", "final", 1)]  # fmt: skip
     assert rows[0]["fall_auc_value"] == 0.0 and rows[0]["chosen_fell"] == 1.0

@@ -27,7 +27,6 @@ The branches are plain MuJoCo copies (``set_state`` of ``qpos``/``qvel``) of gym
 environments; other environments are refused with a one-line error.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gemkit.experiments.plan import mass_actors
 from gemkit.experiments.protocol import aggregate
@@ -15,6 +15,7 @@ from gemkit.experiments.suites import SuiteConfig
 
 __all__ = [
     "IQL_SECTIONS",
+    "IQLSection",
     "fmt_number",
     "fmt_row",
     "mass_points",
@@ -98,16 +99,30 @@ def mass_points(
     return out
 
 
-#: per suite with an outside IQL reference: the training command's task flag, the test
-#: command's flags, the scale, where the published IQL column comes from, and its header
+class IQLSection(NamedTuple):
+    """What the outside-IQL table of a suite's page says about the runs behind it."""
+
+    train_flag: str  #: the training command's task flag
+    test_flags: str  #: the test command's flags
+    scalers: str  #: d3rlpy's preprocessing (:func:`gemkit.experiments.outside.iql_config`)
+    scale: str  #: the score scale
+    published: str  #: where the published IQL column comes from
+    header: str  #: that column's header
+
+
+#: the suites with an outside IQL reference on their page
 IQL_SECTIONS = {
-    "maze2d": ("--task maze2d --maze <maze>", "--n --episodes 100", "D4RL's scale",
-               "IQL on D4RL's own files as published (CORL's final scores after 1M steps, also "
-               "the paper's IQL column)", "published IQL (D4RL's files, 1M steps)"),
-    "locomotion": ("--task locomotion --name <task>", "--n --episodes 10",
-                   "D4RL's reference returns",
-                   "IQL on D4RL's own `*-v2` files as the paper reports it (1M steps, "
-                   "mujoco-py envs)", "the paper's IQL (D4RL's v2 files, 1M steps)"),
+    "maze2d": IQLSection(
+        "--task maze2d --maze <maze>", "--n --episodes 100", "standard observation scaler",
+        "D4RL's scale",
+        "IQL on D4RL's own files as published (CORL's final scores after 1M steps, also the "
+        "paper's IQL column)", "published IQL (D4RL's files, 1M steps)"),
+    "locomotion": IQLSection(
+        "--task locomotion --name <task>", "--n --episodes 10",
+        "standard observation scaler, rewards x 1000 / the data's episode-return range as in "
+        "d3rlpy's own IQL reproduction", "D4RL's reference returns",
+        "IQL on D4RL's own `*-v2` files as the paper reports it (1M steps, mujoco-py envs)",
+        "the paper's IQL (D4RL's v2 files, 1M steps)"),
 }  # fmt: skip
 
 
@@ -116,7 +131,7 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
     reports ``<figures>/iql_<task>.json``) beside published IQL on D4RL's own files and this
     suite's fair baseline: does the rebuild reproduce IQL's numbers? (Maze2D, locomotion.)"""
     suite = args.suite_spec
-    flag, test_flags, scale, published, header = IQL_SECTIONS[suite.name]
+    sec = IQL_SECTIONS[suite.name]
     rows = []
     for task in args.tasks:
         path = Path(args.figures) / f"iql_{task.removeprefix('maze2d-')}.json"
@@ -139,17 +154,16 @@ def outside_iql_section(args: SuiteConfig, summary: dict[str, Any]) -> list[str]
         rows.append([task, iql, fair, ours, f"{paper['IQL']:.1f}" if paper else ""])
     return [
         "## Validating the rebuild against published IQL", "",
-        "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, standard "
-        "observation scaler" + (", rewards x 1000 / the data's episode-return range as in "
-        "d3rlpy's own IQL reproduction" if suite.name == "locomotion" else "") + ") trained on "
-        f"the rebuilt data (`python reproductions/iql_reference.py train {flag}`, then "
-        f"`test ... {test_flags}` on every snapshot), scored on "
-        f"{scale}: the mean over the later half of its snapshots (steps above half the "
+        "d3rlpy's IQL with its defaults (expectile 0.7, temperature 3, 256x256, "
+        f"{sec.scalers}) trained on the rebuilt data (`python reproductions/iql_reference.py "
+        f"train {sec.train_flag}`, then `test ... {sec.test_flags}` on every snapshot), scored "
+        f"on {sec.scale}: the mean over the later half of its snapshots (steps above half the "
         "last). Beside it this suite's fair unimodal baseline (single-shot), GEM at the "
-        f"suite's N on the same data (its own budget, above) and {published}. The IQL reports "
-        f"with every snapshot: `docs/{suite.figures}/iql_<{suite.word}>.json` and `.png`.", "",
+        f"suite's N on the same data (its own budget, above) and {sec.published}. The IQL "
+        f"reports with every snapshot: `docs/{suite.figures}/iql_<{suite.word}>.json` and "
+        "`.png`.", "",
         *table([suite.word, "d3rlpy IQL on the rebuilt data", "fair unimodal (N=0)",
-                f"GEM N={args.baseline_n}", header], rows), "",
+                f"GEM N={args.baseline_n}", sec.header], rows), "",
     ]  # fmt: skip
 
 
