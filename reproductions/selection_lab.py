@@ -1,7 +1,8 @@
 """The selection lab: the literature's sample-and-rerank rules over one critic and one dataset.
 
-Every rule of ``gemkit.experiments.lab.RULES`` (GEM, IDQL, SfBC, EMaQ, IFQL, best-of-N, GEM's
-rule over diffusion candidates) runs over the same trained checkpoint (its critic ensemble,
+Every rule of ``gemkit.experiments.lab.RULE_NAMES`` (GEM at its suite's knobs, IDQL, SfBC, EMaQ,
+IFQL, best-of-N, GEM's rule over diffusion candidates) runs over the same trained checkpoint of a
+Maze2D or locomotion task (its critic ensemble,
 behavior GMM and actor) on the same evaluation episodes, at several candidate counts ``N``, so
 that their differences are the rules' alone. The diffusion and flow proposers are fitted on the
 checkpoint's dataset first. The samplers' chain length is swept at ``N = --chain-n``: a flow
@@ -17,7 +18,8 @@ Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``):
         [--flow-steps 1 3 30 --diffusion-steps 10 20]
     python reproductions/selection_lab.py report --out docs/results/lab/cells
 
-``report`` writes ``docs/results-lab.md`` and its table, JSON and figure from the cells alone.
+``report`` writes ``docs/results-lab.md`` (a section per dataset) and its table, JSON and
+figures (one per dataset) from the cells alone.
 """
 
 from __future__ import annotations
@@ -32,7 +34,17 @@ from gemkit.config import SelectorConfig
 from gemkit.eval.io import write_csv, write_json
 from gemkit.experiments import append_cell, read_cells
 from gemkit.experiments.figures import plot_lab_frontier
-from gemkit.experiments.lab import FITTED_STEPS, RULES, lab_cells, lab_page, lab_rows, proposer_dir
+from gemkit.experiments.lab import (
+    FITTED_STEPS,
+    RULE_NAMES,
+    figure_name,
+    lab_cells,
+    lab_family,
+    lab_page,
+    lab_rows,
+    proposer_dir,
+    rules,
+)
 from gemkit.experiments.plan import log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "lab" / "cells")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
-    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    p.add_argument("--rules", nargs="+", default=list(RULE_NAMES), choices=list(RULE_NAMES))
     p.add_argument("--ns", nargs="+", type=int, default=[1, 4, 16, 64, 256])
     p.add_argument("--chain-n", type=int, default=64, help="N of the chain-length sweep")
     p.add_argument("--flow-steps", nargs="*", type=int, default=[],
@@ -88,12 +100,13 @@ def stage_eval(args: argparse.Namespace) -> None:
     from gemkit.eval.profile import cpu_name
     from gemkit.eval.runs import evaluate_config
     from gemkit.experiments import horizon as task_horizon
+    from gemkit.experiments.lab import task_name
     from gemkit.models import Models, attach_generative, load_models
 
     torch.set_num_threads(args.threads)
     models = load_models(args.checkpoint)
     train_seed = int(models.meta["train_config"]["seed"])
-    task = args.dataset.removeprefix("gemkit/").rsplit("-v", 1)[0]
+    task = task_name(args.dataset)
     planned = lab_cells(args.dataset, args.rules, args.ns, train_seed=train_seed,
                         horizon=args.horizon or task_horizon(task), episodes=args.episodes,
                         eval_seed=args.seed, chain_n=args.chain_n, flow_steps=args.flow_steps,
@@ -126,11 +139,15 @@ def stage_report(args: argparse.Namespace) -> None:
     if not cells:
         raise SystemExit(f"no cells in {args.out}: run the eval stage first.")
     flat = lab_rows(cells)
+    datasets = sorted({f["dataset"] for f in flat})
     args.figures.mkdir(parents=True, exist_ok=True)
     write_csv(args.figures / "lab_cells.csv", flat)
-    write_json(args.figures / "lab_summary.json", {"rules": {k: RULES[k] for k in args.rules},
-                                                   "cells": flat})  # fmt: skip
-    plot_lab_frontier(flat, args.figures / "lab_frontier.png", args.chain_n)
+    write_json(args.figures / "lab_summary.json",
+               {"rules": {d: {k: rules(lab_family(d))[k] for k in args.rules} for d in datasets},
+                "cells": flat})  # fmt: skip
+    for d in datasets:
+        plot_lab_frontier([f for f in flat if f["dataset"] == d], args.figures / figure_name(d),
+                          args.chain_n)  # fmt: skip
     args.doc.write_text(lab_page(cells, flat, args.rules))
     log(f"wrote {args.doc}")
 

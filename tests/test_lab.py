@@ -7,21 +7,28 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
+from gemkit.errors import GemkitError
 from gemkit.experiments.lab import (
     FITTED_STEPS,
+    GEM_KNOBS,
+    RULE_NAMES,
     RULES,
     chain_steps,
     deployment_claim,
     is_swept,
     lab_cells,
+    lab_family,
     lab_page,
     lab_rows,
     proposer_dir,
+    rules,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "results" / "lab" / "cells" / "cells-lab.jsonl"
-PLAN = {"horizon": 300, "episodes": 100, "eval_seed": 0}
+PLAN = {"horizon": 300, "episodes": 100, "eval_seed": 0, "family": "maze2d"}
 
 
 def _committed() -> list[dict]:
@@ -88,8 +95,8 @@ def test_the_deployment_claim_compares_gem_with_the_best_other_rule() -> None:
 
 
 def test_a_cell_timed_on_a_shared_core_keeps_its_score_not_its_speed() -> None:
-    plan = lab_cells("d", ["gem"], [1], train_seed=0, **PLAN)
-    plan += lab_cells("d", ["gem"], [1], train_seed=1, **PLAN)
+    plan = lab_cells("gemkit/maze2d-umaze-v1", ["gem"], [1], train_seed=0, **PLAN)
+    plan += lab_cells("gemkit/maze2d-umaze-v1", ["gem"], [1], train_seed=1, **PLAN)
     measured = {"success_rate": 1.0, "critic_evals": 2.0, "steps_per_s": 100.0}
     cells = [c | measured | {"score_mean": 10.0 + i, "checkpoint": f"s{i}"}
              for i, c in enumerate(plan)]  # fmt: skip
@@ -103,3 +110,51 @@ def test_a_cell_timed_on_a_shared_core_keeps_its_score_not_its_speed() -> None:
     assert row["score"] == 10.5 and math.isnan(row["env_steps_per_s"])
     page = lab_page(cells, [row], ["gem"])
     assert "| n/a |" in page and "gem N=1: those cells were timed on a core shared" in page
+
+
+def test_gem_runs_at_each_suites_committed_knobs() -> None:
+    for family, knobs in GEM_KNOBS.items():
+        summary = ROOT / "docs" / "results" / family / f"{family}_summary.json"
+        chosen = json.loads(summary.read_text())["knobs"]
+        assert knobs == {k: chosen[k] for k in knobs}, family
+
+
+def test_each_dataset_takes_its_suites_gem_knobs_and_the_presets_stay() -> None:
+    assert lab_family("gemkit/maze2d-umaze-v1") == "maze2d"
+    assert lab_family("gemkit/hopper-medium-v0") == "locomotion"
+    with pytest.raises(GemkitError, match="valid: gemkit/maze2d-umaze-v"):
+        lab_family("gemkit/fork-v0")
+    with pytest.raises(GemkitError, match="valid: maze2d, locomotion"):
+        rules("fork")
+    plan = {k: v for k, v in PLAN.items() if k != "family"}
+    maze = lab_cells("gemkit/maze2d-umaze-v1", list(RULE_NAMES), [64], train_seed=0, **plan)
+    loco = lab_cells("gemkit/hopper-medium-v0", list(RULE_NAMES), [64], train_seed=0, **plan)
+    for m, h in zip(maze, loco, strict=True):
+        gem_row = m["actor"] in ("gem", "gem_rule_on_diffusion")
+        differs = {k for k in m["config"] if m["config"][k] != h["config"][k]}
+        assert differs == ({"value", "beta", "lam_T"} if gem_row else set()), m["actor"]
+        if gem_row:
+            assert {k: h["config"][k] for k in GEM_KNOBS["locomotion"]} == GEM_KNOBS["locomotion"]
+    with pytest.raises(GemkitError, match="unknown lab rule 'nope'; valid: gem, "):
+        lab_cells("d", ["nope"], [64], train_seed=0, **PLAN)
+
+
+def test_two_datasets_make_two_sections_and_keep_their_rows_apart() -> None:
+    plan = {k: v for k, v in PLAN.items() if k != "family"}
+    cells = []
+    for i, d in enumerate(["gemkit/maze2d-umaze-v1", "gemkit/hopper-medium-v0"]):
+        for c in lab_cells(d, ["gem", "emaq"], [64], train_seed=0, **plan):
+            goal = 1.0 if "maze" in d else float("nan")
+            cells.append(c | {"success_rate": goal, "critic_evals": 64.0, "steps_per_s": 10.0,
+                              "score_mean": 10.0 * i + (c["actor"] == "gem"),
+                              "checkpoint": f"{d}-s0", "cpu": "x"})  # fmt: skip
+    flat = lab_rows(cells)
+    assert [(f["dataset"], f["rule"], f["score"]) for f in flat] == [
+        ("gemkit/hopper-medium-v0", "emaq", 10.0), ("gemkit/hopper-medium-v0", "gem", 11.0),
+        ("gemkit/maze2d-umaze-v1", "emaq", 0.0), ("gemkit/maze2d-umaze-v1", "gem", 1.0)]
+    page = lab_page(cells, flat, ["gem", "emaq"])
+    maze, hopper = page.index("## maze2d-umaze"), page.index("## hopper-medium")
+    assert hopper < maze and "results/lab/lab_frontier_hopper-medium.png" in page
+    assert "reached the goal" in page[maze:] and "reached the goal" not in page[hopper:maze]
+    assert "value=lcb, beta=2.0, lam=1.0, lam_T=0.3" in page[hopper:maze]
+    assert "value=lcb_z, beta=1.0, lam=1.0, lam_T=1.0" in page[maze:]

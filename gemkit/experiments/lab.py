@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gemkit.config import METHOD_PRESETS, SelectorConfig
+from gemkit.errors import GemkitError
 from gemkit.experiments.cells import make_cell
 from gemkit.experiments.protocol import mean_std
 from gemkit.experiments.tables import fmt_number, score_pm, table
@@ -28,24 +29,66 @@ __all__ = [
     "FITTED_STEPS",
     "GEM_KNOBS",
     "RULES",
+    "RULE_NAMES",
+    "SCALES",
     "chain_steps",
     "deployment_claim",
+    "figure_name",
     "is_swept",
     "lab_cells",
+    "lab_family",
     "lab_page",
     "lab_rows",
     "proposer_dir",
+    "rules",
+    "task_name",
 ]
 
-#: GEM at the Maze2D suite's chosen knobs (docs/results-maze2d.md)
-GEM_KNOBS: dict[str, Any] = {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0}
-#: the lab's rules: GEM, the literature's presets, and GEM's rule (z-scored LCB plus z-scored
-#: behaviour support) over the diffusion model's candidates instead of its actor's
-RULES: dict[str, dict[str, Any]] = {
-    "gem": GEM_KNOBS,
-    **METHOD_PRESETS,
-    "gem_rule_on_diffusion": {**GEM_KNOBS, "proposer": "diffusion", "anchor": "none"},
+#: GEM at each suite's chosen knobs (the ``knobs`` of ``docs/results/<suite>/<suite>_summary.json``,
+#: chosen on the validation seed over the suite's tasks; tests/test_lab.py checks they agree)
+GEM_KNOBS: dict[str, dict[str, Any]] = {
+    "maze2d": {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0},
+    "locomotion": {"value": "lcb", "beta": 2.0, "lam": 1.0, "lam_T": 0.3},
 }
+#: the lab's rules: GEM, the literature's presets, and GEM's rule (GEM's value plus z-scored
+#: behaviour support) over the diffusion model's candidates instead of its actor's
+RULE_NAMES: tuple[str, ...] = ("gem", *METHOD_PRESETS, "gem_rule_on_diffusion")
+
+
+def rules(family: str) -> dict[str, dict[str, Any]]:
+    """The lab's rules (:data:`RULE_NAMES`) on a task of ``family`` (a key of
+    :data:`GEM_KNOBS`): GEM's two rows take that suite's knobs, the presets their papers'."""
+    if family not in GEM_KNOBS:
+        raise GemkitError(f"the lab has no GEM knobs for {family!r}; valid: {', '.join(GEM_KNOBS)}")
+    gem = GEM_KNOBS[family]
+    on_diffusion = {**gem, "proposer": "diffusion", "anchor": "none"}
+    return {"gem": gem, **METHOD_PRESETS, "gem_rule_on_diffusion": on_diffusion}
+
+
+#: the rules on the Maze2D suite's tasks (the lab's first task)
+RULES: dict[str, dict[str, Any]] = rules("maze2d")
+
+
+def lab_family(dataset: str) -> str:
+    """Which suite's GEM knobs a dataset takes: ``maze2d`` for ``gemkit/maze2d-*``,
+    ``locomotion`` for ``gemkit/<hopper|walker2d|halfcheetah>-*``."""
+    from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES
+
+    task = task_name(dataset)
+    if task in MAZE2D_NAMES:
+        return "maze2d"
+    if task in LOCOMOTION_NAMES:
+        return "locomotion"
+    valid = ", ".join(f"gemkit/{t}-v*" for t in (*MAZE2D_NAMES, *LOCOMOTION_NAMES))
+    raise GemkitError(f"the lab runs on the Maze2D and locomotion datasets, not {dataset!r}; "
+                      f"valid: {valid}")  # fmt: skip
+
+
+def task_name(dataset: str) -> str:
+    """``gemkit/maze2d-umaze-v1`` -> ``maze2d-umaze``."""
+    return dataset.removeprefix("gemkit/").rsplit("-v", 1)[0]
+
+
 #: the sampling chain of a proposer fitted with ``gemkit fit-proposer``'s defaults
 FITTED_STEPS: dict[str, int] = {k: cls.DEFAULT_STEPS for k, cls in GENERATIVE_KINDS.items()}
 
@@ -60,7 +103,7 @@ def proposer_dir(runs: Path, kind: str, steps: int | None = None) -> Path:
 
 def lab_cells(
     dataset: str,
-    rules: Sequence[str],
+    names: Sequence[str],
     ns: Sequence[int],
     *,
     horizon: int,
@@ -70,19 +113,24 @@ def lab_cells(
     chain_n: int = 64,
     flow_steps: Sequence[int] = (),
     diffusion_steps: Sequence[int] = (),
+    family: str | None = None,
 ) -> list[dict[str, Any]]:
     """The planned cells over the checkpoint of ``train_seed``: every rule at every ``N``, then
     the chain sweep at ``N = chain_n``: each flow rule at each of ``flow_steps`` Euler steps and
     each diffusion rule at each fitted ``T`` of ``diffusion_steps`` (the defaults,
-    :data:`FITTED_STEPS`, are the base rows and are not repeated)."""
+    :data:`FITTED_STEPS`, are the base rows and are not repeated). GEM's knobs are those of
+    ``family`` (default: :func:`lab_family` of ``dataset``)."""
     sweep = {"flow": flow_steps, "diffusion": diffusion_steps}
+    knobs_of = rules(family or lab_family(dataset))
     out = []
-    for rule in rules:
-        proposer = SelectorConfig(**RULES[rule]).proposer
+    for rule in names:
+        if rule not in knobs_of:
+            raise GemkitError(f"unknown lab rule {rule!r}; valid: {', '.join(RULE_NAMES)}")
+        proposer = SelectorConfig(**knobs_of[rule]).proposer
         points: list[tuple[int, int | None]] = [(n, None) for n in ns]
         points += [(chain_n, k) for k in sweep.get(proposer, ()) if k != FITTED_STEPS[proposer]]
         for n, k in points:
-            knobs = {"horizon": horizon, **RULES[rule], "n": n, "chain_steps": k}
+            knobs = {"horizon": horizon, **knobs_of[rule], "n": n, "chain_steps": k}
             cfg = SelectorConfig(**knobs).to_dict()["params"]
             out.append(make_cell("test", dataset, train_seed, 0, rule, cfg, [eval_seed], episodes))
     return out
@@ -108,16 +156,17 @@ def timed_rate(cell: dict[str, Any]) -> float:
 
 
 def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (rule, N, chain steps): mean +- std over the checkpoints' training seeds."""
-    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    """One row per (dataset, rule, N, chain steps): mean +- std over the checkpoints' training
+    seeds."""
+    groups: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {}
     for r in cells:
         steps = chain_steps(r["config"])
-        groups.setdefault((r["actor"], r["config"]["n"], steps or 0), []).append(r)
+        groups.setdefault((r["task"], r["actor"], r["config"]["n"], steps or 0), []).append(r)
     flat = []
-    for (rule, n, steps), rs in sorted(groups.items()):
+    for (dataset, rule, n, steps), rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["train_seed"])
         score, score_std = mean_std([r["score_mean"] for r in rs])
-        flat.append({"rule": rule, "n": n, "chain_steps": steps or None,
+        flat.append({"dataset": dataset, "rule": rule, "n": n, "chain_steps": steps or None,
                      "train_seeds": " ".join(str(r["train_seed"]) for r in rs),
                      "score": score, "score_std": score_std,
                      "success_rate": mean_std([r["success_rate"] for r in rs])[0],
@@ -128,7 +177,8 @@ def lab_rows(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def is_swept(row: dict[str, Any]) -> bool:
-    """Whether a :func:`lab_rows` row ran its sampler at another chain length than fitted."""
+    """Whether a :func:`lab_rows` row ran its sampler at another chain length than fitted (a
+    rule's proposer is the same on every task, so the Maze2D rules answer for all)."""
     fitted = FITTED_STEPS.get(SelectorConfig(**RULES[row["rule"]]).proposer)
     return row["chain_steps"] is not None and row["chain_steps"] != fitted
 
@@ -154,34 +204,63 @@ def deployment_claim(flat: list[dict[str, Any]], n: int = 64) -> list[str] | Non
             f"{'holds' if speed >= 5 else 'does not hold'} on time"]  # fmt: skip
 
 
+#: the reference scale each family's scores are normalised on
+SCALES: dict[str, str] = {
+    "maze2d": "D4RL's published maze2d references",
+    "locomotion": "D4RL's published random and expert returns of the environment",
+}
+
+
+def figure_name(dataset: str) -> str:
+    """The frontier figure of one dataset's section: ``lab_frontier_<task>.png``."""
+    return f"lab_frontier_{task_name(dataset)}.png"
+
+
 def lab_page(
-    cells: list[dict[str, Any]], flat: list[dict[str, Any]], rules: Sequence[str]
+    cells: list[dict[str, Any]], flat: list[dict[str, Any]], names: Sequence[str]
 ) -> str:
-    """The lab's results page (Markdown) from its cells and :func:`lab_rows`."""
-    first = cells[0]
+    """The lab's results page (Markdown) from its cells and :func:`lab_rows`: one section per
+    dataset, each with its rules, claim, figure (:func:`figure_name`) and table."""
     cpus = ", ".join(sorted({str(r.get("cpu")) for r in cells}))
-    ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in cells}))
-    swept = sorted({f["rule"] for f in flat if is_swept(f)})
+    datasets = sorted({str(r["task"]) for r in cells})
     lines = ["# The selection lab: the literature's rules over the same critics", "",
-             f"Every rule below ran over the same checkpoints ({ckpts}: each run's critic "
-             f"ensemble, behavior GMM and actor) on `{first['task']}`, {first['episodes']} test "
-             f"episodes each per checkpoint (evaluation seed {first['eval_seeds'][0]}), scores on "
-             "the dataset's reference scale (D4RL's published maze2d references), mean ± std over "
-             "the checkpoints' training seeds. The diffusion and flow proposers were fitted by "
-             "`gemkit fit-proposer` on the same dataset, one pair per training seed (diffusion "
+             "On each dataset below, every rule ran over the same checkpoints (each run's critic "
+             "ensemble, behavior GMM and actor) on the same test episodes, scores normalised on "
+             "the dataset's reference scale, mean ± std over the checkpoints' training seeds. "
+             "The diffusion and flow proposers were fitted by `gemkit fit-proposer` on the same "
+             "dataset, one pair per training seed (diffusion "
              f"T = {FITTED_STEPS['diffusion']}, flow {FITTED_STEPS['flow']} Euler steps, unless "
              "the chain-steps column says otherwise: a flow model's Euler steps are chosen at "
-             "sampling time, a diffusion model with another T is fitted with it). Regenerated "
-             "from the cells in `results/lab/cells` by `python reproductions/selection_lab.py "
-             f"report` (CPU: {cpus}).", "",
+             "sampling time, a diffusion model with another T is fitted with it). GEM runs at "
+             "its suite's chosen knobs. Regenerated from the cells in `results/lab/cells` by "
+             f"`python reproductions/selection_lab.py report` (CPU: {cpus}).", "",
+             *(f"- [{task_name(d)}](#{task_name(d)})" for d in datasets), ""]  # fmt: skip
+    for dataset in datasets:
+        lines += _lab_section(dataset, [r for r in cells if r["task"] == dataset],
+                              [f for f in flat if f["dataset"] == dataset], names)  # fmt: skip
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _lab_section(
+    dataset: str, cells: list[dict[str, Any]], flat: list[dict[str, Any]], names: Sequence[str]
+) -> list[str]:
+    first, family = cells[0], lab_family(dataset)
+    ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in cells}))
+    swept = sorted({f["rule"] for f in flat if is_swept(f)})
+    knobs_of = rules(family)
+    shown = [k for k in names if any(f["rule"] == k for f in flat)]
+    lines = [f"## {task_name(dataset)}", "",
+             f"Checkpoints {ckpts} on `{dataset}`, {first['episodes']} test episodes each "
+             f"(evaluation seed {first['eval_seeds'][0]}), scores on {SCALES[family]}.", "",
              "![score against candidates, critic evaluations and speed]"
-             "(results/lab/lab_frontier.png)",
+             f"(results/lab/{figure_name(dataset)})",
              "", "| rule | what it is |", "| --- | --- |",
-             *(f"| {k} | {', '.join(f'{a}={b}' for a, b in RULES[k].items())} |" for k in rules),
+             *(f"| {k} | {', '.join(f'{a}={b}' for a, b in knobs_of[k].items())} |"
+               for k in shown),
              ""]  # fmt: skip
     claim = deployment_claim(flat)
     if claim is not None:
-        lines += ["## The deployment claim, checked", "",
+        lines += ["### The deployment claim, checked", "",
                   *table(["claim", "measured (mean ± std over training seeds)", "holds?"],
                          [claim]), ""]  # fmt: skip
     untimed = sorted({(r["actor"], r["config"]["n"]) for r in cells if not timing_valid(r)})
@@ -192,13 +271,14 @@ def lab_page(
     if swept:
         lines += [f"Chain-length sweep: {', '.join(swept)} at other chain lengths (rows whose "
                   "chain steps differ from the fitted default).", ""]  # fmt: skip
+    goal = any(math.isfinite(f["success_rate"]) for f in flat)  # mazes; locomotion has none
     lines += table(["rule", "N", "chain steps", "training seeds", "score",
-                    "reached the goal (share of episodes)", "critic evals / decision",
-                    "env steps/s"],
+                    *(["reached the goal (share of episodes)"] if goal else []),
+                    "critic evals / decision", "env steps/s"],
                    [[f["rule"], str(f["n"]),
                      "—" if f["chain_steps"] is None else str(f["chain_steps"]), f["train_seeds"],
-                     score_pm(f),
-                     fmt_number(f["success_rate"]), f"{f['critic_evals']:.0f}",
+                     score_pm(f), *([fmt_number(f["success_rate"])] if goal else []),
+                     f"{f['critic_evals']:.0f}",
                      "n/a" if math.isnan(f["env_steps_per_s"])
                      else f"{f['env_steps_per_s']:.0f}"] for f in flat])  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
