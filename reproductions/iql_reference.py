@@ -82,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, nargs="*", default=[64])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--lam", type=float, default=0.01)
+    p.add_argument("--lam-T", type=float, default=None,
+                   help="GEM over IQL: lambda at the horizon (cosine schedule from --lam; "
+                        "default: --lam throughout)")  # fmt: skip
     p.add_argument("--value", default="lcb", choices=["lcb", "lcb_z", "mean", "min"])
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         score_iql(run, args.steps, Path(args.out), n=args.n,
                   support=Path(args.support) if args.support else None,
                   gem_runs=Path(args.gem_runs), beta=args.beta, lam=args.lam, value=args.value,
-                  episodes=args.episodes)  # fmt: skip
+                  episodes=args.episodes, lam_T=args.lam_T)  # fmt: skip
     elif args.stage == "restore":
         restore_iql_cells(Path(args.report), Path(args.out), args.task, args.maze, args.seed)
     else:

@@ -57,10 +57,12 @@ def test_a_task_of_another_family_is_refused_in_one_line(
 
 
 def test_train_test_and_report_on_a_tiny_hopper_dataset(
-    iqlref: ModuleType, minari_store: pathlib.Path, tmp_path: pathlib.Path
-) -> None:
+    iqlref: ModuleType, minari_store: pathlib.Path, tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """100 IQL steps on a 600-step hopper-medium (a 300-step SAC), one snapshot scored alone
-    and with GEM's rule over its critic (the support from a tiny gemkit run), then reported."""
+    and with GEM's rule over its critic (the support from a tiny gemkit run; constant lambda,
+    and lambda's schedule over the task's horizon), then reported."""
     from gemkit.cli.main import app
     from typer.testing import CliRunner
 
@@ -82,7 +84,23 @@ def test_train_test_and_report_on_a_tiny_hopper_dataset(
     cells = tmp_path / "cells"
     iqlref.main(["test", *common, "--n", "4", "--value", "lcb_z", "--lam", "0.3", "--gem-runs",
                  str(tmp_path / "gem"), "--episodes", "1", "--out", str(cells)])  # fmt: skip
+    import gemkit
+
+    made: list[dict] = []
+    compose = gemkit.compose
+
+    def spy(*a, **kw):  # type: ignore[no-untyped-def]
+        made.append(kw)
+        return compose(*a, **kw)
+
+    monkeypatch.setattr(gemkit, "compose", spy)
+    iqlref.main(["test", *common, "--n", "4", "--value", "lcb_z", "--lam", "1", "--lam-T", "0.3",
+                 "--gem-runs", str(tmp_path / "gem"), "--episodes", "1", "--out", str(cells)])
+    assert [(k["lam"], k["lam_T"], k["horizon"]) for k in made] == [(1.0, 0.3, 1000)]
     rows = [json.loads(line) for line in (cells / outside.IQL_CELLS).read_text().splitlines()]
+    assert {r["series"]: r["lam_T"] for r in rows if r["n"]} == {
+        "gem-over-iql n=4 lcb_z lam=0.3": 0.3, "gem-over-iql n=4 lcb_z lam=1->0.3": 0.3}
+    rows = [r for r in rows if r["series"] != "gem-over-iql n=4 lcb_z lam=1->0.3"]
     assert {r["series"] for r in rows} == {"iql", "gem-over-iql n=4 lcb_z lam=0.3"}
     assert {(r["task"], r["maze"], r["step"]) for r in rows} == {("locomotion", "hopper-medium",
                                                                  100)}  # fmt: skip

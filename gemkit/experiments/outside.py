@@ -29,7 +29,7 @@ from gemkit.eval.profile import cpu_name
 from gemkit.experiments.cells import append_cell, read_cell_file
 from gemkit.experiments.plan import log
 from gemkit.experiments.runs import iql_snapshot
-from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES, TEST_SEEDS, dataset_id
+from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES, TEST_SEEDS, dataset_id, horizon
 
 __all__ = [
     "CURVE_FIELDS",
@@ -163,12 +163,14 @@ def score_iql(
     lam: float = 0.01,
     value: str = "lcb",
     episodes: int = 30,
+    lam_T: float | None = None,
 ) -> None:
     """Score the snapshot at ``step`` on the test seeds: IQL's own deterministic action, and
     for each N in ``n`` GEM's rule over IQL's critic (candidates from IQL's policy, its action
     the anchor; the support from the behavior GMM in ``support``, else the gemkit run of the
-    same task and seed in ``gem_runs`` at this step). Cells not cached yet are appended to
-    ``out/cells-iql.jsonl``."""
+    same task and seed in ``gem_runs`` at this step; support weight ``lam``, or GEM's cosine
+    schedule from ``lam`` to ``lam_T`` over the task's horizon). Cells not cached yet are
+    appended to ``out/cells-iql.jsonl``."""
     import torch
 
     from gemkit import compose
@@ -200,7 +202,9 @@ def score_iql(
         return torch.as_tensor(algo.predict(states.cpu().numpy()))
 
     cells: list[tuple[str, int | None]] = [("iql", None)]
-    cells += [(f"gem-over-iql n={k} {value} lam={lam:g}", k) for k in n]
+    lam_end = lam if lam_T is None else lam_T
+    lams = f"lam={lam:g}" + ("" if lam_end == lam else f"->{lam_end:g}")
+    cells += [(f"gem-over-iql n={k} {value} {lams}", k) for k in n]
     for label, k in cells:
         key = f"{run.task}-s{run.seed}-{step}-{label}"
         if key in done:
@@ -209,13 +213,14 @@ def score_iql(
         actor: Any = policy
         if k is not None:
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=k,
-                            beta=beta, lam=lam, value=value)  # fmt: skip
+                            beta=beta, lam=lam, lam_T=lam_end, horizon=horizon(run.task),
+                            value=value)  # fmt: skip
         s = evaluate_config(None, None, dataset_id(run.task), episodes=episodes,
                             seeds=TEST_SEEDS, num_envs=min(episodes, 30),
                             policy=actor)  # fmt: skip
         row = {"stage": "test", "task": run.family, "maze": run.maze, "train_seed": run.seed,
                "step": step, "actor": "iql (d3rlpy)", "series": label, "n": k, "key": key,
-               "beta": beta, "lam": lam, "value": value,
+               "beta": beta, "lam": lam, "lam_T": lam_end, "value": value,
                "support": str(support_dir) if k is not None else "",
                "eval_seeds": list(TEST_SEEDS), "episodes": episodes, **s.row(),
                "eval_s": time.perf_counter() - t0, "cpu": cpu_name()}  # fmt: skip
