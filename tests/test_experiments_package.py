@@ -187,3 +187,30 @@ def test_suite_config_round_trips_through_toml_and_a_config_file_sets_the_flags(
     (tmp_path / "broken.toml").write_text("seeds = [0,\n")
     with pytest.raises(GemkitError, match="cannot parse"):
         parse_args(["test", "--config", str(tmp_path / "broken.toml")])
+
+
+def test_dataset_facts_sum_the_rewards_exactly_whatever_the_thread_count(
+    fork_store: Path, tmp_path: Path
+) -> None:
+    """The facts a page keeps (``datasets.jsonl``) are the same on every machine: the reward
+    sum is ``math.fsum`` of the rewards (a float32 torch sum changes with the thread count)."""
+    import math
+
+    import torch
+
+    from gemkit.data import FORK_DATASET_ID, load
+    from gemkit.experiments.facts import dataset_stats
+
+    config = parse_args(["report", "--suite", "fork", "--seeds", "0", "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            (row,) = dataset_stats(config)
+            got.append(row["reward_sum"])
+    finally:
+        torch.set_num_threads(threads)
+    rewards = load(FORK_DATASET_ID).rewards.double().numpy()
+    assert got[0] == got[1] == math.fsum(rewards.tolist())
+    assert row["steps"] == 3_000 and row["episodes"] > 0

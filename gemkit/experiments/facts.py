@@ -4,6 +4,7 @@ the cells so that a fresh clone without datasets or runs writes the same page.""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def dataset_stats(args: SuiteConfig) -> list[dict[str, Any]]:
         if dataset_exists(dataset_id(task)):
             d = load(dataset_id(task))
             ends = (d.terminals.numpy() + d.timeouts.numpy()) > 0
-            row.update(steps=len(d), episodes=int(ends.sum()), reward_sum=float(d.rewards.sum()))
+            # math.fsum: the exactly rounded sum, the same whatever the thread count (a float32
+            # torch sum is not)
+            row.update(steps=len(d), episodes=int(ends.sum()),
+                       reward_sum=math.fsum(d.rewards.double().tolist()))  # fmt: skip
             known[task] = row
         elif task in known:
             row = {**known[task], "ref_min": row["ref_min"], "ref_max": row["ref_max"]}
