@@ -222,7 +222,8 @@ def lab_page(
     """The lab's results page (Markdown) from its cells and :func:`lab_rows`: one section per
     dataset, each with its rules, claim, figure (:func:`figure_name`) and table."""
     cpus = ", ".join(sorted({str(r.get("cpu")) for r in cells}))
-    datasets = sorted({str(r["task"]) for r in cells})
+    # the paper's task first, then the others by name
+    datasets = sorted({str(r["task"]) for r in cells}, key=lambda d: (lab_family(d) != "maze2d", d))
     lines = ["# The selection lab: the literature's rules over the same critics", "",
              "On each dataset below, every rule ran over the same checkpoints (each run's critic "
              "ensemble, behavior GMM and actor) on the same test episodes, scores normalised on "
