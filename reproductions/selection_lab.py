@@ -103,6 +103,7 @@ def stage_eval(args: argparse.Namespace) -> None:
     from gemkit.experiments.lab import task_name
     from gemkit.models import Models, attach_generative, load_models
 
+    lab_family(args.dataset)  # a dataset the lab has GEM knobs for, before loading anything
     torch.set_num_threads(args.threads)
     models = load_models(args.checkpoint)
     train_seed = int(models.meta["train_config"]["seed"])
@@ -153,8 +154,13 @@ def stage_report(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from gemkit.errors import GemkitError
+
     args = parse_args(argv)
-    {"fit": stage_fit, "eval": stage_eval, "report": stage_report}[args.stage](args)
+    try:
+        {"fit": stage_fit, "eval": stage_eval, "report": stage_report}[args.stage](args)
+    except GemkitError as e:  # a dataset the lab has no knobs for, a missing checkpoint, ...
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -158,3 +158,12 @@ def test_two_datasets_make_two_sections_and_keep_their_rows_apart() -> None:
     assert "reached the goal" in page[maze:hopper] and "reached the goal" not in page[hopper:]
     assert "value=lcb, beta=2.0, lam=1.0, lam_T=0.3" in page[hopper:]
     assert "value=lcb_z, beta=1.0, lam=1.0, lam_T=1.0" in page[maze:hopper]
+
+
+def test_the_script_refuses_a_dataset_it_has_no_knobs_for_in_one_line(tmp_path: Path) -> None:
+    from script_fixtures import load_script
+
+    lab = load_script("reproductions/selection_lab.py", "selection_lab")
+    with pytest.raises(SystemExit, match=r"^error: the lab runs on the Maze2D and locomotion"):
+        lab.main(["eval", "--dataset", "gemkit/fork-v0", "--checkpoint", str(tmp_path),
+                  "--out", str(tmp_path / "cells")])  # fmt: skip
