@@ -44,6 +44,7 @@ from gemkit.experiments.lab import (
     lab_rows,
     proposer_dir,
     rules,
+    task_name,
 )
 from gemkit.experiments.plan import log
 
@@ -100,7 +101,6 @@ def stage_eval(args: argparse.Namespace) -> None:
     from gemkit.eval.profile import cpu_name
     from gemkit.eval.runs import evaluate_config
     from gemkit.experiments import horizon as task_horizon
-    from gemkit.experiments.lab import task_name
     from gemkit.models import Models, attach_generative, load_models
 
     lab_family(args.dataset)  # a dataset the lab has GEM knobs for, before loading anything
