@@ -22,6 +22,7 @@ from gemkit.config import METHOD_PRESETS, SelectorConfig
 from gemkit.errors import GemkitError
 from gemkit.experiments.cells import make_cell
 from gemkit.experiments.protocol import mean_std
+from gemkit.experiments.suites import SUITES
 from gemkit.experiments.tables import fmt_number, score_pm, table
 from gemkit.models.generative import GENERATIVE_KINDS
 
@@ -30,7 +31,6 @@ __all__ = [
     "GEM_KNOBS",
     "RULES",
     "RULE_NAMES",
-    "SCALES",
     "chain_steps",
     "deployment_claim",
     "figure_name",
@@ -70,16 +70,13 @@ RULES: dict[str, dict[str, Any]] = rules("maze2d")
 
 
 def lab_family(dataset: str) -> str:
-    """Which suite's GEM knobs a dataset takes: ``maze2d`` for ``gemkit/maze2d-*``,
-    ``locomotion`` for ``gemkit/<hopper|walker2d|halfcheetah>-*``."""
-    from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES
-
+    """The suite (a key of :data:`GEM_KNOBS`) whose tasks hold ``dataset``'s task: ``maze2d``
+    for ``gemkit/maze2d-*``, ``locomotion`` for ``gemkit/<hopper|walker2d|halfcheetah>-*``."""
     task = task_name(dataset)
-    if task in MAZE2D_NAMES:
-        return "maze2d"
-    if task in LOCOMOTION_NAMES:
-        return "locomotion"
-    valid = ", ".join(f"gemkit/{t}-v*" for t in (*MAZE2D_NAMES, *LOCOMOTION_NAMES))
+    for family in GEM_KNOBS:
+        if task in SUITES[family].tasks:
+            return family
+    valid = ", ".join(f"gemkit/{t}-v*" for f in GEM_KNOBS for t in SUITES[f].tasks)
     raise GemkitError(f"the lab runs on the Maze2D and locomotion datasets, not {dataset!r}; "
                       f"valid: {valid}")  # fmt: skip
 
@@ -204,13 +201,6 @@ def deployment_claim(flat: list[dict[str, Any]], n: int = 64) -> list[str] | Non
             f"{'holds' if speed >= 5 else 'does not hold'} on time"]  # fmt: skip
 
 
-#: the reference scale each family's scores are normalised on
-SCALES: dict[str, str] = {
-    "maze2d": "D4RL's published maze2d references",
-    "locomotion": "D4RL's published random and expert returns of the environment",
-}
-
-
 def figure_name(dataset: str) -> str:
     """The frontier figure of one dataset's section: ``lab_frontier_<task>.png``."""
     return f"lab_frontier_{task_name(dataset)}.png"
@@ -252,7 +242,8 @@ def _lab_section(
     shown = [k for k in names if any(f["rule"] == k for f in flat)]
     lines = [f"## {task_name(dataset)}", "",
              f"Checkpoints {ckpts} on `{dataset}`, {first['episodes']} test episodes each "
-             f"(evaluation seed {first['eval_seeds'][0]}), scores on {SCALES[family]}.", "",
+             f"(evaluation seed {first['eval_seeds'][0]}), scores normalised with "
+             f"{SUITES[family].scale}.", "",
              "![score against candidates, critic evaluations and speed]"
              f"(results/lab/{figure_name(dataset)})",
              "", "| rule | what it is |", "| --- | --- |",

@@ -204,6 +204,7 @@ def score_iql(
     cells: list[tuple[str, int | None]] = [("iql", None)]
     lam_end = lam if lam_T is None else lam_T
     lams = f"lam={lam:g}" + ("" if lam_end == lam else f"->{lam_end:g}")
+    task_horizon = horizon(run.task)
     cells += [(f"gem-over-iql n={k} {value} {lams}", k) for k in n]
     for label, k in cells:
         key = f"{run.task}-s{run.seed}-{step}-{label}"
@@ -213,7 +214,7 @@ def score_iql(
         actor: Any = policy
         if k is not None:
             actor = compose(preset="gem", models=behavior, anchor=anchor, proposer=source, n=k,
-                            beta=beta, lam=lam, lam_T=lam_end, horizon=horizon(run.task),
+                            beta=beta, lam=lam, lam_T=lam_end, horizon=task_horizon,
                             value=value)  # fmt: skip
         s = evaluate_config(None, None, dataset_id(run.task), episodes=episodes,
                             seeds=TEST_SEEDS, num_envs=min(episodes, 30),
