@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 from script_fixtures import load_script
 
@@ -66,6 +67,29 @@ def test_aggregate_is_mean_and_population_std_over_training_seeds() -> None:
     assert out[0]["score"] == pytest.approx(30.0)
     assert out[0]["score_std"] == pytest.approx(float(__import__("numpy").std([10, 20, 60])))
     assert out[0]["train_seeds"] == 3 and out[64]["train_seeds"] == 1
+
+
+def test_later_half_averages_each_seeds_late_snapshots_like_the_iql_reports() -> None:
+    from gemkit.experiments.protocol import later_half
+
+    def cell(seed: int, step: int, score: float, series: str, actor: str = "gem",
+             n: int = 0) -> dict[str, Any]:
+        return {**_row("test", "umaze", seed, score, n=n), "step": step, "series": series,
+                "actor": actor}  # fmt: skip
+
+    rows = [cell(0, 20, 99.0, "curve"), cell(0, 60, 10.0, "curve"), cell(0, 80, 20.0, "curve"),
+            cell(0, 100, 30.0, "gem"), cell(0, 100, 77.0, "curve"),  # the test cell wins
+            cell(1, 60, 40.0, "curve"), cell(1, 100, 50.0, "gem"),
+            cell(1, 100, 1.0, "gem", n=64), cell(1, 100, 2.0, "bary"),  # not single-shot GEM
+            cell(1, 80, 5.0, "curve", actor="baseline"), cell(1, 100, 3.0, "mass")]  # fmt: skip
+    out = later_half(rows, "umaze", "gem", 100)
+    assert out is not None
+    per_seed = [np.mean([10.0, 20.0, 30.0]), np.mean([40.0, 50.0])]  # steps > 50 only
+    assert out["score"] == pytest.approx(np.mean(per_seed))
+    assert out["score_std"] == pytest.approx(np.std(per_seed))
+    assert out["seeds"] == [0, 1] and out["snapshots"] == [60, 80, 100]
+    assert (later_half(rows, "umaze", "baseline", 100) or {}).get("score") == 5.0
+    assert later_half(rows, "medium", "gem", 100) is None
 
 
 def test_claim_verdicts_follow_the_numbers() -> None:

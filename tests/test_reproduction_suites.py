@@ -305,11 +305,13 @@ def test_maze2d_suite_tasks_scale_and_outside_iql(suites: ModuleType, tmp_path: 
                               "maze2d-large", "--figures", str(tmp_path)])  # fmt: skip
     base = [{"n": 0, "score": 55.0, "score_std": 1.0}]
     gem = [{"n": 64, "score": 99.0, "score_std": 2.0}]
+    late = {"gem": {"score": 40.0, "score_std": 3.0}, "baseline": None}
     summary = {"per_maze": {"maze2d-large": {"baseline": base, "gem": gem},
-                            "maze2d-umaze": {"baseline": base}}}  # fmt: skip
+                            "maze2d-umaze": {"baseline": base}},
+               "later_half": {"maze2d-large": late}}  # fmt: skip
     lines = "\n".join(tables.outside_iql_section(args, summary))
     assert (
-        "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 55.0 ± 1.0 |"
-        " 99.0 ± 2.0 | 61.7 |" in lines
+        "| maze2d-large | 30.0 (one seed; last snapshot 30.0), to 40,000 steps | 40.0 ± 3.0 / n/a"
+        " | 55.0 ± 1.0 | 99.0 ± 2.0 | 61.7 |" in lines
     )
-    assert "| maze2d-umaze | not run | 55.0 ± 1.0 | n/a | 42.1 |" in lines
+    assert "| maze2d-umaze | not run | n/a / n/a | 55.0 ± 1.0 | n/a | 42.1 |" in lines

@@ -96,6 +96,31 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
     return out
 
 
+def later_half(
+    test: Iterable[dict[str, Any]], task: str, actor: str, final_step: int
+) -> dict[str, Any] | None:
+    """``actor``'s single-shot (N = 0) score over its snapshots above half of ``final_step``
+    (the learning-curve cells, and the final test cell where a step has both), averaged per
+    training seed, then mean ± std over seeds: the protocol of the outside IQL reports
+    (:func:`gemkit.experiments.outside.curve_means`), so the two compare alike. ``None`` where
+    there are no such cells."""
+    at: dict[tuple[int, int], float] = {}
+    for r in sorted(test, key=lambda r: r["series"] != "curve"):  # test cells override curves
+        if (r["task"] == task and r["actor"] == actor and r["config"]["n"] == 0
+                and final_step / 2 < r["step"] <= final_step
+                and (r["series"] == "curve" or (r["step"] == final_step
+                                                and r["series"] in ("gem", "baseline")))):
+            at[(r["train_seed"], r["step"])] = r["score_mean"]  # fmt: skip
+    per_seed: dict[int, list[float]] = {}
+    for (seed, _), score in sorted(at.items()):
+        per_seed.setdefault(seed, []).append(score)
+    if not per_seed:
+        return None
+    mean, std = mean_std([math.fsum(v) / len(v) for v in per_seed.values()])
+    return {"score": mean, "score_std": std, "seeds": sorted(per_seed),
+            "snapshots": sorted({step for _, step in at})}  # fmt: skip
+
+
 def claims(
     test: list[dict[str, Any]], tasks: Sequence[str], big: int, base_n: int, budgets: Sequence[int]
 ) -> list[dict[str, Any]]:

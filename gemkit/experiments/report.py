@@ -11,7 +11,7 @@ from gemkit.experiments.facts import cells_cpus, dataset_stats
 from gemkit.experiments.figures import plot_budget, plot_curves, plot_frontier
 from gemkit.experiments.page import write_empty_page, write_page
 from gemkit.experiments.plan import log, planned_results, steps_for, suite_knobs
-from gemkit.experiments.protocol import aggregate, claims
+from gemkit.experiments.protocol import aggregate, claims, later_half
 from gemkit.experiments.suites import SuiteConfig
 from gemkit.experiments.tables import flat_row, mass_points, named, stress_points
 
@@ -95,6 +95,11 @@ def write_report(args: SuiteConfig) -> None:
             for task in args.tasks
         },
         "cpu": cells_cpus(cells),
+        # single-shot over the later snapshots: the outside IQL reports' protocol
+        "later_half": {
+            task: {a: later_half(test, task, a, steps_for(args, task)) for a in ("gem", "baseline")}
+            for task in args.tasks
+        },
     }
     if args.stress:
         budget["stress"] = args.stress

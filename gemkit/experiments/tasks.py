@@ -47,15 +47,19 @@ PAPER = {
     "medium": {"GEM": 117.61, "IQL": 34.85},
     "large": {"GEM": 90.16, "IQL": 61.72},
 }
-#: The paper's Table 1 (Locomotion, D4RL *-v2, 1M gradient steps, 3 seeds; H-M, H-MR, W-M,
-#: W-MR, HC-M, HC-MR): other data and another budget, shown for reference only.
+#: The paper's Table 1 (Locomotion, D4RL *-v2, 1M gradient steps, 3 seeds; H-M, H-MR, H-ME,
+#: W-M, W-MR, W-ME, HC-M, HC-MR, HC-ME; it has no expert-only rows): other data and another
+#: budget, shown for reference only.
 PAPER_LOCOMOTION = {
     "hopper-medium": {"GEM": 100.08, "IQL": 67.53},
     "hopper-medium-replay": {"GEM": 101.23, "IQL": 97.43},
+    "hopper-medium-expert": {"GEM": 110.33, "IQL": 107.42},
     "walker2d-medium": {"GEM": 83.51, "IQL": 80.91},
     "walker2d-medium-replay": {"GEM": 97.02, "IQL": 82.15},
+    "walker2d-medium-expert": {"GEM": 109.74, "IQL": 111.72},
     "halfcheetah-medium": {"GEM": 54.42, "IQL": 48.31},
     "halfcheetah-medium-replay": {"GEM": 49.60, "IQL": 44.46},
+    "halfcheetah-medium-expert": {"GEM": 100.95, "IQL": 94.74},
 }
 
 
