@@ -97,10 +97,15 @@ def test_train_test_and_report_on_a_tiny_hopper_dataset(
     iqlref.main(["test", *common, "--n", "4", "--value", "lcb_z", "--lam", "1", "--lam-T", "0.3",
                  "--gem-runs", str(tmp_path / "gem"), "--episodes", "1", "--out", str(cells)])
     assert [(k["lam"], k["lam_T"], k["horizon"]) for k in made] == [(1.0, 0.3, 1000)]
+    # another beta is another cell (not the cached beta = 1 one) and says so in its series
+    iqlref.main(["test", *common, "--n", "4", "--value", "lcb_z", "--lam", "0.3", "--beta", "2",
+                 "--gem-runs", str(tmp_path / "gem"), "--episodes", "1", "--out", str(cells)])
+    assert [k["beta"] for k in made] == [1.0, 2.0]
     rows = [json.loads(line) for line in (cells / outside.IQL_CELLS).read_text().splitlines()]
     assert {r["series"]: r["lam_T"] for r in rows if r["n"]} == {
-        "gem-over-iql n=4 lcb_z lam=0.3": 0.3, "gem-over-iql n=4 lcb_z lam=1->0.3": 0.3}
-    rows = [r for r in rows if r["series"] != "gem-over-iql n=4 lcb_z lam=1->0.3"]
+        "gem-over-iql n=4 lcb_z lam=0.3": 0.3, "gem-over-iql n=4 lcb_z lam=1->0.3": 0.3,
+        "gem-over-iql n=4 lcb_z beta=2 lam=0.3": 0.3}
+    rows = [r for r in rows if r["series"] in ("iql", "gem-over-iql n=4 lcb_z lam=0.3")]
     assert {r["series"] for r in rows} == {"iql", "gem-over-iql n=4 lcb_z lam=0.3"}
     assert {(r["task"], r["maze"], r["step"]) for r in rows} == {("locomotion", "hopper-medium",
                                                                  100)}  # fmt: skip

@@ -48,7 +48,7 @@ __all__ = [
 #: chosen on the validation seed over the suite's tasks; tests/test_lab.py checks they agree)
 GEM_KNOBS: dict[str, dict[str, Any]] = {
     "maze2d": {"value": "lcb_z", "beta": 1.0, "lam": 1.0, "lam_T": 1.0},
-    "locomotion": {"value": "lcb", "beta": 2.0, "lam": 1.0, "lam_T": 0.3},
+    "locomotion": {"value": "lcb", "beta": 0.5, "lam": 1.0, "lam_T": 0.0},
 }
 #: the lab's rules: GEM, the literature's presets, and GEM's rule (GEM's value plus z-scored
 #: behaviour support) over the diffusion model's candidates instead of its actor's

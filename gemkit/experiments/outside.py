@@ -204,6 +204,8 @@ def score_iql(
     cells: list[tuple[str, int | None]] = [("iql", None)]
     lam_end = lam if lam_T is None else lam_T
     lams = f"lam={lam:g}" + ("" if lam_end == lam else f"->{lam_end:g}")
+    if beta != 1.0:  # the default's cells keep their keys; any other beta is in the key
+        lams = f"beta={beta:g} {lams}"
     task_horizon = horizon(run.task)
     cells += [(f"gem-over-iql n={k} {value} {lams}", k) for k in n]
     for label, k in cells:
