@@ -129,7 +129,8 @@ SUITES: dict[str, Suite] = {
         scale=LOCOMOTION_SCALE,
         data_line="`gemkit/{{{tasks}}}-v0`, made by `gemkit data make <task>` with D4RL's "
         "locomotion recipe (a SAC run stopped at a third of D4RL's expert return; medium: 1M "
-        "steps of its policy, medium-replay: its replay buffer; {sizes}); see "
+        "steps of its policy, medium-replay: its replay buffer, medium-expert: the medium data "
+        "plus 1M steps of the same run continued to D4RL's expert return; {sizes}); see "
         "`docs/datasets.md`.",
         doc="results-locomotion.md", figures="results/locomotion",
         defaults={**COMMON_DEFAULTS, "steps": 100_000, "snapshot_every": 20_000,
