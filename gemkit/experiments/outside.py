@@ -28,6 +28,7 @@ import attrs
 from gemkit.eval.profile import cpu_name
 from gemkit.experiments.cells import append_cell, read_cell_file
 from gemkit.experiments.plan import log
+from gemkit.experiments.protocol import curve_means, seed_means
 from gemkit.experiments.runs import iql_snapshot
 from gemkit.experiments.tasks import LOCOMOTION_NAMES, MAZE2D_NAMES, TEST_SEEDS, dataset_id, horizon
 
@@ -246,34 +247,6 @@ def iql_curves(
     for r in sorted(latest.values(), key=lambda r: (r["n"] is not None, r["n"] or 0, r["step"])):
         curves.setdefault(r["series"], []).append(r)
     return curves
-
-
-def curve_means(curves: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Per series: the mean score over all its snapshots and over the later half of them
-    (steps above half of the last step), so a summary picks no snapshot by hand."""
-    out = {}
-    for series, cells in curves.items():
-        late = [c["score_mean"] for c in cells if c["step"] > cells[-1]["step"] / 2]
-        out[series] = {"all": sum(c["score_mean"] for c in cells) / len(cells),
-                       "later_half": sum(late) / len(late), "snapshots": len(cells)}  # fmt: skip
-    return out
-
-
-def seed_means(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
-    """Per series present in every seed: the mean and population std over seeds of each
-    seed's :func:`curve_means` (``all`` and ``later_half``), with the seeds it covers."""
-    seeds = sorted(per_seed)
-    common = [s for s in per_seed[seeds[0]] if all(s in per_seed[k] for k in seeds)]
-    out: dict[str, dict[str, Any]] = {}
-    for series in common:
-        row: dict[str, Any] = {"seeds": seeds}
-        for part in ("all", "later_half"):
-            xs = [per_seed[k][series][part] for k in seeds]
-            mean = sum(xs) / len(xs)
-            row[part] = mean
-            row[f"{part}_std"] = (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5
-        out[series] = row
-    return out
 
 
 def iql_report(

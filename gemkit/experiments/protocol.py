@@ -96,29 +96,57 @@ def aggregate(rows: Iterable[dict[str, Any]], by: Sequence[str]) -> list[dict[st
     return out
 
 
+def curve_means(curves: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per series: the mean score over all its snapshots and over the later half of them
+    (steps above half of the last step), so a summary picks no snapshot by hand."""
+    out = {}
+    for series, cells in curves.items():
+        late = [c["score_mean"] for c in cells if c["step"] > cells[-1]["step"] / 2]
+        out[series] = {"all": sum(c["score_mean"] for c in cells) / len(cells),
+                       "later_half": sum(late) / len(late), "snapshots": len(cells)}  # fmt: skip
+    return out
+
+
+def seed_means(per_seed: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per series present in every seed: the mean and population std over seeds of each
+    seed's :func:`curve_means` (``all`` and ``later_half``), with the seeds it covers."""
+    seeds = sorted(per_seed)
+    common = [s for s in per_seed[seeds[0]] if all(s in per_seed[k] for k in seeds)]
+    out: dict[str, dict[str, Any]] = {}
+    for series in common:
+        row: dict[str, Any] = {"seeds": seeds}
+        for part in ("all", "later_half"):
+            xs = [per_seed[k][series][part] for k in seeds]
+            mean = sum(xs) / len(xs)
+            row[part] = mean
+            row[f"{part}_std"] = (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5
+        out[series] = row
+    return out
+
+
 def later_half(
     test: Iterable[dict[str, Any]], task: str, actor: str, final_step: int
 ) -> dict[str, Any] | None:
-    """``actor``'s single-shot (N = 0) score over its snapshots above half of ``final_step``
-    (the learning-curve cells, and the final test cell where a step has both), averaged per
-    training seed, then mean ± std over seeds: the protocol of the outside IQL reports
-    (:func:`gemkit.experiments.outside.curve_means`), so the two compare alike. ``None`` where
-    there are no such cells."""
-    at: dict[tuple[int, int], float] = {}
+    """``actor``'s single-shot (N = 0) score over its snapshots above half of the last (the
+    learning-curve cells up to ``final_step``, and the final test cell where a step has both),
+    by the outside IQL reports' own :func:`curve_means` and :func:`seed_means`, so the two
+    compare alike. ``None`` where there are no such cells."""
+    at: dict[tuple[int, int], dict[str, Any]] = {}
     for r in sorted(test, key=lambda r: r["series"] != "curve"):  # test cells override curves
         if (r["task"] == task and r["actor"] == actor and r["config"]["n"] == 0
-                and final_step / 2 < r["step"] <= final_step
+                and r["step"] <= final_step
                 and (r["series"] == "curve" or (r["step"] == final_step
                                                 and r["series"] in ("gem", "baseline")))):
-            at[(r["train_seed"], r["step"])] = r["score_mean"]  # fmt: skip
-    per_seed: dict[int, list[float]] = {}
-    for (seed, _), score in sorted(at.items()):
-        per_seed.setdefault(seed, []).append(score)
+            at[(r["train_seed"], r["step"])] = r  # fmt: skip
+    per_seed: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    for (seed, _), r in sorted(at.items()):
+        per_seed.setdefault(seed, {}).setdefault(actor, []).append(r)
     if not per_seed:
         return None
-    mean, std = mean_std([math.fsum(v) / len(v) for v in per_seed.values()])
-    return {"score": mean, "score_std": std, "seeds": sorted(per_seed),
-            "snapshots": sorted({step for _, step in at})}  # fmt: skip
+    m = seed_means({seed: curve_means(c) for seed, c in per_seed.items()})[actor]
+    last = max(step for _, step in at)
+    return {"score": m["later_half"], "score_std": m["later_half_std"], "seeds": m["seeds"],
+            "snapshots": sorted({step for _, step in at if step > last / 2})}  # fmt: skip
 
 
 def claims(
