@@ -19,7 +19,8 @@ and the fair baseline at ``N = --baseline-n`` at the suite's *committed* knobs (
 recipe). ``report`` pairs each of those cells with the suite's committed cell of the same key
 and gives, per task and selector, mean ± std over training seeds for the suite and the variant
 (single-shot also over the later half of the snapshots, the outside IQL reports' protocol), as
-JSON, and prints a markdown table.
+JSON, and prints a markdown table. Every other flag is the suite script's (``--suite`` defaults
+to ``locomotion``; another suite's name selects its tasks, budgets and committed knobs).
 """
 
 from __future__ import annotations
