@@ -19,8 +19,11 @@ and the fair baseline at ``N = --baseline-n`` at the suite's *committed* knobs (
 recipe). ``report`` pairs each of those cells with the suite's committed cell of the same key
 and gives, per task and selector, mean ± std over training seeds for the suite and the variant
 (single-shot also over the later half of the snapshots, the outside IQL reports' protocol), as
-JSON, and prints a markdown table. Every other flag is the suite script's (``--suite`` defaults
-to ``locomotion``; another suite's name selects its tasks, budgets and committed knobs).
+JSON, and prints a markdown table. Where the variant's runs were also validated (the suite
+script's ``validate`` stage with the same ``--runs``/``--out``), the JSON's ``validation`` ranks
+the knob settings on them, each beside its score on the suite's runs. Every other flag is the
+suite script's (``--suite`` defaults to ``locomotion``; another suite's name selects its tasks,
+budgets and committed knobs).
 """
 
 from __future__ import annotations
@@ -62,8 +65,11 @@ def planned(config: Any) -> list[dict[str, Any]]:
 
 def report(config: Any, out_json: Path) -> dict[str, Any]:
     from gemkit.experiments.cells import read_cells
-    from gemkit.experiments.plan import steps_for
-    from gemkit.experiments.protocol import aggregate, later_half
+    from gemkit.experiments.plan import steps_for, validation_cells
+    from gemkit.experiments.protocol import aggregate, later_half, rank_knobs
+
+    def knob_id(k: dict[str, Any]) -> tuple[Any, ...]:
+        return k["beta"], k["lam"], k["lam_T"], k["value"]
 
     cells = planned(config)
     mine, suite = read_cells(config.out), read_cells(ROOT / "docs" / "results" / config.suite
@@ -88,6 +94,14 @@ def report(config: Any, out_json: Path) -> dict[str, Any]:
                 part[f"{actor} later half"] = later_half(have, task, actor, final)
             rows[name] = part
         body["tasks"][task] = rows
+    # where the variant's runs were validated too (the suite's `validate` stage into CELLS):
+    # the knob ranking on them beside the same settings' scores on the suite's runs
+    val = [c for c in validation_cells(config) if c["key"] in mine]
+    if val:
+        ranked = rank_knobs(mine[c["key"]] for c in val)
+        theirs = {knob_id(k): k["val_score"]
+                  for k in rank_knobs(suite[c["key"]] for c in val if c["key"] in suite)}
+        body["validation"] = [{**k, "suite_val_score": theirs.get(knob_id(k))} for k in ranked]
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(body, indent=2) + "\n")
     return body
