@@ -45,3 +45,21 @@ def test_the_variant_is_planned_at_the_committed_knobs_and_paired_by_key(tmp_pat
     assert got["score"] == pytest.approx(np.mean(ref)) and got["train_seeds"] == 2
     assert json.loads((tmp_path / "v.json").read_text()) == body
     assert "| hopper-medium | variant | 15.0 ± 5.0 |" in tv.table(body)
+    assert "validation" not in body  # the variant's runs were not validated
+    # validated: the knobs ranked on the variant's cells, each beside the suite's score
+    from gemkit.experiments.plan import validation_cells
+    from gemkit.experiments.protocol import rank_knobs
+
+    val = validation_cells(config)
+    score = {c["key"]: float(i) for i, c in enumerate(val)}  # the last setting ranks first
+    (out / "cells-val.jsonl").write_text("".join(
+        json.dumps({**c, **audits, "score_mean": score[c["key"]]}) + "\n" for c in val))
+    ranked = tv.report(config, tmp_path / "v.json")["validation"]
+    best = rank_knobs([{**c, "score_mean": score[c["key"]]} for c in val])[0]
+    assert ranked[0]["val_score"] == best["val_score"]
+    assert len(ranked) == len({(c["config"]["beta"], c["config"]["lam"], c["config"]["lam_T"],
+                                c["config"]["value"]) for c in val})  # fmt: skip
+    fields = ("beta", "lam", "lam_T", "value")
+    theirs = rank_knobs(suite[c["key"]] for c in val if c["key"] in suite)
+    same = next(k for k in theirs if all(k[f] == best[f] for f in fields))
+    assert ranked[0]["suite_val_score"] == same["val_score"]
