@@ -199,68 +199,47 @@ def write_page(
         "",
     ]
     L += ["## Score vs N at the chosen knobs, with the audits", ""]
-    for task in args.tasks:
-        pm = summary[f"per_{w}"][task]
-        L += [f"### {task}", ""]
-        series = (("gem", "GEM"), ("baseline", "fair unimodal"),
-                  ("bary", "GEM, barycenter anchor,"), ("no_pw", "no_pw"))  # fmt: skip
-        trs = [
-            [
-                f"{label} N={a['n']}",
-                score_pm(a),
-                fmt_number(a["violation"], True),
-                fmt_number(a["support_z"]),
-                fmt_number(a["collapse_dist"]),
-                f"{a['steps_per_s']:.0f}",
-            ]
-            for key, label in series
-            for a in pm[key]
+    series = (("gem", "GEM"), ("baseline", "fair unimodal"),
+              ("bary", "GEM, barycenter anchor,"), ("no_pw", "no_pw"))  # fmt: skip
+    trs = [
+        [
+            task,
+            f"{label} N={a['n']}",
+            score_pm(a),
+            fmt_number(a["violation"], True),
+            fmt_number(a["support_z"]),
+            fmt_number(a["collapse_dist"]),
+            f"{a['steps_per_s']:.0f}",
         ]
-        L += table(
-            [
-                "selector",
-                "score",
-                "Violation",
-                "SupportZ",
-                "CollapseDist",
-                "env steps/s (shared CPU)",
-            ],
-            trs,
-        )
-        L += [""]
+        for task in args.tasks
+        for key, label in series
+        for a in summary[f"per_{w}"][task][key]
+    ]
+    L += table([w, "selector", "score", "Violation", "SupportZ", "CollapseDist",
+                "env steps/s (shared CPU)"], trs)  # fmt: skip
+    L += [""]
     L += [
         f"## The lambda frontier (N = {args.val_n})",
         "",
         f"Score against Violation for constant `lambda` in {args.frontier}, beside the chosen "
-        "knobs (same beta), on the test episodes.",
+        "knobs (same beta), on the test episodes; each cell is score (Violation).",
         "",
         f"![score vs Violation as lambda varies]({rel}/{name}_frontier.png)",
         "",
     ]
-    fr = []
+    # one row per task, one column per lambda: "score (Violation)"
+    points = {}
     for task in args.tasks:
-        rows_m = [
-            r
-            for r in test
-            if r["task"] == task
-            and r["actor"] == "gem"
-            and r["config"]["n"] == args.val_n
-            and r["series"] in ("gem", "frontier")
-        ]
+        rows_m = [r for r in test if r["task"] == task and r["actor"] == "gem"
+                  and r["config"]["n"] == args.val_n and r["series"] in ("gem", "frontier")]
         for a in aggregate(rows_m, ["lam", "lam_T"]):  # the chosen knobs may be a schedule
-            fr.append(
-                [
-                    task,
-                    lambda_label(a),
-                    score_pm(a),
-                    fmt_number(a["violation"], True),
-                ]
-            )
+            points[task, lambda_label(a)] = f"{score_pm(a)} ({fmt_number(a['violation'], True)})"
+    cols = list(dict.fromkeys(lam for _, lam in points))
     L += [
-        *table([w, f"lambda (constant; {lambda_label(knobs)} = chosen)", "score", "Violation"],
-               fr),
+        *table([f"{w} \\ lambda (constant; {lambda_label(knobs)} = chosen)", *cols],
+               [[t, *(points.get((t, c), "n/a") for c in cols)] for t in args.tasks]),
         "",
-    ]
+    ]  # fmt: skip
     if summary.get("stress"):
         L += stress_section(args, summary["stress"])
     if summary.get("mass"):
