@@ -174,25 +174,22 @@ def main() -> None:
                    help="also d3rlpy IQL runs of iql_reference.py here (the --only tasks' seeds)")
     args = p.parse_args()
     torch.set_num_threads(1)
+    def gemkit_done(run: Path) -> bool:
+        return (run / "done").is_file() or (run / "models.json").is_file()
+
+    sources = [(args.runs, diagnose, gemkit_done, "", (AssertionError, KeyError))]
+    if args.iql is not None:
+        sources.append((args.iql, diagnose_iql, lambda run: True, "iql:", (KeyError,)))
     rows = []
-    for run in sorted(args.runs.iterdir()):
-        if args.only is not None and run.name not in args.only:
-            continue
-        if not ((run / "done").is_file() or (run / "models.json").is_file()):
-            continue
-        for step in args.step:
-            try:
-                rows.append(diagnose(run, args.states, args.seed, step))
-            except (AssertionError, KeyError) as exc:
-                print(f"skip {run.name} at step {step}: {exc!r}")
-    for run in sorted(args.iql.iterdir()) if args.iql is not None else []:
-        if args.only is not None and run.name not in args.only:
-            continue
-        for step in args.step:
-            try:
-                rows.append(diagnose_iql(run, args.states, args.seed, step))
-            except KeyError as exc:
-                print(f"skip iql:{run.name} at step {step}: {exc!r}")
+    for root, fn, ready, tag, skippable in sources:
+        for run in sorted(root.iterdir()):
+            if (args.only is not None and run.name not in args.only) or not ready(run):
+                continue
+            for step in args.step:
+                try:
+                    rows.append(fn(run, args.states, args.seed, step))
+                except skippable as exc:
+                    print(f"skip {tag}{run.name} at step {step}: {exc!r}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     keys = list(dict.fromkeys(k for r in rows for k in r if k != "run"))
