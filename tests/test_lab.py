@@ -60,6 +60,26 @@ def test_the_hopper_plan_reproduces_the_committed_hopper_cells_keys() -> None:
         assert len(rows) == len({r["key"] for r in rows}), path.name
 
 
+RETRAINED = ROOT / "docs" / "results" / "lab" / "maze-retrained"
+
+
+def test_the_retrained_maze_cells_are_planned_cells_kept_apart() -> None:
+    """The umaze checkpoints retrained by the suite's recipe are not bit for bit those of the
+    committed maze cells, so their cells live in their own folder: each one a planned cell of the
+    full frontier at the current knobs, once per key."""
+    paths = sorted(RETRAINED.glob("cells-lab-s*.jsonl"))
+    assert paths, f"no retrained cells in {RETRAINED}"
+    for path in paths:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        (seed,) = {r["train_seed"] for r in rows}
+        plan = lab_cells("gemkit/maze2d-umaze-v1", list(RULES), [1, 4, 16, 64, 256, 1024],
+                         train_seed=seed, flow_steps=[1, 3, 30], diffusion_steps=[10, 20],
+                         **PLAN)  # fmt: skip
+        assert {r["key"] for r in rows} <= {c["key"] for c in plan}, path.name
+        assert len(rows) == len({r["key"] for r in rows}), path.name
+        assert {r["checkpoint"] for r in rows} == {f"maze2d-umaze-s{seed}"}, path.name
+
+
 def test_the_chain_sweep_adds_cells_only_to_samplers_with_a_chain() -> None:
     base = lab_cells("d", list(RULES), [4, 64], train_seed=0, **PLAN)
     flow_steps = [1, 3, FITTED_STEPS["flow"]]
