@@ -66,10 +66,7 @@ def planned(config: Any) -> list[dict[str, Any]]:
 def report(config: Any, out_json: Path) -> dict[str, Any]:
     from gemkit.experiments.cells import read_cells
     from gemkit.experiments.plan import steps_for, validation_cells
-    from gemkit.experiments.protocol import aggregate, later_half, rank_knobs
-
-    def knob_id(k: dict[str, Any]) -> tuple[Any, ...]:
-        return k["beta"], k["lam"], k["lam_T"], k["value"]
+    from gemkit.experiments.protocol import aggregate, knob_key, later_half, rank_knobs
 
     cells = planned(config)
     mine, suite = read_cells(config.out), read_cells(ROOT / "docs" / "results" / config.suite
@@ -99,9 +96,9 @@ def report(config: Any, out_json: Path) -> dict[str, Any]:
     val = [c for c in validation_cells(config) if c["key"] in mine]
     if val:
         ranked = rank_knobs(mine[c["key"]] for c in val)
-        theirs = {knob_id(k): k["val_score"]
+        theirs = {knob_key(k): k["val_score"]
                   for k in rank_knobs(suite[c["key"]] for c in val if c["key"] in suite)}
-        body["validation"] = [{**k, "suite_val_score": theirs.get(knob_id(k))} for k in ranked]
+        body["validation"] = [{**k, "suite_val_score": theirs.get(knob_key(k))} for k in ranked]
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(body, indent=2) + "\n")
     return body

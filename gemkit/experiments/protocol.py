@@ -16,15 +16,19 @@ import numpy as np
 __all__ = ["aggregate", "choose_knobs", "claims", "episode_count", "mean_std", "rank_knobs"]
 
 
+def knob_key(knobs: dict[str, Any]) -> tuple[float, float, float, str]:
+    """A knob setting's identity, ``(beta, lambda_0, lambda_T, value)``, from a cell's config
+    or a :func:`rank_knobs` row (``value`` defaults to ``lcb``, as in cells that predate it)."""
+    return knobs["beta"], knobs["lam"], knobs["lam_T"], knobs.get("value", "lcb")
+
+
 def rank_knobs(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every validated ``(beta, lambda_0, lambda_T, value)`` with its mean validation score,
     best first (ties in sorted ``(beta, lambda_0, lambda_T, value)`` order)."""
     scores: dict[tuple[float, float, float, str], list[float]] = {}
     for r in rows:
         if r["stage"] == "validate" and math.isfinite(r["score_mean"]):
-            c = r["config"]
-            key = (c["beta"], c["lam"], c["lam_T"], c.get("value", "lcb"))
-            scores.setdefault(key, []).append(r["score_mean"])
+            scores.setdefault(knob_key(r["config"]), []).append(r["score_mean"])
     if not scores:
         raise SystemExit("no validation cells yet: run the 'validate' stage first.")
 
