@@ -19,7 +19,9 @@ Stages (resumable; every evaluated cell is cached in ``<out>/cells-lab.jsonl``):
     python reproductions/selection_lab.py report --out docs/results/lab/cells
 
 ``report`` writes ``docs/results-lab.md`` (a section per dataset) and its table, JSON and
-figures (one per dataset) from the cells alone.
+figures (one per dataset) from the cells alone. A cell records the sha256 of the checkpoint's and
+the fitted proposer's weights; ``eval`` and ``report`` refuse a folder in which one training
+seed's cells come from two trainings (``gemkit.experiments.lab.check_provenance``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gemkit.config import SelectorConfig
 from gemkit.eval.io import write_csv, write_json
@@ -37,6 +40,7 @@ from gemkit.experiments.figures import plot_lab_frontier
 from gemkit.experiments.lab import (
     FITTED_STEPS,
     RULE_NAMES,
+    check_provenance,
     figure_name,
     lab_cells,
     lab_family,
@@ -95,6 +99,22 @@ def stage_fit(args: argparse.Namespace) -> None:
         log(f"{kind}: {args.steps:,} steps in {out} ({time.perf_counter() - t0:.0f}s)")
 
 
+def provenance(args: argparse.Namespace, cell: dict[str, Any]) -> dict[str, Any]:
+    """A cell's fingerprints: its checkpoint's, and its fitted proposer's where it draws on one
+    (absent until fitted: evaluating it then fails with the fit's own message)."""
+    from gemkit.models import weights_digest as digest
+
+    tags: dict[str, Any] = {"checkpoint": args.checkpoint.name,
+                            "checkpoint_sha": digest(args.checkpoint)}  # fmt: skip
+    kind = cell["config"]["proposer"]
+    if kind in FITTED_STEPS:
+        d = proposer_dir(args.runs, kind, cell["config"]["chain_steps"])
+        tags["proposer_fit"] = d.name
+        if (d / "models.json").is_file():
+            tags["proposer_sha"] = digest(d)
+    return tags
+
+
 def stage_eval(args: argparse.Namespace) -> None:
     import torch
 
@@ -114,9 +134,11 @@ def stage_eval(args: argparse.Namespace) -> None:
                         diffusion_steps=args.diffusion_steps)  # fmt: skip
     nets: dict[Path, Models] = {}
     done = read_cells(args.out)
+    todo = [{**c, **provenance(args, c)} for c in planned if c["key"] not in done]
+    check_provenance([*done.values(), *todo])  # before any evaluation: no mixed checkpoints
     args.out.mkdir(parents=True, exist_ok=True)
     sink, cpu = args.out / "cells-lab.jsonl", cpu_name()
-    for c in (c for c in planned if c["key"] not in done):
+    for c in todo:
         cfg = SelectorConfig(**c["config"])
         m = models
         if cfg.proposer in FITTED_STEPS:
@@ -128,8 +150,7 @@ def stage_eval(args: argparse.Namespace) -> None:
         s = evaluate_config(m, cfg, args.dataset, episodes=c["episodes"], seeds=c["eval_seeds"],
                             num_envs=min(c["episodes"], 30))  # fmt: skip
         row = {**c, **{k: v for k, v in s.row().items() if k not in c["config"]},
-               "eval_s": time.perf_counter() - t0, "cpu": cpu, "load1": load1,
-               "checkpoint": args.checkpoint.name}  # fmt: skip
+               "eval_s": time.perf_counter() - t0, "cpu": cpu, "load1": load1}  # fmt: skip
         append_cell(sink, row)
         log(f"{c['actor']} n={cfg.n} chain={cfg.chain_steps} -> {s.score_mean:.1f} "
             f"({row['eval_s']:.0f}s)")  # fmt: skip
@@ -139,6 +160,7 @@ def stage_report(args: argparse.Namespace) -> None:
     cells = list(read_cells(args.out).values())
     if not cells:
         raise SystemExit(f"no cells in {args.out}: run the eval stage first.")
+    check_provenance(cells)
     flat = lab_rows(cells)
     datasets = sorted({f["dataset"] for f in flat})
     args.figures.mkdir(parents=True, exist_ok=True)

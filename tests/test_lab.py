@@ -16,6 +16,7 @@ from gemkit.experiments.lab import (
     RULE_NAMES,
     RULES,
     chain_steps,
+    check_provenance,
     deployment_claim,
     is_swept,
     lab_cells,
@@ -202,3 +203,57 @@ def test_the_script_refuses_a_dataset_it_has_no_knobs_for_in_one_line(tmp_path: 
     with pytest.raises(SystemExit, match=r"^error: the lab runs on the Maze2D and locomotion"):
         lab.main(["eval", "--dataset", "gemkit/fork-v0", "--checkpoint", str(tmp_path),
                   "--out", str(tmp_path / "cells")])  # fmt: skip
+
+
+def _stamped(seed: int, sha: str | None, **tags: object) -> dict:
+    cell = lab_cells("gemkit/maze2d-umaze-v1", ["gem"], [64], horizon=300, train_seed=seed,
+                     episodes=100)[0]  # fmt: skip
+    return {**cell, **({} if sha is None else {"checkpoint_sha": sha}), **tags}
+
+
+def test_cells_of_one_seed_must_come_from_one_checkpoint() -> None:
+    check_provenance([_stamped(0, "a" * 64), _stamped(0, "a" * 64), _stamped(1, "b" * 64)])
+    check_provenance([_stamped(0, None), _stamped(0, "a" * 64)])  # older cells: unchecked
+    with pytest.raises(GemkitError, match=r"train_seed=0 come from two trainings "
+                                          r"\(checkpoint_sha aaaaaaaaaaaa and bbbbbbbbbbbb\)"):
+        check_provenance([_stamped(0, "a" * 64), _stamped(1, "c" * 64), _stamped(0, "b" * 64)])
+    # a proposer is one network per fitted directory: T = 10 and T = 20 are two networks
+    fits = [_stamped(0, "a" * 64, proposer_fit=f, proposer_sha=f) for f in ("flow", "diffusion")]
+    check_provenance(fits)
+    with pytest.raises(GemkitError, match=r"proposer_fit=flow come from two trainings"):
+        check_provenance([*fits, _stamped(0, "a" * 64, proposer_fit="flow", proposer_sha="x")])
+
+
+def test_weights_digest_is_the_manifests_hash_of_the_weights(tmp_path: Path) -> None:
+    import hashlib
+
+    from core_fixtures import tiny_models
+
+    from gemkit.errors import CheckpointError
+    from gemkit.models import save_models, weights_digest
+
+    d = save_models(tmp_path / "ck", tiny_models())
+    assert weights_digest(d) == hashlib.sha256((d / "models.safetensors").read_bytes()).hexdigest()
+    assert weights_digest(save_models(tmp_path / "other", tiny_models(seed=1))) != weights_digest(d)
+    with pytest.raises(CheckpointError, match=r"is not a readable gemkit manifest"):
+        weights_digest(tmp_path)
+
+
+def test_the_eval_stage_refuses_an_out_holding_another_checkpoints_cells(tmp_path: Path) -> None:
+    from core_fixtures import tiny_models
+    from script_fixtures import load_script
+
+    from gemkit.models import save_models
+
+    lab = load_script("reproductions/selection_lab.py", "selection_lab")
+    models = tiny_models()
+    models.meta["train_config"] = {"seed": 0}
+    ckpt = save_models(tmp_path / "maze2d-umaze-s0", models)
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "cells-lab.jsonl").write_text(json.dumps(_stamped(0, "f" * 64)) + "\n")
+    with pytest.raises(SystemExit, match=r"^error: cells of task=gemkit/maze2d-umaze-v1 "
+                                         r"train_seed=0 come from two trainings"):  # fmt: skip
+        lab.main(["eval", "--checkpoint", str(ckpt), "--out", str(tmp_path / "cells"),
+                  "--rules", "gem", "--ns", "1", "64", "--episodes", "100"])  # fmt: skip
+    # nothing was evaluated: the store holds the one cell it held
+    assert len((tmp_path / "cells" / "cells-lab.jsonl").read_text().splitlines()) == 1

@@ -29,9 +29,11 @@ from gemkit.models.generative import GENERATIVE_KINDS
 __all__ = [
     "FITTED_STEPS",
     "GEM_KNOBS",
+    "PROVENANCE",
     "RULES",
     "RULE_NAMES",
     "chain_steps",
+    "check_provenance",
     "deployment_claim",
     "figure_name",
     "is_swept",
@@ -139,6 +141,40 @@ def chain_steps(config: dict[str, Any]) -> int | None:
     if config.get("chain_steps") is not None:
         return int(config["chain_steps"])
     return FITTED_STEPS.get(config["proposer"])
+
+
+#: a cell's fingerprint fields, each with the cell fields that name one trained network (a
+#: proposer by its fitted directory's name, :func:`proposer_dir`): one network, one fingerprint
+#: (the sha256 of its weights, :func:`gemkit.models.weights_digest`)
+PROVENANCE: dict[str, tuple[str, ...]] = {
+    "checkpoint_sha": ("task", "train_seed"),
+    "proposer_sha": ("task", "train_seed", "proposer_fit"),
+}
+
+
+def check_provenance(cells: Iterable[dict[str, Any]]) -> None:
+    """Refuse cells that mix two trainings of one network: cells of one task and training seed
+    must come from one checkpoint, and cells of one fitted proposer (kind and chain length)
+    from one fit, wherever they record a fingerprint (:data:`PROVENANCE`; cells cached before
+    fingerprints were recorded have none and are not checked).
+
+    Raises:
+        GemkitError: two fingerprints for one network, naming both.
+    """
+    seen: dict[tuple[Any, ...], str] = {}
+    for c in cells:
+        for field, names in PROVENANCE.items():
+            sha = c.get(field)
+            if sha is None:
+                continue
+            ident = tuple([field] + [c.get(n) for n in names])
+            first = seen.setdefault(ident, sha)
+            if first != sha:
+                what = " ".join(f"{n}={v}" for n, v in zip(names, ident[1:], strict=True))
+                raise GemkitError(
+                    f"cells of {what} come from two trainings ({field} {first[:12]} and "
+                    f"{sha[:12]}): keep a retrained network's cells in another --out."
+                )
 
 
 def timing_valid(cell: dict[str, Any]) -> bool:

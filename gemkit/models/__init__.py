@@ -4,7 +4,7 @@ generative behavior models (diffusion, flow) of the literature's candidate sourc
 from gemkit.models.critic import CriticEnsemble, ValueNetwork, VectorizedLinear
 from gemkit.models.generative import DiffusionBehavior, FlowBehavior
 from gemkit.models.gmm import ConditionalGMM, GMMParams
-from gemkit.models.io import Models, attach_generative, load_models, save_models
+from gemkit.models.io import Models, attach_generative, load_models, save_models, weights_digest
 
 __all__ = [
     "ConditionalGMM",
@@ -18,4 +18,5 @@ __all__ = [
     "attach_generative",
     "load_models",
     "save_models",
+    "weights_digest",
 ]

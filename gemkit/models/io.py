@@ -36,6 +36,7 @@ __all__ = [
     "attach_generative",
     "load_models",
     "save_models",
+    "weights_digest",
 ]
 
 MANIFEST = "models.json"
@@ -303,6 +304,26 @@ def save_models(directory: str | Path, models: Models) -> Path:
     }
     atomic_write_bytes(d / MANIFEST, json.dumps(manifest, indent=2).encode())
     return d
+
+
+def weights_digest(directory: str | Path) -> str:
+    """The sha256 of a model directory's weights as its manifest records it, read without
+    loading the networks: a fingerprint that tells two trainings of one seed apart.
+
+    Raises:
+        CheckpointError: ``directory`` holds no gemkit manifest with a weights hash.
+    """
+    path = Path(directory) / MANIFEST
+    try:
+        digest = json.loads(path.read_text()).get("sha256")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        digest = None
+    if not isinstance(digest, str):
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable gemkit manifest: pass a directory written by "
+            "'gemkit train' or 'gemkit fit-proposer'."
+        )
+    return digest
 
 
 def load_models(directory: str | Path, device: torch.device | str = "cpu") -> Models:
