@@ -183,6 +183,7 @@ def test_two_datasets_make_two_sections_and_keep_their_rows_apart() -> None:
             cells.append(c | {"success_rate": goal, "critic_evals": 64.0, "steps_per_s": 10.0,
                               "score_mean": 10.0 * i + (c["actor"] == "gem"),
                               "checkpoint": f"{d}-s0", "cpu": "x"})  # fmt: skip
+    cells[-1]["checkpoint_sha"] = "0123456789abcdef" * 4  # one fingerprinted cell: its checkpoint
     flat = lab_rows(cells)
     assert [(f["dataset"], f["rule"], f["score"]) for f in flat] == [
         ("gemkit/hopper-medium-v0", "emaq", 10.0), ("gemkit/hopper-medium-v0", "gem", 11.0),
@@ -194,6 +195,8 @@ def test_two_datasets_make_two_sections_and_keep_their_rows_apart() -> None:
     knobs = {f: ", ".join(f"{k}={v}" for k, v in GEM_KNOBS[f].items()) for f in GEM_KNOBS}
     assert knobs["locomotion"] in page[hopper:] and knobs["locomotion"] not in page[:hopper]
     assert knobs["maze2d"] in page[maze:hopper]
+    assert "`gemkit/hopper-medium-v0-s0` (weights sha256 0123456789ab)" in page[hopper:]
+    assert "`gemkit/maze2d-umaze-v1-s0` on" in page[maze:hopper]  # unrecorded: no fingerprint
 
 
 def test_the_script_refuses_a_dataset_it_has_no_knobs_for_in_one_line(tmp_path: Path) -> None:

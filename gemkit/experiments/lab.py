@@ -272,7 +272,11 @@ def _lab_section(
     dataset: str, cells: list[dict[str, Any]], flat: list[dict[str, Any]], names: Sequence[str]
 ) -> list[str]:
     first, family = cells[0], lab_family(dataset)
-    ckpts = ", ".join(f"`{c}`" for c in sorted({str(r["checkpoint"]) for r in cells}))
+    shas: dict[str, str | None] = {str(r["checkpoint"]): None for r in cells}
+    shas.update({str(r["checkpoint"]): r["checkpoint_sha"] for r in cells
+                 if r.get("checkpoint_sha")})  # fmt: skip
+    ckpts = ", ".join(f"`{c}`" + (f" (weights sha256 {h[:12]})" if h else "")
+                      for c, h in sorted(shas.items()))  # fmt: skip
     swept = sorted({f["rule"] for f in flat if is_swept(f)})
     knobs_of = rules(family)
     shown = [k for k in names if any(f["rule"] == k for f in flat)]
