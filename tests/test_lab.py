@@ -79,6 +79,7 @@ def test_the_retrained_maze_cells_are_planned_cells_kept_apart() -> None:
         assert {r["key"] for r in rows} <= {c["key"] for c in plan}, path.name
         assert len(rows) == len({r["key"] for r in rows}), path.name
         assert {r["checkpoint"] for r in rows} == {f"maze2d-umaze-s{seed}"}, path.name
+        check_provenance(rows)  # where cells record their weights' hash: one training per seed
 
 
 def test_the_chain_sweep_adds_cells_only_to_samplers_with_a_chain() -> None:
