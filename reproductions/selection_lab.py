@@ -68,6 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "lab" / "cells")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
+    p.add_argument("--title", default=None, help="report: the page's heading (default: the lab's)")
     p.add_argument("--rules", nargs="+", default=list(RULE_NAMES), choices=list(RULE_NAMES))
     p.add_argument("--ns", nargs="+", type=int, default=[1, 4, 16, 64, 256])
     p.add_argument("--chain-n", type=int, default=64, help="N of the chain-length sweep")
@@ -171,7 +172,14 @@ def stage_report(args: argparse.Namespace) -> None:
     for d in datasets:
         plot_lab_frontier([f for f in flat if f["dataset"] == d], args.figures / figure_name(d),
                           args.chain_n)  # fmt: skip
-    args.doc.write_text(lab_page(cells, flat, args.rules))
+    source, figures = (os.path.relpath(p, args.doc.parent) for p in (args.out, args.figures))
+    command = "python reproductions/selection_lab.py report"
+    if (source, figures, args.doc.name) != ("results/lab/cells", "results/lab", "results-lab.md"):
+        command += f" --out docs/{source} --doc docs/{args.doc.name} --figures docs/{figures}"
+    if args.title is not None:
+        command += f" --title {args.title!r}"
+    kw = {} if args.title is None else {"title": args.title}
+    args.doc.write_text(lab_page(cells, flat, args.rules, source, figures, command, **kw))
     log(f"wrote {args.doc}")
 
 

@@ -61,7 +61,7 @@ def test_the_hopper_plan_reproduces_the_committed_hopper_cells_keys() -> None:
         assert len(rows) == len({r["key"] for r in rows}), path.name
 
 
-RETRAINED = ROOT / "docs" / "results" / "lab" / "maze-retrained"
+RETRAINED = ROOT / "docs" / "results" / "lab-retrained" / "cells"
 
 
 def test_the_retrained_maze_cells_are_planned_cells_kept_apart() -> None:

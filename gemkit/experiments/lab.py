@@ -243,14 +243,22 @@ def figure_name(dataset: str) -> str:
 
 
 def lab_page(
-    cells: list[dict[str, Any]], flat: list[dict[str, Any]], names: Sequence[str]
+    cells: list[dict[str, Any]],
+    flat: list[dict[str, Any]],
+    names: Sequence[str],
+    source: str = "results/lab/cells",
+    figures: str = "results/lab",
+    command: str = "python reproductions/selection_lab.py report",
+    title: str = "The selection lab: the literature's rules over the same critics",
 ) -> str:
     """The lab's results page (Markdown) from its cells and :func:`lab_rows`: one section per
-    dataset, each with its rules, claim, figure (:func:`figure_name`) and table."""
+    dataset, each with its rules, claim, figure (:func:`figure_name`) and table. ``source`` and
+    ``figures`` are the cells' and the figures' folders relative to the page, ``command`` the
+    one that regenerates it, ``title`` the page's heading."""
     cpus = ", ".join(sorted({str(r.get("cpu")) for r in cells}))
     # the paper's task first, then the others by name
     datasets = sorted({str(r["task"]) for r in cells}, key=lambda d: (lab_family(d) != "maze2d", d))
-    lines = ["# The selection lab: the literature's rules over the same critics", "",
+    lines = [f"# {title}", "",
              "On each dataset below, every rule ran over the same checkpoints (each run's critic "
              "ensemble, behavior GMM and actor) on the same test episodes, scores normalised on "
              "the dataset's reference scale, mean ± std over the checkpoints' training seeds. "
@@ -259,17 +267,22 @@ def lab_page(
              f"T = {FITTED_STEPS['diffusion']}, flow {FITTED_STEPS['flow']} Euler steps, unless "
              "the chain-steps column says otherwise: a flow model's Euler steps are chosen at "
              "sampling time, a diffusion model with another T is fitted with it). GEM runs at "
-             "its suite's chosen knobs. Regenerated from the cells in `results/lab/cells` by "
-             f"`python reproductions/selection_lab.py report` (CPU: {cpus}).", "",
+             f"its suite's chosen knobs. Regenerated from the cells in `{source}` by "
+             f"`{command}` (CPU: {cpus}).", "",
              *(f"- [{task_name(d)}](#{task_name(d)})" for d in datasets), ""]  # fmt: skip
     for dataset in datasets:
         lines += _lab_section(dataset, [r for r in cells if r["task"] == dataset],
-                              [f for f in flat if f["dataset"] == dataset], names)  # fmt: skip
+                              [f for f in flat if f["dataset"] == dataset], names,
+                              figures)  # fmt: skip
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _lab_section(
-    dataset: str, cells: list[dict[str, Any]], flat: list[dict[str, Any]], names: Sequence[str]
+    dataset: str,
+    cells: list[dict[str, Any]],
+    flat: list[dict[str, Any]],
+    names: Sequence[str],
+    figures: str,
 ) -> list[str]:
     first, family = cells[0], lab_family(dataset)
     shas: dict[str, str | None] = {str(r["checkpoint"]): None for r in cells}
@@ -285,7 +298,7 @@ def _lab_section(
              f"(evaluation seed {first['eval_seeds'][0]}), scores normalised with "
              f"{SUITES[family].scale}.", "",
              "![score against candidates, critic evaluations and speed]"
-             f"(results/lab/{figure_name(dataset)})",
+             f"({figures}/{figure_name(dataset)})",
              "", "| rule | what it is |", "| --- | --- |",
              *(f"| {k} | {', '.join(f'{a}={b}' for a, b in knobs_of[k].items())} |"
                for k in shown),
