@@ -104,6 +104,7 @@ def provenance(args: argparse.Namespace, cell: dict[str, Any]) -> dict[str, Any]
     """A cell's fingerprints: its checkpoint's, and its fitted proposer's where it draws on one
     (absent until fitted: evaluating it then fails with the fit's own message)."""
     from gemkit.models import weights_digest as digest
+    from gemkit.models.io import MANIFEST
 
     tags: dict[str, Any] = {"checkpoint": args.checkpoint.name,
                             "checkpoint_sha": digest(args.checkpoint)}  # fmt: skip
@@ -111,7 +112,7 @@ def provenance(args: argparse.Namespace, cell: dict[str, Any]) -> dict[str, Any]
     if kind in FITTED_STEPS:
         d = proposer_dir(args.runs, kind, cell["config"]["chain_steps"])
         tags["proposer_fit"] = d.name
-        if (d / "models.json").is_file():
+        if (d / MANIFEST).is_file():
             tags["proposer_sha"] = digest(d)
     return tags
 
