@@ -39,6 +39,7 @@ from gemkit.experiments import append_cell, read_cells
 from gemkit.experiments.figures import plot_lab_frontier
 from gemkit.experiments.lab import (
     FITTED_STEPS,
+    LAB_TITLE,
     RULE_NAMES,
     check_provenance,
     figure_name,
@@ -68,7 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "lab" / "cells")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "results-lab.md")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "results" / "lab")
-    p.add_argument("--title", default=None, help="report: the page's heading (default: the lab's)")
+    p.add_argument("--title", default=LAB_TITLE, help="report: the page's heading")
     p.add_argument("--rules", nargs="+", default=list(RULE_NAMES), choices=list(RULE_NAMES))
     p.add_argument("--ns", nargs="+", type=int, default=[1, 4, 16, 64, 256])
     p.add_argument("--chain-n", type=int, default=64, help="N of the chain-length sweep")
@@ -100,21 +101,28 @@ def stage_fit(args: argparse.Namespace) -> None:
         log(f"{kind}: {args.steps:,} steps in {out} ({time.perf_counter() - t0:.0f}s)")
 
 
-def provenance(args: argparse.Namespace, cell: dict[str, Any]) -> dict[str, Any]:
-    """A cell's fingerprints: its checkpoint's, and its fitted proposer's where it draws on one
-    (absent until fitted: evaluating it then fails with the fit's own message)."""
+def provenance(args: argparse.Namespace, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``cells`` tagged with their fingerprints: the checkpoint's, and the fitted proposer's where
+    one draws on it (absent until fitted: evaluating it then fails with the fit's own message).
+    Each manifest is read once."""
     from gemkit.models import weights_digest as digest
     from gemkit.models.io import MANIFEST
 
-    tags: dict[str, Any] = {"checkpoint": args.checkpoint.name,
-                            "checkpoint_sha": digest(args.checkpoint)}  # fmt: skip
-    kind = cell["config"]["proposer"]
-    if kind in FITTED_STEPS:
-        d = proposer_dir(args.runs, kind, cell["config"]["chain_steps"])
-        tags["proposer_fit"] = d.name
-        if (d / MANIFEST).is_file():
-            tags["proposer_sha"] = digest(d)
-    return tags
+    base = {"checkpoint": args.checkpoint.name, "checkpoint_sha": digest(args.checkpoint)}
+    fits: dict[Path, dict[str, Any]] = {}
+    tagged = []
+    for c in cells:
+        tags = dict(base)
+        kind = c["config"]["proposer"]
+        if kind in FITTED_STEPS:
+            d = proposer_dir(args.runs, kind, c["config"]["chain_steps"])
+            if d not in fits:
+                fits[d] = {"proposer_fit": d.name}
+                if (d / MANIFEST).is_file():
+                    fits[d]["proposer_sha"] = digest(d)
+            tags.update(fits[d])
+        tagged.append({**c, **tags})
+    return tagged
 
 
 def stage_eval(args: argparse.Namespace) -> None:
@@ -136,7 +144,7 @@ def stage_eval(args: argparse.Namespace) -> None:
                         diffusion_steps=args.diffusion_steps)  # fmt: skip
     nets: dict[Path, Models] = {}
     done = read_cells(args.out)
-    todo = [{**c, **provenance(args, c)} for c in planned if c["key"] not in done]
+    todo = provenance(args, [c for c in planned if c["key"] not in done])
     check_provenance([*done.values(), *todo])  # before any evaluation: no mixed checkpoints
     args.out.mkdir(parents=True, exist_ok=True)
     sink, cpu = args.out / "cells-lab.jsonl", cpu_name()
@@ -177,10 +185,9 @@ def stage_report(args: argparse.Namespace) -> None:
     command = "python reproductions/selection_lab.py report"
     if (source, figures, args.doc.name) != ("results/lab/cells", "results/lab", "results-lab.md"):
         command += f" --out docs/{source} --doc docs/{args.doc.name} --figures docs/{figures}"
-    if args.title is not None:
+    if args.title != LAB_TITLE:
         command += f" --title {args.title!r}"
-    kw = {} if args.title is None else {"title": args.title}
-    args.doc.write_text(lab_page(cells, flat, args.rules, source, figures, command, **kw))
+    args.doc.write_text(lab_page(cells, flat, args.rules, source, figures, command, args.title))
     log(f"wrote {args.doc}")
 
 

@@ -29,6 +29,7 @@ from gemkit.models.generative import GENERATIVE_KINDS
 __all__ = [
     "FITTED_STEPS",
     "GEM_KNOBS",
+    "LAB_TITLE",
     "PROVENANCE",
     "RULES",
     "RULE_NAMES",
@@ -242,6 +243,10 @@ def figure_name(dataset: str) -> str:
     return f"lab_frontier_{task_name(dataset)}.png"
 
 
+#: the heading of the lab's results page (``docs/results-lab.md``)
+LAB_TITLE = "The selection lab: the literature's rules over the same critics"
+
+
 def lab_page(
     cells: list[dict[str, Any]],
     flat: list[dict[str, Any]],
@@ -249,7 +254,7 @@ def lab_page(
     source: str = "results/lab/cells",
     figures: str = "results/lab",
     command: str = "python reproductions/selection_lab.py report",
-    title: str = "The selection lab: the literature's rules over the same critics",
+    title: str = LAB_TITLE,
 ) -> str:
     """The lab's results page (Markdown) from its cells and :func:`lab_rows`: one section per
     dataset, each with its rules, claim, figure (:func:`figure_name`) and table. ``source`` and
